@@ -1,0 +1,42 @@
+# kvmlab: `make lab` opens the labs, `make test` runs every test. Both set up what they
+# need first (system packages, /dev/kvm, libvirt daemons, virtualenv, guest kernel),
+# and both can be run again at any time.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kvmlab-installed
+
+.PHONY: lab test setup host venv guest lint bench doctor cleanup
+
+lab: setup
+	bash scripts/lab.sh
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+setup: host venv guest
+
+host:
+	bash scripts/setup-host.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[live,dev]'
+	touch $@
+
+guest: venv
+	$(BIN)/kvmlab guest build
+
+doctor: setup
+	$(BIN)/kvmlab doctor
+
+cleanup: venv
+	$(BIN)/kvmlab doctor --cleanup
+
+bench: setup
+	$(BIN)/python -m benchmarks

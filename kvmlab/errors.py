@@ -1,0 +1,48 @@
+"""The one family of errors that kvmlab raises.
+
+Every error a student can meet names the rule that was broken or says what was
+tried, why it failed and what to do next; none of them is a traceback from deep
+inside simpy or libvirt.
+
+Examples
+--------
+>>> from kvmlab.errors import HostUnavailable
+>>> err = HostUnavailable("qemu:///system", "the libvirt daemon is not running",
+...                       "start it with `libvirtd -d` (as root)")
+>>> print(err)
+Cannot reach libvirt at 'qemu:///system': the libvirt daemon is not running. What to do: ...
+"""
+
+from __future__ import annotations
+
+
+class KvmlabError(Exception):
+    """Base class of every error raised on purpose by kvmlab."""
+
+
+class ScenarioError(KvmlabError, ValueError):
+    """A scenario or argument breaks a rule; the message names the rule."""
+
+
+class HostUnavailable(KvmlabError):
+    """A libvirt host could not be reached.
+
+    Parameters
+    ----------
+    uri : str
+        The libvirt URI that was tried.
+    reason : str
+        Why it failed, in words a student understands.
+    remedy : str
+        What to do about it.
+    """
+
+    def __init__(self, uri: str, reason: str, remedy: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        self.remedy = remedy
+        super().__init__(f"Cannot reach libvirt at {uri!r}: {reason}. What to do: {remedy}.")
+
+
+class ExperimentFailed(KvmlabError):
+    """A live experiment started but did not produce a result."""

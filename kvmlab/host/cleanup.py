@@ -1,0 +1,146 @@
+"""Find and remove what a crashed or killed kvmlab run left on a host.
+
+Everything kvmlab creates on a host carries the ``kvmlab-`` prefix: transient
+guests, storage pools and volumes, networks, network namespaces, host links and
+the guests' staged files. Only objects with that prefix are ever touched.
+
+Examples
+--------
+>>> from kvmlab.host import connect
+>>> find_libvirt_leftovers(connect("test:///default"))   # the test driver's objects are not ours
+[]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvmlab.errors import HostUnavailable
+from kvmlab.host.connect import connect, import_libvirt
+from kvmlab.host.domxml import NAME_PREFIX
+from kvmlab.host.guest import SYSTEM_IMAGES_DIR, destroy_domain, live_uri
+from kvmlab.host.image import cache_dir
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One object left behind: its kind, its name, and where it is."""
+
+    kind: str
+    name: str
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} ({self.where})"
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(NAME_PREFIX)
+
+
+def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
+    """Return the domains, networks, pools and volumes named ``kvmlab-*`` on ``conn``."""
+    uri = conn.getURI()
+    found = [Leftover("domain", d.name(), uri) for d in conn.listAllDomains() if _ours(d.name())]
+    found += [Leftover("network", n.name(), uri) for n in conn.listAllNetworks()
+              if _ours(n.name())]
+    for pool in conn.listAllStoragePools():
+        if _ours(pool.name()):
+            found.append(Leftover("pool", pool.name(), uri))
+        if pool.isActive():
+            with contextlib.suppress(Exception):
+                found += [Leftover("volume", v.name(), f"{uri} pool {pool.name()}")
+                          for v in pool.listAllVolumes() if _ours(v.name())]
+    return found
+
+
+def _ip(*args: str) -> str:
+    if shutil.which("ip") is None:
+        return ""
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def find_host_leftovers() -> list[Leftover]:
+    """Return network namespaces, links and staged guest files named ``kvmlab-*``."""
+    found = [Leftover("netns", line.split()[0], "this host")
+             for line in _ip("netns", "list").splitlines() if line and _ours(line.split()[0])]
+    with contextlib.suppress(ValueError):
+        for link in json.loads(_ip("-j", "link", "show") or "[]"):
+            if _ours(link.get("ifname", "")):
+                found.append(Leftover("link", link["ifname"], "this host"))
+    for root in (SYSTEM_IMAGES_DIR, cache_dir() / "run"):
+        with contextlib.suppress(OSError):
+            found += [Leftover("files", p.name, str(root)) for p in sorted(root.iterdir())
+                      if _ours(p.name)]
+    return found
+
+
+def _libvirt_conn(uri: str | None, write: bool) -> Any | None:
+    try:
+        return connect(live_uri(uri), write=write)
+    except HostUnavailable:
+        return None
+
+
+def find_leftovers(uri: str | None = None) -> list[Leftover]:
+    """Return every ``kvmlab-`` object on the live host ``uri`` and on this machine."""
+    conn = _libvirt_conn(uri, write=False)
+    found = find_libvirt_leftovers(conn) if conn is not None else []
+    return found + find_host_leftovers()
+
+
+def remove_leftovers(uri: str | None = None) -> list[Leftover]:
+    """Remove every ``kvmlab-`` object; return what was removed.
+
+    Guests are destroyed (and undefined), networks and pools stopped and
+    undefined, volumes deleted, namespaces and links deleted, staged files removed.
+    """
+    libvirt = import_libvirt()
+    conn = _libvirt_conn(uri, write=True)
+    removed: list[Leftover] = []
+    if conn is not None:
+        for item in find_libvirt_leftovers(conn):
+            with contextlib.suppress(libvirt.libvirtError):
+                if item.kind == "domain":
+                    destroy_domain(conn, item.name)
+                elif item.kind == "network":
+                    _stop_and_undefine(conn.networkLookupByName(item.name), libvirt)
+                elif item.kind == "volume":
+                    pool_name = item.where.rsplit(" pool ", 1)[1]
+                    conn.storagePoolLookupByName(pool_name).storageVolLookupByName(
+                        item.name).delete(0)
+                elif item.kind == "pool":
+                    pool = conn.storagePoolLookupByName(item.name)
+                    if pool.isActive():
+                        for vol in pool.listAllVolumes():
+                            vol.delete(0)
+                    _stop_and_undefine(pool, libvirt)
+                removed.append(item)
+        conn.close()
+    for item in find_host_leftovers():
+        if item.kind == "netns":
+            subprocess.run(["ip", "netns", "delete", item.name], capture_output=True, timeout=30)
+        elif item.kind == "link":
+            subprocess.run(["ip", "link", "delete", item.name], capture_output=True, timeout=30)
+        else:
+            path = Path(item.where) / item.name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        removed.append(item)
+    return removed
+
+
+def _stop_and_undefine(obj: Any, libvirt: Any) -> None:
+    with contextlib.suppress(libvirt.libvirtError):
+        obj.destroy()
+    with contextlib.suppress(libvirt.libvirtError):
+        obj.undefine()

@@ -1,0 +1,114 @@
+"""Domain XML for the tiny guest, built with ElementTree (never string formatting).
+
+Examples
+--------
+>>> spec = GuestSpec(name="kvmlab-doc-1", vcpus=2, memory_mib=128,
+...                  kernel="/k", initrd="/i", console_log="/c.log",
+...                  pinning={0: (0,), 1: (1,)})
+>>> root = ET.fromstring(domain_xml(spec))
+>>> root.get("type"), root.findtext("vcpu"), root.find("cputune/vcpupin").get("cpuset")
+('qemu', '2', '0')
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kvmlab.errors import ScenarioError
+
+ACCELERATORS = ("kvm", "tcg")
+NAME_PREFIX = "kvmlab-"
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """What a tiny guest looks like to libvirt.
+
+    Parameters
+    ----------
+    name : str
+        Must start with ``kvmlab-`` so that a clean-up can find it.
+    vcpus : int
+        Number of virtual CPUs (threads of the QEMU process on the host).
+    memory_mib : int
+        Guest memory in MiB.
+    kernel, initrd, console_log : str
+        Host paths QEMU can read (kernel, initrd) and write (console log).
+    accel : {'tcg', 'kvm'}
+        ``kvm`` is hardware-assisted; ``tcg`` is QEMU's software translator.
+    pinning : mapping of vCPU index to host CPU indices
+        Restrict each listed vCPU thread to those host CPUs (``<vcpupin>``).
+    cmdline : str
+        Extra kernel command-line arguments.
+    """
+
+    name: str
+    vcpus: int
+    memory_mib: int
+    kernel: str
+    initrd: str
+    console_log: str
+    accel: str = "tcg"
+    pinning: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    cmdline: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith(NAME_PREFIX):
+            raise ScenarioError(f"guest name {self.name!r} must start with {NAME_PREFIX!r} "
+                                "so that `kvmlab doctor --cleanup` can find it")
+        if self.vcpus < 1:
+            raise ScenarioError(f"a guest needs at least 1 vCPU, not {self.vcpus}")
+        if self.memory_mib < 64:
+            raise ScenarioError(f"the tiny guest needs at least 64 MiB, not {self.memory_mib}")
+        if self.accel not in ACCELERATORS:
+            raise ScenarioError(f"accelerator {self.accel!r} is not one of {ACCELERATORS}")
+        for vcpu, cpus in self.pinning.items():
+            if not 0 <= vcpu < self.vcpus:
+                raise ScenarioError(f"cannot pin vCPU {vcpu}: the guest has vCPUs "
+                                    f"0-{self.vcpus - 1}")
+            if not cpus or any(c < 0 for c in cpus):
+                raise ScenarioError(f"vCPU {vcpu} must be pinned to one or more host CPUs "
+                                    f"numbered from 0, not {list(cpus)}")
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def domain_xml(spec: GuestSpec) -> str:
+    """Return libvirt domain XML for a transient, diskless, direct-kernel-boot guest.
+
+    The guest powers itself off when its scenario ends; every way it can stop
+    (power-off, reboot, crash) destroys it, so nothing is left defined.
+    """
+    dom = ET.Element("domain", type="kvm" if spec.accel == "kvm" else "qemu")
+    _sub(dom, "name", spec.name)
+    _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(dom, "vcpu", str(spec.vcpus), placement="static")
+    if spec.pinning:
+        tune = _sub(dom, "cputune")
+        for vcpu, cpus in sorted(spec.pinning.items()):
+            _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=",".join(map(str, sorted(cpus))))
+    os_el = _sub(dom, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64", machine="pc")
+    _sub(os_el, "kernel", spec.kernel)
+    _sub(os_el, "initrd", spec.initrd)
+    _sub(os_el, "cmdline", f"console=ttyS0 quiet panic=-1 {spec.cmdline}".strip())
+    features = _sub(dom, "features")
+    _sub(features, "acpi")  # without ACPI the guest kernel finds only one CPU
+    _sub(features, "apic")
+    if spec.accel == "kvm":
+        _sub(dom, "cpu", mode="host-passthrough")
+    for event in ("on_poweroff", "on_reboot", "on_crash"):
+        _sub(dom, event, "destroy")
+    devices = _sub(dom, "devices")
+    serial = _sub(devices, "serial", type="file")
+    _sub(serial, "source", path=spec.console_log)
+    _sub(serial, "target", port="0")
+    _sub(devices, "memballoon", model="virtio")
+    return ET.tostring(dom, encoding="unicode")

@@ -1,0 +1,421 @@
+"""Boot the tiny guest through libvirt, run a scenario in it, and always remove it.
+
+:class:`TransientGuest` is a context manager. Entering it starts a *transient*
+libvirt domain named ``kvmlab-<purpose>-<id>`` with the chosen vCPU count,
+memory and pinning, running a shell script of yours inside the guest; leaving
+it destroys the domain and deletes its files, also on an exception, on Ctrl-C
+and on SIGTERM. (A ``kill -9`` cannot be caught: ``kvmlab doctor --cleanup``
+removes what such a run leaves behind.)
+
+Whether the guest runs under KVM or under QEMU's TCG is decided by trying, not
+by looking for ``/dev/kvm``: :func:`choose_accelerator` boots the guest once
+under KVM and uses KVM only if that guest reaches its ``/init`` in time.
+
+Examples
+--------
+A live example (it needs a QEMU host, so it is not run as a doctest)::
+
+    with TransientGuest("echo hello from $(nproc) vCPUs", vcpus=2) as guest:
+        out = guest.result(timeout_s=60)
+    print(out.lines)            # ['hello from 2 vCPUs']
+
+The console parsing works anywhere:
+
+>>> out = parse_console("noise\\nKVMLAB-BOOTED\\nKVMLAB-BEGIN\\nx=1\\nKVMLAB-END 0\\n")
+>>> out.booted, out.lines, out.exit_status
+(True, ['x=1'], 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvmlab.errors import ExperimentFailed, ScenarioError
+from kvmlab.host.connect import connect, import_libvirt
+from kvmlab.host.domxml import NAME_PREFIX, GuestSpec, domain_xml
+from kvmlab.host.image import (
+    BEGIN_MARKER,
+    BOOT_MARKER,
+    END_MARKER,
+    GuestImage,
+    build_image,
+    cache_dir,
+    cached_image,
+    scenario_archive,
+)
+
+SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
+KVM_TRIAL_TIMEOUT_S = 15.0
+
+
+def live_uri(uri: str | None = None) -> str:
+    """Return the URI of a host that can boot real guests.
+
+    The argument, else ``KVMLAB_URI`` when it is not the test driver, else
+    ``qemu:///system`` for root and ``qemu:///session`` for other users.
+
+    Examples
+    --------
+    >>> live_uri("qemu:///session")
+    'qemu:///session'
+    """
+    env = os.environ.get("KVMLAB_URI", "")
+    if uri:
+        return uri
+    if env and not env.startswith("test:"):
+        return env
+    return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"
+
+
+def staging_root(uri: str) -> Path:
+    """Return where a guest's kernel, initrd and console log are put for ``uri``.
+
+    QEMU under ``qemu:///system`` runs as an unprivileged user that cannot enter
+    root's home directory, so its files go to libvirt's images directory.
+    """
+    if uri.startswith("qemu:///system"):
+        return SYSTEM_IMAGES_DIR
+    return cache_dir() / "run"
+
+
+@dataclass(frozen=True)
+class ScenarioOutput:
+    """What a scenario printed on the guest's serial console.
+
+    ``lines`` holds the lines between ``KVMLAB-BEGIN`` and ``KVMLAB-END``;
+    ``exit_status`` is the script's exit status (None if it has not ended).
+    """
+
+    booted: bool
+    lines: list[str]
+    exit_status: int | None
+    console: str = field(repr=False, default="")
+
+    def values(self) -> dict[str, str]:
+        """Return the ``key=value`` lines of the output as a dict.
+
+        Examples
+        --------
+        >>> parse_console("KVMLAB-BEGIN\\nvcpus=4\\nKVMLAB-END 0").values()
+        {'vcpus': '4'}
+        """
+        pairs = (line.split("=", 1) for line in self.lines if "=" in line)
+        return {k.strip(): v.strip() for k, v in pairs}
+
+
+def parse_console(text: str) -> ScenarioOutput:
+    """Split a serial-console transcript into the scenario's output and status."""
+    lines = [line.rstrip("\r") for line in text.splitlines()]
+    booted = BOOT_MARKER in lines
+    out: list[str] = []
+    status: int | None = None
+    inside = False
+    for line in lines:
+        if line == BEGIN_MARKER:
+            inside, out = True, []
+        elif inside and line.startswith(END_MARKER):
+            status = int(line.split()[1]) if len(line.split()) > 1 else None
+            inside = False
+        elif inside:
+            out.append(line)
+    return ScenarioOutput(booted=booted, lines=out, exit_status=status, console=text)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while the block runs, so clean-up code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (clean-up must finish)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class TransientGuest:
+    """A tiny guest that lives exactly as long as a ``with`` block.
+
+    Parameters
+    ----------
+    script : str
+        Shell script (busybox sh) run inside the guest as its scenario. Its
+        output comes back through :meth:`result`. ``kvmlab-insmod net`` loads the
+        bridge, 8021q and veth modules; ``/opt/iproute2/ip`` is the full ``ip``.
+    vcpus : int
+        Number of vCPUs.
+    memory_mib : int
+        Guest memory in MiB.
+    pinning : mapping, optional
+        vCPU index to the host CPUs it may run on.
+    accel : {'auto', 'kvm', 'tcg'}
+        ``auto`` uses KVM only when a trial boot proves that it works.
+    uri : str, optional
+        libvirt URI of a local QEMU host (see :func:`live_uri`).
+    purpose : str
+        Middle part of the name, ``kvmlab-<purpose>-<id>``.
+    cmdline : str
+        Extra kernel command-line arguments (for example ``nokaslr``).
+    image : GuestImage, optional
+        The guest image; by default the cached one, built if missing.
+    """
+
+    def __init__(self, script: str = "", *, vcpus: int = 1, memory_mib: int = 128,
+                 pinning: Mapping[int, Sequence[int]] | None = None, accel: str = "auto",
+                 uri: str | None = None, purpose: str = "guest", cmdline: str = "",
+                 image: GuestImage | None = None) -> None:
+        if not purpose.replace("-", "").isalnum():
+            raise ScenarioError(f"purpose {purpose!r} may hold only letters, digits and '-'")
+        self.script = script
+        self.uri = live_uri(uri)
+        self.name = f"{NAME_PREFIX}{purpose}-{secrets.token_hex(4)}"
+        self.workdir = staging_root(self.uri) / self.name
+        self.spec = GuestSpec(
+            name=self.name, vcpus=vcpus, memory_mib=memory_mib,
+            kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
+            console_log=str(self.workdir / "console.log"),
+            accel="tcg" if accel == "auto" else accel, pinning=dict(pinning or {}),
+            cmdline=cmdline)
+        if accel not in ("auto", "kvm", "tcg"):
+            raise ScenarioError(f"accel must be 'auto', 'kvm' or 'tcg', not {accel!r}")
+        self._accel = accel
+        self.image = image
+        self.conn: Any = None
+        self.domain: Any = None
+        self.started_at: float | None = None
+        self.accel_reason = ""
+
+    # -- life cycle ------------------------------------------------------------------
+    def __enter__(self) -> TransientGuest:
+        self._guard = _sigterm_as_exit()
+        self._guard.__enter__()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            self._guard.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.close()
+        finally:
+            self._guard.__exit__(None, None, None)
+
+    def start(self) -> None:
+        """Stage the files and start the transient domain."""
+        self.image = self.image or build_image(progress=lambda _line: None)
+        self.conn = connect(self.uri, write=True)
+        if self._accel == "auto":
+            choice = choose_accelerator(self.uri, self.image)
+            self.spec = _replace(self.spec, accel=choice.accel)
+            self.accel_reason = choice.reason
+        self.workdir.mkdir(parents=True, exist_ok=False)
+        self.workdir.chmod(0o755)
+        shutil.copyfile(self.image.kernel, self.spec.kernel)
+        Path(self.spec.initrd).write_bytes(
+            self.image.initramfs.read_bytes() + scenario_archive(self.script))
+        libvirt = import_libvirt()
+        try:
+            self.domain = self.conn.createXML(domain_xml(self.spec), 0)
+        except libvirt.libvirtError as exc:
+            raise ExperimentFailed(f"libvirt refused to start guest {self.name}: {exc}") from None
+        self.started_at = time.monotonic()
+
+    def close(self) -> None:
+        """Destroy the domain (if it still runs) and delete its files. Idempotent."""
+        with _signals_deferred():
+            if self.conn is not None:
+                destroy_domain(self.conn, self.name)
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+                self.conn = None
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- observing -------------------------------------------------------------------
+    @property
+    def accel(self) -> str:
+        """The accelerator the guest runs under: ``'kvm'`` or ``'tcg'``."""
+        return self.spec.accel
+
+    def console(self) -> str:
+        """Return everything the guest has printed on its serial console so far."""
+        try:
+            return Path(self.spec.console_log).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def is_running(self) -> bool:
+        """Return True while the domain exists and runs."""
+        try:
+            return bool(self.conn.lookupByName(self.name).isActive())
+        except Exception:  # noqa: BLE001 - the domain is gone
+            return False
+
+    def wait_for(self, text: str, timeout_s: float = 60.0) -> float:
+        """Wait until ``text`` appears on the console; return seconds since start.
+
+        Raises
+        ------
+        ExperimentFailed
+            If the guest stops, or ``timeout_s`` passes, without printing it.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if text in self.console():
+                return time.monotonic() - (self.started_at or time.monotonic())
+            if time.monotonic() > deadline or not self.is_running():
+                if text in self.console():  # printed just before power-off
+                    continue
+                tail = "\n".join(self.console().splitlines()[-8:]) or "(nothing)"
+                state = "did not print" if self.is_running() else "stopped without printing"
+                raise ExperimentFailed(
+                    f"guest {self.name} ({self.accel}) {state} {text!r} within {timeout_s:g} s; "
+                    f"last console lines:\n{tail}")
+            time.sleep(0.05)
+
+    def result(self, timeout_s: float = 120.0) -> ScenarioOutput:
+        """Wait for the scenario to end and return its output."""
+        self.wait_for(END_MARKER, timeout_s)
+        return parse_console(self.console())
+
+    def stats(self) -> dict[str, Any]:
+        """Return libvirt's domain statistics (``virsh domstats``) as a dict."""
+        records = self.conn.domainListGetStats([self.conn.lookupByName(self.name)], 0)
+        return dict(records[0][1]) if records else {}
+
+    def qemu_pid(self) -> int:
+        """Return the host process id of the guest's QEMU process."""
+        pidfile = Path("/run/libvirt/qemu") / f"{self.name}.pid"
+        if self.uri.startswith("qemu:///session"):
+            runtime = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
+            pidfile = Path(runtime) / "libvirt" / "qemu" / "run" / f"{self.name}.pid"
+        return int(pidfile.read_text().strip())
+
+
+def _replace(spec: GuestSpec, **changes: Any) -> GuestSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+def destroy_domain(conn: Any, name: str) -> bool:
+    """Destroy (and undefine, if persistent) the domain ``name``; True if it existed."""
+    libvirt = import_libvirt()
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return False
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.destroy()
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.undefine()
+    return True
+
+
+# -- choosing KVM or TCG --------------------------------------------------------------
+@dataclass(frozen=True)
+class AcceleratorChoice:
+    """The accelerator to use on a host, and why."""
+
+    accel: str
+    reason: str
+    trial_boot_s: float | None = None
+
+
+def libvirt_offers_kvm(conn: Any) -> bool:
+    """Return True if the host's capabilities list a ``kvm`` domain for x86_64."""
+    caps = ET.fromstring(conn.getCapabilities())
+    return any(d.get("type") == "kvm"
+               for d in caps.iterfind("guest/arch[@name='x86_64']/domain"))
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def trial_boot(uri: str, image: GuestImage, accel: str,
+               timeout_s: float = KVM_TRIAL_TIMEOUT_S) -> float:
+    """Boot the guest under ``accel``; return seconds until ``KVMLAB-BOOTED``.
+
+    Raises
+    ------
+    ExperimentFailed
+        If the guest does not reach its ``/init`` within ``timeout_s``.
+    """
+    with TransientGuest("", accel=accel, uri=uri, purpose="trial", image=image) as guest:
+        return guest.wait_for(BOOT_MARKER, timeout_s)
+
+
+def choose_accelerator(uri: str, image: GuestImage | None = None, *,
+                       recheck: bool = False) -> AcceleratorChoice:
+    """Decide between KVM and TCG for ``uri`` by a trial boot (cached per host boot).
+
+    KVM is chosen only if libvirt offers it *and* a guest booted under it
+    reaches its ``/init`` within a few seconds. A ``/dev/kvm`` that exists but
+    cannot run a standard guest (for example a paravirtual KVM variant) gives TCG.
+    """
+    image = image or cached_image() or build_image(progress=lambda _line: None)
+    key = f"{uri}|{_boot_id()}|{image.kernel_release}"
+    memo = cache_dir() / "accelerator.json"
+    if not recheck:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            saved = json.loads(memo.read_text())
+            if saved["key"] == key:
+                return AcceleratorChoice(**saved["choice"])
+    conn = connect(uri)
+    try:
+        offers = libvirt_offers_kvm(conn)
+    finally:
+        conn.close()
+    if not offers:
+        choice = AcceleratorChoice("tcg", "libvirt offers no KVM domain on this host "
+                                   "(no /dev/kvm, or QEMU may not open it)")
+    else:
+        try:
+            seconds = trial_boot(uri, image, "kvm")
+            choice = AcceleratorChoice("kvm", f"a trial boot under KVM reached the guest's "
+                                       f"init in {seconds:.1f} s", seconds)
+        except ExperimentFailed as exc:
+            first = str(exc).splitlines()[0]
+            choice = AcceleratorChoice(
+                "tcg", "/dev/kvm is present but a standard guest does not boot under it "
+                f"({first}); using QEMU's TCG software emulation")
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps({"key": key, "choice": choice.__dict__}))
+    return choice

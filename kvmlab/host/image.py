@@ -1,0 +1,290 @@
+"""Build and cache the tiny guest: a Debian kernel plus a busybox initramfs.
+
+The guest needs no disk image. Its kernel comes from Debian's
+``linux-image-cloud-amd64`` package (small, with the network modules the labs
+load: bridge, 8021q, veth); its userland is the static busybox of the host plus
+iproute2's ``ip`` and ``bridge`` with their libraries (busybox's own ``ip`` knows
+no namespaces or VLANs). Its ``/init`` mounts ``/proc``, ``/sys`` and ``/dev``,
+prints ``KVMLAB-BOOTED`` on the serial console, runs ``/kvmlab/scenario.sh``
+between ``KVMLAB-BEGIN`` and ``KVMLAB-END <exit status>`` and powers off.
+
+The image is cached in the user's cache directory (``KVMLAB_CACHE_DIR``, else
+``$XDG_CACHE_HOME/kvmlab``, else ``~/.cache/kvmlab``); building it takes a few
+seconds once. On a system without apt, point ``KVMLAB_KERNEL`` at a bzImage and
+``KVMLAB_KERNEL_MODULES`` at its ``lib/modules/<release>`` directory.
+
+Examples
+--------
+>>> init = init_script()
+>>> init.splitlines()[0]
+'#!/bin/busybox sh'
+>>> "KVMLAB-BOOTED" in init
+True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kvmlab.errors import ExperimentFailed
+from kvmlab.host import cpio
+
+KERNEL_PACKAGE = "linux-image-cloud-amd64"
+NET_MODULES = ("llc", "stp", "garp", "mrp", "8021q", "bridge", "veth")
+"""Kernel modules the network labs use, in the order they must be loaded."""
+USERLAND_TOOLS = ("ip", "bridge")
+"""iproute2 programs copied into the guest, with their shared libraries."""
+BOOT_MARKER = "KVMLAB-BOOTED"
+BEGIN_MARKER = "KVMLAB-BEGIN"
+END_MARKER = "KVMLAB-END"
+SCENARIO_PATH = "kvmlab/scenario.sh"
+
+Progress = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    """Return kvmlab's cache directory (it is not created here).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["KVMLAB_CACHE_DIR"] = "/tmp/kvmlab-doc-cache"
+    >>> str(cache_dir())
+    '/tmp/kvmlab-doc-cache'
+    >>> del os.environ["KVMLAB_CACHE_DIR"]
+    """
+    if env := os.environ.get("KVMLAB_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kvmlab"
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    """A cached guest: kernel, base initramfs and where they came from."""
+
+    kernel: Path
+    initramfs: Path
+    kernel_release: str
+    source: str
+    built: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> GuestImage:
+        return cls(kernel=Path(data["kernel"]), initramfs=Path(data["initramfs"]),
+                   kernel_release=data["kernel_release"], source=data["source"],
+                   built=data["built"])
+
+
+def init_script() -> str:
+    """Return the guest's ``/init``: mount, announce, run the scenario, power off."""
+    return f"""#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox mkdir -p /dev/pts /run /var /tmp
+/bin/busybox ln -s /run /var/run
+/bin/busybox --install -s /bin
+export PATH=/bin:/opt/iproute2
+echo {BOOT_MARKER}
+if [ -f /{SCENARIO_PATH} ]; then
+  echo {BEGIN_MARKER}
+  sh /{SCENARIO_PATH}
+  echo "{END_MARKER} $?"
+fi
+poweroff -f
+"""
+
+
+def insmod_script() -> str:
+    """Return ``/bin/kvmlab-insmod``: load kvmlab's bundled modules by name, in order."""
+    return """#!/bin/busybox sh
+# usage: kvmlab-insmod MODULE...   (or: kvmlab-insmod net, for all network modules)
+[ "$1" = net ] && set -- """ + " ".join(NET_MODULES) + """
+for m in "$@"; do
+  grep -q "^$m " /proc/modules && continue
+  insmod /lib/kvmlab-modules/$m.ko || exit 1
+done
+"""
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise ExperimentFailed(f"`{cmd[0]}` is not installed; it is needed to build the "
+                               "guest image (see README.md)") from None
+    if done.returncode != 0:
+        raise ExperimentFailed(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-600:]}")
+    return done.stdout
+
+
+def _apt_download(package: str, workdir: Path) -> Path:
+    try:
+        _run(["apt-get", "download", package], cwd=workdir)
+    except ExperimentFailed:
+        if os.geteuid() != 0:
+            raise
+        _run(["apt-get", "update", "-qq"])          # stale or missing package lists
+        _run(["apt-get", "download", package], cwd=workdir)
+    found = sorted(workdir.glob(f"{package}_*.deb"))
+    if not found:
+        raise ExperimentFailed(f"apt-get download {package} produced no .deb file")
+    return found[-1]
+
+
+def fetch_debian_kernel(workdir: Path, progress: Progress = print) -> tuple[Path, Path, str]:
+    """Download Debian's cloud kernel into ``workdir``.
+
+    Returns
+    -------
+    (vmlinuz, modules directory, kernel release)
+    """
+    meta = _apt_download(KERNEL_PACKAGE, workdir)
+    depends = _run(["dpkg-deb", "-f", str(meta), "Depends"])
+    match = re.search(r"(linux-image-[\w.+-]+)", depends)
+    if not match:
+        raise ExperimentFailed(f"{KERNEL_PACKAGE} names no kernel package: {depends!r}")
+    package = match.group(1)
+    progress(f"downloading {package}")
+    deb = _apt_download(package, workdir)
+    tree = workdir / "tree"
+    _run(["dpkg", "-x", str(deb), str(tree)])
+    kernels = sorted((tree / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise ExperimentFailed(f"{package} holds no boot/vmlinuz-*")
+    release = kernels[0].name.removeprefix("vmlinuz-")
+    return kernels[0], tree / "lib" / "modules" / release, release
+
+
+def _dirs_of(path: str) -> Iterator[str]:
+    parts = path.strip("/").split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        yield "/".join(parts[:i])
+
+
+def shared_libraries(program: str) -> list[str]:
+    """Return the shared libraries ``program`` loads, as absolute paths (from ``ldd``)."""
+    out = _run(["ldd", program])
+    libs = re.findall(r"(?:=>\s*)?(/\S+)\s+\(0x", out)
+    return sorted(set(libs))
+
+
+def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
+    """Return the base initramfs: busybox, /init, iproute2, and the network modules."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not Path(busybox).exists():
+        raise ExperimentFailed("busybox is not installed: install the busybox-static package")
+    busybox_bytes = Path(busybox).read_bytes()
+    if b"ld-linux" in busybox_bytes[:4096]:  # a dynamic ELF names its loader up front
+        raise ExperimentFailed(f"{busybox} is not statically linked: install busybox-static")
+    entries: dict[str, cpio.Entry] = {}
+
+    def add_dir(path: str) -> None:
+        entries.setdefault(path, (path, cpio.DIR, b""))
+
+    def add_file(path: str, mode: int, data: bytes) -> None:
+        for d in _dirs_of(path):
+            add_dir(d)
+        entries[path.strip("/")] = (path.strip("/"), mode, data)
+
+    for d in ("bin", "proc", "sys", "dev", "etc", "kvmlab", "opt/iproute2"):
+        for parent in [*_dirs_of(d + "/x")]:
+            add_dir(parent)
+    add_file("bin/busybox", cpio.EXEC, busybox_bytes)
+    add_file("init", cpio.EXEC, init_script().encode())
+    add_file("bin/kvmlab-insmod", cpio.EXEC, insmod_script().encode())
+    add_file("etc/passwd", cpio.FILE, b"root:x:0:0:root:/:/bin/sh\n")
+    for tool in USERLAND_TOOLS:
+        path = shutil.which(tool) or shutil.which(tool, path="/sbin:/usr/sbin:/bin:/usr/bin")
+        if path is None:
+            raise ExperimentFailed(f"iproute2's `{tool}` is not installed: install iproute2")
+        add_file(f"opt/iproute2/{tool}", cpio.EXEC, Path(path).read_bytes())
+        for lib in shared_libraries(path):
+            add_file(lib, cpio.EXEC, Path(lib).read_bytes())
+    if modules_dir is not None:
+        for name in NET_MODULES:
+            found = sorted(modules_dir.rglob(f"{name}.ko"))
+            if found:
+                add_file(f"lib/kvmlab-modules/{name}.ko", cpio.FILE, found[0].read_bytes())
+    return list(entries.values())
+
+
+def scenario_archive(script: str) -> bytes:
+    """Return a gzipped cpio archive holding ``script`` as the guest's scenario.
+
+    Appended after the base initramfs, it adds ``/kvmlab/scenario.sh``.
+
+    Examples
+    --------
+    >>> import gzip
+    >>> b"echo hi" in gzip.decompress(scenario_archive("echo hi"))
+    True
+    """
+    return cpio.gzip_archive([("kvmlab", cpio.DIR, b""),
+                              (SCENARIO_PATH, cpio.EXEC, script.encode())])
+
+
+def _index_path() -> Path:
+    return cache_dir() / "guest" / "current.json"
+
+
+def cached_image() -> GuestImage | None:
+    """Return the cached guest image, or None when none has been built."""
+    try:
+        image = GuestImage.from_dict(json.loads(_index_path().read_text()))
+    except (OSError, ValueError, KeyError):
+        return None
+    if image.kernel.exists() and image.initramfs.exists():
+        return image
+    return None
+
+
+def build_image(force: bool = False, progress: Progress = print) -> GuestImage:
+    """Return the guest image, building and caching it first if needed.
+
+    Parameters
+    ----------
+    force : bool
+        Rebuild even if a cached image exists.
+    progress : callable
+        Receives one line for each step (``print`` by default).
+    """
+    if not force and (image := cached_image()) is not None:
+        return image
+    with tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
+        work = Path(tmp)
+        if env_kernel := os.environ.get("KVMLAB_KERNEL"):
+            kernel = Path(env_kernel)
+            modules_env = os.environ.get("KVMLAB_KERNEL_MODULES")
+            modules = Path(modules_env) if modules_env else None
+            release = modules.name if modules else kernel.name.removeprefix("vmlinuz-")
+            source = f"KVMLAB_KERNEL={kernel}"
+        else:
+            progress(f"fetching the guest kernel ({KERNEL_PACKAGE}, Debian)")
+            kernel, modules, release = fetch_debian_kernel(work, progress)
+            source = f"Debian package for {release}"
+        progress("packing the initramfs (busybox, iproute2, network modules)")
+        initramfs = cpio.gzip_archive(userland_entries(modules))
+        target = cache_dir() / "guest" / release
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kernel, target / "vmlinuz")
+        (target / "initramfs.gz").write_bytes(initramfs)
+    image = GuestImage(kernel=target / "vmlinuz", initramfs=target / "initramfs.gz",
+                       kernel_release=release, source=source,
+                       built=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    _index_path().write_text(json.dumps(image.to_dict(), indent=2))
+    progress(f"guest image cached in {target}")
+    return image
