@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kvmlab-installed
 
-.PHONY: lab test setup host venv guest lint bench doctor cleanup
+.PHONY: lab test setup host venv guest doctor cleanup
 
 lab: setup
 	bash scripts/lab.sh
@@ -37,6 +37,3 @@ doctor: setup
 
 cleanup: venv
 	$(BIN)/kvmlab doctor --cleanup
-
-bench: setup
-	$(BIN)/python -m benchmarks

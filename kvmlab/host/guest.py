@@ -236,8 +236,8 @@ class TransientGuest:
 
     def start(self) -> None:
         """Stage the files and start the transient domain."""
-        self.image = self.image or build_image(progress=lambda _line: None)
         self.conn = connect(self.uri, write=True)
+        self.image = self.image or build_image(progress=lambda _line: None)
         if self._accel == "auto":
             choice = choose_accelerator(self.uri, self.image)
             self.spec = _replace(self.spec, accel=choice.accel)

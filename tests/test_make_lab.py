@@ -1,0 +1,61 @@
+"""`make lab` serves JupyterLab on notebooks/: request its URL, get the listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_lab_serves_the_notebooks():
+    port = free_port()
+    env = {**os.environ, "KVMLAB_LAB_PORT": str(port)}
+    env.pop("DISPLAY", None)
+    lab = subprocess.Popen(["make", "-s", "lab"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen: list[str] = []
+    try:
+        url = None
+        deadline = time.monotonic() + 300
+        while url is None and time.monotonic() < deadline:
+            line = lab.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            match = re.search(rf"(http://127\.0\.0\.1:{port}/lab\?token=\w+)", line)
+            url = match.group(1) if match else None
+        assert url, "make lab printed no URL:\n" + "".join(seen[-30:])
+        token = url.split("token=")[1]
+        api = f"http://127.0.0.1:{port}/api/contents?token={token}"
+        with urllib.request.urlopen(api, timeout=30) as answer:
+            listing = json.load(answer)
+        names = {item["name"] for item in listing["content"]}
+        assert "00-start-here.ipynb" in names
+        assert names >= {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert b"JupyterLab" in page.read()
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.pid, signal.SIGKILL)
+            lab.wait()
