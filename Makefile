@@ -23,13 +23,12 @@ host:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | host
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[live,dev]'
 	touch $@
 
-guest: venv
+guest: host venv
 	$(BIN)/kvmlab guest build
 
 doctor: setup

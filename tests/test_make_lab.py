@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def get_when_up(url: str, timeout_s: float = 60) -> bytes:
+    """GET ``url``, retrying while the server (which prints its URL first) starts."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                return answer.read()
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -45,13 +59,11 @@ def test_make_lab_serves_the_notebooks():
         assert url, "make lab printed no URL:\n" + "".join(seen[-30:])
         token = url.split("token=")[1]
         api = f"http://127.0.0.1:{port}/api/contents?token={token}"
-        with urllib.request.urlopen(api, timeout=30) as answer:
-            listing = json.load(answer)
+        listing = json.loads(get_when_up(api))
         names = {item["name"] for item in listing["content"]}
         assert "00-start-here.ipynb" in names
         assert names >= {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
-        with urllib.request.urlopen(url, timeout=30) as page:
-            assert b"JupyterLab" in page.read()
+        assert b"JupyterLab" in get_when_up(url)
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         try:
