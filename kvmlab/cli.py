@@ -57,6 +57,39 @@ def _guest_run(args: argparse.Namespace) -> int:
     return out.exit_status or 0
 
 
+def _cpu(args: argparse.Namespace) -> int:
+    from kvmlab import cpu
+    from kvmlab.data import save_recorded
+
+    scenario = cpu.load_scenario(args.scenario)
+    if args.duration is not None:
+        scenario = scenario.with_duration(args.duration)
+
+    def progress(line: str) -> None:
+        print(f"# {line}", file=sys.stderr)
+
+    if args.cpu_command == "simulate":
+        out = cpu.simulate(scenario, seed=args.seed, scheduler=args.scheduler).to_dict()
+    elif args.cpu_command == "run":
+        result = cpu.run_on_host(scenario, uri=args.uri, progress=progress)
+        if args.record:
+            path = save_recorded(args.record, result.to_dict())
+            print(f"# recorded in {path}", file=sys.stderr)
+        out = result.to_dict()
+    else:
+        if args.recorded:
+            measured = cpu.recorded_result(args.recorded)
+            scenario = measured.scenario
+        else:
+            measured = cpu.run_on_host(scenario, uri=args.uri, progress=progress)
+        simulated = cpu.simulate(scenario, seed=args.seed, scheduler=args.scheduler)
+        comparison = cpu.compare(simulated, measured)
+        print(comparison.table(), file=sys.stderr)
+        out = comparison.to_dict()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def _versions(args: argparse.Namespace) -> int:
     from kvmlab.versions import show_versions
 
@@ -93,6 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
     run.set_defaults(func=_guest_run)
 
+    cpu = sub.add_parser("cpu", help="the CPU lab: simulate, run on a host, compare")
+    csub = cpu.add_subparsers(dest="cpu_command", required=True)
+    helps = {"simulate": "simulate a scenario (JSON result on standard output)",
+             "run": "run a scenario as real guests and measure it (same JSON fields)",
+             "compare": "simulate and measure (or take a recorded run) and compare"}
+    for name, text in helps.items():
+        c = csub.add_parser(name, help=text)
+        c.add_argument("scenario", help="a scenario JSON file or a shipped scenario name "
+                                        "(e.g. cpu-seed-example)")
+        c.add_argument("--duration", type=float, help="override duration_s")
+        if name != "run":
+            c.add_argument("--seed", type=int, default=0)
+            c.add_argument("--scheduler", choices=("fair", "round-robin"), default="fair")
+        if name != "simulate":
+            c.add_argument("--uri", help="libvirt URI of a local QEMU host")
+        if name == "run":
+            c.add_argument("--record", metavar="NAME",
+                           help="also save the result as data/recorded/NAME.json")
+        if name == "compare":
+            c.add_argument("--recorded", metavar="NAME",
+                           help="compare with a recorded run instead of measuring")
+        c.set_defaults(func=_cpu)
+
     versions = sub.add_parser("versions", help="versions of kvmlab, libvirt, QEMU, ...")
     versions.add_argument("--json", action="store_true")
     versions.set_defaults(func=_versions)
@@ -110,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kvmlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:          # e.g. `kvmlab cpu simulate ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,9 @@ class GuestSpec:
         Restrict each listed vCPU thread to those host CPUs (``<vcpupin>``).
     cmdline : str
         Extra kernel command-line arguments.
+    shares : int, optional
+        The guest's CPU weight relative to other guests (``<cputune><shares>``;
+        the host's default is 1024).
     """
 
     name: str
@@ -53,6 +56,7 @@ class GuestSpec:
     accel: str = "tcg"
     pinning: Mapping[int, Sequence[int]] = field(default_factory=dict)
     cmdline: str = ""
+    shares: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name.startswith(NAME_PREFIX):
@@ -64,6 +68,8 @@ class GuestSpec:
             raise ScenarioError(f"the tiny guest needs at least 64 MiB, not {self.memory_mib}")
         if self.accel not in ACCELERATORS:
             raise ScenarioError(f"accelerator {self.accel!r} is not one of {ACCELERATORS}")
+        if self.shares is not None and self.shares <= 0:
+            raise ScenarioError(f"CPU shares must be positive, not {self.shares}")
         for vcpu, cpus in self.pinning.items():
             if not 0 <= vcpu < self.vcpus:
                 raise ScenarioError(f"cannot pin vCPU {vcpu}: the guest has vCPUs "
@@ -90,8 +96,10 @@ def domain_xml(spec: GuestSpec) -> str:
     _sub(dom, "name", spec.name)
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
     _sub(dom, "vcpu", str(spec.vcpus), placement="static")
-    if spec.pinning:
+    if spec.pinning or spec.shares is not None:
         tune = _sub(dom, "cputune")
+        if spec.shares is not None:
+            _sub(tune, "shares", str(spec.shares))
         for vcpu, cpus in sorted(spec.pinning.items()):
             _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=",".join(map(str, sorted(cpus))))
     os_el = _sub(dom, "os")

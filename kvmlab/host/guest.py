@@ -189,12 +189,14 @@ class TransientGuest:
         Extra kernel command-line arguments (for example ``nokaslr``).
     image : GuestImage, optional
         The guest image; by default the cached one, built if missing.
+    shares : int, optional
+        CPU weight against other guests (libvirt ``<shares>``; default 1024).
     """
 
     def __init__(self, script: str = "", *, vcpus: int = 1, memory_mib: int = 128,
                  pinning: Mapping[int, Sequence[int]] | None = None, accel: str = "auto",
                  uri: str | None = None, purpose: str = "guest", cmdline: str = "",
-                 image: GuestImage | None = None) -> None:
+                 image: GuestImage | None = None, shares: int | None = None) -> None:
         if not purpose.replace("-", "").isalnum():
             raise ScenarioError(f"purpose {purpose!r} may hold only letters, digits and '-'")
         self.script = script
@@ -206,7 +208,7 @@ class TransientGuest:
             kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
             console_log=str(self.workdir / "console.log"),
             accel="tcg" if accel == "auto" else accel, pinning=dict(pinning or {}),
-            cmdline=cmdline)
+            cmdline=cmdline, shares=shares)
         if accel not in ("auto", "kvm", "tcg"):
             raise ScenarioError(f"accel must be 'auto', 'kvm' or 'tcg', not {accel!r}")
         self._accel = accel

@@ -1,0 +1,264 @@
+"""CPU scenarios: physical CPUs, VMs with vCPUs, and what each vCPU wants to do.
+
+A scenario is plain data. Its JSON form, which scripts may rely on::
+
+    {"pcpus": 2, "duration_s": 20,
+     "vms": [{"name": "vm1", "vcpus": 2, "pin": [0], "shares": 1024, "load": 1.0}]}
+
+``pin`` (optional) restricts every vCPU of the VM to those physical CPUs, like
+libvirt's ``<vcpupin>``; a list of lists pins each vCPU separately. ``shares``
+(optional, default 1024) is the VM's weight, like libvirt's ``<shares>``.
+``load`` (optional, default 1.0) is the fraction of time each vCPU wants to run:
+1.0 is a busy loop, 0.5 is busy for half of every ``period_ms`` (default 200) and
+idle for the other half. ``trace`` (optional) replaces ``load`` with a recorded
+pattern: a list of ``[busy_ms, idle_ms]`` pairs, repeated.
+
+Examples
+--------
+>>> s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 10,
+...                            "vms": [{"name": "vm1", "vcpus": 2}, {"name": "vm2", "vcpus": 4}]})
+>>> s.total_vcpus, s.overcommit
+(6, 3.0)
+>>> CpuScenario.from_dict({"pcpus": 2, "duration_s": 10,
+...                        "vms": [{"name": "a", "vcpus": 1, "pin": [2]}]})
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: VM 'a' pins a vCPU to pCPU 2, but the host has pCPUs 0-1 ...
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvmlab.errors import ScenarioError
+
+DEFAULT_SHARES = 1024
+DEFAULT_PERIOD_MS = 200.0
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ScenarioError(f"{what} must be a number, not {value!r}")
+    return float(value)
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{what} must be a whole number, not {value!r}")
+    if value < 1:
+        raise ScenarioError(f"{what} must be at least 1, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """One VM of a scenario. See the module docstring for the fields."""
+
+    name: str
+    vcpus: int
+    pin: tuple[tuple[int, ...], ...] | None = None
+    shares: int = DEFAULT_SHARES
+    load: float = 1.0
+    period_ms: float = DEFAULT_PERIOD_MS
+    trace: tuple[tuple[float, float], ...] | None = None
+
+    def segments_ms(self) -> tuple[tuple[float, float], ...]:
+        """The repeated (busy_ms, idle_ms) pattern of each vCPU.
+
+        Examples
+        --------
+        >>> VmSpec("v", 1, load=0.25, period_ms=200).segments_ms()
+        ((50.0, 150.0),)
+        """
+        if self.trace is not None:
+            return self.trace
+        return ((self.load * self.period_ms, (1 - self.load) * self.period_ms),)
+
+    @property
+    def busy_fraction(self) -> float:
+        """The long-run fraction of time each vCPU wants to run."""
+        busy = sum(b for b, _ in self.segments_ms())
+        return busy / sum(b + i for b, i in self.segments_ms())
+
+    def allowed(self, vcpu: int, pcpus: int) -> tuple[int, ...]:
+        """The pCPUs vCPU ``vcpu`` may run on."""
+        if self.pin is None:
+            return tuple(range(pcpus))
+        return self.pin[vcpu] if len(self.pin) > 1 else self.pin[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "vcpus": self.vcpus}
+        if self.pin is not None:
+            out["pin"] = list(self.pin[0]) if len(self.pin) == 1 else [list(p) for p in self.pin]
+        if self.shares != DEFAULT_SHARES:
+            out["shares"] = self.shares
+        if self.trace is not None:
+            out["trace"] = [list(seg) for seg in self.trace]
+        else:
+            out["load"] = self.load
+            if self.period_ms != DEFAULT_PERIOD_MS:
+                out["period_ms"] = self.period_ms
+        return out
+
+
+@dataclass(frozen=True)
+class CpuScenario:
+    """Physical CPUs, VMs, and how long to watch them.
+
+    Parameters
+    ----------
+    pcpus : int
+        Number of physical CPUs of the host.
+    duration_s : float
+        How long to simulate or measure, in seconds.
+    vms : tuple of VmSpec
+    slice_ms : float
+        The scheduler's time slice (the Linux default base slice is a few ms).
+    """
+
+    pcpus: int
+    duration_s: float
+    vms: tuple[VmSpec, ...]
+    slice_ms: float = 3.0
+    name: str = ""
+    description: str = field(default="", compare=False)
+
+    @property
+    def total_vcpus(self) -> int:
+        return sum(vm.vcpus for vm in self.vms)
+
+    @property
+    def overcommit(self) -> float:
+        """vCPUs per physical CPU (above 1 means overcommitted)."""
+        return self.total_vcpus / self.pcpus
+
+    def vm(self, name: str) -> VmSpec:
+        return next(vm for vm in self.vms if vm.name == name)
+
+    # -- (de)serialisation, with every rule checked in one place ---------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CpuScenario:
+        """Build a scenario from its JSON form; raise ScenarioError naming a broken rule."""
+        if not isinstance(data, Mapping):
+            raise ScenarioError("a CPU scenario is a JSON object with pcpus, duration_s, vms")
+        known = {"pcpus", "duration_s", "vms", "slice_ms", "name", "description"}
+        if unknown := set(data) - known:
+            raise ScenarioError(f"unknown scenario field(s) {sorted(unknown)}; "
+                                f"known: {sorted(known)}")
+        for key in ("pcpus", "duration_s", "vms"):
+            if key not in data:
+                raise ScenarioError(f"a CPU scenario needs {key!r}")
+        pcpus = _count(data["pcpus"], "pcpus (the number of physical CPUs)")
+        duration = _number(data["duration_s"], "duration_s")
+        if duration <= 0:
+            raise ScenarioError(f"duration_s must be positive, not {duration:g}")
+        slice_ms = _number(data.get("slice_ms", 3.0), "slice_ms")
+        if slice_ms <= 0:
+            raise ScenarioError(f"slice_ms must be positive, not {slice_ms:g}")
+        raw_vms = data["vms"]
+        if not isinstance(raw_vms, Sequence) or isinstance(raw_vms, str) or not raw_vms:
+            raise ScenarioError("vms must be a non-empty list of VMs")
+        vms = tuple(_vm_from_dict(v, pcpus) for v in raw_vms)
+        names = [vm.name for vm in vms]
+        if len(set(names)) != len(names):
+            raise ScenarioError(f"VM names must be unique, got {names}")
+        return cls(pcpus=pcpus, duration_s=duration, vms=vms, slice_ms=slice_ms,
+                   name=str(data.get("name", "")), description=str(data.get("description", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.name:
+            out["name"] = self.name
+        if self.description:
+            out["description"] = self.description
+        out |= {"pcpus": self.pcpus, "duration_s": self.duration_s,
+                "vms": [vm.to_dict() for vm in self.vms]}
+        if self.slice_ms != 3.0:
+            out["slice_ms"] = self.slice_ms
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> CpuScenario:
+        """Read a scenario from a JSON file."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def with_duration(self, duration_s: float) -> CpuScenario:
+        """The same scenario, watched for ``duration_s`` seconds."""
+        return CpuScenario.from_dict({**self.to_dict(), "duration_s": duration_s})
+
+
+def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"each VM is a JSON object, not {data!r}")
+    known = {"name", "vcpus", "pin", "shares", "load", "period_ms", "trace"}
+    name = str(data.get("name", ""))
+    if unknown := set(data) - known:
+        raise ScenarioError(f"VM {name!r}: unknown field(s) {sorted(unknown)}; "
+                            f"known: {sorted(known)}")
+    if not name:
+        raise ScenarioError("every VM needs a name")
+    vcpus = _count(data.get("vcpus"), f"VM {name!r}: vcpus")
+    shares = data.get("shares", DEFAULT_SHARES)
+    if isinstance(shares, bool) or not isinstance(shares, int) or shares <= 0:
+        raise ScenarioError(f"VM {name!r}: shares must be a positive whole number "
+                            f"(libvirt's default is {DEFAULT_SHARES}), not {shares!r}")
+    load = _number(data.get("load", 1.0), f"VM {name!r}: load")
+    if not 0 <= load <= 1:
+        raise ScenarioError(f"VM {name!r}: load is the busy fraction of each vCPU and must "
+                            f"be between 0 and 1, not {load:g}")
+    period = _number(data.get("period_ms", DEFAULT_PERIOD_MS), f"VM {name!r}: period_ms")
+    if period <= 0:
+        raise ScenarioError(f"VM {name!r}: period_ms must be positive, not {period:g}")
+    pin = _pin(data.get("pin"), name, vcpus, pcpus)
+    trace = None
+    if data.get("trace") is not None:
+        trace = tuple(_segment(seg, name) for seg in data["trace"])
+        if not trace or sum(b + i for b, i in trace) <= 0:
+            raise ScenarioError(f"VM {name!r}: a trace needs at least one [busy_ms, idle_ms] "
+                                "pair with a positive total")
+    return VmSpec(name=name, vcpus=vcpus, pin=pin, shares=shares, load=load,
+                  period_ms=period, trace=trace)
+
+
+def _segment(seg: Any, name: str) -> tuple[float, float]:
+    if not isinstance(seg, Sequence) or len(seg) != 2:
+        raise ScenarioError(f"VM {name!r}: each trace entry is [busy_ms, idle_ms], "
+                            f"not {seg!r}")
+    busy, idle = (_number(x, f"VM {name!r}: trace value") for x in seg)
+    if busy < 0 or idle < 0:
+        raise ScenarioError(f"VM {name!r}: trace times cannot be negative, got {list(seg)}")
+    return busy, idle
+
+
+def _pin(raw: Any, name: str, vcpus: int, pcpus: int) -> tuple[tuple[int, ...], ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+        raise ScenarioError(f"VM {name!r}: pin is a list of pCPU numbers (or one such list "
+                            f"per vCPU), not {raw!r}")
+    per_vcpu = all(isinstance(x, Sequence) and not isinstance(x, str) for x in raw)
+    sets = [list(x) for x in raw] if per_vcpu else [list(raw)]
+    if per_vcpu and len(sets) != vcpus:
+        raise ScenarioError(f"VM {name!r}: pin lists one pCPU set per vCPU, so it needs "
+                            f"{vcpus} sets, not {len(sets)}")
+    out = []
+    for cpus in sets:
+        if not cpus:
+            raise ScenarioError(f"VM {name!r}: a vCPU must be allowed on at least one pCPU")
+        for c in cpus:
+            if isinstance(c, bool) or not isinstance(c, int):
+                raise ScenarioError(f"VM {name!r}: pCPU numbers are whole numbers, not {c!r}")
+            if not 0 <= c < pcpus:
+                raise ScenarioError(f"VM {name!r} pins a vCPU to pCPU {c}, but the host has "
+                                    f"pCPUs 0-{pcpus - 1} (pcpus={pcpus})")
+        out.append(tuple(sorted(set(cpus))))
+    return tuple(out)

@@ -1,0 +1,64 @@
+"""Shipped scenarios and recorded real-host runs (``data/`` in the repository).
+
+``data/scenarios/<name>.json`` holds a scenario; ``data/recorded/<name>.json`` holds
+what a real host measured for it, with provenance (host, libvirt and QEMU
+versions, accelerator, date), so a classroom without libvirt still compares its
+simulations with reality. ``KVMLAB_DATA_DIR`` points elsewhere.
+
+Examples
+--------
+>>> "cpu-seed-example" in scenario_names("cpu")
+True
+>>> scenario_dict("cpu-seed-example")["pcpus"]
+2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kvmlab.errors import ScenarioError
+
+
+def data_dir() -> Path:
+    """The data directory: ``KVMLAB_DATA_DIR``, else ``data/`` beside the package."""
+    return Path(os.environ.get("KVMLAB_DATA_DIR") or Path(__file__).parents[1] / "data")
+
+
+def scenario_names(prefix: str = "") -> list[str]:
+    """Names of the shipped scenarios starting with ``prefix``."""
+    return sorted(p.stem for p in (data_dir() / "scenarios").glob(f"{prefix}*.json"))
+
+
+def scenario_dict(name: str) -> dict[str, Any]:
+    """The JSON form of shipped scenario ``name``."""
+    path = data_dir() / "scenarios" / f"{name}.json"
+    if not path.exists():
+        raise ScenarioError(f"no shipped scenario {name!r}; there are: "
+                            f"{', '.join(scenario_names()) or '(none)'}")
+    return json.loads(path.read_text())
+
+
+def recorded_names(prefix: str = "") -> list[str]:
+    """Names of the recorded real-host runs starting with ``prefix``."""
+    return sorted(p.stem for p in (data_dir() / "recorded").glob(f"{prefix}*.json"))
+
+
+def load_recorded(name: str) -> dict[str, Any]:
+    """The recorded real-host run ``name`` (a result's JSON form with provenance)."""
+    path = data_dir() / "recorded" / f"{name}.json"
+    if not path.exists():
+        raise ScenarioError(f"no recorded run {name!r}; there are: "
+                            f"{', '.join(recorded_names()) or '(none)'}")
+    return json.loads(path.read_text())
+
+
+def save_recorded(name: str, data: dict[str, Any]) -> Path:
+    """Write a recorded run (used by ``kvmlab cpu run --record``)."""
+    path = data_dir() / "recorded" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path

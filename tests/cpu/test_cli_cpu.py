@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from kvmlab.cli import main
+
+
+def test_simulate_prints_the_documented_json(capsys, tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"pcpus": 2, "duration_s": 1, "vms": [
+        {"name": "vm1", "vcpus": 2, "pin": [0], "shares": 1024, "load": 1.0}]}))
+    assert main(["cpu", "simulate", str(path), "--seed", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(v["vm"], v["vcpu"]) for v in out["vcpus"]] == [("vm1", 0), ("vm1", 1)]
+    for v in out["vcpus"]:
+        assert v["run_share"] == pytest.approx(0.5, abs=0.01)       # both pinned to pCPU 0
+        assert v["wait_share"] == pytest.approx(0.5, abs=0.01)
+    assert out["provenance"]["seed"] == 3
+
+
+def test_a_shipped_scenario_can_be_named(capsys):
+    assert main(["cpu", "simulate", "cpu-seed-example", "--duration", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scenario"]["name"] == "cpu-seed-example" and out["duration_s"] == 1
+
+
+def test_compare_with_a_recording_prints_errors(capsys):
+    from kvmlab.data import recorded_names
+
+    names = recorded_names("cpu-seed-example")
+    if not names:
+        pytest.skip("no recorded run of cpu-seed-example")
+    assert main(["cpu", "compare", "cpu-seed-example", "--recorded", names[0]]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["max_abs_error"] <= 0.05
+    assert "largest error" in captured.err
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"pcpus": 0, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1}]}', "at least 1"),
+    ('{"pcpus": 2, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1, "load": 2}]}',
+     "between 0 and 1"),
+    ("{not json", "is not valid JSON"),
+])
+def test_bad_scenarios_give_one_clear_line(capsys, tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["cpu", "simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kvmlab: error: ") and message in err and "Traceback" not in err
+
+
+def test_an_unknown_scenario_name_lists_the_shipped_ones(capsys):
+    assert main(["cpu", "simulate", "cpu-nonesuch"]) == 2
+    assert "cpu-seed-example" in capsys.readouterr().err

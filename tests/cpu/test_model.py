@@ -1,0 +1,112 @@
+"""The simpy model: invariants for all scenarios, and the closed-form answers."""
+
+import itertools
+from collections import defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_scenario import scenarios
+
+from kvmlab.cpu import CpuScenario, fair_shares, flat_shares, simulate
+from kvmlab.errors import ScenarioError
+
+EPS = 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios(), st.integers(0, 3), st.sampled_from(["fair", "round-robin"]))
+def test_invariants_hold_for_every_scenario(scenario, seed, scheduler):
+    r = simulate(scenario, seed=seed, scheduler=scheduler)
+    d = scenario.duration_s
+    for v in r.vcpus:
+        assert v.run_s >= 0 and v.wait_s >= 0
+        assert v.run_s + v.wait_s <= d + EPS
+        wants = scenario.vm(v.vm).busy_fraction
+        if wants == 1:                      # a busy loop wants the CPU all the time
+            assert v.run_s + v.wait_s == pytest.approx(d, abs=1e-6)
+        if wants == 0:
+            assert v.run_s == v.wait_s == 0
+    # the timeline accounts for every run second, respects pinning, never overlaps
+    ran = defaultdict(float)
+    per_pcpu = defaultdict(list)
+    per_vcpu = defaultdict(list)
+    for s in r.timeline:
+        assert s.pcpu in scenario.vm(s.vm).allowed(s.vcpu, scenario.pcpus)
+        ran[(s.vm, s.vcpu)] += s.end_s - s.start_s
+        per_pcpu[s.pcpu].append((s.start_s, s.end_s))
+        per_vcpu[(s.vm, s.vcpu)].append((s.start_s, s.end_s))
+    for v in r.vcpus:
+        assert ran[(v.vm, v.vcpu)] == pytest.approx(v.run_s, abs=1e-6)
+    for spans in [*per_pcpu.values(), *per_vcpu.values()]:
+        spans.sort()
+        assert all(a[1] <= b[0] + EPS for a, b in itertools.pairwise(spans))
+    assert 0 <= r.host_utilisation() <= 1 + EPS
+
+
+@given(scenarios(loads=(1.0,)), st.integers(0, 2))
+@settings(max_examples=30, deadline=None)
+def test_no_pcpu_idles_while_a_busy_vcpu_could_run(scenario, seed):
+    scenario = CpuScenario.from_dict({**scenario.to_dict(), "vms": [
+        {k: v for k, v in vm.to_dict().items() if k != "pin"} for vm in scenario.vms]})
+    r = simulate(scenario, seed=seed)
+    expected = min(1.0, scenario.total_vcpus / scenario.pcpus)
+    assert r.host_utilisation() == pytest.approx(expected, abs=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(scenarios(loads=(1.0,)), st.integers(0, 2))
+def test_fair_scheduler_gives_the_closed_form_shares(scenario, seed):
+    scenario = CpuScenario.from_dict({**scenario.to_dict(), "duration_s": 3.0, "vms": [
+        {k: v for k, v in vm.to_dict().items() if k != "pin"} for vm in scenario.vms]})
+    fair = fair_shares(scenario)
+    flat = flat_shares(scenario)
+    r = simulate(scenario, seed=seed)
+    rr = simulate(scenario, seed=seed, scheduler="round-robin")
+    for v in r.vcpus:
+        assert v.run_share == pytest.approx(fair[v.vm], abs=0.02)
+    for v in rr.vcpus:
+        assert v.run_share == pytest.approx(flat[v.vm], abs=0.02)
+
+
+def test_the_same_seed_gives_the_same_result_and_another_may_differ():
+    s = {"pcpus": 2, "duration_s": 2, "vms": [{"name": "a", "vcpus": 3, "load": 0.5},
+                                              {"name": "b", "vcpus": 2, "load": 0.25}]}
+    assert simulate(s, seed=5).to_dict() == simulate(s, seed=5).to_dict()
+    assert simulate(s, seed=5).timeline == simulate(s, seed=5).timeline
+    assert any(simulate(s, seed=k).timeline != simulate(s, seed=5).timeline for k in range(5))
+
+
+def test_pinned_vms_share_their_pcpu_by_vm_first():
+    r = simulate({"pcpus": 2, "duration_s": 3, "vms": [
+        {"name": "vm1", "vcpus": 1, "pin": [0]}, {"name": "vm2", "vcpus": 2, "pin": [0]}]})
+    assert r.vcpu("vm1", 0).run_share == pytest.approx(0.5, abs=0.01)
+    assert r.vcpu("vm2", 1).run_share == pytest.approx(0.25, abs=0.01)
+    assert not [s for s in r.timeline if s.pcpu == 1]          # pCPU 1 stays idle
+
+
+def test_a_duty_cycle_runs_its_busy_fraction_when_alone():
+    r = simulate({"pcpus": 2, "duration_s": 4, "vms": [
+        {"name": "vm1", "vcpus": 2, "load": 0.3, "period_ms": 100}]})
+    for v in r.vcpus:
+        assert v.run_share == pytest.approx(0.3, abs=0.03)
+        assert v.wait_share == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_trace_is_replayed():
+    r = simulate({"pcpus": 1, "duration_s": 3, "vms": [
+        {"name": "vm1", "vcpus": 1, "trace": [[10, 30], [50, 10]]}]})
+    assert r.vcpu("vm1", 0).run_share == pytest.approx(60 / 100, abs=0.03)
+
+
+def test_progress_is_reported_up_to_done():
+    seen = []
+    simulate({"pcpus": 1, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1}]},
+             progress=seen.append)
+    assert seen and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_an_unknown_scheduler_names_the_choices():
+    with pytest.raises(ScenarioError, match="not one of"):
+        simulate({"pcpus": 1, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1}]},
+                 scheduler="lottery")
