@@ -90,6 +90,13 @@ def _cpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _problems(args: argparse.Namespace) -> int:
+    from kvmlab.cpu import problems
+
+    print(problems.main_problem(args.seed, show_answer=args.compute))
+    return 0
+
+
 def _versions(args: argparse.Namespace) -> int:
     from kvmlab.versions import show_versions
 
@@ -148,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--recorded", metavar="NAME",
                            help="compare with a recorded run instead of measuring")
         c.set_defaults(func=_cpu)
+
+    prob = sub.add_parser("problems", help="practice problems with worked answers")
+    prob.add_argument("topic", choices=("cpu",), help="which lab")
+    prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
+    prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
+    prob.set_defaults(func=_problems)
 
     versions = sub.add_parser("versions", help="versions of kvmlab, libvirt, QEMU, ...")
     versions.add_argument("--json", action="store_true")

@@ -4,7 +4,7 @@ Examples
 --------
 >>> from kvmlab import cpu
 >>> result = cpu.simulate(cpu.load_scenario("cpu-seed-example").with_duration(1))
->>> result.vcpu("vm2", 3).run_share
+>>> round(result.vcpu("vm2", 3).run_share, 2)
 0.25
 """
 

@@ -73,21 +73,23 @@ class _Group:
 class _Thread:
     """A vCPU thread."""
 
-    __slots__ = ("allowed", "group", "index", "key", "off_at", "on_s", "run_s", "runnable",
-                 "running", "slices", "vm", "vruntime")
+    __slots__ = ("allowed", "group", "index", "key", "off_at", "run_s", "runnable",
+                 "running", "slices", "vm", "vruntime", "wait_s", "waiting_since")
 
-    def __init__(self, vm: VmSpec, index: int, group: _Group, allowed: frozenset[int]) -> None:
+    def __init__(self, vm: VmSpec, index: int, group: _Group,
+                 allowed: frozenset[int] | None) -> None:
         self.vm = vm.name
         self.index = index
         self.group = group
-        self.allowed = allowed
+        self.allowed = allowed     # None: any pCPU
         self.runnable = False
         self.running = False
         self.off_at = math.inf     # when the current busy stretch ends
         self.vruntime = 0.0
         self.key: tuple[float, int] | None = None
         self.run_s = 0.0
-        self.on_s = 0.0            # time it wanted to run
+        self.wait_s = 0.0
+        self.waiting_since: float | None = None
         self.slices = 0
 
 
@@ -105,7 +107,7 @@ class _HostModel:
         self.groups = {vm.name: _Group(vm.name, vm.shares) for vm in scenario.vms}
         self.group_heap: list[tuple[float, int, _Group]] = []
         self.rr_queue: deque[_Thread] = deque()
-        self.idle: list[simpy.Event | None] = [None] * scenario.pcpus
+        self.idle: dict[int, simpy.Event] = {}      # idle pCPUs, waiting for work
         self.timeline: list[Slice] | None = [] if record_timeline else None
         self.last_slice: list[int | None] = [None] * scenario.pcpus   # index in timeline
         self.progress = progress
@@ -113,8 +115,8 @@ class _HostModel:
         order = []
         for vm in scenario.vms:
             for i in range(vm.vcpus):
-                t = _Thread(vm, i, self.groups[vm.name],
-                            frozenset(vm.allowed(i, scenario.pcpus)))
+                pinned = None if vm.pin is None else frozenset(vm.allowed(i, scenario.pcpus))
+                t = _Thread(vm, i, self.groups[vm.name], pinned)
                 self.threads.append(t)
                 order.append((t, vm))
         self.rng.shuffle(order)                # who is first in line at time 0
@@ -146,19 +148,17 @@ class _HostModel:
     def _workload(self, t: _Thread, vm: VmSpec, phase: float) -> Iterator[simpy.Event]:
         env = self.env
         if vm.busy_fraction >= 1:
-            t.on_s = self.end
             self._wake(t, math.inf)
             return
         if vm.busy_fraction <= 0:
             return
         for busy, idle in self._pattern(vm, phase):
             if busy > 0:
-                t.on_s += min(busy, self.end - env.now)
                 self._wake(t, env.now + busy)
                 yield env.timeout(busy)
+                # A thread still waiting in the queue stays there: it has to run once
+                # to notice that its busy stretch is over (a real loop reads the clock).
                 t.runnable = False
-                if not t.running and t.key is not None:
-                    self._dequeue(t)
             if env.now >= self.end:
                 return
             if idle > 0:
@@ -169,16 +169,21 @@ class _HostModel:
         if t.runnable:
             return
         t.runnable = True
-        if not t.running:
+        if not t.running and t.key is None:
             self._enqueue(t, waking=True)
-        for p in sorted(t.allowed):
-            if self.idle[p] is not None:
-                event, self.idle[p] = self.idle[p], None
-                event.succeed()
-                break
+        if not self.idle:
+            return
+        if t.allowed is None:
+            p = next(iter(self.idle))           # the pCPU that has been idle longest
+        else:
+            p = next((c for c in sorted(t.allowed) if c in self.idle), -1)
+            if p < 0:
+                return
+        self.idle.pop(p).succeed()
 
     # -- run queues --------------------------------------------------------------------
     def _enqueue(self, t: _Thread, waking: bool) -> None:
+        t.waiting_since = self.env.now
         if not self.fair:
             self.rr_queue.append(t)
             t.key = (0.0, 0)
@@ -199,25 +204,13 @@ class _HostModel:
         g.key = entry[:2]
         heapq.heappush(self.group_heap, entry)
 
-    def _dequeue(self, t: _Thread) -> None:
-        """Take a waiting thread that went idle out of the queue (lazily)."""
-        t.key = None
-        if not self.fair:
-            self.rr_queue.remove(t)
-            return
-        g = t.group
-        g.n_waiting -= 1
-        g.active -= 1
-        if g.n_waiting == 0:
-            g.key = None
-
     def _pick(self, p: int) -> _Thread | None:
         return self._pick_fair(p) if self.fair else self._pick_rr(p)
 
     def _pick_rr(self, p: int) -> _Thread | None:
         q = self.rr_queue
         for i, t in enumerate(q):
-            if p in t.allowed:
+            if t.allowed is None or p in t.allowed:
                 del q[i]
                 t.key = None
                 return t
@@ -250,7 +243,7 @@ class _HostModel:
             vr, sq, t = heapq.heappop(heap)
             if t.key != (vr, sq):
                 continue
-            if p not in t.allowed:
+            if t.allowed is not None and p not in t.allowed:
                 stash.append((vr, sq, t))
                 continue
             found = t
@@ -264,22 +257,25 @@ class _HostModel:
     # -- physical CPUs ---------------------------------------------------------------
     def _pcpu(self, p: int) -> Iterator[simpy.Event]:
         env = self.env
-        while env.now < self.end:
+        while env.now < self.end - 1e-9:        # (sums of slices carry rounding errors)
             t = self._pick(p)
             if t is None:
                 event = env.event()
                 self.idle[p] = event
                 yield event | env.timeout(self.end - env.now)
-                self.idle[p] = None
+                self.idle.pop(p, None)
                 continue
             start = env.now
-            dt = min(self.slice, t.off_at - start, self.end - start)
+            t.wait_s += start - t.waiting_since
+            t.waiting_since = None
+            dt = max(0.0, min(self.slice, t.off_at - start, self.end - start))
             t.running = True
             t.slices += 1
             yield env.timeout(dt)
             t.running = False
             t.run_s += dt
-            self._record(p, t, start, env.now)
+            if dt > 0:
+                self._record(p, t, start, env.now)
             if self.fair:
                 g = t.group
                 t.vruntime += dt
@@ -312,12 +308,12 @@ class _HostModel:
 
     def run(self) -> list[VcpuStats]:
         self.env.run(until=self.end + self.slice)
-        return [VcpuStats(t.vm, t.index, run_s=t.run_s, wait_s=max(0.0, t.on_s - t.run_s),
+        for t in self.threads:                  # still waiting when the run ends
+            if t.waiting_since is not None:
+                t.wait_s += max(0.0, self.end - t.waiting_since)
+        return [VcpuStats(t.vm, t.index, run_s=t.run_s, wait_s=t.wait_s,
                           slices=t.slices, duration_s=self.end)
-                for t in sorted(self.threads, key=lambda t: (self._vm_order(t.vm), t.index))]
-
-    def _vm_order(self, name: str) -> int:
-        return [vm.name for vm in self.scenario.vms].index(name)
+                for t in self.threads]              # built in scenario order
 
 
 def simulate(scenario: CpuScenario | dict[str, Any], seed: int = 0, *,

@@ -95,6 +95,18 @@ def vcpu_threads(pid: int, proc: Path = Path("/proc")) -> list[VcpuThread]:
     return sorted(threads, key=lambda t: t.vcpu)
 
 
+def host_busy_s(proc: Path = Path("/proc")) -> float:
+    """CPU seconds this host has spent busy (not idle or waiting for I/O), all CPUs summed.
+
+    Read twice around a measurement, it tells how much CPU time went to something
+    other than the guests' vCPU threads.
+    """
+    fields = (proc / "stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]        # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def host_cpu_count() -> int:
     """The number of CPUs this host can schedule on."""
     return len(os.sched_getaffinity(0))

@@ -8,7 +8,9 @@ split equally among its vCPUs.
 
 Examples
 --------
->>> from kvmlab.cpu.scenario import CpuScenario
+>>> from dataclasses import dataclass
+
+from kvmlab.cpu.scenario import CpuScenario
 >>> s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 1,
 ...     "vms": [{"name": "vm1", "vcpus": 2}, {"name": "vm2", "vcpus": 4}]})
 >>> fair_shares(s)
@@ -18,6 +20,8 @@ Examples
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from kvmlab.cpu.scenario import CpuScenario
 from kvmlab.errors import ScenarioError
@@ -29,22 +33,55 @@ def _check(scenario: CpuScenario) -> None:
                             "simulate() handles the rest")
 
 
-def fair_shares(scenario: CpuScenario) -> dict[str, float]:
-    """Per VM, the run share of each of its vCPUs under fair sharing between VMs."""
+@dataclass(frozen=True)
+class FillRound:
+    """One round of water-filling.
+
+    ``cpus`` pCPUs are divided between the VMs still in play by weight (``parts``);
+    the VMs in ``capped`` cannot use their part (it exceeds their vCPU count), keep
+    one pCPU per vCPU, and leave the rest to the next round.
+    """
+
+    cpus: float
+    weight: int
+    parts: dict[str, float]
+    capped: tuple[str, ...]
+
+
+def water_fill(scenario: CpuScenario) -> list[FillRound]:
+    """The rounds in which fair sharing divides the pCPUs between busy VMs.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+
+from kvmlab.cpu.scenario import CpuScenario
+    >>> s = CpuScenario.from_dict({"pcpus": 4, "duration_s": 1,
+    ...     "vms": [{"name": "a", "vcpus": 1}, {"name": "b", "vcpus": 8}]})
+    >>> [(r.cpus, r.capped) for r in water_fill(s)]
+    [(4, ('a',)), (3, ())]
+    """
     _check(scenario)
     left = {vm.name: vm for vm in scenario.vms}
-    cpus = min(scenario.pcpus, scenario.total_vcpus)
-    part: dict[str, float] = {}
+    cpus: float = min(scenario.pcpus, scenario.total_vcpus)
+    rounds = []
     while left:
         weight = sum(vm.shares for vm in left.values())
-        capped = {n: vm for n, vm in left.items() if cpus * vm.shares / weight >= vm.vcpus}
-        if not capped:                      # everyone left gets its weighted part
-            part |= {n: cpus * vm.shares / weight for n, vm in left.items()}
+        parts = {n: cpus * vm.shares / weight for n, vm in left.items()}
+        capped = tuple(n for n, vm in left.items() if parts[n] >= vm.vcpus)
+        rounds.append(FillRound(cpus, weight, parts, capped))
+        if not capped:
             break
-        for n, vm in capped.items():        # these VMs are limited by their vCPU count
-            part[n] = vm.vcpus
-            cpus -= vm.vcpus
-            del left[n]
+        for n in capped:
+            cpus -= left.pop(n).vcpus
+    return rounds
+
+
+def fair_shares(scenario: CpuScenario) -> dict[str, float]:
+    """Per VM, the run share of each of its vCPUs under fair sharing between VMs."""
+    part: dict[str, float] = {}
+    for r in water_fill(scenario):
+        part |= {n: scenario.vm(n).vcpus for n in r.capped} if r.capped else r.parts
     return {vm.name: round(part[vm.name] / vm.vcpus, 6) for vm in scenario.vms}
 
 

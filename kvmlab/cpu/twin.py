@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kvmlab.cpu.probe import host_cpu_count, vcpu_threads
+from kvmlab.cpu.probe import host_busy_s, host_cpu_count, vcpu_threads
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec
 from kvmlab.errors import ExperimentFailed, ScenarioError
@@ -78,6 +78,13 @@ def host_pinning(scenario: CpuScenario, vm: VmSpec) -> dict[int, list[int]]:
     0..pcpus-1, so that the host behaves like the smaller one of the scenario.
     """
     return {i: list(vm.allowed(i, scenario.pcpus)) for i in range(vm.vcpus)}
+
+
+def _timed(read: Callable[[], Any]) -> tuple[Any, float]:
+    """Call ``read``; return its value and the middle of the time it took."""
+    start = time.monotonic()
+    value = read()
+    return value, (start + time.monotonic()) / 2
 
 
 def _versions(conn: Any) -> dict[str, str]:
@@ -143,13 +150,18 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
         say(f"all loops running; measuring for {scenario.duration_s:g} s")
         time.sleep(SETTLE_S)
         pids = [g.qemu_pid() for g in guests]
-        before = [vcpu_threads(pid) for pid in pids]
-        stats_before = [g.stats() for g in guests]
+        # libvirt's statistics are a cross-check, read outside the timed window: on a
+        # busy host, a call to the daemon can take a while.
+        stats_before, stats_t0 = _timed(lambda: [g.stats() for g in guests])
         t0 = time.monotonic()
+        busy0 = host_busy_s()
+        before = [vcpu_threads(pid) for pid in pids]
         time.sleep(scenario.duration_s)
         after = [vcpu_threads(pid) for pid in pids]
+        busy1 = host_busy_s()
         wall = time.monotonic() - t0
-        stats_after = [g.stats() for g in guests]
+        stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
+        stats_wall = stats_t1 - stats_t0
         accel = guests[0].accel
     vcpus: list[VcpuStats] = []
     domstats: list[dict[str, float]] = []
@@ -166,15 +178,18 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
             domstats.append({
                 "vm": vm.name, "vcpu": n,
                 "time_share": (sa.get(f"vcpu.{n}.time", 0) - sb.get(f"vcpu.{n}.time", 0))
-                / 1e9 / wall,
+                / 1e9 / stats_wall,
                 "delay_share": (sa.get(f"vcpu.{n}.delay", 0) - sb.get(f"vcpu.{n}.delay", 0))
-                / 1e9 / wall})
+                / 1e9 / stats_wall})
     provenance = {
         "host": hostname, "uri": uri, "host_cpus": host_cpus, "accelerator": accel,
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
         "host_kernel": platform.release(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "method": "schedstat of each vCPU thread, sampled twice",
+        # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
+        # other threads, libvirt, and whatever else ran. Much above 0.1 disturbs the shares.
+        "other_load_pcpus": round((busy1 - busy0) / wall - sum(v.run_s for v in vcpus) / wall, 3),
         "domstats": domstats,
     }
     return CpuResult(scenario=scenario, source="measured", vcpus=tuple(vcpus),

@@ -54,3 +54,13 @@ def test_bad_scenarios_give_one_clear_line(capsys, tmp_path, content, message):
 def test_an_unknown_scenario_name_lists_the_shipped_ones(capsys):
     assert main(["cpu", "simulate", "cpu-nonesuch"]) == 2
     assert "cpu-seed-example" in capsys.readouterr().err
+
+
+def test_problems_are_seeded_and_answers_hidden_unless_asked(capsys):
+    assert main(["problems", "cpu", "-s", "7"]) == 0
+    first = capsys.readouterr().out
+    assert main(["problems", "cpu", "-s", "7"]) == 0
+    assert capsys.readouterr().out == first
+    assert "ARG seed 7" in first and "Worked answer" not in first
+    assert main(["problems", "cpu", "-s", "7", "-c"]) == 0
+    assert "Worked answer" in capsys.readouterr().out

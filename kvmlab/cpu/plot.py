@@ -1,0 +1,401 @@
+"""Figures of the CPU lab: each function takes results and returns a matplotlib Axes.
+
+Pass ``ax`` to draw into a figure of your own; without it a new figure is made.
+Every VM has a colour of its own and each of its vCPUs a shade of it, the same
+in every figure (see :func:`vcpu_colors`).
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> from kvmlab.cpu import load_scenario, simulate
+>>> result = simulate(load_scenario("cpu-seed-example").with_duration(1))
+>>> ax = gantt(result, until_s=0.05)
+>>> [label.get_text() for label in ax.get_yticklabels()]
+['pCPU 0', 'pCPU 1']
+>>> ax = plot_shares(result)
+>>> [float(round(bar.get_height(), 2)) for bar in ax.containers[0]]
+[0.5, 0.5, 0.25, 0.25, 0.25, 0.25]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
+
+from kvmlab.cpu.result import READY_PROBLEM_PCT, READY_WATCH_PCT, Comparison, CpuResult
+from kvmlab.cpu.scenario import CpuScenario
+from kvmlab.errors import ScenarioError
+
+_VM_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink",
+               "tab:olive", "tab:cyan", "tab:gray", "tab:red")
+_WAIT_COLOUR = "#d62728"
+_SIMULATED_COLOUR = "tab:blue"
+_MEASURED_COLOUR = "tab:orange"
+
+
+def _shade(colour: str, t: float) -> tuple[float, float, float]:
+    """Darken (t < 0) or lighten (t > 0) a colour; t in -1..1."""
+    r, g, b = to_rgb(colour)
+    if t < 0:
+        return (r * (1 + t), g * (1 + t), b * (1 + t))
+    return (r + (1 - r) * t, g + (1 - g) * t, b + (1 - b) * t)
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    r, g, b = rgb
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def vcpu_colors(scenario: CpuScenario) -> dict[tuple[str, int], tuple[float, float, float]]:
+    """A colour per vCPU: one hue per VM, from darker (vCPU 0) to lighter shades.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu import load_scenario
+    >>> colours = vcpu_colors(load_scenario("cpu-seed-example"))
+    >>> len(colours), colours["vm1", 0] != colours["vm1", 1] != colours["vm2", 0]
+    (6, True)
+    """
+    out = {}
+    for i, vm in enumerate(scenario.vms):
+        base = _VM_COLOURS[i % len(_VM_COLOURS)]
+        for j in range(vm.vcpus):
+            t = -0.25 + 0.75 * j / (vm.vcpus - 1) if vm.vcpus > 1 else 0.0
+            out[vm.name, j] = _shade(base, t)
+    return out
+
+
+def vcpu_label(vm: str, vcpu: int) -> str:
+    """The label of a vCPU in every figure: ``'vm1/0'``."""
+    return f"{vm}/{vcpu}"
+
+
+def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    _fig, new = plt.subplots(figsize=size, layout="constrained")
+    return new
+
+
+def _title(result: CpuResult) -> str:
+    name = result.scenario.name or "scenario"
+    if result.source == "simulated":
+        how = f"simulated, {result.provenance.get('scheduler', 'fair')} scheduler"
+    else:
+        how = f"measured on {result.provenance.get('host', 'a host')}"
+        if accel := result.provenance.get("accelerator"):
+            how += f" ({accel})"
+    return f"{name}: {how}"
+
+
+def _text_fits(ax: Axes, width_data: float, span: float, text: str, fontsize: float
+               ) -> str | None:
+    """'h' if ``text`` fits across a bar, 'v' if only upright, None if not at all."""
+    fig = ax.get_figure()
+    axes_in = fig.get_size_inches()[0] * ax.get_position().width
+    bar_pt = 72 * axes_in * width_data / span
+    if bar_pt >= 0.62 * fontsize * len(text) + 2:
+        return "h"
+    if bar_pt >= 1.3 * fontsize:
+        return "v"
+    return None
+
+
+def gantt(result: CpuResult, ax: Axes | None = None, until_s: float | None = None) -> Axes:
+    """Who ran where and when: one row per pCPU, one bar per time slice.
+
+    Parameters
+    ----------
+    result : CpuResult
+        A simulated result with a timeline (``simulate(..., record_timeline=True)``).
+    ax : matplotlib Axes, optional
+    until_s : float, optional
+        Show only the first ``until_s`` seconds (default: the whole run). A slice
+        that runs past it is cut at ``until_s``.
+
+    Returns
+    -------
+    matplotlib Axes
+        Its bars are grouped in one container per vCPU, labelled ``'vm1/0'``...
+
+    Raises
+    ------
+    ScenarioError
+        If the result has no timeline: a measured result holds only totals.
+    """
+    if not result.timeline:
+        why = ("a measured result holds only each vCPU's run and wait totals"
+               if result.source == "measured"
+               else "it was simulated with record_timeline=False")
+        raise ScenarioError(f"this result has no timeline to draw ({why}); use "
+                            "simulate(scenario) for a Gantt chart, or plot_shares(result)")
+    scenario = result.scenario
+    end = result.duration_s if until_s is None else min(until_s, result.duration_s)
+    if end <= 0:
+        raise ScenarioError(f"until_s must be positive, not {until_s!r}")
+    ax = _new_axes(ax, (10, 1.2 + 0.55 * scenario.pcpus))
+    colours = vcpu_colors(scenario)
+    fontsize = 7.0
+    for vm in scenario.vms:
+        for j in range(vm.vcpus):
+            mine = [s for s in result.timeline
+                    if s.vm == vm.name and s.vcpu == j and s.start_s < end]
+            label = vcpu_label(vm.name, j)
+            ink = "white" if _luminance(colours[vm.name, j]) < 0.6 else "black"
+            bars = ax.barh([s.pcpu for s in mine], [min(s.end_s, end) - s.start_s for s in mine],
+                           left=[s.start_s for s in mine], height=0.8, color=colours[vm.name, j],
+                           edgecolor="white", linewidth=0.4, label=label)
+            for s, bar in zip(mine, bars, strict=True):
+                how = _text_fits(ax, bar.get_width(), end, label, fontsize)
+                if how is not None:
+                    ax.text(s.start_s + bar.get_width() / 2, s.pcpu, label, ha="center",
+                            va="center", fontsize=fontsize, color=ink,
+                            rotation=0 if how == "h" else 90)
+    ax.set_xlim(0, end)
+    ax.set_ylim(scenario.pcpus - 0.5, -0.5)
+    ax.set_yticks(range(scenario.pcpus), [f"pCPU {p}" for p in range(scenario.pcpus)])
+    ax.set_xlabel("time (s); a gap is an idle pCPU")
+    ax.set_title(_title(result), loc="left", fontsize=10)
+    n = scenario.total_vcpus
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False,
+              ncols=math.ceil(n / max(4, 2 * scenario.pcpus + 2)), title="vCPU",
+              title_fontsize=8)
+    return ax
+
+
+def _expected_run(result: CpuResult) -> dict[str, float] | None:
+    from kvmlab.cpu.theory import fair_shares, flat_shares
+
+    try:
+        if result.provenance.get("scheduler") == "round-robin":
+            return flat_shares(result.scenario)
+        return fair_shares(result.scenario)
+    except ScenarioError:
+        return None
+
+
+def _positions(result: CpuResult) -> list[float]:
+    """x positions of the vCPUs, with a gap between VMs."""
+    xs, x, last = [], 0.0, None
+    for v in result.vcpus:
+        if last is not None and v.vm != last:
+            x += 0.5
+        xs.append(x)
+        x += 1
+        last = v.vm
+    return xs
+
+
+def _shares_width(result: CpuResult) -> float:
+    """Inches for a share chart: room for each vCPU's label, plus the legend."""
+    return 3.0 + 0.62 * (len(result.vcpus) + 0.5 * (len(result.scenario.vms) - 1))
+
+
+def plot_shares(result: CpuResult, ax: Axes | None = None) -> Axes:
+    """Stacked bars per vCPU: the share of time it ran, and on top the share it waited.
+
+    What is left up to 100 % is time the vCPU did not want the CPU (idle). Where
+    the closed form applies (busy, unpinned vCPUs), a black tick marks the run
+    share it predicts.
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax.containers[0]`` holds the run bars and ``ax.containers[1]`` the wait
+        bars, one per vCPU in the result's order.
+    """
+    ax = _new_axes(ax, (_shares_width(result), 3.6))
+    xs = _positions(result)
+    colours = vcpu_colors(result.scenario)
+    runs = [v.run_share for v in result.vcpus]
+    waits = [v.wait_share for v in result.vcpus]
+    ax.bar(xs, runs, width=0.8, color=[colours[v.vm, v.vcpu] for v in result.vcpus],
+           label="running")
+    ax.bar(xs, waits, width=0.8, bottom=runs, color=_shade(_WAIT_COLOUR, 0.55),
+           edgecolor=_WAIT_COLOUR, hatch="///", linewidth=0.5, label="waiting for a pCPU")
+    handles = [Patch(color="0.45", label="running (colour: vCPU)"),
+               Patch(facecolor=_shade(_WAIT_COLOUR, 0.55), edgecolor=_WAIT_COLOUR, hatch="///",
+                     label="waiting for a pCPU (ready)")]
+    expected = _expected_run(result)
+    if expected is not None:
+        ys = [expected[v.vm] for v in result.vcpus]
+        ticks = ax.hlines(ys, [x - 0.45 for x in xs], [x + 0.45 for x in xs], color="black",
+                          linewidth=2, zorder=3, label="closed form")
+        handles.append(ticks)
+    ax.set_xticks(xs, [vcpu_label(v.vm, v.vcpu) for v in result.vcpus],
+                  rotation=45 if len(xs) > 10 else 0)
+    ax.set_ylim(0, 1.0)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("share of the time")
+    ax.set_title(_title(result), loc="left", fontsize=10)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8,
+              frameon=False)
+    return ax
+
+
+def plot_comparison(comparison: Comparison, ax: Axes | None = None) -> Axes:
+    """Simulated against measured run and wait shares, per vCPU, with the errors written on.
+
+    Returns
+    -------
+    matplotlib Axes
+        Its four bar containers are labelled ``'simulated run'``, ``'measured run'``,
+        ``'simulated wait'`` and ``'measured wait'``, one bar per vCPU each.
+    """
+    rows = comparison.rows
+    ax = _new_axes(ax, (max(5.0, 1.5 + 1.1 * len(rows)), 3.8))
+    xs = list(range(len(rows)))
+    w = 0.2
+    series = [("simulated run", -1.5, [r.simulated_run for r in rows], _SIMULATED_COLOUR, ""),
+              ("measured run", -0.5, [r.measured_run for r in rows], _MEASURED_COLOUR, ""),
+              ("simulated wait", 0.5, [r.simulated_wait for r in rows], _SIMULATED_COLOUR,
+               "///"),
+              ("measured wait", 1.5, [r.measured_wait for r in rows], _MEASURED_COLOUR, "///")]
+    for label, offset, heights, colour, hatch in series:
+        face = _shade(colour, 0.45) if hatch else colour
+        ax.bar([x + offset * w for x in xs], heights, width=w, color=face, edgecolor=colour,
+               hatch=hatch, linewidth=0.6, label=label)
+    top = max([*(h for *_, hs, _c, _h in series for h in hs), 0.01])
+    for x, r in zip(xs, rows, strict=True):
+        for offset, err, height in ((-w, r.run_error, max(r.simulated_run, r.measured_run)),
+                                    (w, r.wait_error, max(r.simulated_wait, r.measured_wait))):
+            ax.annotate(f"{err:+.3f}", (x + offset, height), xytext=(0, 2),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                        color="0.25")
+    ax.set_xticks(xs, [vcpu_label(r.vm, r.vcpu) for r in rows])
+    ax.set_ylim(0, min(1.0, top) * 1.15 if top < 0.95 else 1.12)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("share of the time")
+    ax.set_xlabel("vCPU (numbers: simulated − measured)")
+    name = comparison.simulated.scenario.name or "scenario"
+    ax.set_title(f"{name}: simulated vs measured, largest error "
+                 f"{comparison.max_abs_error:.3f}", loc="left", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False)
+    return ax
+
+
+def _field(point: Any, name: str, default: Any = None) -> Any:
+    if isinstance(point, Mapping):
+        return point.get(name, default)
+    return getattr(point, name, default)
+
+
+def plot_wait_vs_overcommit(points: Iterable[Any], ax: Axes | None = None) -> Axes:
+    """Mean wait share per vCPU against the overcommit ratio, one line per source.
+
+    Parameters
+    ----------
+    points : iterable of dict or record
+        Each with ``overcommit`` (vCPUs per pCPU), ``wait_share`` (0..1) and
+        ``source`` (``'simulated'`` or ``'measured'``); an optional ``load`` (the
+        vCPUs' busy fraction) splits a source into one line per load. See
+        :func:`kvmlab.cpu.sweep.overcommit_sweep` and
+        :func:`kvmlab.cpu.sweep.recorded_points`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+        With one line per source (and load), labelled, plus the 5 % and 10 %
+        CPU-ready lines and the closed form ``1 - 1/ratio`` for busy vCPUs.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> pts = [{"overcommit": 1, "wait_share": 0.0, "source": "simulated"},
+    ...        {"overcommit": 2, "wait_share": 0.5, "source": "simulated"},
+    ...        {"overcommit": 2, "wait_share": 0.48, "source": "measured"}]
+    >>> ax = plot_wait_vs_overcommit(pts)
+    >>> [line.get_label() for line in ax.get_lines()][:2]
+    ['simulated', 'measured']
+    """
+    points = list(points)
+    ax = _new_axes(ax, (7.5, 4.2))
+    groups: dict[tuple[str, float | None], list[tuple[float, float]]] = {}
+    for p in points:
+        source = str(_field(p, "source", "simulated"))
+        load = _field(p, "load")
+        key = (source, None if load is None or load >= 1 else float(load))
+        groups.setdefault(key, []).append((float(_field(p, "overcommit")),
+                                           float(_field(p, "wait_share"))))
+    styles = {"simulated": ("o", "-", _SIMULATED_COLOUR), "measured": ("s", "--", _MEASURED_COLOUR)}
+    more = iter(("tab:green", "tab:purple", "tab:cyan", "tab:olive", "tab:pink", "tab:brown"))
+    order = sorted(groups, key=lambda k: (k[0] != "simulated", -(k[1] or 1.0)))
+    for source, load in order:
+        xy = sorted(groups[source, load])
+        marker, style, colour = styles.get(source, ("^", ":", "tab:gray"))
+        if load is not None:
+            colour = next(more, "tab:gray")
+        label = source
+        if sum(k[0] == source for k in groups) > 1:
+            label = f"{source}, vCPUs busy {1.0 if load is None else load:.0%}"
+        ax.plot([x for x, _ in xy], [y for _, y in xy], marker=marker, linestyle=style,
+                color=colour, label=label, markersize=6)
+    xmax = max([2.0, *(_field(p, "overcommit") for p in points)]) * 1.05
+    xs = [1 + i * (xmax - 1) / 100 for i in range(101)]
+    ax.plot([0, 1, *xs], [0, 0, *(1 - 1 / x for x in xs)], color="0.6", linewidth=1,
+            linestyle=":", label="closed form, all busy: 1 − 1/ratio", zorder=1)
+    for pct, word, colour in ((READY_WATCH_PCT, "watch", "goldenrod"),
+                              (READY_PROBLEM_PCT, "problem", _WAIT_COLOUR)):
+        ax.axhline(pct / 100, color=colour, linewidth=1, alpha=0.8)
+        ax.annotate(f"{pct:g} % ready: {word}", (0.01, pct / 100), xycoords=("axes fraction",
+                    "data"), xytext=(0, 2), textcoords="offset points", fontsize=8,
+                    color=colour, va="bottom")
+    ax.axvline(1, color="0.3", linewidth=0.8, linestyle="-.")
+    ax.annotate("1 vCPU per pCPU", (1, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                textcoords="offset points", fontsize=8, color="0.3", va="top")
+    ax.set_xlim(0, xmax)
+    ax.set_ylim(0, max([0.2, *(y for g in groups.values() for _, y in g)]) * 1.1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("overcommit: vCPUs per pCPU")
+    ax.set_ylabel("mean wait share per vCPU\n(CPU ready %)")
+    ax.set_title("How long a vCPU waits for a pCPU", loc="left", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False)
+    return ax
+
+
+def side_by_side(results: Sequence[CpuResult], kind: str = "shares",
+                 until_s: float | None = None) -> list[Axes]:
+    """Draw several results next to each other (``kind``: ``'shares'`` or ``'gantt'``).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from kvmlab.cpu import load_scenario, simulate
+    >>> s = load_scenario("cpu-seed-example").with_duration(0.2)
+    >>> axes = side_by_side([simulate(s), simulate(s, scheduler="round-robin")])
+    >>> len(axes), axes[0].get_ylim() == axes[1].get_ylim()
+    (2, True)
+    """
+    if kind not in ("shares", "gantt"):
+        raise ScenarioError(f"kind must be 'shares' or 'gantt', not {kind!r}")
+    n = len(results)
+    if kind == "shares":
+        width = max(_shares_width(r) for r in results) - 1.8
+        _fig, axes = plt.subplots(1, n, figsize=(width * n + 1.8, 3.6), layout="constrained",
+                                  sharey=True, squeeze=False)
+        for r, ax in zip(results, axes[0], strict=True):
+            plot_shares(r, ax=ax)
+        for ax in axes[0][:-1]:
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.remove()
+    else:
+        rows = sum(r.scenario.pcpus for r in results)
+        _fig, axes = plt.subplots(n, 1, figsize=(10, 1.0 * n + 0.55 * rows),
+                                  layout="constrained", sharex=True, squeeze=False,
+                                  height_ratios=[r.scenario.pcpus for r in results])
+        for r, ax in zip(results, axes[:, 0], strict=True):
+            gantt(r, ax=ax, until_s=until_s)
+        axes = axes.T
+    return list(axes[0])

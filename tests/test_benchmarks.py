@@ -1,0 +1,135 @@
+"""Smoke tests of the benchmarks: tiny sizes, structure and sanity, never speed."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvmlab.cpu.model import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:          # `benchmarks` is not installed; it lives next to tests/
+    sys.path.insert(0, str(ROOT))
+bench_cpu = importlib.import_module("benchmarks.bench_cpu")
+bench_main = importlib.import_module("benchmarks.__main__")
+
+TINY_SIZES = (2, 4, 8)
+TINY_DURATION_S = 0.06
+ONCE = bench_cpu.Repeats(times=1, min_total_s=0.0)
+
+
+def _check_timing(timing: dict[str, Any], events: int) -> None:
+    assert timing["events"] == events
+    assert timing["repeats"] == len(timing["times_s"]) >= 1
+    assert all(t > 0 for t in timing["times_s"])
+    assert 0 < timing["best_s"] <= timing["median_s"]
+    assert timing["events_per_s"] > 0 and timing["us_per_event"] > 0
+
+
+def _check_row(row: dict[str, Any]) -> None:
+    scenario = bench_cpu.busy_scenario(row["vcpus"], row["duration_s"])
+    expected = simulate(scenario, record_timeline=False)
+    assert row["events"] == sum(v.slices for v in expected.vcpus) > 0
+    assert row["pcpus"] == row["vcpus"] // 2 and row["vms"] == row["vcpus"] // 2
+    _check_timing(row["model"], row["events"])
+    _check_timing(row["bare"], row["events"])       # the bare loop made as many events
+    assert row["model"]["repeats"] == row["bare"]["repeats"]     # paired rounds
+    for key in ("ratio", "paired_ratio"):
+        assert row[key] > 0 and math.isfinite(row[key])
+
+
+def test_busy_scenario_is_2x_overcommit_in_vms_of_two() -> None:
+    s = bench_cpu.busy_scenario(10, 1.0)
+    assert (s.total_vcpus, s.pcpus, len(s.vms), s.overcommit) == (10, 5, 5, 2.0)
+    assert all(vm.vcpus == 2 and vm.load == 1.0 for vm in s.vms)
+    with pytest.raises(ValueError, match="even"):
+        bench_cpu.busy_scenario(3, 1.0)
+
+
+def test_model_events_are_the_sum_of_slices_and_bare_loop_matches() -> None:
+    scenario = bench_cpu.busy_scenario(6, TINY_DURATION_S)
+    events, timing = bench_cpu.time_model(scenario, bench_cpu.Repeats(times=2, min_total_s=0))
+    result = simulate(scenario, record_timeline=False)
+    assert events == sum(v.slices for v in result.vcpus) == timing.events
+    assert len(timing.times_s) == 2
+    done, bare = bench_cpu.time_bare(scenario.pcpus, events, scenario.slice_ms / 1000, ONCE)
+    assert done == bare.events == events
+
+
+@pytest.mark.parametrize(("processes", "events"), [(1, 1), (3, 10), (4, 4), (5, 3)])
+def test_bare_loop_does_exactly_the_events_asked(processes: int, events: int) -> None:
+    assert bench_cpu.bare_loop(processes, events, 0.003) == events
+
+
+def test_measure_turns_gc_off_while_timing_and_restores_it() -> None:
+    assert gc.isenabled()
+    seen: list[bool] = []
+    value, times = bench_cpu.measure(lambda: seen.append(gc.isenabled()) or 7,
+                                     bench_cpu.Repeats(times=3, min_total_s=0))
+    assert (value, len(times), seen) == (7, 3, [False, False, False])
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize(("repeats", "runs"), [
+    (bench_cpu.Repeats(times=5, budget_s=0.0), 1),               # out of budget at once
+    (bench_cpu.Repeats(times=2, min_total_s=10.0, max_times=7), 7),  # short runs: more
+    (bench_cpu.Repeats(times=4, min_total_s=0.0), 4),
+])
+def test_measure_repeats_as_told(repeats: Any, runs: int) -> None:
+    assert len(bench_cpu.measure(lambda: None, repeats)[1]) == runs
+
+
+def test_repeats_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        bench_cpu.Repeats(times=0)
+
+
+def test_loglog_slope() -> None:
+    assert bench_cpu.loglog_slope([1, 10, 100], [2.0, 20.0, 200.0]) == pytest.approx(1.0)
+    assert bench_cpu.loglog_slope([1, 10], [1.0, 100.0]) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        bench_cpu.loglog_slope([5, 5], [1.0, 2.0])
+
+
+def test_scaling_structure_and_sanity() -> None:
+    out = bench_cpu.bench_scaling(TINY_SIZES, TINY_DURATION_S, repeats=ONCE)
+    assert [r["vcpus"] for r in out["sizes"]] == list(TINY_SIZES)
+    for row in out["sizes"]:
+        _check_row(row)
+    events = [r["events"] for r in out["sizes"]]
+    assert events == sorted(events) and len(set(events)) == len(events)  # grows with vCPUs
+    assert math.isfinite(out["slope"]) and math.isfinite(out["bare_slope"])
+    assert [(x["from_vcpus"], x["to_vcpus"]) for x in out["local_slopes"]] == [(2, 4), (4, 8)]
+
+
+def test_quick_run_is_json_ready_and_tabulates() -> None:
+    result = bench_cpu.run(quick=True)
+    assert set(result) == {"environment", "overhead", "scaling"}
+    _check_row(result["overhead"])
+    assert json.loads(json.dumps(result)) == result
+    table = bench_cpu.format_table(result)
+    assert "ratio" in table and "slope" in table
+    for row in result["scaling"]["sizes"]:
+        assert f"{row['events']:,}" in table
+
+
+def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "out" / "bench.json"
+    assert bench_main.main(["cpu", "--quick", "--sizes", "2,4", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert set(data["benchmarks"]) == {"cpu"}
+    assert [r["vcpus"] for r in data["benchmarks"]["cpu"]["scaling"]["sizes"]] == [2, 4]
+    assert "ratio (model / bare simpy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["--sizes", "3,5"], ["--sizes", "4"]])
+def test_command_line_rejects_bad_arguments(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_main.parse_args(argv)
