@@ -33,13 +33,17 @@ def scenario_names(prefix: str = "") -> list[str]:
     return sorted(p.stem for p in (data_dir() / "scenarios").glob(f"{prefix}*.json"))
 
 
+def _read(folder: str, what: str, name: str) -> dict[str, Any]:
+    path = data_dir() / folder / f"{name}.json"
+    if not path.exists():
+        there = sorted(p.stem for p in (data_dir() / folder).glob("*.json"))
+        raise ScenarioError(f"no {what} {name!r}; there are: {', '.join(there) or '(none)'}")
+    return json.loads(path.read_text())
+
+
 def scenario_dict(name: str) -> dict[str, Any]:
     """The JSON form of shipped scenario ``name``."""
-    path = data_dir() / "scenarios" / f"{name}.json"
-    if not path.exists():
-        raise ScenarioError(f"no shipped scenario {name!r}; there are: "
-                            f"{', '.join(scenario_names()) or '(none)'}")
-    return json.loads(path.read_text())
+    return _read("scenarios", "shipped scenario", name)
 
 
 def recorded_names(prefix: str = "") -> list[str]:
@@ -49,11 +53,7 @@ def recorded_names(prefix: str = "") -> list[str]:
 
 def load_recorded(name: str) -> dict[str, Any]:
     """The recorded real-host run ``name`` (a result's JSON form with provenance)."""
-    path = data_dir() / "recorded" / f"{name}.json"
-    if not path.exists():
-        raise ScenarioError(f"no recorded run {name!r}; there are: "
-                            f"{', '.join(recorded_names()) or '(none)'}")
-    return json.loads(path.read_text())
+    return _read("recorded", "recorded run", name)
 
 
 def save_recorded(name: str, data: dict[str, Any]) -> Path:
