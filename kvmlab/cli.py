@@ -90,6 +90,22 @@ def _cpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _storage(args: argparse.Namespace) -> int:
+    from kvmlab import storage
+
+    scenario = storage.StorageScenario.load(args.scenario)
+    if args.storage_command == "simulate":
+        out = storage.simulate(scenario).to_dict()
+    elif args.storage_command == "run":
+        out = storage.run_with_qemu(scenario).to_dict()
+    else:
+        comparison = storage.compare(storage.simulate(scenario), storage.run_with_qemu(scenario))
+        print(comparison.summary(), file=sys.stderr)
+        out = comparison.to_dict()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def _problems(args: argparse.Namespace) -> int:
     from kvmlab.cpu import problems
 
@@ -155,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--recorded", metavar="NAME",
                            help="compare with a recorded run instead of measuring")
         c.set_defaults(func=_cpu)
+
+    storage = sub.add_parser("storage", help="the storage lab: qcow2 images, model and qemu-img")
+    ssub = storage.add_subparsers(dest="storage_command", required=True)
+    for name, text in {"simulate": "predict the image (map, allocated clusters, end offset)",
+                       "run": "make the image with qemu-img/qemu-io and report the same fields",
+                       "compare": "both, and where they differ"}.items():
+        c = ssub.add_parser(name, help=text)
+        c.add_argument("scenario", help="a storage scenario JSON file")
+        c.set_defaults(func=_storage)
 
     prob = sub.add_parser("problems", help="practice problems with worked answers")
     prob.add_argument("topic", choices=("cpu",), help="which lab")

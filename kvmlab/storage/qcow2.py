@@ -1,0 +1,247 @@
+"""A model of how QEMU lays out a qcow2 image file as a guest writes to it.
+
+A qcow2 file is made of clusters (64 KiB by default). It starts with a header
+(cluster 0), the refcount table (cluster 1), the first refcount block (cluster 2)
+and the L1 table (from cluster 3). Nothing else is allocated until the guest
+writes. The first write into the part of the disk covered by an L2 table
+allocates that L2 table, then the data clusters, always at the end of the file:
+this is *allocate on first write*. A refcount block is added whenever a new
+cluster lies beyond what the existing ones describe. In an overlay, a cluster not
+written yet is read from the backing image: *copy on write*.
+
+The model predicts, for every guest byte, where it lives (``qemu-img map``), how
+many data clusters are allocated and where the file ends (``qemu-img check``).
+
+Examples
+--------
+>>> from kvmlab.storage.scenario import StorageScenario
+>>> s = StorageScenario.from_dict({"virtual_size": 10485760, "cluster_size": 65536,
+...                                "writes": [[1048576, 65536], [100, 10]]})
+>>> image = Qcow2Model.from_scenario(s)
+>>> for e in image.map():
+...     print(e["start"], e["length"], e["data"], e.get("offset"))
+0 65536 True 393216
+65536 983040 False None
+1048576 65536 True 327680
+1114112 9371648 False None
+>>> image.allocated_clusters, image.image_end_offset
+(2, 458752)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kvmlab.errors import ScenarioError
+from kvmlab.storage.scenario import StorageScenario
+
+REFCOUNT_BITS = 16
+"""qemu-img's default refcount width."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One cluster of the image file and what it holds.
+
+    ``kind`` is ``header``, ``refcount table``, ``refcount block``, ``L1``, ``L2`` or
+    ``data``; for data, ``guest_cluster`` says which guest cluster it holds and
+    ``write`` which write (index into the scenario's writes) allocated it.
+    """
+
+    cluster: int
+    kind: str
+    guest_cluster: int | None = None
+    write: int | None = None
+
+
+Range = tuple[int, int, int, bool, bool, bool, int | None]
+"""(start, length, depth, present, zero, data, file offset)."""
+
+
+class Layer(Protocol):
+    """Anything that can say where a range of guest bytes lives (an image in a chain)."""
+
+    virtual_size: int
+
+    def ranges(self, start: int, end: int, depth: int) -> list[Range]: ...
+
+
+class Qcow2Model:
+    """The clusters of one qcow2 image, as QEMU allocates them.
+
+    Parameters
+    ----------
+    virtual_size, cluster_size : int
+        As given to ``qemu-img create``.
+    backing : Layer, optional
+        The image this one is an overlay of.
+    """
+
+    def __init__(self, virtual_size: int, cluster_size: int,
+                 backing: Layer | None = None) -> None:
+        self.virtual_size = virtual_size
+        self.cluster_size = cluster_size
+        self.backing = backing
+        self.l2_entries = cluster_size // 8               # 8-byte entries per L2 table
+        self.refs_per_block = cluster_size * 8 // REFCOUNT_BITS
+        self.reftable_entries = cluster_size // 8         # a one-cluster refcount table
+        self.l1_size = -(-virtual_size // (cluster_size * self.l2_entries))
+        self.allocations: list[Allocation] = []
+        self.refblocks: dict[int, int] = {}               # refcount block index -> cluster
+        self.l2_tables: dict[int, int] = {}               # L1 index -> cluster
+        self.data: dict[int, int] = {}                    # guest cluster -> file cluster
+        self.next_free = 0
+        # what `qemu-img create` writes: header, refcount table, first refcount block, L1
+        self.refblocks[0] = 2
+        self._alloc(1, "header")
+        self._alloc(1, "refcount table")
+        self._alloc(1, "refcount block")
+        self._alloc(-(-self.l1_size * 8 // cluster_size), "L1")
+
+    @classmethod
+    def from_scenario(cls, scenario: StorageScenario) -> Qcow2Model:
+        """Create the image of ``scenario`` (its backing image first) and apply its writes."""
+        backing: Layer | None = None
+        if isinstance(scenario.backing, StorageScenario):
+            backing = cls.from_scenario(scenario.backing)
+        elif isinstance(scenario.backing, str):
+            from kvmlab.storage.reader import read_qcow2
+
+            backing = read_qcow2(scenario.backing)
+        image = cls(scenario.virtual_size, scenario.cluster_size, backing)
+        for i, (offset, length) in enumerate(scenario.writes):
+            image.write(offset, length, index=i)
+        return image
+
+    # -- allocation ------------------------------------------------------------------
+    def _alloc(self, n: int, kind: str, guest: int | None = None,
+               write: int | None = None) -> int:
+        start = self.next_free
+        self.next_free += n
+        self.allocations += [Allocation(start + i, kind,
+                                        None if guest is None else guest + i, write)
+                             for i in range(n)]
+        for k in range(start // self.refs_per_block,
+                       (start + n - 1) // self.refs_per_block + 1):
+            if k not in self.refblocks:
+                self._new_refblock(k)
+        return start
+
+    def _new_refblock(self, k: int) -> None:
+        """Add refcount block ``k`` at the end of the file (QEMU's choice)."""
+        if k >= self.reftable_entries:
+            raise ScenarioError(
+                f"the image would grow past {self.reftable_entries * self.refs_per_block} "
+                f"clusters, where QEMU enlarges its refcount table; the model does not cover "
+                f"that (use a larger cluster_size or fewer writes)")
+        cluster = self.next_free
+        self.next_free += 1
+        self.refblocks[k] = cluster
+        self.allocations.append(Allocation(cluster, "refcount block"))
+        own = cluster // self.refs_per_block
+        if own not in self.refblocks:        # described by a block that does not exist yet
+            self._new_refblock(own)
+
+    def write(self, offset: int, length: int, index: int | None = None) -> None:
+        """Apply a guest write of ``length`` bytes at ``offset``."""
+        cs = self.cluster_size
+        first, last = offset // cs, (offset + length - 1) // cs
+        g = first
+        while g <= last:                     # QEMU handles one L2 table's range at a time
+            l1_index = g // self.l2_entries
+            chunk_end = min(last, (l1_index + 1) * self.l2_entries - 1)
+            missing = [c for c in range(g, chunk_end + 1) if c not in self.data]
+            if missing and l1_index not in self.l2_tables:
+                self.l2_tables[l1_index] = self._alloc(1, "L2")
+            for run_start, run_length in _runs(missing):
+                where = self._alloc(run_length, "data", run_start, index)
+                for i in range(run_length):
+                    self.data[run_start + i] = where + i
+            g = chunk_end + 1
+
+    # -- what qemu-img reports ---------------------------------------------------------
+    @property
+    def allocated_clusters(self) -> int:
+        """Data clusters allocated in this image (``qemu-img check``)."""
+        return len(self.data)
+
+    @property
+    def image_end_offset(self) -> int:
+        """Where the file ends, in bytes (``qemu-img check``)."""
+        return self.next_free * self.cluster_size
+
+    def ranges(self, start: int, end: int, depth: int = 0) -> list[Range]:
+        """Where guest bytes ``start``..``end`` live, cluster by cluster, down the chain."""
+        cs = self.cluster_size
+        out: list[Range] = []
+        for g in range(start // cs, -(-end // cs)):
+            s, e = max(start, g * cs), min(end, (g + 1) * cs)
+            if g in self.data:
+                out.append((s, e - s, depth, True, False, True, self.data[g] * cs + s - g * cs))
+            elif self.backing is not None and s < self.backing.virtual_size:
+                out += self.backing.ranges(s, min(e, self.backing.virtual_size), depth + 1)
+                if e > self.backing.virtual_size:
+                    out.append((self.backing.virtual_size, e - self.backing.virtual_size,
+                                depth, False, True, False, None))
+            else:
+                out.append((s, e - s, depth, False, True, False, None))
+        return out
+
+    def map(self) -> list[dict[str, Any]]:
+        """The image as ``qemu-img map --output=json`` shows it."""
+        return [_entry(r) for r in merge_ranges(self.ranges(0, self.virtual_size))]
+
+    def layout(self) -> list[Allocation]:
+        """Every cluster of the file in file order (for a picture of the image)."""
+        return sorted(self.allocations, key=lambda a: a.cluster)
+
+
+def _runs(clusters: list[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive runs in a sorted list: [1, 2, 3, 7] -> (1, 3), (7, 1)."""
+    start = prev = None
+    for c in clusters:
+        if start is None:
+            start = prev = c
+        elif c == prev + 1:
+            prev = c
+        else:
+            yield start, prev - start + 1
+            start = prev = c
+    if start is not None:
+        yield start, prev - start + 1
+
+
+def merge_ranges(ranges: list[Range]) -> list[Range]:
+    """Join neighbours that look the same and, if they have data, lie back to back in the file.
+
+    This is the rule ``qemu-img map`` uses to print one entry for many clusters.
+
+    Examples
+    --------
+    >>> merge_ranges([(0, 4, 0, True, False, True, 100), (4, 4, 0, True, False, True, 104),
+    ...               (8, 4, 0, True, False, True, 300)])
+    [(0, 8, 0, True, False, True, 100), (8, 4, 0, True, False, True, 300)]
+    """
+    out: list[Range] = []
+    for r in ranges:
+        if out:
+            p = out[-1]
+            same = p[2:6] == r[2:6]
+            contiguous = (p[6] is None and r[6] is None) or (
+                p[6] is not None and r[6] is not None and p[6] + p[1] == r[6])
+            if same and contiguous and p[0] + p[1] == r[0]:
+                out[-1] = (p[0], p[1] + r[1], *p[2:6], p[6])
+                continue
+        out.append(r)
+    return out
+
+
+def _entry(r: Range) -> dict[str, Any]:
+    start, length, depth, present, zero, data, offset = r
+    entry: dict[str, Any] = {"start": start, "length": length, "depth": depth,
+                             "present": present, "zero": zero, "data": data}
+    if offset is not None:
+        entry["offset"] = offset
+    return entry

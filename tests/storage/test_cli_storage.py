@@ -1,0 +1,39 @@
+import json
+import shutil
+
+import pytest
+
+from kvmlab.cli import main
+
+SCENARIO = {"format": "qcow2", "virtual_size": 10485760, "cluster_size": 65536,
+            "writes": [[1048576, 65536], [100, 10]]}
+
+
+def test_simulate_prints_the_documented_fields(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(SCENARIO))
+    assert main(["storage", "simulate", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["allocated_clusters"] == 2 and out["image_end_offset"] == 458752
+    assert out["map"][0] == {"start": 0, "length": 65536, "depth": 0, "present": True,
+                             "zero": False, "data": True, "offset": 393216}
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-utils is not installed")
+def test_run_and_compare_agree(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(SCENARIO))
+    assert main(["storage", "run", str(path)]) == 0
+    real = json.loads(capsys.readouterr().out)
+    assert main(["storage", "simulate", str(path)]) == 0
+    model = json.loads(capsys.readouterr().out)
+    assert real["map"] == model["map"]
+    assert main(["storage", "compare", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["agrees"] is True
+
+
+def test_bad_scenario_is_one_clear_line(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({**SCENARIO, "cluster_size": 1000}))
+    assert main(["storage", "simulate", str(path)]) == 2
+    assert "power of two between 512 B and 2 MiB" in capsys.readouterr().err

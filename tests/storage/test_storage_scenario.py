@@ -1,0 +1,49 @@
+import pytest
+
+from kvmlab import storage
+from kvmlab.errors import ScenarioError
+
+BASE = {"format": "qcow2", "virtual_size": 1048576, "cluster_size": 65536, "writes": []}
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"cluster_size": 3000}, "power of two between 512 B and 2 MiB"),
+    ({"cluster_size": 256}, "power of two between 512 B and 2 MiB"),
+    ({"cluster_size": 4 * 1024 * 1024}, "power of two between 512 B and 2 MiB"),
+    ({"virtual_size": -512}, "positive multiple of 512"),
+    ({"virtual_size": 1000}, "positive multiple of 512"),
+    ({"writes": [[1048576, 1]]}, "beyond the virtual size 1048576"),
+    ({"writes": [[1048000, 1000]]}, "beyond the virtual size"),
+    ({"writes": [[-1, 10]]}, "offset cannot be negative"),
+    ({"writes": [[0, 0]]}, "length must be positive"),
+    ({"writes": [[0, -5]]}, "length must be positive"),
+    ({"backing": "/nonexistent/base.qcow2"}, "does not exist"),
+    ({"format": "vmdk"}, "not modelled"),
+    ({"sectors": 4}, "unknown scenario field"),
+])
+def test_bad_input_names_the_rule(change, rule):
+    with pytest.raises(ScenarioError, match=rule):
+        storage.StorageScenario.from_dict({**BASE, **change})
+
+
+def test_round_trip():
+    data = {**BASE, "writes": [[0, 10]], "backing": {**BASE, "writes": [[5, 5]]}}
+    s = storage.StorageScenario.from_dict(data)
+    assert storage.StorageScenario.from_dict(s.to_dict()) == s
+
+
+def test_an_image_too_big_for_the_modelled_refcount_table_says_so():
+    data = {**BASE, "virtual_size": 16 * 1048576, "cluster_size": 512,
+            "writes": [[0, 16 * 1048576]]}
+    with pytest.raises(ScenarioError, match="refcount table"):
+        storage.simulate(data)
+
+
+def test_layout_lists_every_cluster_once_in_file_order():
+    s = storage.StorageScenario.from_dict({**BASE, "cluster_size": 4096,
+                                           "writes": [[0, 10000], [500000, 1]]})
+    layout = storage.Qcow2Model.from_scenario(s).layout()
+    assert [a.cluster for a in layout] == list(range(len(layout)))
+    assert [a.kind for a in layout[:4]] == ["header", "refcount table", "refcount block", "L1"]
+    assert [a.kind for a in layout[4:]] == ["L2", "data", "data", "data", "data"]
+    assert [a.write for a in layout if a.kind == "data"] == [0, 0, 0, 1]
