@@ -103,7 +103,6 @@ class _HostModel:
         self.slice = scenario.slice_ms / 1000
         self.fair = scheduler == "fair"
         self.seq = itertools.count()
-        self.clock = 0.0                       # the least virtual runtime in play
         self.groups = {vm.name: _Group(vm.name, vm.shares) for vm in scenario.vms}
         self.group_heap: list[tuple[float, int, _Group]] = []
         self.rr_queue: deque[_Thread] = deque()
@@ -112,6 +111,12 @@ class _HostModel:
         self.last_slice: list[int | None] = [None] * scenario.pcpus   # index in timeline
         self.progress = progress
         self.threads: list[_Thread] = []
+        # the pCPUs each VM may use (None: all of them)
+        self._reach = {vm.name: None if vm.pin is None else
+                       frozenset(p for cpus in vm.pin for p in cpus) for vm in scenario.vms}
+        # each pCPU's pace: the virtual runtime of the VM it picked last (inf while idle)
+        self.pace = [math.inf] * scenario.pcpus
+        self.pace_heap: list[tuple[float, int]] = []
         order = []
         for vm in scenario.vms:
             for i in range(vm.vcpus):
@@ -171,6 +176,9 @@ class _HostModel:
         t.runnable = True
         if not t.running and t.key is None:
             self._enqueue(t, waking=True)
+
+    def _kick_idle(self, t: _Thread) -> None:
+        """Wake an idle pCPU that ``t`` (just queued) may run on, if there is one."""
         if not self.idle:
             return
         if t.allowed is None:
@@ -187,17 +195,37 @@ class _HostModel:
         if not self.fair:
             self.rr_queue.append(t)
             t.key = (0.0, 0)
+            self._kick_idle(t)
             return
         g = t.group
         if waking:
             g.active += 1
-            if g.active == 1:                  # a VM waking up joins at the current clock
-                g.vruntime = max(g.vruntime, self.clock)
+            if g.active == 1:                  # a VM waking up joins the others' pace
+                g.vruntime = max(g.vruntime, self._least_vruntime(g))
         entry = (t.vruntime, next(self.seq), t)
         t.key = entry[:2]
         heapq.heappush(g.waiting, entry)
         g.n_waiting += 1
         self._queue_group(g)
+        self._kick_idle(t)
+
+    def _least_vruntime(self, waking: _Group) -> float:
+        """The slowest pace of the busy pCPUs ``waking`` may use: a VM that slept joins
+        there, and may not claim the time it did not use."""
+        reach = self._reach[waking.name]
+        if reach is not None:
+            least = min(self.pace[p] for p in reach)
+        else:
+            heap = self.pace_heap
+            while heap and self.pace[heap[0][1]] != heap[0][0]:
+                heapq.heappop(heap)             # stale
+            least = heap[0][0] if heap else math.inf
+        return waking.vruntime if least == math.inf else least
+
+    def _set_pace(self, p: int, value: float) -> None:
+        self.pace[p] = value
+        if value != math.inf:
+            heapq.heappush(self.pace_heap, (value, p))
 
     def _queue_group(self, g: _Group) -> None:
         entry = (g.vruntime, next(self.seq), g)
@@ -231,7 +259,7 @@ class _HostModel:
                 heapq.heappush(heap, (vr, sq, g))
             else:
                 g.key = None
-            self.clock = max(self.clock, vr)
+            self._set_pace(p, vr)
             break
         for entry in stash:
             heapq.heappush(heap, entry)
@@ -260,6 +288,7 @@ class _HostModel:
         while env.now < self.end - 1e-9:        # (sums of slices carry rounding errors)
             t = self._pick(p)
             if t is None:
+                self._set_pace(p, math.inf)
                 event = env.event()
                 self.idle[p] = event
                 yield event | env.timeout(self.end - env.now)
@@ -270,7 +299,7 @@ class _HostModel:
             t.waiting_since = None
             dt = max(0.0, min(self.slice, t.off_at - start, self.end - start))
             t.running = True
-            t.slices += 1
+            t.slices += dt > 0                  # a late waiter only looks at the clock
             yield env.timeout(dt)
             t.running = False
             t.run_s += dt

@@ -110,3 +110,33 @@ def test_an_unknown_scheduler_names_the_choices():
     with pytest.raises(ScenarioError, match="not one of"):
         simulate({"pcpus": 1, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1}]},
                  scheduler="lottery")
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios(loads=(1.0,)), st.integers(0, 2), st.sampled_from(["fair", "round-robin"]))
+def test_pinned_busy_vcpus_keep_every_reachable_pcpu_busy(scenario, seed, scheduler):
+    """With busy vCPUs, the host is as busy as the best assignment of vCPUs to the pCPUs
+    they may use allows (a maximum flow), also with pinning: no pCPU idles while a
+    waiting vCPU could run there."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for vm in scenario.vms:
+        for i in range(vm.vcpus):
+            graph.add_edge("vcpus", (vm.name, i), capacity=1)
+            for p in vm.allowed(i, scenario.pcpus):
+                graph.add_edge((vm.name, i), ("pcpu", p), capacity=1)
+    for p in range(scenario.pcpus):
+        graph.add_edge(("pcpu", p), "pcpus", capacity=1)
+    best = nx.maximum_flow_value(graph, "vcpus", "pcpus") / scenario.pcpus
+    r = simulate(scenario.with_duration(1.0), seed=seed, scheduler=scheduler)
+    assert r.host_utilisation() == pytest.approx(best, abs=0.01)
+
+
+def test_a_vm_that_wakes_up_joins_at_the_pace_of_its_own_pcpu():
+    # 'solo' runs alone on pCPU 1; it must not push the half-busy 's' behind on pCPU 0
+    r = simulate({"pcpus": 2, "duration_s": 3, "vms": [
+        {"name": "solo", "vcpus": 1, "pin": [1]}, {"name": "x", "vcpus": 1, "pin": [0]},
+        {"name": "s", "vcpus": 1, "pin": [0], "load": 0.5}]})
+    assert r.vcpu("s", 0).run_share == pytest.approx(0.25, abs=0.02)
+    assert r.vcpu("x", 0).run_share == pytest.approx(0.75, abs=0.02)
