@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed, HostUnavailable
-from kvmlab.host.connect import DEFAULT_URI, connect, import_libvirt
+from kvmlab.host.connect import DEFAULT_URI, connect, import_libvirt, version_string
 from kvmlab.host.guest import choose_accelerator, live_uri
 from kvmlab.host.image import cached_image
 
@@ -161,12 +161,11 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
         d.findings.append(Finding("libvirt", False, "libvirt-python is not installed",
                                   exc.remedy))
         return d
-    major, rest = divmod(libvirt.getVersion(), 1_000_000)
     test_driver = (f"{DEFAULT_URI} (no daemon needed) works" if _reachable(DEFAULT_URI)
                    else f"{DEFAULT_URI} does not work")
     d.findings.append(Finding(
         "libvirt", True, f"libvirt-python {_dist_version('libvirt-python')} on libvirt "
-        f"{major}.{rest // 1000}.{rest % 1000}; {test_driver}"))
+        f"{version_string(libvirt.getVersion())}; {test_driver}"))
     if not live:
         return d
     target = live_uri(uri)
@@ -178,7 +177,7 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
         d.live_uri = target
         d.findings.append(Finding(
             "live host", True, f"reachable at {target}",
-            f"libvirt {_ver(lv)}, hypervisor QEMU {_ver(hv)}"))
+            f"libvirt {version_string(lv)}, hypervisor QEMU {version_string(hv)}"))
     except HostUnavailable as exc:
         d.findings.append(Finding("live host", False, f"not reachable at {target}",
                                   f"{exc.reason}\nWhat to do: {exc.remedy}"))
@@ -214,10 +213,6 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
         "\n".join(map(str, leftovers))
         + ("\nRemove them with `kvmlab doctor --cleanup`." if leftovers else "")))
     return d
-
-
-def _ver(n: int) -> str:
-    return f"{n // 1_000_000}.{n // 1000 % 1000}.{n % 1000}"
 
 
 def _dist_version(name: str) -> str:

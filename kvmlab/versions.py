@@ -38,8 +38,9 @@ def _libvirt_library() -> str | None:
         import libvirt
     except ImportError:
         return None
-    n = libvirt.getVersion()
-    return f"{n // 1_000_000}.{n // 1000 % 1000}.{n % 1000}"
+    from kvmlab.host.connect import version_string
+
+    return version_string(libvirt.getVersion())
 
 
 def versions() -> dict[str, str | None]:

@@ -23,15 +23,14 @@ True
 
 from __future__ import annotations
 
-import math
 import random
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kvmlab.cpu.result import READY_PROBLEM_PCT, READY_WATCH_PCT
-from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario
+from kvmlab.cpu.result import ready_verdict
+from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, finite_number
 from kvmlab.cpu.theory import fair_shares, flat_shares, water_fill
 
 TOLERANCE = 0.02
@@ -232,12 +231,6 @@ def _per_vm(scenario: CpuScenario) -> dict[str, float]:
     return {vm.name: shares[vm.name] * vm.vcpus for vm in scenario.vms}
 
 
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        return None
-    return float(value)
-
-
 def _hint(problem: Problem, given: dict[str, float]) -> str:
     s = problem.scenario
     right = problem.solve()
@@ -311,7 +304,7 @@ def check(problem: Problem, answer: float | Mapping[str, float] | None) -> Feedb
                                f"are {', '.join(names)}.")
     given: dict[str, float] = {}
     for vm, value in raw.items():
-        number = _as_number(value)
+        number = finite_number(value)
         if number is None:
             return Feedback(False, f"The answer for {vm} should be a number such as 0.5, "
                                    f"not {value!r}.")
@@ -325,11 +318,9 @@ def check(problem: Problem, answer: float | Mapping[str, float] | None) -> Feedb
         extra = ("" if len(given) == 1 else
                  f" All {len(given)} VMs you gave are right.")
         wait = 1 - run
-        note = ""
-        if 100 * wait >= READY_PROBLEM_PCT:
-            note = " That much CPU ready time is a problem by the usual rule of thumb."
-        elif 100 * wait >= READY_WATCH_PCT:
-            note = " That CPU ready time is worth watching."
+        note = {"problem": " That much CPU ready time is a problem by the usual rule of thumb.",
+                "watch": " That CPU ready time is worth watching.",
+                "fine": ""}[ready_verdict(100 * wait)]
         return Feedback(True, f"Right: each vCPU of {problem.vm} runs {100 * run:.3g} % of the "
                               f"time (and waits the other {100 * wait:.3g} %).{extra}{note}")
     verdicts = ", ".join(f"too {'high' if given[vm] > right[vm] else 'low'} for {vm}"

@@ -112,7 +112,12 @@ class CpuResult:
 
     def vcpu(self, vm: str, index: int) -> VcpuStats:
         """The statistics of vCPU ``index`` of VM ``vm``."""
-        return next(v for v in self.vcpus if v.vm == vm and v.vcpu == index)
+        for v in self.vcpus:
+            if (v.vm, v.vcpu) == (vm, index):
+                return v
+        from kvmlab.errors import ScenarioError
+
+        raise ScenarioError(f"this result has no vCPU {index} of VM {vm!r}")
 
     def vm_utilisation(self) -> dict[str, float]:
         """Per VM: the fraction of its vCPUs' time that they ran (0..1)."""

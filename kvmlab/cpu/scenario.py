@@ -41,10 +41,24 @@ DEFAULT_SHARES = 1024
 DEFAULT_PERIOD_MS = 200.0
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ScenarioError(f"{what} must be a number, not {value!r}")
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool, NaN or infinity), else None.
+
+    Examples
+    --------
+    >>> finite_number(3), finite_number(float("inf")), finite_number(True)
+    (3.0, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
     return float(value)
+
+
+def _number(value: Any, what: str) -> float:
+    number = finite_number(value)
+    if number is None:
+        raise ScenarioError(f"{what} must be a finite number, not {value!r}")
+    return number
 
 
 def _count(value: Any, what: str) -> int:
@@ -138,7 +152,11 @@ class CpuScenario:
         return self.total_vcpus / self.pcpus
 
     def vm(self, name: str) -> VmSpec:
-        return next(vm for vm in self.vms if vm.name == name)
+        """The VM called ``name``."""
+        for vm in self.vms:
+            if vm.name == name:
+                return vm
+        raise ScenarioError(f"no VM {name!r}; the scenario has {[v.name for v in self.vms]}")
 
     # -- (de)serialisation, with every rule checked in one place ---------------------
     @classmethod
@@ -189,6 +207,8 @@ class CpuScenario:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
             raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
         return cls.from_dict(data)
 
     def with_duration(self, duration_s: float) -> CpuScenario:
@@ -208,9 +228,9 @@ def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
         raise ScenarioError("every VM needs a name")
     vcpus = _count(data.get("vcpus"), f"VM {name!r}: vcpus")
     shares = data.get("shares", DEFAULT_SHARES)
-    if isinstance(shares, bool) or not isinstance(shares, int) or shares <= 0:
-        raise ScenarioError(f"VM {name!r}: shares must be a positive whole number "
-                            f"(libvirt's default is {DEFAULT_SHARES}), not {shares!r}")
+    if isinstance(shares, bool) or not isinstance(shares, int) or not 2 <= shares <= 10000:
+        raise ScenarioError(f"VM {name!r}: shares must be a positive whole number from 2 to "
+                            f"10000 (libvirt's default is {DEFAULT_SHARES}), not {shares!r}")
     load = _number(data.get("load", 1.0), f"VM {name!r}: load")
     if not 0 <= load <= 1:
         raise ScenarioError(f"VM {name!r}: load is the busy fraction of each vCPU and must "

@@ -8,9 +8,7 @@ split equally among its vCPUs.
 
 Examples
 --------
->>> from dataclasses import dataclass
-
-from kvmlab.cpu.scenario import CpuScenario
+>>> from kvmlab.cpu.scenario import CpuScenario
 >>> s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 1,
 ...     "vms": [{"name": "vm1", "vcpus": 2}, {"name": "vm2", "vcpus": 4}]})
 >>> fair_shares(s)
@@ -53,9 +51,7 @@ def water_fill(scenario: CpuScenario) -> list[FillRound]:
 
     Examples
     --------
-    >>> from dataclasses import dataclass
-
-from kvmlab.cpu.scenario import CpuScenario
+    >>> from kvmlab.cpu.scenario import CpuScenario
     >>> s = CpuScenario.from_dict({"pcpus": 4, "duration_s": 1,
     ...     "vms": [{"name": "a", "vcpus": 1}, {"name": "b", "vcpus": 8}]})
     >>> [(r.cpus, r.capped) for r in water_fill(s)]

@@ -24,18 +24,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import platform
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kvmlab.cpu.probe import host_busy_s, host_cpu_count, vcpu_threads
 from kvmlab.cpu.result import CpuResult, VcpuStats
-from kvmlab.cpu.scenario import CpuScenario, VmSpec
+from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec
 from kvmlab.errors import ExperimentFailed, ScenarioError
-from kvmlab.host.connect import connect
-from kvmlab.host.guest import TransientGuest, live_uri
+from kvmlab.host.connect import connect, version_string
+from kvmlab.host.guest import TransientGuest, is_system_uri, live_uri
+from kvmlab.host.image import cache_dir
 
 LOAD_MARKER = "KVMLAB-LOAD-STARTED"
 SETTLE_S = 1.0
@@ -80,6 +82,21 @@ def host_pinning(scenario: CpuScenario, vm: VmSpec) -> dict[int, list[int]]:
     return {i: list(vm.allowed(i, scenario.pcpus)) for i in range(vm.vcpus)}
 
 
+@contextlib.contextmanager
+def _measuring_lock() -> Iterator[None]:
+    """One CPU measurement at a time on this host: two would disturb each other."""
+    path = cache_dir() / "cpu-measurement.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExperimentFailed("another kvmlab CPU measurement is running on this host; "
+                                   "wait for it to finish (two would disturb each other)"
+                                   ) from None
+        yield
+
+
 def _timed(read: Callable[[], Any]) -> tuple[Any, float]:
     """Call ``read``; return its value and the middle of the time it took."""
     start = time.monotonic()
@@ -88,9 +105,8 @@ def _timed(read: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def _versions(conn: Any) -> dict[str, str]:
-    def v(n: int) -> str:
-        return f"{n // 1_000_000}.{n // 1000 % 1000}.{n % 1000}"
-    return {"libvirt": v(conn.getLibVersion()), "qemu": v(conn.getVersion())}
+    return {"libvirt": version_string(conn.getLibVersion()),
+            "qemu": version_string(conn.getVersion())}
 
 
 def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, *,
@@ -136,14 +152,21 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
             f"the scenario has {scenario.pcpus} pCPUs but the host at {uri} has {usable}: "
             f"a real run cannot show more CPUs than it has (use pcpus <= {usable}, or "
             "simulate() alone)")
-    with contextlib.ExitStack() as stack:
+    if not is_system_uri(uri):
+        raise ScenarioError(
+            f"{uri} runs guests without a cgroup per VM, so the fairness between VMs this "
+            "lab measures does not exist there; use qemu:///system (as root)")
+    # Busy guests that outlive a killed run must not disturb later measurements.
+    lifetime = boot_timeout_s + SETTLE_S + scenario.duration_s + 120
+    with _measuring_lock(), contextlib.ExitStack() as stack:
         guests = []
         for vm in scenario.vms:
             say(f"starting {vm.name}: {vm.vcpus} vCPU(s)")
             guests.append(stack.enter_context(TransientGuest(
                 workload_script(vm), vcpus=vm.vcpus, memory_mib=128,
-                pinning=host_pinning(scenario, vm), shares=vm.shares, uri=uri,
-                purpose=f"cpu-{_slug(vm.name)}")))
+                pinning=host_pinning(scenario, vm),
+                shares=None if vm.shares == DEFAULT_SHARES else vm.shares, uri=uri,
+                purpose=f"cpu-{_slug(vm.name)}", lifetime_s=lifetime)))
         deadline = time.monotonic() + boot_timeout_s
         for guest in guests:
             guest.wait_for(LOAD_MARKER, max(1.0, deadline - time.monotonic()))

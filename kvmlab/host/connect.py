@@ -44,6 +44,19 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("KVMLAB_URI") or DEFAULT_URI
 
 
+def version_string(number: int) -> str:
+    """libvirt encodes versions as major * 1,000,000 + minor * 1,000 + release.
+
+    Examples
+    --------
+    >>> version_string(9000000), version_string(8002002), version_string(2)
+    ('9.0.0', '8.2.2', '0.0.2')
+    """
+    major, rest = divmod(int(number), 1_000_000)
+    minor, release = divmod(rest, 1_000)
+    return f"{major}.{minor}.{release}"
+
+
 def import_libvirt() -> Any:
     """Import libvirt-python with libvirt's own error printing silenced.
 

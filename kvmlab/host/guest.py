@@ -57,6 +57,20 @@ from kvmlab.host.image import (
 )
 
 SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
+DEFAULT_LIFETIME_S = 1800.0
+
+
+def lifetime_guard(lifetime_s: float) -> str:
+    """A line for the guest's script that powers the guest off after ``lifetime_s``.
+
+    Examples
+    --------
+    >>> lifetime_guard(90)
+    '(sleep 90; echo KVMLAB-LIFETIME-OVER; poweroff -f) &\\n'
+    """
+    return f"(sleep {max(1, round(lifetime_s))}; echo KVMLAB-LIFETIME-OVER; poweroff -f) &\n"
+
+
 KVM_TRIAL_TIMEOUT_S = 15.0
 
 
@@ -79,15 +93,26 @@ def live_uri(uri: str | None = None) -> str:
     return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"
 
 
+def is_system_uri(uri: str) -> bool:
+    """True for the privileged local QEMU driver (``qemu:///system``, ``qemu+unix:///system``).
+
+    Examples
+    --------
+    >>> is_system_uri("qemu+unix:///system"), is_system_uri("qemu:///session")
+    (True, False)
+    """
+    scheme, _, rest = uri.partition("://")
+    return scheme.split("+")[0] == "qemu" and rest.split("?")[0].rstrip("/") in ("/system",
+                                                                                  "system")
+
+
 def staging_root(uri: str) -> Path:
     """Return where a guest's kernel, initrd and console log are put for ``uri``.
 
     QEMU under ``qemu:///system`` runs as an unprivileged user that cannot enter
     root's home directory, so its files go to libvirt's images directory.
     """
-    if uri.startswith("qemu:///system"):
-        return SYSTEM_IMAGES_DIR
-    return cache_dir() / "run"
+    return SYSTEM_IMAGES_DIR if is_system_uri(uri) else cache_dir() / "run"
 
 
 @dataclass(frozen=True)
@@ -191,15 +216,20 @@ class TransientGuest:
         The guest image; by default the cached one, built if missing.
     shares : int, optional
         CPU weight against other guests (libvirt ``<shares>``; default 1024).
+    lifetime_s : float
+        The guest powers itself off after this long even if nobody ends it (for
+        example when the Python process that started it was killed with ``kill -9``).
     """
 
     def __init__(self, script: str = "", *, vcpus: int = 1, memory_mib: int = 128,
                  pinning: Mapping[int, Sequence[int]] | None = None, accel: str = "auto",
                  uri: str | None = None, purpose: str = "guest", cmdline: str = "",
-                 image: GuestImage | None = None, shares: int | None = None) -> None:
+                 image: GuestImage | None = None, shares: int | None = None,
+                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
         if not purpose.replace("-", "").isalnum():
             raise ScenarioError(f"purpose {purpose!r} may hold only letters, digits and '-'")
         self.script = script
+        self.lifetime_s = lifetime_s
         self.uri = live_uri(uri)
         self.name = f"{NAME_PREFIX}{purpose}-{secrets.token_hex(4)}"
         self.workdir = staging_root(self.uri) / self.name
@@ -248,7 +278,8 @@ class TransientGuest:
         self.workdir.chmod(0o755)
         shutil.copyfile(self.image.kernel, self.spec.kernel)
         Path(self.spec.initrd).write_bytes(
-            self.image.initramfs.read_bytes() + scenario_archive(self.script))
+            self.image.initramfs.read_bytes()
+            + scenario_archive(lifetime_guard(self.lifetime_s) + self.script))
         libvirt = import_libvirt()
         try:
             self.domain = self.conn.createXML(domain_xml(self.spec), 0)
@@ -320,11 +351,19 @@ class TransientGuest:
 
     def qemu_pid(self) -> int:
         """Return the host process id of the guest's QEMU process."""
-        pidfile = Path("/run/libvirt/qemu") / f"{self.name}.pid"
-        if self.uri.startswith("qemu:///session"):
-            runtime = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
-            pidfile = Path(runtime) / "libvirt" / "qemu" / "run" / f"{self.name}.pid"
-        return int(pidfile.read_text().strip())
+        if is_system_uri(self.uri):
+            pidfile = Path("/run/libvirt/qemu") / f"{self.name}.pid"
+        else:            # the session daemon's run directory
+            runtime = os.environ.get("XDG_RUNTIME_DIR")
+            base = (Path(runtime) / "libvirt" if runtime
+                    else Path.home() / ".cache" / "libvirt")
+            pidfile = base / "qemu" / "run" / f"{self.name}.pid"
+        try:
+            return int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            raise ExperimentFailed(f"cannot find the QEMU process of {self.name} "
+                                   f"(no pid file {pidfile}); is the guest still running?"
+                                   ) from None
 
 
 def _replace(spec: GuestSpec, **changes: Any) -> GuestSpec:

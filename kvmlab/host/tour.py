@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from kvmlab.errors import HostUnavailable, ScenarioError
-from kvmlab.host.connect import explain, import_libvirt
+from kvmlab.host.connect import explain, import_libvirt, version_string
 
 if TYPE_CHECKING:  # pragma: no cover
     import libvirt
@@ -428,19 +428,6 @@ def _text(root: ET.Element, path: str) -> str | None:
     return text.strip() if text is not None and text.strip() else None
 
 
-def _version(number: int) -> str:
-    """libvirt encodes versions as major * 1,000,000 + minor * 1,000 + release.
-
-    Examples
-    --------
-    >>> _version(9000000), _version(8002002), _version(2)
-    ('9.0.0', '8.2.2', '0.0.2')
-    """
-    major, rest = divmod(int(number), 1_000_000)
-    minor, release = divmod(rest, 1_000)
-    return f"{major}.{minor}.{release}"
-
-
 # --------------------------------------------------------------------------- node
 
 
@@ -533,8 +520,8 @@ def node_info(conn: libvirt.virConnect) -> NodeInfo:
             model=str(model), memory_mib=int(memory_mib), cpus=int(cpus), mhz=int(mhz),
             numa_nodes=int(nodes), sockets_per_node=int(sockets), cores_per_socket=int(cores),
             threads_per_core=int(threads), hypervisor=str(conn.getType()),
-            hypervisor_version=_version(conn.getVersion()),
-            libvirt_version=_version(conn.getLibVersion()),
+            hypervisor_version=version_string(conn.getVersion()),
+            libvirt_version=version_string(conn.getLibVersion()),
             hostname=str(conn.getHostname()), uri=str(conn.getURI()),
         )
 

@@ -121,6 +121,8 @@ class StorageScenario:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except json.JSONDecodeError as exc:
             raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
 
 
 def _write(w: Any, size: int) -> tuple[int, int]:

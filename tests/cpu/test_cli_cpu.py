@@ -51,6 +51,13 @@ def test_bad_scenarios_give_one_clear_line(capsys, tmp_path, content, message):
     assert err.startswith("kvmlab: error: ") and message in err and "Traceback" not in err
 
 
+def test_a_missing_or_unreadable_file_is_one_clear_line(capsys, tmp_path):
+    assert main(["cpu", "simulate", str(tmp_path / "nope.json")]) == 2
+    assert "cannot read scenario" in capsys.readouterr().err
+    assert main(["cpu", "simulate", str(tmp_path)]) == 2
+    assert "cannot read scenario" in capsys.readouterr().err
+
+
 def test_an_unknown_scenario_name_lists_the_shipped_ones(capsys):
     assert main(["cpu", "simulate", "cpu-nonesuch"]) == 2
     assert "cpu-seed-example" in capsys.readouterr().err

@@ -59,6 +59,9 @@ def test_per_vcpu_pinning():
     ({"vms": [{"name": "a", "vcpus": 1}, {"name": "a", "vcpus": 1}]}, "unique"),
     ({"vms": [{"name": "a", "vcpus": 1, "vcpu": 2}]}, "unknown field"),
     ({"cpus": 2}, "unknown scenario field"),
+    ({"duration_s": float("inf")}, "duration_s must be a finite number"),
+    ({"vms": [{"name": "a", "vcpus": 1, "period_ms": float("inf")}]}, "finite number"),
+    ({"vms": [{"name": "a", "vcpus": 1, "shares": 20000}]}, "from 2 to 10000"),
 ])
 def test_bad_input_names_the_rule(change, rule):
     data = {"pcpus": 2, "duration_s": 1, "vms": [{"name": "vm1", "vcpus": 1}], **change}
