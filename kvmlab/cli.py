@@ -22,7 +22,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from kvmlab.host.cleanup import remove_leftovers
 
     if args.cleanup:
-        removed = remove_leftovers(args.uri)
+        removed = remove_leftovers(args.uri, force=args.force)
         if args.json:
             print(json.dumps([str(r) for r in removed], indent=2))
         else:
@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print JSON for programs")
     doctor.add_argument("--cleanup", action="store_true",
                         help="remove every kvmlab- guest, pool, volume, network or namespace")
+    doctor.add_argument("--force", action="store_true",
+                        help="with --cleanup: also remove guests of kvmlab runs still running")
     doctor.add_argument("--no-trial", action="store_true",
                         help="skip the trial boot that tests whether KVM works")
     doctor.set_defaults(func=_doctor)

@@ -129,7 +129,8 @@ def check_kvm_device(dev: Path = Path("/dev/kvm")) -> Finding:
         group = str(st.st_gid)
     mode = stat.S_IMODE(st.st_mode)
     facts.append(f"{dev}: group {group}, mode {mode:o}")
-    if group != "kvm" or mode & 0o060 != 0o060:
+    usable = mode & 0o006 == 0o006 or (group == "kvm" and mode & 0o060 == 0o060)
+    if not usable:
         return Finding("KVM device", False,
                        f"{dev} is present but QEMU's user cannot open it",
                        "\n".join([*facts, f"Fix: chgrp kvm {dev}; chmod 660 {dev} "

@@ -1,30 +1,32 @@
 #!/usr/bin/env bash
 # Prepare a Debian or Ubuntu host for kvmlab's live labs: system packages, /dev/kvm
-# permissions, and the libvirt daemons. Idempotent: every step checks before it acts.
-# Runs as root, or through sudo when it is available.
+# permissions, and the libvirt daemons. Idempotent: every step checks before it acts,
+# and root (or sudo) is asked for only when something has to change.
 set -euo pipefail
 
 PACKAGES=(
   qemu-system-x86 qemu-utils
   libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
-  busybox-static cpio iproute2 python3-venv python3-dev gcc make
+  busybox-static cpio iproute2 procps python3-venv python3-dev gcc make
 )
 
 say() { printf 'kvmlab setup: %s\n' "$*"; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO=(sudo)
-else
-  say "not root and no sudo: install these packages by hand: ${PACKAGES[*]}"
-  exit 1
-fi
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    say "this step needs root, and there is no sudo: run as root: $*"
+    exit 1
+  fi
+}
 
 if ! command -v apt-get >/dev/null 2>&1; then
   say "no apt-get: this is not Debian or Ubuntu. Install by hand (see README.md, 'Other systems'):"
   say "  QEMU (x86_64 system emulator and qemu-img), libvirt daemon + client + headers,"
-  say "  pkg-config, a static busybox, iproute2, Python 3.11+ with venv."
+  say "  pkg-config, a static busybox, cpio, iproute2, Python 3.11+ with venv."
   exit 0
 fi
 
@@ -34,8 +36,8 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends "${missing[@]}" >/dev/null
 else
   say "system packages present"
@@ -43,29 +45,26 @@ fi
 
 # Without udev nobody gives /dev/kvm its usual group and mode. Left root-only, QEMU
 # (running as libvirt-qemu) cannot open it and libvirt re-probes QEMU at every start.
+# A device that group kvm may already use is left as it is.
 if [ -e /dev/kvm ] && getent group kvm >/dev/null; then
-  if [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+  read -r group mode < <(stat -c '%G %a' /dev/kvm)
+  group_rw=$(( (8#$mode & 8#060) == 8#060 ))
+  other_rw=$(( (8#$mode & 8#006) == 8#006 ))
+  if [ "$other_rw" -eq 0 ] && { [ "$group" != kvm ] || [ "$group_rw" -eq 0 ]; }; then
     say "giving /dev/kvm group kvm, mode 660"
-    "${SUDO[@]}" chgrp kvm /dev/kvm
-    "${SUDO[@]}" chmod 660 /dev/kvm
+    as_root chgrp kvm /dev/kvm
+    as_root chmod 660 /dev/kvm
   fi
 fi
 
-# Start the daemons when they are not running (no systemd needed).
-running() { pgrep -x "$1" >/dev/null 2>&1; }
-if ! running virtlogd; then
-  say "starting virtlogd"
-  "${SUDO[@]}" virtlogd -d
+# Start the daemons only when libvirt does not answer (no systemd needed).
+answers() { as_root virsh -c qemu:///system version >/dev/null 2>&1; }
+if ! answers; then
+  pgrep -x virtlogd >/dev/null 2>&1 || { say "starting virtlogd"; as_root virtlogd -d; }
+  pgrep -x libvirtd >/dev/null 2>&1 || { say "starting libvirtd"; as_root libvirtd -d; }
+  for _ in $(seq 1 50); do answers && break; sleep 0.2; done
 fi
-if ! running libvirtd; then
-  say "starting libvirtd"
-  "${SUDO[@]}" libvirtd -d
-fi
-for _ in $(seq 1 50); do
-  "${SUDO[@]}" virsh -c qemu:///system version >/dev/null 2>&1 && break
-  sleep 0.2
-done
-if "${SUDO[@]}" virsh -c qemu:///system version >/dev/null 2>&1; then
+if answers; then
   say "libvirtd answers on qemu:///system"
 else
   say "libvirtd does not answer on qemu:///system"

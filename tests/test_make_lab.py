@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -46,13 +48,16 @@ def test_make_lab_serves_the_notebooks():
     lab = subprocess.Popen(["make", "-s", "lab"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen: list[str] = []
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in lab.stdout], daemon=True).start()
     try:
         url = None
         deadline = time.monotonic() + 300
         while url is None and time.monotonic() < deadline:
-            line = lab.stdout.readline()
-            if not line:
-                break
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break                 # nothing printed in time (a password prompt, say)
             seen.append(line)
             match = re.search(rf"(http://127\.0\.0\.1:{port}/lab\?token=\w+)", line)
             url = match.group(1) if match else None

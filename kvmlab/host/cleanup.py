@@ -17,6 +17,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from kvmlab.errors import HostUnavailable
 from kvmlab.host.connect import connect, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
-from kvmlab.host.guest import SYSTEM_IMAGES_DIR, destroy_domain, live_uri
+from kvmlab.host.guest import SYSTEM_IMAGES_DIR, destroy_domain, live_uri, owner_alive
 from kvmlab.host.image import cache_dir
 
 
@@ -35,9 +36,11 @@ class Leftover:
     kind: str
     name: str
     where: str
+    in_use: bool = False
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.name} ({self.where})"
+        busy = ", in use by a running kvmlab process" if self.in_use else ""
+        return f"{self.kind} {self.name} ({self.where}{busy})"
 
 
 def _ours(name: str) -> bool:
@@ -47,7 +50,8 @@ def _ours(name: str) -> bool:
 def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
     """Return the domains, networks, pools and volumes named ``kvmlab-*`` on ``conn``."""
     uri = conn.getURI()
-    found = [Leftover("domain", d.name(), uri) for d in conn.listAllDomains() if _ours(d.name())]
+    found = [Leftover("domain", d.name(), uri, in_use=owner_alive(_description(d)))
+             for d in conn.listAllDomains() if _ours(d.name())]
     found += [Leftover("network", n.name(), uri) for n in conn.listAllNetworks()
               if _ours(n.name())]
     for pool in conn.listAllStoragePools():
@@ -58,6 +62,13 @@ def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
                 found += [Leftover("volume", v.name(), f"{uri} pool {pool.name()}")
                           for v in pool.listAllVolumes() if _ours(v.name())]
     return found
+
+
+def _description(dom: Any) -> str:
+    try:
+        return ET.fromstring(dom.XMLDesc(0)).findtext("description") or ""
+    except Exception:  # noqa: BLE001 - a domain that vanished has no owner
+        return ""
 
 
 def _ip(*args: str) -> str:
@@ -90,23 +101,34 @@ def _libvirt_conn(uri: str | None, write: bool) -> Any | None:
 
 
 def find_leftovers(uri: str | None = None) -> list[Leftover]:
-    """Return every ``kvmlab-`` object on the live host ``uri`` and on this machine."""
+    """Return every ``kvmlab-`` object on the live host ``uri`` and on this machine.
+
+    A guest whose owning process still runs is marked ``in_use``, and so are its files.
+    """
     conn = _libvirt_conn(uri, write=False)
     found = find_libvirt_leftovers(conn) if conn is not None else []
-    return found + find_host_leftovers()
+    busy = {item.name for item in found if item.in_use}
+    return found + [Leftover(i.kind, i.name, i.where, in_use=i.name in busy)
+                    for i in find_host_leftovers()]
 
 
-def remove_leftovers(uri: str | None = None) -> list[Leftover]:
+def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Leftover]:
     """Remove every ``kvmlab-`` object; return what was removed.
 
     Guests are destroyed (and undefined), networks and pools stopped and
     undefined, volumes deleted, namespaces and links deleted, staged files removed.
+    Guests still owned by a running kvmlab process (and their files) are left
+    alone unless ``force`` is true.
     """
     libvirt = import_libvirt()
     conn = _libvirt_conn(uri, write=True)
     removed: list[Leftover] = []
+    busy: set[str] = set()
     if conn is not None:
         for item in find_libvirt_leftovers(conn):
+            if item.in_use and not force:
+                busy.add(item.name)
+                continue
             with contextlib.suppress(libvirt.libvirtError):
                 if item.kind == "domain":
                     destroy_domain(conn, item.name)
@@ -125,6 +147,8 @@ def remove_leftovers(uri: str | None = None) -> list[Leftover]:
                 removed.append(item)
         conn.close()
     for item in find_host_leftovers():
+        if item.name in busy:
+            continue
         if item.kind == "netns":
             subprocess.run(["ip", "netns", "delete", item.name], capture_output=True, timeout=30)
         elif item.kind == "link":

@@ -57,6 +57,7 @@ class GuestSpec:
     pinning: Mapping[int, Sequence[int]] = field(default_factory=dict)
     cmdline: str = ""
     shares: int | None = None
+    description: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.startswith(NAME_PREFIX):
@@ -94,6 +95,8 @@ def domain_xml(spec: GuestSpec) -> str:
     """
     dom = ET.Element("domain", type="kvm" if spec.accel == "kvm" else "qemu")
     _sub(dom, "name", spec.name)
+    if spec.description:
+        _sub(dom, "description", spec.description)
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
     _sub(dom, "vcpu", str(spec.vcpus), placement="static")
     if spec.pinning or spec.shares is not None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -238,7 +239,7 @@ class TransientGuest:
             kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
             console_log=str(self.workdir / "console.log"),
             accel="tcg" if accel == "auto" else accel, pinning=dict(pinning or {}),
-            cmdline=cmdline, shares=shares)
+            cmdline=cmdline, shares=shares, description=owner_note())
         if accel not in ("auto", "kvm", "tcg"):
             raise ScenarioError(f"accel must be 'auto', 'kvm' or 'tcg', not {accel!r}")
         self._accel = accel
@@ -401,6 +402,27 @@ def libvirt_offers_kvm(conn: Any) -> bool:
     caps = ET.fromstring(conn.getCapabilities())
     return any(d.get("type") == "kvm"
                for d in caps.iterfind("guest/arch[@name='x86_64']/domain"))
+
+
+def owner_note() -> str:
+    """A guest's libvirt description naming the process that owns it (see cleanup)."""
+    return f"kvmlab guest; owner pid={os.getpid()} boot={_boot_id()}"
+
+
+def owner_alive(description: str) -> bool:
+    """True if the kvmlab process named in a guest's description still runs.
+
+    Examples
+    --------
+    >>> owner_alive(owner_note())
+    True
+    >>> owner_alive("kvmlab guest; owner pid=1 boot=another-boot"), owner_alive("")
+    (False, False)
+    """
+    match = re.search(r"owner pid=(\d+) boot=(\S+)", description)
+    if not match or match.group(2) != _boot_id():
+        return False
+    return Path(f"/proc/{match.group(1)}").exists()
 
 
 def _boot_id() -> str:

@@ -112,9 +112,20 @@ def test_kill_9_leaves_objects_that_doctor_cleanup_removes(live_uri, guest_image
     assert done.returncode == 0, done.stderr
     removed = json.loads(done.stdout)
     assert any(name in line for line in removed)
-    assert find_leftovers(live_uri) == []
+    assert name not in {item.name for item in find_leftovers(live_uri)}
     assert name not in domain_names(live_uri)
     assert not workdir.exists()
+
+
+def test_cleanup_spares_a_guest_whose_owner_still_runs(live_uri, guest_image, no_leftovers):
+    from kvmlab.host.cleanup import find_leftovers, remove_leftovers
+
+    with TransientGuest("sleep 600", uri=live_uri, purpose="owned", image=guest_image) as g:
+        g.wait_for(BOOT_MARKER, timeout_s=90)
+        mine = [item for item in find_leftovers(live_uri) if item.name == g.name]
+        assert mine and all(item.in_use for item in mine)
+        assert g.name not in {item.name for item in remove_leftovers(live_uri)}
+        assert g.is_running() and g.workdir.exists()
 
 
 def test_doctor_tells_what_this_machine_can_do(live_uri, guest_image):
