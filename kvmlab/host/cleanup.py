@@ -140,10 +140,13 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
                         item.name).delete(0)
                 elif item.kind == "pool":
                     pool = conn.storagePoolLookupByName(item.name)
+                    target = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
                     if pool.isActive():
                         for vol in pool.listAllVolumes():
                             vol.delete(0)
                     _stop_and_undefine(pool, libvirt)
+                    if Path(target).name.startswith(NAME_PREFIX):    # a kvmlab temp dir
+                        shutil.rmtree(target, ignore_errors=True)
                 removed.append(item)
         conn.close()
     for item in find_host_leftovers():

@@ -34,11 +34,9 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +54,7 @@ from kvmlab.host.image import (
     cached_image,
     scenario_archive,
 )
+from kvmlab.host.signals import signals_deferred, sigterm_as_exit
 
 SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
 DEFAULT_LIFETIME_S = 1800.0
@@ -159,37 +158,6 @@ def parse_console(text: str) -> ScenarioOutput:
     return ScenarioOutput(booted=booted, lines=out, exit_status=status, console=text)
 
 
-@contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while the block runs, so clean-up code runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while the block runs (clean-up must finish)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 class TransientGuest:
     """A tiny guest that lives exactly as long as a ``with`` block.
 
@@ -251,7 +219,7 @@ class TransientGuest:
 
     # -- life cycle ------------------------------------------------------------------
     def __enter__(self) -> TransientGuest:
-        self._guard = _sigterm_as_exit()
+        self._guard = sigterm_as_exit()
         self._guard.__enter__()
         try:
             self.start()
@@ -290,7 +258,7 @@ class TransientGuest:
 
     def close(self) -> None:
         """Destroy the domain (if it still runs) and delete its files. Idempotent."""
-        with _signals_deferred():
+        with signals_deferred():
             if self.conn is not None:
                 destroy_domain(self.conn, self.name)
                 with contextlib.suppress(Exception):
