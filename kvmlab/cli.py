@@ -107,8 +107,10 @@ def _storage(args: argparse.Namespace) -> int:
 
 
 def _problems(args: argparse.Namespace) -> int:
-    from kvmlab.cpu import problems
-
+    if args.topic == "cpu":
+        from kvmlab.cpu import problems
+    else:
+        from kvmlab.storage import problems
     print(problems.main_problem(args.seed, show_answer=args.compute))
     return 0
 
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=_storage)
 
     prob = sub.add_parser("problems", help="practice problems with worked answers")
-    prob.add_argument("topic", choices=("cpu",), help="which lab")
+    prob.add_argument("topic", choices=("cpu", "storage"), help="which lab")
     prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
     prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
     prob.set_defaults(func=_problems)

@@ -32,6 +32,7 @@ from typing import Any
 from kvmlab.cpu.result import ready_verdict
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, finite_number
 from kvmlab.cpu.theory import fair_shares, flat_shares, water_fill
+from kvmlab.exercises import problem_text
 
 TOLERANCE = 0.02
 SHARE_CHOICES = (512, 1024, 2048, 4096)
@@ -340,15 +341,10 @@ def main_problem(seed: int, show_answer: bool) -> str:
     True
     """
     p = generate(seed)
-    lines = [f"ARG seed {seed}",
-             f"(run again with -s {seed} for the same problem, another seed for a new one)",
-             "", p.question, ""]
-    if show_answer:
-        answer = ", ".join(f"{vm}: {share:.4g}" for vm, share in p.solve().items())
-        lines += ["Answer (share of the time each vCPU runs):", f"  {answer}", "",
-                  "Worked answer:", p.explain(), "",
-                  "Check it with a simulation:",
-                  f"  kvmlab.cpu.simulate(kvmlab.cpu.problems.generate({seed}).scenario)"]
-    else:
-        lines.append("Work it out, then run again with -c to see the answer.")
-    return "\n".join(lines)
+    if not show_answer:
+        return problem_text(seed, p.question, None)
+    answer = ", ".join(f"{vm}: {share:.4g}" for vm, share in p.solve().items())
+    return problem_text(seed, p.question, [
+        "Answer (share of the time each vCPU runs):", f"  {answer}", "",
+        "Worked answer:", p.explain(), "", "Check it with a simulation:",
+        f"  kvmlab.cpu.simulate(kvmlab.cpu.problems.generate({seed}).scenario)"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvmlab.storage.io import IoWorkload, simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
 from kvmlab.storage.result import StorageComparison, StorageResult, compare
 from kvmlab.storage.scenario import StorageScenario
@@ -31,5 +32,5 @@ def simulate(scenario: StorageScenario | dict[str, Any]) -> StorageResult:
                          provenance={"model": "kvmlab.storage.qcow2"})
 
 
-__all__ = ["Qcow2Model", "StorageComparison", "StorageResult", "StorageScenario", "compare",
-           "run_with_qemu", "simulate"]
+__all__ = ["IoWorkload", "Qcow2Model", "StorageComparison", "StorageResult",
+           "StorageScenario", "compare", "run_with_qemu", "simulate", "simulate_io"]

@@ -37,3 +37,12 @@ def test_bad_scenario_is_one_clear_line(tmp_path, capsys):
     path.write_text(json.dumps({**SCENARIO, "cluster_size": 1000}))
     assert main(["storage", "simulate", str(path)]) == 2
     assert "power of two between 512 B and 2 MiB" in capsys.readouterr().err
+
+
+def test_storage_problems_are_seeded_with_hidden_answers(capsys):
+    assert main(["problems", "storage", "-s", "4"]) == 0
+    first = capsys.readouterr().out
+    assert main(["problems", "storage", "-s", "4"]) == 0
+    assert capsys.readouterr().out == first and "seed 4" in first
+    assert main(["problems", "storage", "-s", "4", "-c"]) == 0
+    assert len(capsys.readouterr().out) > len(first)

@@ -1,0 +1,410 @@
+"""Figures of the storage lab: each function takes a model or results and returns an Axes.
+
+Pass ``ax`` to draw into a figure of your own; without it a new figure is made.
+The colours mean the same in every figure: metadata clusters in greys, browns and
+purples (:data:`KIND_COLOURS`), data clusters in the colour of the write that
+allocated them (:func:`write_colour`), guest bytes by the depth of the image
+that holds them (:func:`depth_colour`).
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> s = {"virtual_size": 10485760, "cluster_size": 65536,
+...      "writes": [[1048576, 65536], [100, 10]]}
+>>> ax = cluster_map(s)
+>>> len(ax.patches)                     # 4 empty-image clusters, 1 L2 table, 2 data
+7
+>>> ax = guest_map(Qcow2Model.from_scenario(StorageScenario.from_dict(s)).map())
+>>> len(ax.patches)                     # one patch per map entry
+4
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.patches import Patch, Rectangle
+
+from kvmlab.errors import ScenarioError
+from kvmlab.storage.io import IoResult
+from kvmlab.storage.qcow2 import Allocation, Qcow2Model
+from kvmlab.storage.scenario import StorageScenario
+
+KIND_COLOURS: dict[str, str] = {
+    "header": "#3b3b3b",
+    "refcount table": "#8c6d31",
+    "refcount block": "#d6b26b",
+    "L1": "#6a3d9a",
+    "L2": "#b294c7",
+}
+"""The colour of each kind of metadata cluster."""
+
+KIND_LABELS: dict[str, str] = {"header": "H", "refcount table": "RT", "refcount block": "RB",
+                               "L1": "L1", "L2": "L2"}
+"""The short text written in a metadata cluster's cell."""
+
+_WRITE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:cyan", "tab:olive",
+                  "tab:pink", "#1f9e89", "#e6550d", "#3182bd")
+_DEPTH_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:cyan")
+UNALLOCATED_COLOUR = "#e8e8e8"
+_FORMAT_COLOURS = {"raw": "tab:gray", "qcow2": "tab:blue", "overlay": "tab:orange"}
+_LEGEND_WRITES = 8
+
+
+def write_colour(index: int | None) -> str:
+    """The colour of data clusters allocated by write ``index`` (``None``: not known).
+
+    Examples
+    --------
+    >>> write_colour(0), write_colour(10) == write_colour(0), write_colour(None)
+    ('tab:blue', True, 'tab:blue')
+    """
+    return _WRITE_COLOURS[(index or 0) % len(_WRITE_COLOURS)]
+
+
+def depth_colour(depth: int) -> str:
+    """The colour of guest bytes held at ``depth`` (0: this image, 1: its backing file...).
+
+    Examples
+    --------
+    >>> depth_colour(0), depth_colour(1)
+    ('tab:blue', 'tab:orange')
+    """
+    return _DEPTH_COLOURS[depth % len(_DEPTH_COLOURS)]
+
+
+def allocation_colour(a: Allocation) -> str:
+    """The colour of one cluster of the file in :func:`cluster_map`."""
+    return write_colour(a.write) if a.kind == "data" else KIND_COLOURS[a.kind]
+
+
+def human_size(n: int) -> str:
+    """Bytes in the largest binary unit that divides them, else with two decimals.
+
+    Examples
+    --------
+    >>> human_size(0), human_size(65536), human_size(1048576), human_size(1572864)
+    ('0', '64 KiB', '1 MiB', '1536 KiB')
+    >>> human_size(100), human_size(1500000)
+    ('100 B', '1.43 MiB')
+    """
+    if n == 0:
+        return "0"
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    for power in range(len(units) - 1, 0, -1):
+        if n % 1024 ** power == 0:
+            return f"{n // 1024 ** power} {units[power]}"
+    for power in range(len(units) - 1, 0, -1):
+        if n >= 1024 ** power:
+            return f"{n / 1024 ** power:.2f} {units[power]}"
+    return f"{n} B"
+
+
+def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    _fig, new = plt.subplots(figsize=size, layout="constrained")
+    return new
+
+
+def _ink(colour: str) -> str:
+    r, g, b = to_rgb(colour)
+    return "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.55 else "black"
+
+
+def model_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int | None = None
+                ) -> Qcow2Model:
+    """The image of ``scenario`` after its first ``n_writes`` writes (all when None).
+
+    Examples
+    --------
+    >>> s = {"virtual_size": 10485760, "cluster_size": 65536,
+    ...      "writes": [[1048576, 65536], [100, 10]]}
+    >>> [model_after(s, n).allocated_clusters for n in range(3)]
+    [0, 1, 2]
+    """
+    if not isinstance(scenario, StorageScenario):
+        scenario = StorageScenario.from_dict(scenario)
+    total = len(scenario.writes)
+    if n_writes is None:
+        n_writes = total
+    if isinstance(n_writes, bool) or not isinstance(n_writes, int) or not 0 <= n_writes <= total:
+        raise ScenarioError(f"the number of writes to apply must be between 0 and {total}, "
+                            f"not {n_writes!r}")
+    return Qcow2Model.from_scenario(StorageScenario(
+        virtual_size=scenario.virtual_size, cluster_size=scenario.cluster_size,
+        writes=scenario.writes[:n_writes], format=scenario.format, backing=scenario.backing,
+        name=scenario.name))
+
+
+def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, Any],
+                ax: Axes | None = None, upto_write: int | None = None,
+                columns: int = 16, min_clusters: int = 0) -> Axes:
+    """The image file as a grid of clusters, in file order, coloured by what each holds.
+
+    Metadata cells are marked H (header), RT (refcount table), RB (refcount
+    block), L1 and L2; a data cell shows ``gN``: it holds guest cluster N, and
+    its colour says which write allocated it.
+
+    Parameters
+    ----------
+    model_or_scenario : Qcow2Model, StorageScenario or dict
+        An image, or a scenario to build one from.
+    ax : matplotlib Axes, optional
+    upto_write : int, optional
+        With a scenario: draw the image after its first ``upto_write`` writes,
+        with the clusters the last of them added outlined in black.
+    columns : int
+        Clusters per row; each row starts at the file offset shown on the left.
+    min_clusters : int
+        Leave room for at least this many clusters (so that pictures of one image
+        at several moments have the same size).
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax.patches`` holds one rectangle per cluster, in file order.
+    """
+    scenario: StorageScenario | None = None
+    if isinstance(model_or_scenario, Qcow2Model):
+        if upto_write is not None:
+            raise ScenarioError("upto_write needs a scenario to replay; a Qcow2Model only "
+                                "knows its final state")
+        model = model_or_scenario
+    else:
+        scenario = (model_or_scenario if isinstance(model_or_scenario, StorageScenario)
+                    else StorageScenario.from_dict(model_or_scenario))
+        model = model_after(scenario, upto_write)
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ScenarioError(f"columns must be a whole number of at least 1, not {columns!r}")
+    if isinstance(min_clusters, bool) or not isinstance(min_clusters, int) or min_clusters < 0:
+        raise ScenarioError(f"min_clusters must be a whole number, not {min_clusters!r}")
+    layout = model.layout()
+    fresh = -1
+    if scenario is not None and upto_write:
+        fresh = model_after(scenario, upto_write - 1).next_free
+    n = len(layout)
+    room = max(n, min_clusters, 1)
+    columns = min(columns, room)
+    rows = math.ceil(room / columns)
+    n_writes = len({a.write for a in layout if a.kind == "data"})
+    legend_rows = len(KIND_COLOURS) + min(n_writes, _LEGEND_WRITES + 1) + (fresh >= 0)
+    height = 1.1 + 0.5 * rows
+    legend_columns = 1 if 0.8 + 0.2 * legend_rows <= height else 2
+    ax = _new_axes(ax, (min(14.0, 1.6 + 2.4 * legend_columns + 0.5 * columns),
+                        max(height, 0.8 + 0.2 * math.ceil(legend_rows / legend_columns))))
+    cs = model.cluster_size
+    text = n <= 512
+    for a in layout:
+        row, col = divmod(a.cluster, columns)
+        colour = allocation_colour(a)
+        new = a.cluster >= fresh >= 0
+        ax.add_patch(Rectangle((col, row), 1, 1, facecolor=colour,
+                               edgecolor="black" if new else "white",
+                               linewidth=2.0 if new else 1.0, zorder=3 if new else 2,
+                               gid=f"cluster {a.cluster}: {a.kind}"))
+        if text:
+            label = f"g{a.guest_cluster}" if a.kind == "data" else KIND_LABELS[a.kind]
+            ax.text(col + 0.5, row + 0.5, label, ha="center", va="center", fontsize=7,
+                    color=_ink(colour), zorder=4)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(rows, 0)
+    ax.set_aspect("equal")
+    ax.set_xticks([c + 0.5 for c in range(columns)], [str(c) for c in range(columns)],
+                  fontsize=7)
+    ax.set_yticks([r + 0.5 for r in range(rows)],
+                  [human_size(r * columns * cs) for r in range(rows)], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel(f"cluster within the row ({human_size(cs)} each)", fontsize=8)
+    ax.set_ylabel("file offset", fontsize=8)
+    title = (f"image file: {n} clusters of {human_size(cs)}, ends at "
+             f"{model.image_end_offset:,} bytes")
+    if scenario is not None:
+        shown = len(scenario.writes) if upto_write is None else upto_write
+        title += f" (after {shown} of {len(scenario.writes)} writes)"
+    ax.set_title(title, loc="left", fontsize=10)
+    handles = [Patch(facecolor=KIND_COLOURS[k], label=f"{KIND_LABELS[k]}: {k}"
+                     if k not in ("L1", "L2") else f"{k} table")
+               for k in KIND_COLOURS]
+    writes = sorted({a.write for a in layout if a.kind == "data"},
+                    key=lambda w: -1 if w is None else w)
+    for w in writes[:_LEGEND_WRITES]:
+        where = ""
+        if scenario is not None and w is not None:
+            offset, length = scenario.writes[w]
+            where = f": {human_size(length)} at {human_size(offset)}"
+        handles.append(Patch(facecolor=write_colour(w),
+                             label="data" if w is None else f"data of write {w}{where}"))
+    if len(writes) > _LEGEND_WRITES:
+        handles.append(Patch(facecolor="none", edgecolor="none",
+                             label=f"... {len(writes) - _LEGEND_WRITES} more writes"))
+    if fresh >= 0:
+        handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2,
+                             label=f"added by write {upto_write - 1}"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
+              frameon=False, ncols=legend_columns)
+    return ax
+
+
+def _map_of(result_or_map: Any) -> list[Mapping[str, Any]]:
+    if isinstance(result_or_map, Qcow2Model):
+        return result_or_map.map()
+    if hasattr(result_or_map, "map") and not isinstance(result_or_map, Sequence):
+        return list(result_or_map.map)
+    if isinstance(result_or_map, Sequence) and all(isinstance(e, Mapping)
+                                                    for e in result_or_map):
+        return list(result_or_map)
+    raise ScenarioError("guest_map draws a map: a StorageResult, a Qcow2Model, or a list of "
+                        "qemu-img map entries (dicts with start, length, depth, data)")
+
+
+def guest_map(result_or_map: Any, ax: Axes | None = None) -> Axes:
+    """The guest disk from byte 0 to its end, coloured by where each byte is read from.
+
+    Parameters
+    ----------
+    result_or_map : StorageResult, Qcow2Model or list of dict
+        A map in ``qemu-img map --output=json`` form: entries with ``start``,
+        ``length``, ``depth``, ``data`` (and ``zero``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax.patches`` holds one rectangle per map entry: coloured by depth where
+        there is data (0: this image, 1: its backing file...), light grey where no
+        image holds the bytes (they read as zeros).
+    """
+    entries = _map_of(result_or_map)
+    if not entries:
+        raise ScenarioError("the map is empty: there is nothing to draw")
+    end = max(e["start"] + e["length"] for e in entries)
+    ax = _new_axes(ax, (10, 1.9))
+    depths: set[int] = set()
+    unallocated = False
+    for e in entries:
+        if e.get("data"):
+            colour = depth_colour(e["depth"])
+            depths.add(e["depth"])
+        else:
+            colour = UNALLOCATED_COLOUR
+            unallocated = True
+        ax.add_patch(Rectangle((e["start"], 0), e["length"], 1, facecolor=colour,
+                               edgecolor=colour, linewidth=0.8,
+                               gid=f"{e['start']}+{e['length']} depth {e['depth']}"))
+    ax.set_xlim(0, end)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    power = next(p for p in (4, 3, 2, 1, 0) if end >= 1024 ** p)
+    unit = ("B", "KiB", "MiB", "GiB", "TiB")[power]
+    ticks = [end * i / 8 for i in range(9)]
+    ax.set_xticks(ticks, [f"{t / 1024 ** power:.4g} {unit}" if t else "0" for t in ticks],
+                  fontsize=8)
+    ax.set_xlabel("guest offset (a thin stripe is a small range: zoom in with set_xlim)",
+                  fontsize=8)
+    names = {0: "this image (depth 0)", 1: "backing file (depth 1)"}
+    handles = [Patch(facecolor=depth_colour(d), label=names.get(d, f"depth {d}"))
+               for d in sorted(depths)]
+    if unallocated:
+        handles.append(Patch(facecolor=UNALLOCATED_COLOUR, edgecolor="0.6",
+                             label="in no image: reads as zeros"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
+              frameon=False)
+    held = sum(e["length"] for e in entries if e.get("data"))
+    ax.set_title(f"guest disk of {human_size(end)}: {held / end:.1%} of it held by an image",
+                 loc="left", fontsize=10)
+    return ax
+
+
+def _unit(seconds: list[float]) -> tuple[float, str]:
+    top = max([*seconds, 0.0])
+    return (1e3, "ms") if top >= 1e-3 else (1e6, "µs")
+
+
+def plot_io(results: Sequence[IoResult] | Mapping[str, IoResult], ax: Axes | None = None
+            ) -> Axes:
+    """Throughput bars (left axis) and latency markers (right axis) for several results.
+
+    Bars are coloured by format (raw grey, qcow2 blue, overlay orange) and
+    hatched for random patterns. On the right axis a diamond marks the mean
+    latency and a line reaches up to the 95th percentile.
+
+    Parameters
+    ----------
+    results : list of IoResult, or dict of label to IoResult
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+        The throughput axes: ``ax.containers[0]`` holds one bar per result, in
+        MB/s. The latency axes is its twin, the last axes of the figure.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from kvmlab.storage.io import IoWorkload, simulate_io
+    >>> w = IoWorkload(count=32)
+    >>> ax = plot_io([simulate_io(w.replace(format="raw")), simulate_io(w)])
+    >>> [round(bar.get_height()) for bar in ax.containers[0]]
+    [493, 114]
+    """
+    if isinstance(results, Mapping):
+        labels, values = list(results), list(results.values())
+    else:
+        values = list(results)
+        labels = [r.label.replace(", ", "\n") for r in values]
+    if not values:
+        raise ScenarioError("plot_io needs at least one IoResult")
+    ax = _new_axes(ax, (max(5.0, 2.2 + 1.25 * len(values)), 3.8))
+    xs = list(range(len(values)))
+    heights = [r.throughput_bytes_per_s / 1e6 if math.isfinite(r.throughput_bytes_per_s)
+               else 0.0 for r in values]
+    colours = [_FORMAT_COLOURS[r.workload.format] for r in values]
+    hatches = ["//" if r.workload.pattern == "random" else "" for r in values]
+    bars = ax.bar(xs, heights, width=0.6, color=colours, edgecolor="white",
+                  label="throughput (MB/s)")
+    for bar, hatch, r in zip(bars, hatches, values, strict=True):
+        bar.set_hatch(hatch)
+        if not math.isfinite(r.throughput_bytes_per_s):
+            ax.annotate("no disk I/O", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=7, rotation=90)
+    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_ylabel("throughput (MB/s, bars)")
+    ax.set_ylim(0, max([*heights, 1e-9]) * 1.15)
+    right = ax.twinx()
+    scale, unit = _unit([r.p95_latency_s for r in values])
+    means = [r.mean_latency_s * scale for r in values]
+    p95s = [r.p95_latency_s * scale for r in values]
+    right.vlines(xs, means, p95s, color="black", linewidth=1.2)
+    right.plot(xs, means, linestyle="none", marker="D", color="black", markersize=5,
+               label="mean latency")
+    right.plot(xs, p95s, linestyle="none", marker="_", color="black", markersize=12,
+               label="95th percentile")
+    right.set_ylim(0, max([*p95s, *means, 1e-9]) * 1.15)
+    right.set_ylabel(f"latency ({unit}, black)")
+    disks = sorted({r.workload.disk.name for r in values})
+    ax.set_title(f"simulated I/O on {', '.join(disks)} (a teaching model, not a measurement)",
+                 loc="left", fontsize=10)
+    handles = [Patch(facecolor=c, label=f) for f, c in _FORMAT_COLOURS.items()
+               if any(r.workload.format == f for r in values)]
+    if any(hatches):
+        handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="//", label="random"))
+    handles += right.get_lines()
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.12, 1), fontsize=8,
+              frameon=False)
+    return ax
+
+
+__all__ = ["KIND_COLOURS", "KIND_LABELS", "UNALLOCATED_COLOUR", "allocation_colour",
+           "cluster_map", "depth_colour", "guest_map", "human_size", "model_after", "plot_io",
+           "write_colour"]

@@ -1,0 +1,256 @@
+"""Two explorers for the storage lab: an image growing write by write, and guest I/O.
+
+A thin ``ipywidgets.interactive_output`` layer over pure functions:
+:func:`layout_after` and :func:`describe_write` say what the image holds after
+some of a scenario's writes, :func:`io_workload` and :func:`io_compare` build and
+simulate an I/O workload. Only :func:`cluster_slider` and :func:`io_explorer`
+need ipywidgets.
+
+Examples
+--------
+>>> s = {"virtual_size": 10485760, "cluster_size": 65536,
+...      "writes": [[1048576, 65536], [100, 10]]}
+>>> [a.kind for a in layout_after(s, 1)]
+['header', 'refcount table', 'refcount block', 'L1', 'L2', 'data']
+>>> print(describe_write(s, 2))
+write 1: 10 B at guest offset 100 (guest cluster 0). New: cluster 6 (data of guest
+cluster 0). The file now ends at 458,752 bytes (7 clusters).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+from kvmlab.errors import ScenarioError
+from kvmlab.host.tour import Table
+from kvmlab.storage.io import DISKS, FORMATS, PATTERNS, IoResult, IoWorkload, simulate_io
+from kvmlab.storage.plot import cluster_map, human_size, model_after, plot_io
+from kvmlab.storage.qcow2 import Allocation
+from kvmlab.storage.scenario import StorageScenario
+
+OPERATIONS: dict[str, float] = {"write": 0.0, "read": 1.0, "mixed (half reads)": 0.5}
+"""The explorer's operations and the read_fraction each stands for."""
+
+REQUEST_SIZES = (512, 4096, 16384, 65536, 262144, 1048576)
+
+
+def _scenario(scenario: StorageScenario | Mapping[str, Any]) -> StorageScenario:
+    return scenario if isinstance(scenario, StorageScenario) else StorageScenario.from_dict(
+        scenario)
+
+
+def layout_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int
+                 ) -> list[Allocation]:
+    """The clusters of the image file, in file order, after the first ``n_writes`` writes.
+
+    The file only grows at its end, so ``layout_after(s, n)`` always begins with
+    ``layout_after(s, n - 1)``.
+
+    Examples
+    --------
+    >>> s = {"virtual_size": 1048576, "cluster_size": 4096, "writes": [[0, 512]]}
+    >>> len(layout_after(s, 0)), len(layout_after(s, 1))
+    (4, 6)
+    """
+    return model_after(_scenario(scenario), n_writes).layout()
+
+
+def _what(a: Allocation) -> str:
+    if a.kind == "data":
+        return f"data of guest cluster {a.guest_cluster}"
+    return f"{a.kind} table" if a.kind in ("L1", "L2") else a.kind
+
+
+def _clusters(found: list[Allocation]) -> str:
+    runs: list[list[Allocation]] = []
+    for a in found:
+        if runs and runs[-1][-1].kind == a.kind and a.kind != "data":
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    parts = []
+    for run in runs:
+        where = (f"cluster {run[0].cluster}" if len(run) == 1
+                 else f"clusters {run[0].cluster}-{run[-1].cluster}")
+        parts.append(f"{where} ({_what(run[0])})")
+    return ", ".join(parts)
+
+
+def describe_write(scenario: StorageScenario | Mapping[str, Any], n_writes: int) -> str:
+    """In words: what the last of the first ``n_writes`` writes added to the file.
+
+    Examples
+    --------
+    >>> s = {"virtual_size": 1048576, "cluster_size": 4096, "writes": [[0, 512], [0, 4096]]}
+    >>> print(describe_write(s, 0))
+    The empty image: header, refcount table, refcount block and L1 table (4 clusters of
+    4 KiB). The file ends at 16,384 bytes.
+    >>> print(describe_write(s, 2))   # doctest: +ELLIPSIS
+    write 1: 4 KiB at guest offset 0 (guest cluster 0). Nothing new: ... in place. ...
+    """
+    s = _scenario(scenario)
+    after = model_after(s, n_writes)
+    end = f"{after.image_end_offset:,} bytes ({after.next_free} clusters)"
+    if n_writes == 0:
+        text = (f"The empty image: header, refcount table, refcount block and L1 table "
+                f"({after.next_free} clusters of {human_size(s.cluster_size)}). The file ends "
+                f"at {after.image_end_offset:,} bytes.")
+        return textwrap.fill(text, width=88)
+    before = model_after(s, n_writes - 1).next_free
+    offset, length = s.writes[n_writes - 1]
+    cs = s.cluster_size
+    first, last = offset // cs, (offset + length - 1) // cs
+    guest = f"guest cluster {first}" if first == last else f"guest clusters {first}-{last}"
+    new = [a for a in after.layout() if a.cluster >= before]
+    head = (f"write {n_writes - 1}: {human_size(length)} at guest offset {offset:,} "
+            f"({guest}).")
+    if new:
+        body = f"New: {_clusters(new)}. The file now ends at {end}."
+    else:
+        body = (f"Nothing new: every cluster it touches was allocated before, so the data is "
+                f"overwritten in place. The file still ends at {end}.")
+    return textwrap.fill(f"{head} {body}", width=88)
+
+
+def cluster_slider(scenario: StorageScenario | Mapping[str, Any], columns: int = 16) -> Any:
+    """A slider over the scenario's writes; the cluster map is redrawn as they arrive.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The slider (``box.children[0]``) above the output (``box.children[1]``).
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    s = _scenario(scenario)
+    room = model_after(s).next_free
+    slider = w.IntSlider(value=0, min=0, max=len(s.writes), description="writes applied",
+                         style={"description_width": "initial"},
+                         layout=w.Layout(width="420px"))
+
+    def show(n: int) -> None:
+        ax = cluster_map(s, upto_write=n, columns=columns, min_clusters=room)
+        print(describe_write(s, n))
+        display(ax.figure)
+        plt.close(ax.figure)
+
+    out = w.interactive_output(show, {"n": slider})
+    return w.VBox([slider, out])
+
+
+def io_workload(format: str = "qcow2", pattern: str = "sequential", request_size: int = 65536,
+                operation: str = "write", disk: str = "ssd", count: int = 256,
+                prefill: bool = False, **more: Any) -> IoWorkload:
+    """The workload the I/O explorer's controls describe (``more``: other fields).
+
+    Examples
+    --------
+    >>> w = io_workload("overlay", "random", 4096, "read", "hdd", count=10)
+    >>> w.format, w.read_fraction, w.disk.name
+    ('overlay', 1.0, 'hdd')
+    >>> io_workload(operation="erase")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: operation must be one of ['write', 'read', ...], not 'erase'
+    """
+    if operation not in OPERATIONS:
+        raise ScenarioError(f"operation must be one of {list(OPERATIONS)}, not {operation!r}")
+    return IoWorkload.from_dict({"format": format, "pattern": pattern,
+                                 "request_size": request_size,
+                                 "read_fraction": OPERATIONS[operation], "disk": disk,
+                                 "count": count, "prefill": prefill, **more})
+
+
+def io_compare(workload: IoWorkload, seed: int = 0) -> list[IoResult]:
+    """The workload on a raw image first (the baseline), then as given (if not raw).
+
+    Examples
+    --------
+    >>> results = io_compare(io_workload("qcow2", count=16))
+    >>> [r.workload.format for r in results]
+    ['raw', 'qcow2']
+    """
+    results = [simulate_io(workload.replace(format="raw"), seed=seed)]
+    if workload.format != "raw":
+        results.append(simulate_io(workload, seed=seed))
+    return results
+
+
+def io_summary(result: IoResult) -> str:
+    """One line about a simulated result.
+
+    Examples
+    --------
+    >>> print(io_summary(simulate_io(io_workload("qcow2", count=16))))   # doctest: +ELLIPSIS
+    qcow2, sequential write on ssd: 16 requests of 64 KiB, ... MB/s, mean latency ... ms; ...
+    """
+    w = result.workload
+    mb_s = result.throughput_bytes_per_s / 1e6
+    speed = f"{mb_s:.1f} MB/s" if mb_s != float("inf") else "no disk I/O at all"
+    return (f"{w.label} on {w.disk.name}: {len(result.requests)} requests of "
+            f"{human_size(w.request_size)}, {speed}, mean latency "
+            f"{result.mean_latency_s * 1e3:.3f} ms; {result.metadata_reads} metadata reads, "
+            f"{result.metadata_writes} metadata writes, {result.cow_bytes:,} copy-on-write "
+            f"bytes, {result.allocated_clusters} new clusters")
+
+
+def io_explorer(*, count: int = 256, seed: int = 0, virtual_size: int = 1024 ** 3) -> Any:
+    """Menus for format, pattern, request size, operation and disk over :func:`simulate_io`.
+
+    Every change simulates the chosen workload and the same one on a raw image,
+    and shows both as bars (throughput) and markers (latency), with a table.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The controls (``box.children[0]``) above the output (``box.children[1]``).
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    style = {"description_width": "initial"}
+    layout = w.Layout(width="260px")
+    controls = {
+        "format": w.Dropdown(options=list(FORMATS), value="qcow2", description="format",
+                             style=style, layout=layout),
+        "pattern": w.Dropdown(options=list(PATTERNS), value="sequential",
+                              description="pattern", style=style, layout=layout),
+        "request_size": w.Dropdown(options=[(human_size(n), n) for n in REQUEST_SIZES],
+                                   value=65536, description="request size", style=style,
+                                   layout=layout),
+        "operation": w.Dropdown(options=list(OPERATIONS), value="write",
+                                description="operation", style=style, layout=layout),
+        "disk": w.Dropdown(options=list(DISKS), value="ssd", description="disk", style=style,
+                           layout=layout),
+        "prefill": w.Checkbox(value=False, description="image already full", style=style,
+                              layout=layout),
+    }
+
+    def show(**values: Any) -> None:
+        try:
+            workload = io_workload(**values, count=count, virtual_size=virtual_size)
+        except ScenarioError as exc:
+            print(f"Cannot simulate that: {exc}")
+            return
+        results = io_compare(workload, seed=seed)
+        for r in results:
+            print(io_summary(r))
+        ax = plot_io(results)
+        display(ax.figure)
+        plt.close(ax.figure)
+        display(Table([r.row() for r in results], title="simulated (a teaching model)"))
+
+    out = w.interactive_output(show, controls)
+    names = list(controls)
+    box = w.HBox([w.VBox([controls[n] for n in names[:3]]),
+                  w.VBox([controls[n] for n in names[3:]])])
+    return w.VBox([box, out])
+
+
+__all__ = ["OPERATIONS", "REQUEST_SIZES", "cluster_slider", "describe_write", "io_compare",
+           "io_explorer", "io_summary", "io_workload", "layout_after"]
