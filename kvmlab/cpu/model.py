@@ -17,6 +17,14 @@ goes idle), and picks again. Two schedulers:
     The textbook contrast: all threads of all VMs in one queue, each gets a slice
     in turn, weights and VMs ignored.
 
+The fair scheduler is the *ideal*: every pCPU picks from one common queue. Linux
+keeps a run queue per CPU and balances load between them, so on a real host the
+ideal holds well when the VMs that compete share the same pCPUs (or all pCPUs),
+and only roughly when they do not: with three busy VMs on two pCPUs, with
+unequal shares left unpinned, or with vCPU i of several VMs pinned to pCPU i, a
+real host can favour one VM or starve one vCPU for seconds (the CPU notebook
+shows recordings of it).
+
 A vCPU's thread is *runnable* while its workload wants the CPU (always, for a
 busy loop; during the busy part of each period, for a duty cycle). Time it is
 runnable but not running is its wait time: the guest's *steal* time.
