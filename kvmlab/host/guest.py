@@ -54,7 +54,7 @@ from kvmlab.host.image import (
     cached_image,
     scenario_archive,
 )
-from kvmlab.host.signals import signals_deferred, sigterm_as_exit
+from kvmlab.host.signals import Transient
 
 SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
 DEFAULT_LIFETIME_S = 1800.0
@@ -158,7 +158,7 @@ def parse_console(text: str) -> ScenarioOutput:
     return ScenarioOutput(booted=booted, lines=out, exit_status=status, console=text)
 
 
-class TransientGuest:
+class TransientGuest(Transient):
     """A tiny guest that lives exactly as long as a ``with`` block.
 
     Parameters
@@ -217,24 +217,7 @@ class TransientGuest:
         self.started_at: float | None = None
         self.accel_reason = ""
 
-    # -- life cycle ------------------------------------------------------------------
-    def __enter__(self) -> TransientGuest:
-        self._guard = sigterm_as_exit()
-        self._guard.__enter__()
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            self._guard.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.close()
-        finally:
-            self._guard.__exit__(None, None, None)
-
+    # -- life cycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Stage the files and start the transient domain."""
         self.conn = connect(self.uri, write=True)
@@ -258,13 +241,12 @@ class TransientGuest:
 
     def close(self) -> None:
         """Destroy the domain (if it still runs) and delete its files. Idempotent."""
-        with signals_deferred():
-            if self.conn is not None:
-                destroy_domain(self.conn, self.name)
-                with contextlib.suppress(Exception):
-                    self.conn.close()
-                self.conn = None
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.conn is not None:
+            destroy_domain(self.conn, self.name)
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- observing -------------------------------------------------------------------
     @property

@@ -45,3 +45,37 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class Transient:
+    """Base of objects that live exactly as long as a ``with`` block.
+
+    Subclasses define :meth:`start` and an idempotent :meth:`close`. Entering calls
+    ``start``; leaving, an exception, Ctrl-C or SIGTERM all end in ``close``, which
+    runs with those signals held back so that it finishes.
+    """
+
+    def start(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self._guard = sigterm_as_exit()
+        self._guard.__enter__()
+        try:
+            self.start()
+        except BaseException:
+            with signals_deferred():
+                self.close()
+            self._guard.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            with signals_deferred():
+                self.close()
+        finally:
+            self._guard.__exit__(None, None, None)

@@ -33,7 +33,7 @@ from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connect, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
 from kvmlab.host.guest import live_uri
-from kvmlab.host.signals import signals_deferred, sigterm_as_exit
+from kvmlab.host.signals import Transient
 
 VOLUME_FORMATS = ("raw", "qcow2")
 
@@ -69,7 +69,7 @@ def volume_xml(name: str, capacity_bytes: int, fmt: str, backing: str | None = N
     return ET.tostring(vol, encoding="unicode")
 
 
-class TransientPool:
+class TransientPool(Transient):
     """A ``dir`` pool that exists exactly as long as a ``with`` block.
 
     Parameters
@@ -85,32 +85,17 @@ class TransientPool:
         self.path: Path | None = None
         self.name = ""
 
-    def __enter__(self) -> TransientPool:
-        self._guard = sigterm_as_exit()
-        self._guard.__enter__()
+    def start(self) -> None:
+        """Create the temporary directory and the pool in it."""
+        self.conn = connect(self.uri, write=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{NAME_PREFIX}pool-"))
+        self.path.chmod(0o755)
+        self.name = self.path.name
+        libvirt = import_libvirt()
         try:
-            self.conn = connect(self.uri, write=True)
-            self.path = Path(tempfile.mkdtemp(prefix=f"{NAME_PREFIX}pool-"))
-            self.path.chmod(0o755)
-            self.name = self.path.name
-            libvirt = import_libvirt()
-            try:
-                self.pool = self.conn.storagePoolCreateXML(pool_xml(self.name, str(self.path)),
-                                                           0)
-            except libvirt.libvirtError as exc:
-                raise ExperimentFailed(f"libvirt refused to create pool {self.name}: "
-                                       f"{exc}") from None
-        except BaseException:
-            self.close()
-            self._guard.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.close()
-        finally:
-            self._guard.__exit__(None, None, None)
+            self.pool = self.conn.storagePoolCreateXML(pool_xml(self.name, str(self.path)), 0)
+        except libvirt.libvirtError as exc:
+            raise ExperimentFailed(f"libvirt refused to create pool {self.name}: {exc}") from None
 
     def create_volume(self, name: str, capacity_bytes: int, fmt: str = "qcow2",
                       backing: Any = None) -> Any:
@@ -125,20 +110,19 @@ class TransientPool:
 
     def close(self) -> None:
         """Delete the volumes, destroy the pool, remove the directory. Idempotent."""
-        with signals_deferred():
-            libvirt = import_libvirt()
-            if self.pool is not None:
-                with contextlib.suppress(libvirt.libvirtError):
-                    self.pool.refresh(0)
-                    for vol in self.pool.listAllVolumes():
-                        with contextlib.suppress(libvirt.libvirtError):
-                            vol.delete(0)
-                with contextlib.suppress(libvirt.libvirtError):
-                    self.pool.destroy()
-                self.pool = None
-            if self.conn is not None:
-                with contextlib.suppress(libvirt.libvirtError):
-                    self.conn.close()
-                self.conn = None
-            if self.path is not None:
-                shutil.rmtree(self.path, ignore_errors=True)
+        libvirt = import_libvirt()
+        if self.pool is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.pool.refresh(0)
+                for vol in self.pool.listAllVolumes():
+                    with contextlib.suppress(libvirt.libvirtError):
+                        vol.delete(0)
+            with contextlib.suppress(libvirt.libvirtError):
+                self.pool.destroy()
+            self.pool = None
+        if self.conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.close()
+            self.conn = None
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -174,20 +174,7 @@ class Qcow2Model:
 
     def ranges(self, start: int, end: int, depth: int = 0) -> list[Range]:
         """Where guest bytes ``start``..``end`` live, cluster by cluster, down the chain."""
-        cs = self.cluster_size
-        out: list[Range] = []
-        for g in range(start // cs, -(-end // cs)):
-            s, e = max(start, g * cs), min(end, (g + 1) * cs)
-            if g in self.data:
-                out.append((s, e - s, depth, True, False, True, self.data[g] * cs + s - g * cs))
-            elif self.backing is not None and s < self.backing.virtual_size:
-                out += self.backing.ranges(s, min(e, self.backing.virtual_size), depth + 1)
-                if e > self.backing.virtual_size:
-                    out.append((self.backing.virtual_size, e - self.backing.virtual_size,
-                                depth, False, True, False, None))
-            else:
-                out.append((s, e - s, depth, False, True, False, None))
-        return out
+        return cluster_ranges(self, start, end, depth)
 
     def map(self) -> list[dict[str, Any]]:
         """The image as ``qemu-img map --output=json`` shows it."""
@@ -196,6 +183,33 @@ class Qcow2Model:
     def layout(self) -> list[Allocation]:
         """Every cluster of the file in file order (for a picture of the image)."""
         return sorted(self.allocations, key=lambda a: a.cluster)
+
+
+def cluster_ranges(image: Any, start: int, end: int, depth: int) -> list[Range]:
+    """Where guest bytes ``start``..``end`` of ``image`` live, cluster by cluster.
+
+    ``image`` has ``cluster_size``, ``data`` (guest cluster to file cluster), and
+    may have ``zero`` (clusters marked as reading zeros) and ``backing`` (a layer
+    below); the model and the reader of real files share this walk.
+    """
+    cs = image.cluster_size
+    zero = getattr(image, "zero", ())
+    backing = getattr(image, "backing", None)
+    out: list[Range] = []
+    for g in range(start // cs, -(-end // cs)):
+        s, e = max(start, g * cs), min(end, (g + 1) * cs)
+        if g in image.data:
+            out.append((s, e - s, depth, True, False, True, image.data[g] * cs + s - g * cs))
+        elif g in zero:
+            out.append((s, e - s, depth, True, True, False, None))
+        elif backing is not None and s < backing.virtual_size:
+            out += backing.ranges(s, min(e, backing.virtual_size), depth + 1)
+            if e > backing.virtual_size:
+                out.append((backing.virtual_size, e - backing.virtual_size,
+                            depth, False, True, False, None))
+        else:
+            out.append((s, e - s, depth, False, True, False, None))
+    return out
 
 
 def _runs(clusters: list[int]) -> Iterator[tuple[int, int]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ScenarioError
-from kvmlab.storage.qcow2 import Range
+from kvmlab.storage.qcow2 import Range, cluster_ranges
 
 MAGIC = b"QFI\xfb"
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
@@ -69,15 +69,7 @@ class Qcow2File:
 
     def ranges(self, start: int, end: int, depth: int) -> list[Range]:
         """Where guest bytes ``start``..``end`` live in this file."""
-        cs = self.cluster_size
-        out: list[Range] = []
-        for g in range(start // cs, -(-end // cs)):
-            s, e = max(start, g * cs), min(end, (g + 1) * cs)
-            if g in self.data:
-                out.append((s, e - s, depth, True, False, True, self.data[g] * cs + s - g * cs))
-            else:
-                out.append((s, e - s, depth, g in self.zero, True, False, None))
-        return out
+        return cluster_ranges(self, start, end, depth)
 
 
 def read_qcow2(path: str | Path) -> Qcow2File:
