@@ -6,7 +6,11 @@ count, pinning and shares. Inside, one shell loop per vCPU (bound to it with
 has started its loops, the host's own accounting of each vCPU thread is read
 twice, ``duration_s`` apart: run and wait nanoseconds from
 ``/proc/<pid>/task/<tid>/schedstat`` (libvirt reports the same as
-``vcpu.N.time`` and ``vcpu.N.delay`` in ``virsh domstats --vcpu``).
+``vcpu.N.time`` and ``vcpu.N.delay`` in ``virsh domstats --vcpu``). The kernel
+adds a wait to that counter only when the wait ends, so one long wait across the
+edge of the window can be counted in the wrong window; for a busy loop, which is
+runnable all the time, the wait is therefore taken as the window minus the run
+time (the counter's own figure stays in the provenance).
 
 Examples
 --------
@@ -194,12 +198,17 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
             raise ExperimentFailed(f"found {len(a)} vCPU threads for {vm.name}, "
                                    f"expected {vm.vcpus}")
         for tb, ta in zip(b, a, strict=True):
-            vcpus.append(VcpuStats(vm.name, tb.vcpu, run_s=(ta.run_ns - tb.run_ns) / 1e9,
-                                   wait_s=(ta.wait_ns - tb.wait_ns) / 1e9,
+            run_s = (ta.run_ns - tb.run_ns) / 1e9
+            schedstat_wait_s = (ta.wait_ns - tb.wait_ns) / 1e9
+            # The kernel adds a wait to schedstat only when it ends, so a long wait that
+            # straddles the start or the end of the window lands in the wrong window. A
+            # busy loop wants the CPU all the time: its wait is the rest of the window.
+            wait_s = wall - run_s if vm.busy_fraction >= 1 else schedstat_wait_s
+            vcpus.append(VcpuStats(vm.name, tb.vcpu, run_s=run_s, wait_s=max(0.0, wait_s),
                                    slices=ta.slices - tb.slices, duration_s=wall))
             n = tb.vcpu
             domstats.append({
-                "vm": vm.name, "vcpu": n,
+                "vm": vm.name, "vcpu": n, "schedstat_wait_share": schedstat_wait_s / wall,
                 "time_share": (sa.get(f"vcpu.{n}.time", 0) - sb.get(f"vcpu.{n}.time", 0))
                 / 1e9 / stats_wall,
                 "delay_share": (sa.get(f"vcpu.{n}.delay", 0) - sb.get(f"vcpu.{n}.delay", 0))
@@ -209,7 +218,8 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
         "host_kernel": platform.release(),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "method": "schedstat of each vCPU thread, sampled twice",
+        "method": "schedstat of each vCPU thread, sampled twice (wait of a busy loop: "
+                  "window minus run time)",
         # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
         # other threads, libvirt, and whatever else ran. Much above 0.1 disturbs the shares.
         "other_load_pcpus": round((busy1 - busy0) / wall - sum(v.run_s for v in vcpus) / wall, 3),

@@ -25,11 +25,10 @@ def test_simulated_shares_match_the_real_host(name, live_uri, guest_image, no_le
     other = measured.provenance["other_load_pcpus"]
     assert comparison.max_abs_error <= TOLERANCE, (
         f"{comparison.table()}\n(the host spent {other} pCPUs on other work meanwhile)")
-    # libvirt's own per-vCPU figures tell the same story as the threads' schedstat
+    # libvirt's own per-vCPU run time tells the same story as the threads' schedstat
     for v, dom in zip(measured.vcpus, measured.provenance["domstats"], strict=True):
         assert (dom["vm"], dom["vcpu"]) == (v.vm, v.vcpu)
         assert dom["time_share"] == pytest.approx(v.run_share, abs=0.03)
-        assert dom["delay_share"] == pytest.approx(v.wait_share, abs=0.03)
 
 
 def test_a_scenario_with_more_pcpus_than_the_host_is_refused_up_front(live_uri):
