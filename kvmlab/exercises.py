@@ -18,6 +18,35 @@ Work it out, then run again with -c to see the answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a lab's ``check`` thinks of an answer. Prints as its message.
+
+    ``hint`` names the slip recognised, if the lab names them (``'forgot-l2'``...).
+
+    Examples
+    --------
+    >>> print(Feedback(False, "Not yet: too high.", "percent"))
+    Not yet: too high.
+    """
+
+    correct: bool
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # pragma: no cover - IPython
+        p.text(self.message)
+
+    def _repr_markdown_(self) -> str:  # pragma: no cover - Jupyter
+        mark = "✅" if self.correct else "❌"
+        return f"{mark} {self.message.replace(chr(10), '  ' + chr(10))}"
 
 
 def problem_text(seed: int, question: str, answer: Sequence[str] | None) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 from kvmlab.cpu.result import ready_verdict
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, finite_number
 from kvmlab.cpu.theory import fair_shares, flat_shares, water_fill
-from kvmlab.exercises import problem_text
+from kvmlab.exercises import Feedback, problem_text
 
 TOLERANCE = 0.02
 SHARE_CHOICES = (512, 1024, 2048, 4096)
@@ -184,25 +184,6 @@ def worked_answer(scenario: CpuScenario) -> str:
                      f"{100 * run:.1f} % of the time, wait {100 * wait:.1f} % "
                      f"(CPU ready: {ready_verdict(100 * wait)})")
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """What :func:`check` thinks of an answer. Prints as its message."""
-
-    correct: bool
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # pragma: no cover - IPython
-        p.text(self.message)
-
-    def _repr_markdown_(self) -> str:  # pragma: no cover - Jupyter
-        mark = "✅" if self.correct else "❌"
-        body = self.message.replace("\n", "  \n")
-        return f"{mark} {body}"
 
 
 def _close(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

@@ -34,7 +34,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from kvmlab.exercises import problem_text
+from kvmlab.exercises import Feedback, problem_text
 from kvmlab.storage.plot import human_size
 from kvmlab.storage.qcow2 import Allocation, Qcow2Model
 from kvmlab.storage.scenario import StorageScenario
@@ -302,28 +302,6 @@ def worked_answer(problem: Problem) -> str:
                               f"the file holds it: the answer is {NOWHERE!r}, and the guest "
                               "reads zeros there."))
     return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """What :func:`check` thinks of an answer. Prints as its message.
-
-    ``hint`` names the slip recognised (``'forgot-l2'``, ``'raw-offset'``...), if any.
-    """
-
-    correct: bool
-    message: str
-    hint: str | None = None
-
-    def __str__(self) -> str:
-        return self.message
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # pragma: no cover - IPython
-        p.text(self.message)
-
-    def _repr_markdown_(self) -> str:  # pragma: no cover - Jupyter
-        mark = "✅" if self.correct else "❌"
-        return f"{mark} {self.message}"
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg])(?:i?b)?$")
