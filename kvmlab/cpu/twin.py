@@ -33,9 +33,10 @@ import platform
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from kvmlab.cpu.probe import host_busy_s, host_cpu_count, vcpu_threads
+from kvmlab.cpu.probe import VcpuThread, host_busy_s, host_cpu_count, vcpu_threads
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec
 from kvmlab.errors import ExperimentFailed, ScenarioError
@@ -45,6 +46,9 @@ from kvmlab.host.image import cache_dir
 
 LOAD_MARKER = "KVMLAB-LOAD-STARTED"
 SETTLE_S = 1.0
+# A busy vCPU thread runnable for less than this share of a window slept: measure again.
+MIN_RUNNABLE = 0.9
+MAX_WINDOWS = 3
 
 
 def _loop(vm: VmSpec) -> str:
@@ -177,42 +181,20 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
         say(f"all loops running; measuring for {scenario.duration_s:g} s")
         time.sleep(SETTLE_S)
         pids = [g.qemu_pid() for g in guests]
-        # libvirt's statistics are a cross-check, read outside the timed window: on a
-        # busy host, a call to the daemon can take a while.
-        stats_before, stats_t0 = _timed(lambda: [g.stats() for g in guests])
-        t0 = time.monotonic()
-        busy0 = host_busy_s()
-        before = [vcpu_threads(pid) for pid in pids]
-        time.sleep(scenario.duration_s)
-        after = [vcpu_threads(pid) for pid in pids]
-        busy1 = host_busy_s()
-        wall = time.monotonic() - t0
-        stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
-        stats_wall = stats_t1 - stats_t0
+        discarded: list[str] = []
+        for attempt in range(1, MAX_WINDOWS + 1):
+            window = _measure_window(guests, pids, scenario)
+            vcpus, domstats = window.vcpu_stats(scenario)
+            idle = _idle_busy_vcpus(scenario, domstats)
+            if not idle:
+                break
+            reason = (f"window {attempt}: busy vCPU(s) {', '.join(idle)} were runnable less "
+                      f"than {MIN_RUNNABLE:.0%} of the time (the vCPU thread slept, so the "
+                      "guest or QEMU, not the host scheduler, held it back)")
+            discarded.append(reason)
+            if attempt < MAX_WINDOWS:
+                say(reason + "; measuring again")
         accel = guests[0].accel
-    vcpus: list[VcpuStats] = []
-    domstats: list[dict[str, float]] = []
-    for vm, b, a, sb, sa in zip(scenario.vms, before, after, stats_before, stats_after,
-                                strict=True):
-        if len(b) != vm.vcpus or len(a) != vm.vcpus:
-            raise ExperimentFailed(f"found {len(a)} vCPU threads for {vm.name}, "
-                                   f"expected {vm.vcpus}")
-        for tb, ta in zip(b, a, strict=True):
-            run_s = (ta.run_ns - tb.run_ns) / 1e9
-            schedstat_wait_s = (ta.wait_ns - tb.wait_ns) / 1e9
-            # The kernel adds a wait to schedstat only when it ends, so a long wait that
-            # straddles the start or the end of the window lands in the wrong window. A
-            # busy loop wants the CPU all the time: its wait is the rest of the window.
-            wait_s = wall - run_s if vm.busy_fraction >= 1 else schedstat_wait_s
-            vcpus.append(VcpuStats(vm.name, tb.vcpu, run_s=run_s, wait_s=max(0.0, wait_s),
-                                   slices=ta.slices - tb.slices, duration_s=wall))
-            n = tb.vcpu
-            domstats.append({
-                "vm": vm.name, "vcpu": n, "schedstat_wait_share": schedstat_wait_s / wall,
-                "time_share": (sa.get(f"vcpu.{n}.time", 0) - sb.get(f"vcpu.{n}.time", 0))
-                / 1e9 / stats_wall,
-                "delay_share": (sa.get(f"vcpu.{n}.delay", 0) - sb.get(f"vcpu.{n}.delay", 0))
-                / 1e9 / stats_wall})
     provenance = {
         "host": hostname, "uri": uri, "host_cpus": host_cpus, "accelerator": accel,
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
@@ -222,8 +204,82 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
                   "window minus run time)",
         # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
         # other threads, libvirt, and whatever else ran. Much above 0.1 disturbs the shares.
-        "other_load_pcpus": round((busy1 - busy0) / wall - sum(v.run_s for v in vcpus) / wall, 3),
+        "other_load_pcpus": round(window.busy_s / window.wall_s
+                                  - sum(v.run_s for v in vcpus) / window.wall_s, 3),
         "domstats": domstats,
+        "discarded_windows": discarded,
     }
     return CpuResult(scenario=scenario, source="measured", vcpus=tuple(vcpus),
-                     duration_s=wall, provenance=provenance)
+                     duration_s=window.wall_s, provenance=provenance)
+
+
+@dataclass
+class _Window:
+    """Two samples of every vCPU thread (and of libvirt's statistics) around one window."""
+
+    before: list[list[VcpuThread]]
+    after: list[list[VcpuThread]]
+    stats_before: list[dict[str, Any]]
+    stats_after: list[dict[str, Any]]
+    wall_s: float
+    stats_wall_s: float
+    busy_s: float
+
+    def vcpu_stats(self, scenario: CpuScenario) -> tuple[list[VcpuStats],
+                                                         list[dict[str, Any]]]:
+        """Per-vCPU run and wait over the window, and libvirt's view beside schedstat's."""
+        vcpus: list[VcpuStats] = []
+        domstats: list[dict[str, Any]] = []
+        wall = self.wall_s
+        for vm, b, a, sb, sa in zip(scenario.vms, self.before, self.after, self.stats_before,
+                                    self.stats_after, strict=True):
+            if len(b) != vm.vcpus or len(a) != vm.vcpus:
+                raise ExperimentFailed(f"found {len(a)} vCPU threads for {vm.name}, "
+                                       f"expected {vm.vcpus}")
+            for tb, ta in zip(b, a, strict=True):
+                run_s = (ta.run_ns - tb.run_ns) / 1e9
+                schedstat_wait_s = (ta.wait_ns - tb.wait_ns) / 1e9
+                # The kernel adds a wait to schedstat only when it ends, so a long wait that
+                # straddles the start or the end of the window lands in the wrong window. A
+                # busy loop wants the CPU all the time: its wait is the rest of the window.
+                wait_s = wall - run_s if vm.busy_fraction >= 1 else schedstat_wait_s
+                vcpus.append(VcpuStats(vm.name, tb.vcpu, run_s=run_s, wait_s=max(0.0, wait_s),
+                                       slices=ta.slices - tb.slices, duration_s=wall))
+                n = tb.vcpu
+                domstats.append({
+                    "vm": vm.name, "vcpu": n,
+                    "schedstat_wait_share": schedstat_wait_s / wall,
+                    "runnable_share": (run_s + schedstat_wait_s) / wall,
+                    "time_share": (sa.get(f"vcpu.{n}.time", 0) - sb.get(f"vcpu.{n}.time", 0))
+                    / 1e9 / self.stats_wall_s,
+                    "delay_share": (sa.get(f"vcpu.{n}.delay", 0)
+                                    - sb.get(f"vcpu.{n}.delay", 0)) / 1e9 / self.stats_wall_s})
+        return vcpus, domstats
+
+
+def _measure_window(guests: list[TransientGuest], pids: list[int],
+                    scenario: CpuScenario) -> _Window:
+    # libvirt's statistics are a cross-check, read outside the timed window: on a
+    # busy host, a call to the daemon can take a while.
+    stats_before, stats_t0 = _timed(lambda: [g.stats() for g in guests])
+    t0 = time.monotonic()
+    busy0 = host_busy_s()
+    before = [vcpu_threads(pid) for pid in pids]
+    time.sleep(scenario.duration_s)
+    after = [vcpu_threads(pid) for pid in pids]
+    busy1 = host_busy_s()
+    wall = time.monotonic() - t0
+    stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
+    return _Window(before, after, stats_before, stats_after, wall, stats_t1 - stats_t0,
+                   busy1 - busy0)
+
+
+def _idle_busy_vcpus(scenario: CpuScenario, domstats: list[dict[str, Any]]) -> list[str]:
+    """The always-busy vCPUs whose thread was not runnable for most of the window.
+
+    Such a thread slept (its guest halted the vCPU, or QEMU held it on a lock): the
+    window measures the guest, not the host's scheduler, and is measured again.
+    """
+    busy = {vm.name for vm in scenario.vms if vm.busy_fraction >= 1}
+    return [f"{d['vm']}/{d['vcpu']} ({d['runnable_share']:.0%})" for d in domstats
+            if d["vm"] in busy and d["runnable_share"] < MIN_RUNNABLE]

@@ -23,8 +23,13 @@ def test_simulated_shares_match_the_real_host(name, live_uri, guest_image, no_le
     comparison = compare(simulate(scenario, seed=0), measured)
     print(f"\n{name} ({measured.provenance['accelerator']}):\n{comparison.table()}")
     other = measured.provenance["other_load_pcpus"]
+    runnable = {f"{d['vm']}/{d['vcpu']}": round(d["runnable_share"], 3)
+                for d in measured.provenance["domstats"]}
+    print("runnable shares:", runnable, "discarded:", measured.provenance["discarded_windows"])
     assert comparison.max_abs_error <= TOLERANCE, (
-        f"{comparison.table()}\n(the host spent {other} pCPUs on other work meanwhile)")
+        f"{comparison.table()}\n(the host spent {other} pCPUs on other work meanwhile; "
+        f"runnable shares {runnable}; discarded windows "
+        f"{measured.provenance['discarded_windows']})")
     # libvirt's own per-vCPU run time tells the same story as the threads' schedstat
     for v, dom in zip(measured.vcpus, measured.provenance["domstats"], strict=True):
         assert (dom["vm"], dom["vcpu"]) == (v.vm, v.vcpu)
