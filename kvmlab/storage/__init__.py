@@ -1,5 +1,5 @@
-"""The storage lab: qcow2 clusters, allocate-on-write and copy-on-write, checked
-against QEMU's own tools.
+"""The storage lab: raw files and qcow2 clusters, allocate-on-write, copy-on-write and
+internal snapshots, checked against QEMU's own tools.
 
 Examples
 --------
@@ -16,15 +16,35 @@ from typing import Any
 
 from kvmlab.storage.io import IoWorkload, simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
+from kvmlab.storage.raw import FS_BLOCK, RawModel
 from kvmlab.storage.result import StorageComparison, StorageResult, compare
 from kvmlab.storage.scenario import StorageScenario
 from kvmlab.storage.twin import run_with_qemu
 
 
-def simulate(scenario: StorageScenario | dict[str, Any]) -> StorageResult:
-    """Predict the image a scenario makes: its map, allocated clusters and end offset."""
+def simulate(scenario: StorageScenario | dict[str, Any], *,
+             block_size: int = FS_BLOCK) -> StorageResult:
+    """Predict the image a scenario makes: its map, allocated clusters and end offset.
+
+    For a raw image, the "clusters" are the host file system's blocks of
+    ``block_size`` bytes, and the end offset is the file's length.
+
+    Examples
+    --------
+    >>> r = simulate({"format": "raw", "virtual_size": 1048576, "writes": [[8192, 10]]})
+    >>> r.allocated_clusters, r.image_end_offset, len(r.map)
+    (2, 1048576, 4)
+    """
     if isinstance(scenario, dict):
         scenario = StorageScenario.from_dict(scenario)
+    if scenario.format == "raw":
+        raw = RawModel.from_scenario(scenario, block_size)
+        return StorageResult(scenario=scenario, source="model", map=raw.map(),
+                             allocated_clusters=raw.allocated_blocks,
+                             image_end_offset=raw.virtual_size,
+                             provenance={"model": "kvmlab.storage.raw",
+                                         "block_size": block_size,
+                                         "reserved_bytes": raw.reserved_bytes})
     image = Qcow2Model.from_scenario(scenario)
     return StorageResult(scenario=scenario, source="model", map=image.map(),
                          allocated_clusters=image.allocated_clusters,
@@ -32,5 +52,5 @@ def simulate(scenario: StorageScenario | dict[str, Any]) -> StorageResult:
                          provenance={"model": "kvmlab.storage.qcow2"})
 
 
-__all__ = ["IoWorkload", "Qcow2Model", "StorageComparison", "StorageResult",
+__all__ = ["IoWorkload", "Qcow2Model", "RawModel", "StorageComparison", "StorageResult",
            "StorageScenario", "compare", "run_with_qemu", "simulate", "simulate_io"]

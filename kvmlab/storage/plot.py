@@ -42,11 +42,14 @@ KIND_COLOURS: dict[str, str] = {
     "refcount block": "#d6b26b",
     "L1": "#6a3d9a",
     "L2": "#b294c7",
+    "snapshot L1": "#2d6a4f",
+    "snapshot table": "#74c69d",
 }
 """The colour of each kind of metadata cluster."""
 
 KIND_LABELS: dict[str, str] = {"header": "H", "refcount table": "RT", "refcount block": "RB",
-                               "L1": "L1", "L2": "L2"}
+                               "L1": "L1", "L2": "L2", "snapshot L1": "S1",
+                               "snapshot table": "ST"}
 """The short text written in a metadata cluster's cell."""
 
 _WRITE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:cyan", "tab:olive",
@@ -137,10 +140,14 @@ def model_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int | N
     if isinstance(n_writes, bool) or not isinstance(n_writes, int) or not 0 <= n_writes <= total:
         raise ScenarioError(f"the number of writes to apply must be between 0 and {total}, "
                             f"not {n_writes!r}")
+    if scenario.format != "qcow2":
+        raise ScenarioError("a cluster map shows a qcow2 image; a raw image has no clusters "
+                            "(guest byte N is file byte N: draw it with guest_map)")
     return Qcow2Model.from_scenario(StorageScenario(
         virtual_size=scenario.virtual_size, cluster_size=scenario.cluster_size,
         writes=scenario.writes[:n_writes], format=scenario.format, backing=scenario.backing,
-        name=scenario.name))
+        name=scenario.name,
+        snapshots=tuple(sn for sn in scenario.snapshots if sn.after <= n_writes)))
 
 
 def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, Any],
@@ -149,8 +156,10 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
     """The image file as a grid of clusters, in file order, coloured by what each holds.
 
     Metadata cells are marked H (header), RT (refcount table), RB (refcount
-    block), L1 and L2; a data cell shows ``gN``: it holds guest cluster N, and
-    its colour says which write allocated it.
+    block), L1 and L2, S1 (a snapshot's copy of the L1 table) and ST (the snapshot
+    table); a data cell shows ``gN``: it holds guest cluster N, and its colour says
+    which write allocated it. Hatched cells are shared with a snapshot (refcount 2
+    or more): the next write to them copies them first. A gap is a free cluster.
 
     Parameters
     ----------
@@ -186,15 +195,20 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
     if isinstance(min_clusters, bool) or not isinstance(min_clusters, int) or min_clusters < 0:
         raise ScenarioError(f"min_clusters must be a whole number, not {min_clusters!r}")
     layout = model.layout()
-    fresh = -1
+    fresh: set[int] = set()
     if scenario is not None and upto_write:
-        fresh = model_after(scenario, upto_write - 1).next_free
+        before = model_after(scenario, upto_write - 1).allocations
+        fresh = {a.cluster for a in layout if before.get(a.cluster) != a}
+    kinds = [k for k in KIND_COLOURS
+             if not k.startswith("snapshot") or any(a.kind == k for a in layout)]
+    shared = any(model.refcount(a.cluster) > 1 for a in layout)
     n = len(layout)
-    room = max(n, min_clusters, 1)
+    room = max(model.next_free, min_clusters, 1)
     columns = min(columns, room)
     rows = math.ceil(room / columns)
     n_writes = len({a.write for a in layout if a.kind == "data"})
-    legend_rows = len(KIND_COLOURS) + min(n_writes, _LEGEND_WRITES + 1) + (fresh >= 0)
+    legend_rows = (len(kinds) + min(n_writes, _LEGEND_WRITES + 1) + bool(fresh)
+                   + shared)
     height = 1.1 + 0.5 * rows
     legend_columns = 1 if 0.8 + 0.2 * legend_rows <= height else 2
     ax = _new_axes(ax, (min(14.0, 1.6 + 2.4 * legend_columns + 0.5 * columns),
@@ -204,11 +218,14 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
     for a in layout:
         row, col = divmod(a.cluster, columns)
         colour = allocation_colour(a)
-        new = a.cluster >= fresh >= 0
+        new = a.cluster in fresh
+        refs = model.refcount(a.cluster)
         ax.add_patch(Rectangle((col, row), 1, 1, facecolor=colour,
                                edgecolor="black" if new else "white",
                                linewidth=2.0 if new else 1.0, zorder=3 if new else 2,
-                               gid=f"cluster {a.cluster}: {a.kind}"))
+                               hatch="///" if refs > 1 else None,
+                               gid=f"cluster {a.cluster}: {a.kind}"
+                               + (f" (refcount {refs})" if refs > 1 else "")))
         if text:
             label = f"g{a.guest_cluster}" if a.kind == "data" else KIND_LABELS[a.kind]
             ax.text(col + 0.5, row + 0.5, label, ha="center", va="center", fontsize=7,
@@ -225,15 +242,20 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
         side.set_visible(False)
     ax.set_xlabel(f"cluster within the row ({human_size(cs)} each)", fontsize=8)
     ax.set_ylabel("file offset", fontsize=8)
-    title = (f"image file: {n} clusters of {human_size(cs)}, ends at "
+    title = (f"image file: {n} clusters of {human_size(cs)} in use, ends at "
              f"{model.image_end_offset:,} bytes")
+    if model.snapshots:
+        title += f"; snapshots: {', '.join(model.snapshots)}"
     if scenario is not None:
         shown = len(scenario.writes) if upto_write is None else upto_write
         title += f" (after {shown} of {len(scenario.writes)} writes)"
     ax.set_title(title, loc="left", fontsize=10)
     handles = [Patch(facecolor=KIND_COLOURS[k], label=f"{KIND_LABELS[k]}: {k}"
                      if k not in ("L1", "L2") else f"{k} table")
-               for k in KIND_COLOURS]
+               for k in kinds]
+    if shared:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///",
+                             label="shared with a snapshot (copied on the next write)"))
     writes = sorted({a.write for a in layout if a.kind == "data"},
                     key=lambda w: -1 if w is None else w)
     for w in writes[:_LEGEND_WRITES]:
@@ -246,7 +268,7 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
     if len(writes) > _LEGEND_WRITES:
         handles.append(Patch(facecolor="none", edgecolor="none",
                              label=f"... {len(writes) - _LEGEND_WRITES} more writes"))
-    if fresh >= 0:
+    if fresh:
         handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2,
                              label=f"added by write {upto_write - 1}"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,

@@ -77,6 +77,22 @@ class Qcow2Model:
         As given to ``qemu-img create``.
     backing : Layer, optional
         The image this one is an overlay of.
+
+    Examples
+    --------
+    An internal snapshot shares every cluster; the next write copies what it touches:
+
+    >>> image = Qcow2Model(10485760, 65536)
+    >>> image.write(0, 65536)
+    >>> image.refcount(image.data[0])
+    1
+    >>> image.snapshot("s1")
+    >>> image.refcount(image.data[0]), image.snapshots
+    (2, ['s1'])
+    >>> old = image.data[0]
+    >>> image.write(0, 512)                  # copy on write: a new L2 table and data cluster
+    >>> image.data[0] != old, image.refcount(old), image.refcount(image.data[0])
+    (True, 1, 1)
     """
 
     def __init__(self, virtual_size: int, cluster_size: int,
@@ -88,21 +104,26 @@ class Qcow2Model:
         self.refs_per_block = cluster_size * 8 // REFCOUNT_BITS
         self.reftable_entries = cluster_size // 8         # a one-cluster refcount table
         self.l1_size = -(-virtual_size // (cluster_size * self.l2_entries))
-        self.allocations: list[Allocation] = []
+        self.allocations: dict[int, Allocation] = {}      # file cluster -> what it holds
+        self.refcounts: dict[int, int] = {}               # file cluster -> references (>0)
         self.refblocks: dict[int, int] = {}               # refcount block index -> cluster
         self.l2_tables: dict[int, int] = {}               # L1 index -> cluster
         self.data: dict[int, int] = {}                    # guest cluster -> file cluster
-        self.next_free = 0
+        self.snapshots: list[str] = []
+        self.snapshot_table: tuple[int, int] | None = None   # (first cluster, clusters)
+        self.next_free = 0                                # one past the highest cluster used
+        self.free_index = 0                               # where QEMU's search starts
         # what `qemu-img create` writes: header, refcount table, first refcount block, L1
         self.refblocks[0] = 2
         self._alloc(1, "header")
         self._alloc(1, "refcount table")
         self._alloc(1, "refcount block")
-        self._alloc(-(-self.l1_size * 8 // cluster_size), "L1")
+        self._alloc(self._l1_clusters(), "L1")
 
     @classmethod
     def from_scenario(cls, scenario: StorageScenario) -> Qcow2Model:
-        """Create the image of ``scenario`` (its backing image first) and apply its writes."""
+        """Create the image of ``scenario`` (its backing image first), then apply its writes
+        and take its snapshots in order."""
         backing: Layer | None = None
         if isinstance(scenario.backing, StorageScenario):
             backing = cls.from_scenario(scenario.backing)
@@ -111,23 +132,60 @@ class Qcow2Model:
 
             backing = read_qcow2(scenario.backing)
         image = cls(scenario.virtual_size, scenario.cluster_size, backing)
-        for i, (offset, length) in enumerate(scenario.writes):
-            image.write(offset, length, index=i)
+        index = 0
+        for step in scenario.steps():
+            if isinstance(step, tuple):
+                image.write(*step, index=index)
+                index += 1
+            else:
+                image.snapshot(step.name)
         return image
 
     # -- allocation ------------------------------------------------------------------
+    def _l1_clusters(self) -> int:
+        return -(-self.l1_size * 8 // self.cluster_size)
+
+    def refcount(self, cluster: int) -> int:
+        """How many tables refer to file cluster ``cluster`` (0: free)."""
+        return self.refcounts.get(cluster, 0)
+
+    def reopen(self) -> None:
+        """A new process opens the image: QEMU searches for free clusters from the start."""
+        self.free_index = 0
+
+    def _find_free(self, n: int) -> int:
+        """QEMU's search: the first ``n`` free clusters in a row from the search position."""
+        while True:
+            start = self.free_index
+            for _ in range(n):
+                taken = self.refcount(self.free_index)
+                self.free_index += 1
+                if taken:
+                    break
+            else:
+                return start
+
     def _alloc(self, n: int, kind: str, guest: int | None = None,
-               write: int | None = None) -> int:
-        start = self.next_free
-        self.next_free += n
-        self.allocations += [Allocation(start + i, kind,
-                                        None if guest is None else guest + i, write)
-                             for i in range(n)]
+               write: int | None = None, at: int | None = None) -> int:
+        """Allocate ``n`` clusters (at ``at``, or where QEMU's search finds them)."""
+        start = self._find_free(n) if at is None else at
+        for i in range(n):
+            self.allocations[start + i] = Allocation(
+                start + i, kind, None if guest is None else guest + i, write)
+            self.refcounts[start + i] = 1
+        self.next_free = max(self.next_free, start + n)
         for k in range(start // self.refs_per_block,
                        (start + n - 1) // self.refs_per_block + 1):
             if k not in self.refblocks:
                 self._new_refblock(k)
         return start
+
+    def _free_count_at(self, cluster: int, n: int) -> int:
+        """How many of the ``n`` clusters from ``cluster`` on are free (QEMU's alloc_at)."""
+        count = 0
+        while count < n and not self.refcount(cluster + count):
+            count += 1
+        return count
 
     def _new_refblock(self, k: int) -> None:
         """Add refcount block ``k`` at the end of the file (QEMU's choice)."""
@@ -138,28 +196,99 @@ class Qcow2Model:
                 f"that (use a larger cluster_size or fewer writes)")
         cluster = self.next_free
         self.next_free += 1
+        self.free_index = max(self.free_index, self.next_free)
         self.refblocks[k] = cluster
-        self.allocations.append(Allocation(cluster, "refcount block"))
+        self.refcounts[cluster] = 1
+        self.allocations[cluster] = Allocation(cluster, "refcount block")
         own = cluster // self.refs_per_block
         if own not in self.refblocks:        # described by a block that does not exist yet
             self._new_refblock(own)
 
+    def _unref(self, cluster: int) -> None:
+        """Drop one reference; a cluster nobody refers to any more is free again."""
+        self.refcounts[cluster] -= 1
+        if not self.refcounts[cluster]:
+            del self.refcounts[cluster]
+            del self.allocations[cluster]
+            self.free_index = min(self.free_index, cluster)
+
+    def _own_l2(self, l1_index: int) -> None:
+        """Make sure the L2 table for ``l1_index`` exists and is this image's alone."""
+        old = self.l2_tables.get(l1_index)
+        if old is not None and self.refcount(old) == 1:
+            return
+        self.l2_tables[l1_index] = self._alloc(1, "L2")
+        if old is not None:                  # shared with a snapshot: copy it, drop one ref
+            self._unref(old)
+
+    def _needs_new(self, g: int) -> bool:
+        return g not in self.data or self.refcount(self.data[g]) > 1
+
     def write(self, offset: int, length: int, index: int | None = None) -> None:
-        """Apply a guest write of ``length`` bytes at ``offset``."""
+        """Apply a guest write of ``length`` bytes at ``offset``.
+
+        Like QEMU, the write is handled in pieces: each piece covers clusters of one L2
+        table that lie back to back in the file. Clusters written for the first time,
+        and clusters shared with a snapshot, get new clusters (the shared ones are
+        copied and lose one reference).
+        """
         cs = self.cluster_size
-        first, last = offset // cs, (offset + length - 1) // cs
-        g = first
-        while g <= last:                     # QEMU handles one L2 table's range at a time
+        g, last = offset // cs, (offset + length - 1) // cs
+        host: int | None = None              # where the piece so far ends in the file
+        while g <= last:
             l1_index = g // self.l2_entries
             chunk_end = min(last, (l1_index + 1) * self.l2_entries - 1)
-            missing = [c for c in range(g, chunk_end + 1) if c not in self.data]
-            if missing and l1_index not in self.l2_tables:
-                self.l2_tables[l1_index] = self._alloc(1, "L2")
-            for run_start, run_length in _runs(missing):
-                where = self._alloc(run_length, "data", run_start, index)
-                for i in range(run_length):
-                    self.data[run_start + i] = where + i
-            g = chunk_end + 1
+            self._own_l2(l1_index)
+            if not self._needs_new(g):       # already this image's: written in place
+                run = 1
+                while (g + run <= chunk_end and not self._needs_new(g + run)
+                       and self.data[g + run] == self.data[g] + run):
+                    run += 1
+                if host is not None and self.data[g] != host:
+                    host = None              # not contiguous: a new piece starts here
+                    continue
+                host, g = self.data[g] + run, g + run
+                continue
+            run = 1
+            while g + run <= chunk_end and self._needs_new(g + run):
+                run += 1
+            if host is not None:             # try to carry on right after the piece
+                run = self._free_count_at(host, run)
+                if not run:
+                    host = None
+                    continue
+            where = self._alloc(run, "data", g, index, at=host)
+            for i in range(run):
+                old = self.data.get(g + i)
+                self.data[g + i] = where + i
+                if old is not None:          # copy on write: the snapshot keeps the old one
+                    self._unref(old)
+            host, g = where + run, g + run
+
+    def snapshot(self, name: str) -> None:
+        """Take an internal snapshot, as ``qemu-img snapshot -c NAME`` does.
+
+        The active L1 table is copied to new clusters, every L2 table and data cluster
+        gains a reference (so the next write to it copies it first), and the snapshot
+        table is written anew while the old one is freed.
+        """
+        if name in self.snapshots:
+            raise ScenarioError(f"the image already has a snapshot called {name!r}")
+        self.reopen()
+        self._alloc(self._l1_clusters(), "snapshot L1")
+        for table in self.l2_tables.values():
+            self.refcounts[table] += 1
+        for cluster in self.data.values():
+            self.refcounts[cluster] += 1
+        self.snapshots.append(name)
+        table_bytes = sum(snapshot_entry_size(i + 1, n) for i, n in enumerate(self.snapshots))
+        n = -(-table_bytes // self.cluster_size)
+        old = self.snapshot_table
+        self.snapshot_table = (self._alloc(n, "snapshot table"), n)
+        if old is not None:
+            for c in range(old[0], old[0] + old[1]):
+                self._unref(c)
+        self.reopen()                        # the next writes come from a new process
 
     # -- what qemu-img reports ---------------------------------------------------------
     @property
@@ -170,7 +299,7 @@ class Qcow2Model:
     @property
     def image_end_offset(self) -> int:
         """Where the file ends, in bytes (``qemu-img check``)."""
-        return self.next_free * self.cluster_size
+        return (max(self.refcounts) + 1) * self.cluster_size
 
     def ranges(self, start: int, end: int, depth: int = 0) -> list[Range]:
         """Where guest bytes ``start``..``end`` live, cluster by cluster, down the chain."""
@@ -181,8 +310,23 @@ class Qcow2Model:
         return [_entry(r) for r in merge_ranges(self.ranges(0, self.virtual_size))]
 
     def layout(self) -> list[Allocation]:
-        """Every cluster of the file in file order (for a picture of the image)."""
-        return sorted(self.allocations, key=lambda a: a.cluster)
+        """Every cluster in use, in file order (for a picture of the image)."""
+        return [self.allocations[c] for c in sorted(self.allocations)]
+
+
+def snapshot_entry_size(snapshot_id: int, name: str) -> int:
+    """Bytes one snapshot takes in the snapshot table (QEMU's layout, padded to 8).
+
+    A 40-byte header, 24 bytes of extra data (the VM state size, the disk size, the
+    instruction count), then the id and the name.
+
+    Examples
+    --------
+    >>> snapshot_entry_size(1, "s1")
+    72
+    """
+    raw = 40 + 24 + len(str(snapshot_id)) + len(name.encode())
+    return -(-raw // 8) * 8
 
 
 def cluster_ranges(image: Any, start: int, end: int, depth: int) -> list[Range]:

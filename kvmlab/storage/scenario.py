@@ -8,7 +8,17 @@ The JSON form, which scripts may rely on::
 ``writes`` are ``[offset, length]`` pairs in bytes, in the order the guest issues
 them. ``backing`` (optional) makes the image a copy-on-write overlay: either the
 path of an existing qcow2 image, or a scenario of its own (the base image, made
-first from its writes).
+first from its writes). ``snapshots`` (optional, qcow2 only) takes internal
+snapshots between the writes, as ``qemu-img snapshot -c NAME`` does::
+
+    "snapshots": [{"after": 2, "name": "before-upgrade"}]
+
+takes a snapshot once the first two writes are done.
+
+``"format": "raw"`` is a plain file: guest byte N is file byte N. It has no
+clusters, backing file or snapshots; ``preallocation`` is ``"off"`` (sparse, the
+default), ``"falloc"`` (blocks reserved, still reading as holes) or ``"full"``
+(every byte written at creation).
 
 Examples
 --------
@@ -33,7 +43,10 @@ from typing import Any
 
 from kvmlab.errors import ScenarioError
 
-FORMATS = ("qcow2",)
+FORMATS = ("qcow2", "raw")
+PREALLOCATION = ("off", "falloc", "full")
+MAX_SNAPSHOTS = 8
+MAX_SNAPSHOT_NAME = 64
 MIN_CLUSTER = 512
 MAX_CLUSTER = 2 * 1024 * 1024
 DEFAULT_CLUSTER = 65536
@@ -55,6 +68,8 @@ class StorageScenario:
     format: str = "qcow2"
     backing: StorageScenario | str | None = None
     name: str = ""
+    snapshots: tuple[Snapshot, ...] = ()
+    preallocation: str = "off"
 
     @property
     def clusters(self) -> int:
@@ -68,7 +83,7 @@ class StorageScenario:
             raise ScenarioError("a storage scenario is a JSON object with format, "
                                 "virtual_size, cluster_size and writes")
         known = {"format", "virtual_size", "cluster_size", "writes", "backing", "name",
-                 "description"}
+                 "description", "snapshots", "preallocation"}
         if unknown := set(data) - known:
             raise ScenarioError(f"unknown scenario field(s) {sorted(unknown)}; known: "
                                 f"{sorted(known)}")
@@ -81,6 +96,8 @@ class StorageScenario:
         if size <= 0 or size % 512:
             raise ScenarioError(f"virtual_size must be a positive multiple of 512 bytes "
                                 f"(a disk is made of 512-byte sectors), not {size}")
+        if fmt == "raw":
+            _raw_rules(data)
         cluster = _int(data.get("cluster_size", DEFAULT_CLUSTER), "cluster_size")
         if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
             raise ScenarioError(f"cluster_size must be a power of two between 512 B and "
@@ -100,8 +117,31 @@ class StorageScenario:
                 raise ScenarioError(f"backing file {backing!r} does not exist")
         elif backing is not None:
             raise ScenarioError("backing is the path of an image or a scenario of its own")
+        preallocation = data.get("preallocation", "off")
+        if preallocation not in PREALLOCATION:
+            raise ScenarioError(f"preallocation {preallocation!r} is not one of {PREALLOCATION}")
         return cls(virtual_size=size, cluster_size=cluster, writes=writes, format=fmt,
-                   backing=backing, name=str(data.get("name", "")))
+                   backing=backing, name=str(data.get("name", "")),
+                   snapshots=_snapshots(data.get("snapshots", []), len(writes)),
+                   preallocation=preallocation)
+
+    def steps(self) -> list[tuple[int, int] | Snapshot]:
+        """The writes and snapshots in the order they happen.
+
+        Examples
+        --------
+        >>> s = StorageScenario.from_dict({"virtual_size": 1048576, "writes": [[0, 1], [512, 1]],
+        ...                                "snapshots": [{"after": 1, "name": "s1"}]})
+        >>> s.steps()
+        [(0, 1), Snapshot(after=1, name='s1'), (512, 1)]
+        """
+        out: list[tuple[int, int] | Snapshot] = []
+        pending = list(self.snapshots)
+        for i, w in enumerate(self.writes):
+            while pending and pending[0].after == i:
+                out.append(pending.pop(0))
+            out.append(w)
+        return out + pending
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format, "virtual_size": self.virtual_size,
@@ -112,6 +152,11 @@ class StorageScenario:
                               else self.backing.to_dict())
         if self.name:
             out["name"] = self.name
+        if self.snapshots:
+            out["snapshots"] = [{"after": sn.after, "name": sn.name} for sn in self.snapshots]
+        if self.format == "raw":
+            del out["cluster_size"]
+            out["preallocation"] = self.preallocation
         return out
 
     @classmethod
@@ -123,6 +168,54 @@ class StorageScenario:
             raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An internal snapshot taken once the first ``after`` writes are done."""
+
+    after: int
+    name: str
+
+
+def _raw_rules(data: Mapping[str, Any]) -> None:
+    if "cluster_size" in data:
+        raise ScenarioError("a raw image has no clusters: guest byte N is file byte N "
+                            "(drop cluster_size, or use qcow2)")
+    if data.get("backing") is not None:
+        raise ScenarioError("a raw image cannot have a backing file: copy-on-write needs "
+                            "qcow2")
+    if data.get("snapshots"):
+        raise ScenarioError("a raw image has no internal snapshots: they need qcow2")
+
+
+def _snapshots(raw: Any, n_writes: int) -> tuple[Snapshot, ...]:
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise ScenarioError('snapshots is a list of {"after": N, "name": NAME} objects')
+    if len(raw) > MAX_SNAPSHOTS:
+        raise ScenarioError(f"at most {MAX_SNAPSHOTS} snapshots per scenario, not {len(raw)}")
+    out: list[Snapshot] = []
+    for item in raw:
+        if not isinstance(item, Mapping) or set(item) != {"after", "name"}:
+            raise ScenarioError(f'each snapshot is {{"after": N, "name": NAME}}, not {item!r}')
+        after = item["after"]
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= n_writes:
+            raise ScenarioError(f"a snapshot's 'after' counts writes done before it: a whole "
+                                f"number from 0 to {n_writes}, not {after!r}")
+        name = item["name"]
+        if (not isinstance(name, str) or not name or len(name) > MAX_SNAPSHOT_NAME
+                or not name.isascii() or not name.replace("-", "").replace("_", "").isalnum()
+                or name.isdigit()):
+            raise ScenarioError(f"a snapshot name is 1-{MAX_SNAPSHOT_NAME} letters, digits, "
+                                f"'-' or '_', not all digits (qemu-img would take digits for "
+                                f"an id), not {name!r}")
+        if out and after < out[-1].after:
+            raise ScenarioError("snapshots are listed in the order they are taken "
+                                f"('after' {after} comes after {out[-1].after})")
+        if any(sn.name == name for sn in out):
+            raise ScenarioError(f"two snapshots are called {name!r}; names are unique")
+        out.append(Snapshot(after, name))
+    return tuple(out)
 
 
 def _write(w: Any, size: int) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import to_rgba
 
 from kvmlab.errors import ScenarioError
-from kvmlab.storage import StorageScenario, simulate
+from kvmlab.storage import StorageScenario, plot, simulate
 from kvmlab.storage.io import IoWorkload, simulate_io
 from kvmlab.storage.plot import (
     KIND_COLOURS,
@@ -185,3 +185,25 @@ def test_plot_io_takes_labels_and_marks_runs_without_disk_io():
 def test_human_size():
     assert [human_size(n) for n in (0, 512, 4096, 3 * MiB, 1024 ** 3)] == [
         "0", "512 B", "4 KiB", "3 MiB", "1 GiB"]
+
+
+def test_a_snapshot_shows_as_hatched_shared_clusters_and_its_tables():
+    s = {"virtual_size": 10 * MiB, "cluster_size": 65536,
+         "writes": [[0, 65536], [3 * MiB, 4096]],
+         "snapshots": [{"after": 1, "name": "a"}, {"after": 1, "name": "b"}]}
+    ax = plot.cluster_map(s, upto_write=2)
+    gids = [patch.get_gid() for patch in ax.patches]
+    assert "cluster 5: data (refcount 3)" in gids
+    assert any(g.startswith("cluster 6: snapshot L1") for g in gids)
+    # the last write reused the freed snapshot table (cluster 7) for its L2 copy
+    outlined = [patch.get_gid() for patch in ax.patches if patch.get_linewidth() == 2.0]
+    assert outlined == ["cluster 7: L2", "cluster 10: data"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("shared with a snapshot" in t for t in labels)
+    assert "snapshots: a, b" in ax.get_title(loc="left")
+    plt.close("all")
+
+
+def test_a_raw_image_has_no_cluster_map():
+    with pytest.raises(ScenarioError, match="raw image has no clusters"):
+        plot.cluster_map({"format": "raw", "virtual_size": MiB})

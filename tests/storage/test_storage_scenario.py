@@ -20,6 +20,13 @@ BASE = {"format": "qcow2", "virtual_size": 1048576, "cluster_size": 65536, "writ
     ({"backing": "/nonexistent/base.qcow2"}, "does not exist"),
     ({"format": "vmdk"}, "not modelled"),
     ({"sectors": 4}, "unknown scenario field"),
+    ({"snapshots": [{"after": 1, "name": "s"}]}, "a whole number from 0 to 0"),
+    ({"snapshots": [{"after": 0}]}, "each snapshot is"),
+    ({"snapshots": [{"after": 0, "name": "42"}]}, "not all digits"),
+    ({"snapshots": [{"after": 0, "name": "a b"}]}, "letters, digits"),
+    ({"snapshots": [{"after": 0, "name": "a"}] * 2}, "two snapshots are called 'a'"),
+    ({"snapshots": [{"after": 0, "name": f"s{i}"} for i in range(9)]}, "at most 8"),
+    ({"snapshots": "s1"}, "a list of"),
 ])
 def test_bad_input_names_the_rule(change, rule):
     with pytest.raises(ScenarioError, match=rule):
@@ -47,3 +54,29 @@ def test_layout_lists_every_cluster_once_in_file_order():
     assert [a.kind for a in layout[:4]] == ["header", "refcount table", "refcount block", "L1"]
     assert [a.kind for a in layout[4:]] == ["L2", "data", "data", "data", "data"]
     assert [a.write for a in layout if a.kind == "data"] == [0, 0, 0, 1]
+
+
+def test_snapshots_and_raw_images_round_trip():
+    data = {**BASE, "writes": [[0, 10], [70000, 5]],
+            "snapshots": [{"after": 1, "name": "one"}, {"after": 2, "name": "two"}]}
+    s = storage.StorageScenario.from_dict(data)
+    assert storage.StorageScenario.from_dict(s.to_dict()) == s
+    assert [type(step).__name__ for step in s.steps()] == ["tuple", "Snapshot", "tuple",
+                                                           "Snapshot"]
+    raw = storage.StorageScenario.from_dict({"format": "raw", "virtual_size": 1048576,
+                                             "preallocation": "full"})
+    assert storage.StorageScenario.from_dict(raw.to_dict()) == raw
+    assert "cluster_size" not in raw.to_dict()
+
+
+def test_every_cluster_in_use_is_in_the_layout_with_its_references():
+    s = storage.StorageScenario.from_dict({**BASE, "writes": [[0, 65536], [131072, 1]],
+                                           "snapshots": [{"after": 1, "name": "a"},
+                                                         {"after": 1, "name": "b"}]})
+    image = storage.Qcow2Model.from_scenario(s)
+    assert set(image.allocations) == set(image.refcounts)
+    assert image.snapshots == ["a", "b"]
+    # two snapshots share guest cluster 0 with the active image; the first L2 copy too
+    assert image.refcount(image.data[0]) == 3
+    assert image.allocated_clusters == 2
+    assert image.image_end_offset == (max(image.refcounts) + 1) * 65536
