@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   qemu-system-x86 qemu-utils
   libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
-  busybox-static cpio iproute2 procps python3-venv python3-dev gcc make
+  busybox-static cpio iproute2 procps python3-venv python3-dev gcc libc6-dev make
 )
 
 say() { printf 'kvmlab setup: %s\n' "$*"; }

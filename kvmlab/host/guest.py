@@ -188,16 +188,21 @@ class TransientGuest(Transient):
     lifetime_s : float
         The guest powers itself off after this long even if nobody ends it (for
         example when the Python process that started it was killed with ``kill -9``).
+    files : mapping, optional
+        Extra programs or data for the scenario: name to bytes, put at ``/kvmlab/NAME``
+        (executable).
     """
 
     def __init__(self, script: str = "", *, vcpus: int = 1, memory_mib: int = 128,
                  pinning: Mapping[int, Sequence[int]] | None = None, accel: str = "auto",
                  uri: str | None = None, purpose: str = "guest", cmdline: str = "",
                  image: GuestImage | None = None, shares: int | None = None,
-                 lifetime_s: float = DEFAULT_LIFETIME_S) -> None:
+                 lifetime_s: float = DEFAULT_LIFETIME_S,
+                 files: Mapping[str, bytes] | None = None) -> None:
         if not purpose.replace("-", "").isalnum():
             raise ScenarioError(f"purpose {purpose!r} may hold only letters, digits and '-'")
         self.script = script
+        self.files = dict(files or {})
         self.lifetime_s = lifetime_s
         self.uri = live_uri(uri)
         self.name = f"{NAME_PREFIX}{purpose}-{secrets.token_hex(4)}"
@@ -231,7 +236,8 @@ class TransientGuest(Transient):
         shutil.copyfile(self.image.kernel, self.spec.kernel)
         Path(self.spec.initrd).write_bytes(
             self.image.initramfs.read_bytes()
-            + scenario_archive(lifetime_guard(self.lifetime_s) + self.script))
+            + scenario_archive(lifetime_guard(self.lifetime_s) + self.script,
+                               self.files))
         libvirt = import_libvirt()
         try:
             self.domain = self.conn.createXML(domain_xml(self.spec), 0)

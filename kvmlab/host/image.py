@@ -31,7 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -222,10 +222,11 @@ def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
     return list(entries.values())
 
 
-def scenario_archive(script: str) -> bytes:
+def scenario_archive(script: str, files: Mapping[str, bytes] | None = None) -> bytes:
     """Return a gzipped cpio archive holding ``script`` as the guest's scenario.
 
-    Appended after the base initramfs, it adds ``/kvmlab/scenario.sh``.
+    Appended after the base initramfs, it adds ``/kvmlab/scenario.sh``, and each of
+    ``files`` (name to content) as an executable ``/kvmlab/NAME``.
 
     Examples
     --------
@@ -233,8 +234,9 @@ def scenario_archive(script: str) -> bytes:
     >>> b"echo hi" in gzip.decompress(scenario_archive("echo hi"))
     True
     """
+    extra = [(f"kvmlab/{name}", cpio.EXEC, data) for name, data in (files or {}).items()]
     return cpio.gzip_archive([("kvmlab", cpio.DIR, b""),
-                              (SCENARIO_PATH, cpio.EXEC, script.encode())])
+                              (SCENARIO_PATH, cpio.EXEC, script.encode()), *extra])
 
 
 def _index_path() -> Path:

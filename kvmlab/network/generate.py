@@ -1,0 +1,69 @@
+"""Random topologies and frames, from a seed: for property-based tests and practice problems.
+
+Examples
+--------
+>>> t = random_topology(3)
+>>> t == random_topology(3), 1 <= len(t.bridges) <= 3, len(t.frames) >= 1
+(True, True, True)
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from kvmlab.network.frames import BROADCAST
+from kvmlab.network.topology import PORT_FLAGS, Topology
+
+MULTICAST = "01:00:5e:00:00:fb"
+UNKNOWN = "52:54:00:ff:ff:01"
+LINK_LOCAL = ("01:80:c2:00:00:00", "01:80:c2:00:00:01", "01:80:c2:00:00:0e")
+
+
+def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
+                         max_frames: int = 8, ageing: bool = True) -> dict[str, Any]:
+    """A random network (bridges in a tree, hosts on them) and frames, as JSON data.
+
+    Flags other than the defaults and an ageing time of 0 (a hub) turn up now and
+    then; so do frames that borrow another host's source address (a MAC that
+    moves) and frames to unknown or group addresses.
+    """
+    rng = random.Random(seed)
+    n_bridges = rng.randint(1, max_bridges)
+    bridges: list[dict[str, Any]] = [
+        {"name": f"br{i}", "ageing_s": 0 if ageing and rng.random() < 0.1 else 300,
+         "ports": []} for i in range(n_bridges)]
+    links: list[list[str]] = []
+
+    def new_port(b: int) -> str:
+        flags = {k: not v for k, v in PORT_FLAGS.items() if rng.random() < 0.12}
+        name = f"p{b}{len(bridges[b]['ports'])}"
+        bridges[b]["ports"].append({"name": name, **flags})
+        return f"br{b}:{name}"
+
+    for i in range(1, n_bridges):
+        links.append([new_port(rng.randrange(i)), new_port(i)])
+        bridges[i]["ports"][-1].pop("hairpin", None)     # not at both ends: a storm
+    hosts = [{"name": f"h{i}", "nics": [{"name": "eth0", "mac": f"52:54:00:00:00:{i + 1:02x}"}]}
+             for i in range(rng.randint(1, max_hosts))]
+    for h in hosts:
+        links.append([f"{h['name']}:eth0", new_port(rng.randrange(n_bridges))])
+    macs = [h["nics"][0]["mac"] for h in hosts]
+    frames = []
+    for _ in range(rng.randint(1, max_frames)):
+        sender = rng.randrange(len(hosts))
+        frame: dict[str, Any] = {"from": f"h{sender}:eth0"}
+        r = rng.random()
+        frame["dst"] = (BROADCAST if r < 0.25 else MULTICAST if r < 0.33 else
+                        UNKNOWN if r < 0.41 else rng.choice(LINK_LOCAL) if r < 0.46 else
+                        rng.choice(macs))
+        if rng.random() < 0.1:
+            frame["src"] = rng.choice(macs)
+        frames.append(frame)
+    return {"name": f"random-{seed}", "hosts": hosts, "bridges": bridges, "links": links,
+            "frames": frames}
+
+
+def random_topology(seed: int, **options: Any) -> Topology:
+    """:func:`random_topology_dict`, checked and built."""
+    return Topology.from_dict(random_topology_dict(seed, **options))

@@ -1,0 +1,179 @@
+"""The Linux bridge as the kernel runs it, frame by frame, on simpy.
+
+What a bridge does with a frame that arrives on port P (``br_handle_frame`` and
+``br_forward.c`` in the kernel):
+
+1. **Learn**: if P has ``learning`` on, remember "the source MAC is behind P" with
+   the time (a MAC seen before on another port *moves* to P). A bridge whose
+   ageing time is 0 learns nothing: it floods everything, like a hub.
+2. **Decide**: a broadcast or multicast destination is flooded; a unicast one is
+   looked up; an address not heard from for the ageing time (300 s by default) is
+   forgotten. Known: forward to its port, but *never back out of P* unless P is in
+   hairpin mode (then the frame is dropped). Unknown: flood.
+   Link-local group addresses (01:80:c2:00:00:0X) are for the bridge itself: pause
+   frames (…:01) are dropped before anything else, the others are learned from but
+   never forwarded; …:00, STP's, is forwarded like any multicast while STP is off.
+3. **Flood**: send to every port except P (P too if it is in hairpin mode) whose
+   flag for this kind of frame is on: ``flood`` for unknown unicast,
+   ``mcast_flood``, ``bcast_flood``.
+
+Every step is an :class:`Event`; :func:`simulate` returns them all with the
+forwarding tables after each, so a notebook can step through them.
+
+Examples
+--------
+>>> from kvmlab.network.topology import Topology
+>>> t = Topology.from_dict({
+...     "hosts": [{"name": n, "nics": ["eth0"]} for n in ("a", "b", "c")],
+...     "bridges": [{"name": "br0", "ports": ["p1", "p2", "p3"]}],
+...     "links": [["a:eth0", "br0:p1"], ["b:eth0", "br0:p2"], ["c:eth0", "br0:p3"]],
+...     "frames": [{"from": "a:eth0", "dst": "52:54:00:00:02:01"},
+...                {"from": "b:eth0", "dst": "52:54:00:00:01:01"}]})
+>>> r = simulate(t)
+>>> r.receivers        # a's frame to b is flooded (b unknown); b's reply goes to a only
+[('b:eth0', 'c:eth0'), ('a:eth0',)]
+>>> r.fdb
+{'br0': {'52:54:00:00:01:01': 'p1', '52:54:00:00:02:01': 'p2'}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from kvmlab.network.frames import Frame, kind_of
+from kvmlab.network.result import Event, NetworkResult
+from kvmlab.network.topology import Bridge, Topology
+
+HOP_S = 1e-6
+"""Time a frame takes across one link or bridge in the model (only orders events)."""
+SETTLE_S = 0.5
+"""How long after the last frame the forwarding tables are read."""
+_FLAG = {"unicast": "flood", "multicast": "mcast_flood", "broadcast": "bcast_flood"}
+
+
+@dataclass
+class FdbEntry:
+    port: str
+    updated_s: float
+
+
+@dataclass
+class BridgeState:
+    """One bridge's forwarding table while the simulation runs."""
+
+    bridge: Bridge
+    fdb: dict[str, FdbEntry] = field(default_factory=dict)
+
+    def alive(self, now: float) -> dict[str, str]:
+        """The entries not yet aged out at ``now``: MAC to port."""
+        return {mac: e.port for mac, e in sorted(self.fdb.items())
+                if e.updated_s + self.bridge.ageing_s > now}
+
+
+class Network:
+    """A topology running on a simpy environment."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.env = simpy.Environment()
+        self.bridges = {b.name: BridgeState(b) for b in topology.bridges}
+        self.events: list[Event] = []
+        self.received: list[list[str]] = [[] for _ in topology.frames]
+
+    def _log(self, frame: int, where: str, action: str, detail: str = "") -> None:
+        self.events.append(Event(self.env.now, frame, where, action, detail,
+                                 {b: s.alive(self.env.now) for b, s in self.bridges.items()}))
+
+    def run(self) -> None:
+        for i, frame in enumerate(self.topology.frames):
+            self.env.process(self._send(i, frame))
+        end = (self.topology.frames[-1].at_s if self.topology.frames else 0.0) + SETTLE_S
+        self.env.run(until=end)
+
+    def _send(self, i: int, frame: Frame) -> Iterator[simpy.Event]:
+        yield self.env.timeout(frame.at_s - self.env.now)
+        self._log(i, frame.sender, "send", f"{frame.src} > {frame.dst}")
+        yield from self._cross(i, frame, frame.sender)
+
+    def _cross(self, i: int, frame: Frame, out_of: str) -> Iterator[simpy.Event]:
+        """The frame leaves interface ``out_of`` and arrives at the other end of its link."""
+        yield self.env.timeout(HOP_S)
+        there = self.topology.peer(out_of)
+        if not self.topology.is_port(there):
+            self._log(i, there, "receive")
+            self.received[i].append(there)
+            return
+        yield from self._bridge(i, frame, there)
+
+    def _bridge(self, i: int, frame: Frame, port_id: str) -> Iterator[simpy.Event]:
+        name, port_name = port_id.split(":")
+        state = self.bridges[name]
+        bridge = state.bridge
+        port = self.topology.port(port_id)
+        now = self.env.now
+        kind = kind_of(frame.dst)
+        if kind == "pause":
+            self._log(i, port_id, "drop", "a pause frame (01:80:c2:00:00:01) stops at the "
+                                          "first port")
+            return
+        if bridge.ageing_s == 0:
+            pass                              # "some users want to always flood"
+        elif port.flags["learning"]:
+            old = state.fdb.get(frame.src)
+            state.fdb[frame.src] = FdbEntry(port_name, now)
+            if old is None or old.updated_s + bridge.ageing_s <= now:
+                self._log(i, port_id, "learn", f"{frame.src} is behind {port_name}")
+            elif old.port != port_name:
+                self._log(i, port_id, "move", f"{frame.src} moved from {old.port} to "
+                                              f"{port_name}")
+        targets: list[str]
+        if kind == "link-local":
+            self._log(i, port_id, "drop", f"{frame.dst} is a link-local group address: "
+                                          "for the bridge itself, never forwarded")
+            return
+        if kind == "unicast" and frame.dst in state.alive(now):
+            out = state.alive(now)[frame.dst]
+            if out == port_name and not port.flags["hairpin"]:
+                self._log(i, port_id, "drop", f"{frame.dst} is behind {port_name}, where "
+                                              "the frame came from (no hairpin)")
+                return
+            self._log(i, port_id, "forward", f"{frame.dst} is behind {out}")
+            targets = [out]
+        else:
+            why = "broadcast" if kind == "broadcast" else (
+                "multicast" if kind == "multicast" else f"{frame.dst} is unknown")
+            flag = _FLAG[kind]
+            targets = [p.name for p in bridge.ports
+                       if p.flags[flag] and (p.name != port_name or p.flags["hairpin"])]
+            self._log(i, port_id, "flood", f"{why}: to {', '.join(targets) or 'no port'}")
+        for out in targets:
+            self.env.process(self._cross(i, frame, f"{name}:{out}"))
+        yield self.env.timeout(0)
+
+
+def simulate(topology: Topology | dict[str, Any]) -> NetworkResult:
+    """Send the topology's frames through the model; who received what, and the tables.
+
+    Parameters
+    ----------
+    topology : Topology or dict
+
+    Returns
+    -------
+    NetworkResult
+        ``receivers`` per frame, the final forwarding tables (``fdb``), and every
+        event with the tables after it.
+    """
+    if not isinstance(topology, Topology):
+        topology = Topology.from_dict(topology)
+    net = Network(topology)
+    net.run()
+    return NetworkResult(
+        topology=topology, source="model",
+        receivers=[tuple(sorted(set(r))) for r in net.received],
+        fdb={b: s.alive(net.env.now) for b, s in net.bridges.items()},
+        events=net.events, provenance={"model": "kvmlab.network.model"})

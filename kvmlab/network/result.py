@@ -1,0 +1,123 @@
+"""What happened to a topology's frames, simulated or on a real kernel, and how the two differ.
+
+Examples
+--------
+>>> from kvmlab.network import simulate
+>>> t = {"hosts": [{"name": "a", "nics": ["eth0"]}, {"name": "b", "nics": ["eth0"]}],
+...      "links": [["a:eth0", "b:eth0"]],
+...      "frames": [{"from": "a:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]}
+>>> r = simulate(t)
+>>> r.receivers, compare(r, r).agrees
+([('b:eth0',)], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvmlab.network.topology import Topology
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of one frame: where it was, what happened, and the tables afterwards.
+
+    ``action`` is ``send``, ``learn``, ``move``, ``forward``, ``flood``, ``drop`` or
+    ``receive``.
+    """
+
+    time_s: float
+    frame: int
+    where: str
+    action: str
+    detail: str = ""
+    fdb: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (f"{self.time_s:9.6f}s  frame {self.frame}  {self.where:<14} {self.action:<8}"
+                f" {self.detail}").rstrip()
+
+
+@dataclass(frozen=True)
+class NetworkResult:
+    """Which NICs received each frame, and each bridge's forwarding table at the end.
+
+    Attributes
+    ----------
+    receivers : list of tuple of str
+        For frame i, the NICs (``host:nic``) it arrived at, sorted, each once (a frame
+        that comes back through a hairpin port can reach a NIC twice: see the events).
+    fdb : dict
+        Bridge name to {MAC: port} of the addresses it had learned (and not yet
+        forgotten) at the end.
+    events : list of Event
+        Every step (the model only).
+    """
+
+    topology: Topology
+    source: str
+    receivers: list[tuple[str, ...]]
+    fdb: dict[str, dict[str, str]]
+    events: list[Event] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "receivers": [list(r) for r in self.receivers],
+                "fdb": self.fdb, "topology": self.topology.to_dict(),
+                "provenance": self.provenance}
+
+    def steps(self) -> str:
+        """The event list as text, one line per step."""
+        return "\n".join(str(e) for e in self.events)
+
+
+@dataclass(frozen=True)
+class NetworkComparison:
+    """Where the model and the real kernel differ (nowhere, ideally)."""
+
+    simulated: NetworkResult
+    measured: NetworkResult
+
+    @property
+    def frame_differences(self) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+        """(frame, simulated receivers, real receivers) for every frame that differs."""
+        return [(i, a, b) for i, (a, b) in enumerate(zip(self.simulated.receivers,
+                                                          self.measured.receivers,
+                                                          strict=True)) if a != b]
+
+    @property
+    def fdb_differences(self) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+        return {b: (self.simulated.fdb.get(b, {}), self.measured.fdb.get(b, {}))
+                for b in sorted(set(self.simulated.fdb) | set(self.measured.fdb))
+                if self.simulated.fdb.get(b, {}) != self.measured.fdb.get(b, {})}
+
+    @property
+    def agrees(self) -> bool:
+        return not self.frame_differences and not self.fdb_differences
+
+    def table(self) -> str:
+        """Frame by frame, the receivers side by side, then the tables."""
+        rows = [f"{'frame':>5}  {'simulated':<30} {'real kernel':<30}"]
+        for i, (a, b) in enumerate(zip(self.simulated.receivers, self.measured.receivers,
+                                       strict=True)):
+            mark = "" if a == b else "  <- differs"
+            rows.append(f"{i:>5}  {', '.join(a) or '-':<30} {', '.join(b) or '-':<30}{mark}")
+        for name in sorted(set(self.simulated.fdb) | set(self.measured.fdb)):
+            a, b = self.simulated.fdb.get(name, {}), self.measured.fdb.get(name, {})
+            rows.append(f"fdb {name}: {'same' if a == b else 'differs'}: "
+                        f"simulated {a}, real {b}" if a != b else
+                        f"fdb {name}: same ({len(a)} entries)")
+        return "\n".join(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agrees": self.agrees,
+                "frame_differences": [{"frame": i, "simulated": list(a), "real": list(b)}
+                                      for i, a, b in self.frame_differences],
+                "fdb_differences": {b: {"simulated": x, "real": y}
+                                    for b, (x, y) in self.fdb_differences.items()}}
+
+
+def compare(simulated: NetworkResult, measured: NetworkResult) -> NetworkComparison:
+    """Frame by frame receivers, and the final forwarding tables."""
+    return NetworkComparison(simulated, measured)

@@ -1,0 +1,383 @@
+"""Topologies as plain data: hosts with NICs, Linux bridges with ports, the links
+between them, and the frames the hosts send.
+
+The JSON form::
+
+    {"name": "two-guests",
+     "hosts": [{"name": "vm1", "nics": [{"name": "eth0", "mac": "52:54:00:00:00:01"}]},
+               {"name": "vm2", "nics": [{"name": "eth0", "mac": "52:54:00:00:00:02"}]}],
+     "bridges": [{"name": "br0", "ageing_s": 300,
+                  "ports": ["vnet0", {"name": "vnet1", "hairpin": false}]}],
+     "links": [["vm1:eth0", "br0:vnet0"], ["vm2:eth0", "br0:vnet1"]],
+     "frames": [{"from": "vm1:eth0", "dst": "ff:ff:ff:ff:ff:ff"},
+                {"from": "vm2:eth0", "dst": "52:54:00:00:00:01", "at_s": 0.5}]}
+
+An interface is named ``node:interface``. A link is a cable (a veth pair on the
+real kernel, like the tap device ``vnet0`` that joins a guest to a bridge). A
+port takes the flags ``learning``, ``flood`` (unknown unicast), ``mcast_flood``,
+``bcast_flood`` (all on by default) and ``hairpin`` (off), as
+``bridge link set`` does. A frame's ``src`` defaults to its NIC's MAC and its
+``at_s`` to 0.1 s after the frame before.
+
+Examples
+--------
+>>> t = Topology.from_dict({"hosts": [{"name": "a", "nics": ["eth0"]},
+...                                   {"name": "b", "nics": ["eth0"]}],
+...                         "bridges": [{"name": "br0", "ports": ["p1", "p2"]}],
+...                         "links": [["a:eth0", "br0:p1"], ["b:eth0", "br0:p2"]],
+...                         "frames": [{"from": "a:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]})
+>>> t.nic("a:eth0").mac, t.frames[0].at_s
+('52:54:00:00:01:01', 0.0)
+>>> Topology.from_dict({"bridges": [{"name": "this-name-is-too-long"}]})
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: bridge name 'this-name-is-too-long' is not a valid Linux ...
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from kvmlab.errors import ScenarioError
+from kvmlab.network.frames import ETHERTYPE_LAB, Frame, is_group, parse_mac
+
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+DEFAULT_AGEING_S = 300.0
+"""Linux's default: a learned address is forgotten after 300 s of silence."""
+FRAME_GAP_S = 0.1
+PORT_FLAGS = {"learning": True, "flood": True, "mcast_flood": True, "bcast_flood": True,
+              "hairpin": False}
+"""A new bridge port's flags in Linux (``bridge link show -d``)."""
+MAX_FRAMES = 200
+
+
+def check_ifname(name: Any, what: str) -> str:
+    """A name the kernel accepts for an interface (and kvmlab for a host or bridge)."""
+    if not isinstance(name, str) or not _IFNAME.match(name) or name in (".", ".."):
+        raise ScenarioError(f"{what} name {name!r} is not a valid Linux interface name: "
+                            "1-15 characters, no '/', ':' or spaces")
+    return name
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A host's network card."""
+
+    host: str
+    name: str
+    mac: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.host}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Port:
+    """A bridge port with its flags."""
+
+    bridge: str
+    name: str
+    flags: Mapping[str, bool] = field(default_factory=lambda: dict(PORT_FLAGS))
+
+    @property
+    def id(self) -> str:
+        return f"{self.bridge}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A Linux bridge: its ports and how long it remembers an address."""
+
+    name: str
+    ports: tuple[Port, ...] = ()
+    ageing_s: float = DEFAULT_AGEING_S
+
+
+@dataclass(frozen=True)
+class Host:
+    """A host (a network namespace on the real kernel) with its NICs."""
+
+    name: str
+    nics: tuple[Nic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Hosts, bridges, links and frames; see the module's description for the JSON form."""
+
+    hosts: tuple[Host, ...] = ()
+    bridges: tuple[Bridge, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    frames: tuple[Frame, ...] = ()
+    name: str = ""
+    description: str = ""
+
+    # -- lookups ---------------------------------------------------------------------
+    def nic(self, ident: str) -> Nic:
+        """The NIC ``host:nic``."""
+        for h in self.hosts:
+            for n in h.nics:
+                if n.id == ident:
+                    return n
+        raise ScenarioError(f"no NIC {ident!r} in the topology")
+
+    def port(self, ident: str) -> Port:
+        """The bridge port ``bridge:port``."""
+        for b in self.bridges:
+            for p in b.ports:
+                if p.id == ident:
+                    return p
+        raise ScenarioError(f"no bridge port {ident!r} in the topology")
+
+    def bridge(self, name: str) -> Bridge:
+        for b in self.bridges:
+            if b.name == name:
+                return b
+        raise ScenarioError(f"no bridge {name!r} in the topology")
+
+    def peer(self, ident: str) -> str:
+        """The interface at the other end of the link from ``ident``."""
+        for a, b in self.links:
+            if a == ident:
+                return b
+            if b == ident:
+                return a
+        raise ScenarioError(f"interface {ident!r} is in no link")
+
+    def is_port(self, ident: str) -> bool:
+        return ident.split(":", 1)[0] in {b.name for b in self.bridges}
+
+    @property
+    def nics(self) -> list[Nic]:
+        return [n for h in self.hosts for n in h.nics]
+
+    def graph(self) -> nx.MultiGraph:
+        """Hosts and bridges as nodes, links as edges (with the interfaces at each end)."""
+        g = nx.MultiGraph()
+        for h in self.hosts:
+            g.add_node(h.name, kind="host")
+        for b in self.bridges:
+            g.add_node(b.name, kind="bridge")
+        for a, b in self.links:
+            g.add_edge(a.split(":")[0], b.split(":")[0], ends=(a, b))
+        return g
+
+    # -- JSON --------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Topology:
+        """Build and check a topology; a broken rule raises ScenarioError naming it."""
+        if not isinstance(data, Mapping):
+            raise ScenarioError("a topology is a JSON object with hosts, bridges, links "
+                                "and frames")
+        known = {"name", "description", "hosts", "bridges", "links", "frames"}
+        if unknown := set(data) - known:
+            raise ScenarioError(f"unknown topology field(s) {sorted(unknown)}; known: "
+                                f"{sorted(known)}")
+        hosts = tuple(_host(h, i) for i, h in enumerate(_list(data, "hosts")))
+        bridges = tuple(_bridge(b) for b in _list(data, "bridges"))
+        nodes = [h.name for h in hosts] + [b.name for b in bridges]
+        if dup := _first_duplicate(nodes):
+            raise ScenarioError(f"two hosts or bridges are called {dup!r}; names are unique")
+        ports = [p.name for b in bridges for p in b.ports]
+        if dup := _first_duplicate(ports):
+            raise ScenarioError(f"port {dup!r} is plugged into two bridges (or twice into "
+                                "one); an interface has one place")
+        if clash := set(ports) & {b.name for b in bridges}:
+            raise ScenarioError(f"{sorted(clash)[0]!r} is both a bridge and a port name")
+        macs = [n.mac for h in hosts for n in h.nics]
+        if dup := _first_duplicate(macs):
+            raise ScenarioError(f"two NICs have the MAC address {dup}; each NIC needs its "
+                                "own (a frame may still borrow one with 'src')")
+        topo = cls(hosts=hosts, bridges=bridges, name=str(data.get("name", "")),
+                   description=str(data.get("description", "")))
+        interfaces = {n.id for n in topo.nics} | {p.id for b in bridges for p in b.ports}
+        links = tuple(_link(link, interfaces) for link in _list(data, "links"))
+        used = [end for link in links for end in link]
+        if dup := _first_duplicate(used):
+            raise ScenarioError(f"interface {dup!r} is in two links; a cable has two ends "
+                                "and an interface takes one cable")
+        if missing := sorted(interfaces - set(used)):
+            raise ScenarioError(f"interface {missing[0]!r} is in no link: connect it or "
+                                "leave it out")
+        topo = cls(hosts=hosts, bridges=bridges, links=links, name=topo.name,
+                   description=topo.description)
+        _check_no_loops(topo)
+        frames = _frames(_list(data, "frames"), topo)
+        return cls(hosts=hosts, bridges=bridges, links=links, frames=frames, name=topo.name,
+                   description=topo.description)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.name:
+            out["name"] = self.name
+        if self.description:
+            out["description"] = self.description
+        out["hosts"] = [{"name": h.name, "nics": [{"name": n.name, "mac": n.mac}
+                                                 for n in h.nics]} for h in self.hosts]
+        out["bridges"] = [{"name": b.name, "ageing_s": b.ageing_s,
+                           "ports": [{"name": p.name, **p.flags} for p in b.ports]}
+                          for b in self.bridges]
+        out["links"] = [list(link) for link in self.links]
+        out["frames"] = [f.to_dict() for f in self.frames]
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> Topology:
+        """Read a topology from a JSON file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"cannot read topology {path}: {exc.strerror or exc}") from None
+
+    def with_frames(self, frames: Sequence[Mapping[str, Any]]) -> Topology:
+        """The same network with other frames."""
+        return Topology(self.hosts, self.bridges, self.links, _frames(frames, self),
+                        self.name, self.description)
+
+
+def _list(data: Mapping[str, Any], key: str) -> Sequence[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ScenarioError(f"{key} must be a list")
+    return value
+
+
+def _first_duplicate(items: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
+def _host(data: Any, index: int) -> Host:
+    if not isinstance(data, Mapping) or "name" not in data:
+        raise ScenarioError(f'each host is {{"name": ..., "nics": [...]}}, not {data!r}')
+    name = check_ifname(data["name"], "host")
+    nics = []
+    for j, nic in enumerate(_list(data, "nics")):
+        if isinstance(nic, str):
+            nic = {"name": nic}
+        if not isinstance(nic, Mapping) or "name" not in nic:
+            raise ScenarioError(f'each NIC is a name or {{"name": ..., "mac": ...}}, '
+                                f"not {nic!r}")
+        mac = nic.get("mac", f"52:54:00:00:{index + 1:02x}:{j + 1:02x}")
+        mac = parse_mac(mac)
+        if is_group(mac):
+            raise ScenarioError(f"NIC {name}:{nic['name']} has the group (multicast) address "
+                                f"{mac}; a NIC's own address is unicast")
+        nics.append(Nic(name, check_ifname(nic["name"], "NIC"), mac))
+    if dup := _first_duplicate([n.name for n in nics]):
+        raise ScenarioError(f"host {name!r} has two NICs called {dup!r}")
+    return Host(name, tuple(nics))
+
+
+def _bridge(data: Any) -> Bridge:
+    if not isinstance(data, Mapping) or "name" not in data:
+        raise ScenarioError(f'each bridge is {{"name": ..., "ports": [...]}}, not {data!r}')
+    name = check_ifname(data["name"], "bridge")
+    ageing = data.get("ageing_s", DEFAULT_AGEING_S)
+    if (isinstance(ageing, bool) or not isinstance(ageing, int | float)
+            or not 0 <= ageing <= 1_000_000):
+        raise ScenarioError(f"bridge {name}: ageing_s is seconds from 0 (never learn: a hub) "
+                            f"to 1000000, not {ageing!r}")
+    if abs(ageing * 100 - round(ageing * 100)) > 1e-9:
+        raise ScenarioError(f"bridge {name}: ageing_s {ageing} is finer than the kernel's "
+                            "hundredths of a second")
+    ports = []
+    for p in _list(data, "ports"):
+        if isinstance(p, str):
+            p = {"name": p}
+        if not isinstance(p, Mapping) or "name" not in p:
+            raise ScenarioError(f'each port is a name or {{"name": ..., flags}}, not {p!r}')
+        flags = dict(PORT_FLAGS)
+        for key, value in p.items():
+            if key == "name":
+                continue
+            if key not in PORT_FLAGS:
+                raise ScenarioError(f"port {p['name']}: unknown flag {key!r}; known: "
+                                    f"{sorted(PORT_FLAGS)}")
+            if not isinstance(value, bool):
+                raise ScenarioError(f"port {p['name']}: {key} is true or false, not {value!r}")
+            flags[key] = value
+        ports.append(Port(name, check_ifname(p["name"], "port"), flags))
+    return Bridge(name, tuple(ports), float(ageing))
+
+
+def _link(link: Any, interfaces: set[str]) -> tuple[str, str]:
+    if (not isinstance(link, Sequence) or isinstance(link, str) or len(link) != 2
+            or not all(isinstance(end, str) for end in link)):
+        raise ScenarioError(f'each link is ["node:interface", "node:interface"], not {link!r}')
+    for end in link:
+        if end not in interfaces:
+            raise ScenarioError(f"link {list(link)} names unknown interface {end!r} "
+                                "(write host:nic or bridge:port)")
+    if link[0] == link[1]:
+        raise ScenarioError(f"link {list(link)} joins an interface to itself")
+    return link[0], link[1]
+
+
+def _check_no_loops(topo: Topology) -> None:
+    bridges = {b.name for b in topo.bridges}
+    g = nx.MultiGraph()
+    g.add_nodes_from(bridges)
+    for a, b in topo.links:
+        x, y = a.split(":")[0], b.split(":")[0]
+        if x in bridges and y in bridges:
+            if topo.port(a).flags["hairpin"] and topo.port(b).flags["hairpin"]:
+                raise ScenarioError(
+                    f"hairpin is on at both ends of the link {a} - {b}: each bridge would "
+                    "send every flooded frame back to the other, for ever")
+            if g.has_edge(x, y) or x == y or nx.has_path(g, x, y):
+                raise ScenarioError(
+                    f"the link {a} - {b} closes a loop between bridges: frames would circle "
+                    "for ever (a broadcast storm); these bridges run without STP")
+            g.add_edge(x, y)
+
+
+def _frames(raw: Sequence[Any], topo: Topology) -> tuple[Frame, ...]:
+    if len(raw) > MAX_FRAMES:
+        raise ScenarioError(f"at most {MAX_FRAMES} frames per topology, not {len(raw)}")
+    frames: list[Frame] = []
+    clock = 0.0
+    known = {"from", "dst", "src", "at_s", "ethertype", "label"}
+    for i, f in enumerate(raw):
+        if not isinstance(f, Mapping) or "from" not in f or "dst" not in f:
+            raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}}, '
+                                f"not {f!r}")
+        if unknown := set(f) - known:
+            raise ScenarioError(f"frame {i}: unknown field(s) {sorted(unknown)}; known: "
+                                f"{sorted(known)}")
+        sender = f["from"]
+        if not isinstance(sender, str) or topo.is_port(sender):
+            raise ScenarioError(f"frame {i} is sent from {sender!r}: frames come from a "
+                                "host's NIC (host:nic), not from a bridge port")
+        nic = topo.nic(sender)
+        src = parse_mac(f.get("src", nic.mac))
+        if is_group(src):
+            raise ScenarioError(f"frame {i}: source {src} is a group address; a source MAC "
+                                "is always unicast")
+        at = f.get("at_s", clock + FRAME_GAP_S if frames else 0.0)
+        if isinstance(at, bool) or not isinstance(at, int | float) or at < clock:
+            raise ScenarioError(f"frame {i}: at_s is seconds, not before the frame before "
+                                f"({clock}), not {at!r}")
+        ethertype = f.get("ethertype", ETHERTYPE_LAB)
+        if isinstance(ethertype, bool) or not isinstance(ethertype, int) or not (
+                0x0600 <= ethertype <= 0xFFFF) or ethertype in (0x8100, 0x88A8):
+            raise ScenarioError(f"frame {i}: ethertype {ethertype!r} must be 0x0600-0xffff "
+                                "and not a VLAN tag's (0x8100, 0x88a8)")
+        clock = float(at)
+        frames.append(Frame(sender, parse_mac(f["dst"]), src, clock, ethertype,
+                            str(f.get("label", ""))))
+    return tuple(frames)

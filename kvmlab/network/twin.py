@@ -1,0 +1,290 @@
+"""Run a topology on a real Linux kernel: the tiny guest builds it and sends the frames.
+
+Inside the guest, each host is a network namespace, each link a veth pair, each
+bridge a Linux bridge with the topology's ageing time and port flags. The guest
+boots with IPv6 off and no IPv4 addresses, and its bridges without multicast
+snooping (which would make them send IGMP reports of their own), so nothing but
+the planned frames moves. ``kvmlab-frames`` (see :mod:`kvmlab.network.tool`) listens on every host
+NIC, sends each frame from its NIC at its planned time, and reports every frame
+each NIC received; then ``bridge fdb show`` gives the learned addresses.
+
+Everything happens inside the guest: nothing touches the host's own network.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from kvmlab.errors import ExperimentFailed
+from kvmlab.host.guest import TransientGuest
+from kvmlab.host.image import GuestImage
+from kvmlab.network.frames import Frame
+from kvmlab.network.model import SETTLE_S
+from kvmlab.network.result import NetworkResult
+from kvmlab.network.tool import frames_tool
+from kvmlab.network.topology import Topology
+
+IP = "/opt/iproute2/ip"
+BRIDGE = "/opt/iproute2/bridge"
+MAGIC = b"kvmlab"
+FDB_MARKER = "KVMLAB-FDB"
+START_S = 0.3
+"""Time between reading the plan and the first frame (sockets are open by then)."""
+MIN_FRAME = 60
+
+
+def frame_bytes(frame: Frame, index: int) -> bytes:
+    """The frame on the wire: addresses, EtherType, ``kvmlab`` and its index, padding.
+
+    Examples
+    --------
+    >>> f = Frame("a:eth0", "ff:ff:ff:ff:ff:ff", "52:54:00:00:01:01", 0.0)
+    >>> b = frame_bytes(f, 7)
+    >>> len(b), b[:6].hex(), b[12:14].hex(), b[14:20], int.from_bytes(b[20:22], "big")
+    (60, 'ffffffffffff', '88b5', b'kvmlab', 7)
+    """
+    head = (bytes.fromhex(frame.dst.replace(":", "")) + bytes.fromhex(frame.src.replace(":", ""))
+            + frame.ethertype.to_bytes(2, "big") + MAGIC + index.to_bytes(2, "big"))
+    return head.ljust(MIN_FRAME, b"\0")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One topology among several built side by side in one guest, under short names.
+
+    Bridges, ports and namespaces get names of their own in the guest (``b0_1``,
+    ``p0_1_2``, ``h0_3``) so that several topologies cannot clash; NICs keep
+    theirs, inside their namespace.
+    """
+
+    index: int
+    topology: Topology
+    first_frame: int
+
+    def bridge(self, name: str) -> str:
+        return f"b{self.index}_{[b.name for b in self.topology.bridges].index(name)}"
+
+    def port(self, ident: str) -> str:
+        bridge, port = ident.split(":")
+        b = [b.name for b in self.topology.bridges].index(bridge)
+        k = [p.name for p in self.topology.bridge(bridge).ports].index(port)
+        return f"p{self.index}_{b}_{k}"
+
+    def netns(self, host: str) -> str:
+        return f"h{self.index}_{[h.name for h in self.topology.hosts].index(host)}"
+
+
+def parts_of(topologies: list[Topology]) -> list[Part]:
+    parts, first = [], 0
+    for i, t in enumerate(topologies):
+        parts.append(Part(i, t, first))
+        first += len(t.frames)
+    return parts
+
+
+def guest_script(parts: list[Part]) -> str:
+    """The shell script that builds every part's topology in the guest and runs the plan.
+
+    The topology itself is in two batch files (:func:`setup_batches`), one ``ip``
+    and one ``bridge`` process for the lot: starting a program costs time in an
+    emulated guest.
+    """
+    lines = ["set -e", "echo 1 > /proc/sys/kernel/printk", "echo KERNEL=$(uname -r)",
+             "/bin/kvmlab-insmod net", "mkdir -p /run/netns /var/run",
+             "[ -e /var/run/netns ] || ln -s /run/netns /var/run/netns",
+             "/kvmlab/kvmlab-frames netns " + " ".join(
+                 part.netns(h.name) for part in parts for h in part.topology.hosts),
+             f"{IP} -b /kvmlab/setup.ip", f"{BRIDGE} -b /kvmlab/setup.bridge",
+             "/kvmlab/kvmlab-frames < /kvmlab/plan"]
+    for part in parts:
+        for b in part.topology.bridges:
+            lines += [f"echo {FDB_MARKER} {part.bridge(b.name)}",
+                      f"{BRIDGE} -j fdb show br {part.bridge(b.name)}", "echo"]
+    return "\n".join(lines) + "\n"
+
+
+def setup_batches(parts: list[Part]) -> tuple[str, str]:
+    """``ip -b`` and ``bridge -b`` commands that build every part's topology."""
+    ip: list[str] = []
+    bridge: list[str] = []
+    for part in parts:
+        t = part.topology
+        for b in t.bridges:
+            # No multicast snooping: with it, the bridge joins 224.0.0.106 and sends its
+            # own IGMP reports, which other bridges would learn from.
+            ip.append(f"link add {part.bridge(b.name)} up type bridge ageing_time "
+                      f"{round(b.ageing_s * 100)} mcast_snooping 0")
+    for part in parts:
+        t = part.topology
+        for k, link in enumerate(t.links):
+            # A veth's peer cannot be brought up as it is created (it has no peer yet
+            # at that moment): create the first end up, then move or enslave the other.
+            a, b = sorted(link, key=t.is_port)
+            after = []
+            specs = []
+            for side, end in enumerate((a, b)):
+                node, ifname = end.split(":")
+                if t.is_port(end):
+                    dev = part.port(end)
+                    specs.append(dev + (" up" if side == 0 else ""))
+                    after.append(f"link set {dev} master {part.bridge(node)} up")
+                    flags = " ".join(f"{f} {'on' if v else 'off'}"
+                                     for f, v in t.port(end).flags.items())
+                    bridge.append(f"link set dev {dev} {flags}")
+                elif side == 0:
+                    specs.append(f"{ifname} netns {part.netns(node)} address "
+                                 f"{t.nic(end).mac} up")
+                else:
+                    tmp = f"v{part.index}_{k}"
+                    specs.append(f"{tmp} address {t.nic(end).mac}")
+                    after.append(f"link set {tmp} netns {part.netns(node)} name {ifname} up")
+            ip.append(f"link add {specs[0]} type veth peer name {specs[1]}")
+            ip += after
+    return "\n".join(ip) + "\n", "\n".join(bridge) + "\n"
+
+
+def plan(parts: list[Part]) -> str:
+    """``kvmlab-frames``' plan: listen on every NIC, send each frame at its time, stop."""
+    lines = [f"listen {part.netns(n.host)} {n.name}" for part in parts
+             for n in part.topology.nics]
+    sends = []
+    for part in parts:
+        for i, f in enumerate(part.topology.frames):
+            host, nic = f.sender.split(":")
+            sends.append((round((START_S + f.at_s) * 1e6), part.first_frame + i,
+                          f"{part.netns(host)} {nic}",
+                          frame_bytes(f, part.first_frame + i).hex()))
+    sends.sort()
+    lines += [f"send {at} {where} {data}" for at, _i, where, data in sends]
+    last = max((s[0] for s in sends), default=round(START_S * 1e6))
+    lines.append(f"end {last + round(SETTLE_S * 1e6)}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Seen:
+    received: list[set[str]]
+    sent_at: dict[int, float]
+    fdb: dict[str, list[dict[str, Any]]]
+
+
+def _read(lines: list[str], n_frames: int) -> _Seen:
+    seen = _Seen([set() for _ in range(n_frames)], {}, {})
+    bridge: str | None = None
+    chunk: list[str] = []
+
+    def flush() -> None:
+        if bridge is None:
+            return
+        text = "".join(chunk).strip() or "[]"
+        try:
+            seen.fdb[bridge] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ExperimentFailed(f"cannot read `bridge fdb show`: {exc}: {text[:200]}"
+                                   ) from None
+
+    for line in lines:
+        if line.startswith(FDB_MARKER):
+            flush()
+            bridge, chunk = line.split()[1], []
+        elif bridge is not None:
+            chunk.append(line)
+        elif line.startswith(("RX ", "TX ")):
+            fields = line.split()
+            if fields[0] == "TX":
+                seen.sent_at[len(seen.sent_at)] = int(fields[1]) / 1e6 - START_S
+                continue
+            raw = bytes.fromhex(fields[5])
+            index = int.from_bytes(raw[20:22], "big")
+            if raw[14:20] == MAGIC and index < n_frames:
+                seen.received[index].add(f"{fields[2]} {fields[3]}")
+    flush()
+    return seen
+
+
+def _result(part: Part, seen: _Seen, provenance: dict[str, Any]) -> NetworkResult:
+    t = part.topology
+    host_of = {part.netns(h.name): h.name for h in t.hosts}
+    receivers = []
+    for i in range(len(t.frames)):
+        got = seen.received[part.first_frame + i]
+        receivers.append(tuple(sorted(f"{host_of[ns]}:{nic}" for ns, nic in
+                                      (g.split() for g in got) if ns in host_of)))
+    fdb = {}
+    for b in t.bridges:
+        name = part.bridge(b.name)
+        port_of = {part.port(p.id): p.name for p in b.ports}
+        fdb[b.name] = dict(sorted(
+            (e["mac"], port_of[e["ifname"]]) for e in seen.fdb.get(name, [])
+            if e.get("master") == name and e.get("ifname") in port_of
+            and e.get("state", "") not in ("permanent", "static")
+            and "self" not in e.get("flags", [])))
+    return NetworkResult(topology=t, source="real kernel", receivers=receivers, fdb=fdb,
+                         provenance=provenance)
+
+
+def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | None = None,
+                       *, image: GuestImage | None = None,
+                       timeout_s: float = 300.0) -> list[NetworkResult]:
+    """Run several topologies side by side in one guest (one boot), each isolated.
+
+    Each topology gets its own bridges and namespaces; their frames interleave in
+    time but cannot meet. Returns one result per topology, in order.
+    """
+    tops = [t if isinstance(t, Topology) else Topology.from_dict(t) for t in topologies]
+    parts = parts_of(tops)
+    n_frames = sum(len(t.frames) for t in tops)
+    if n_frames > 65535:
+        raise ExperimentFailed(f"{n_frames} frames in one run; at most 65535")
+    setup_ip, setup_bridge = setup_batches(parts)
+    files = {"kvmlab-frames": frames_tool(), "plan": plan(parts).encode(),
+             "setup.ip": setup_ip.encode(), "setup.bridge": setup_bridge.encode()}
+    # namespaces and veth pairs take memory: 128 MiB runs out near a hundred hosts
+    memory = 192 + sum(len(t.hosts) for t in tops)
+    with TransientGuest(guest_script(parts), uri=uri, purpose="network",
+                        cmdline="ipv6.disable=1", image=image, files=files,
+                        memory_mib=memory) as guest:
+        out = guest.result(timeout_s)
+        accel = guest.accel
+    if out.exit_status != 0:
+        raise ExperimentFailed("building the topology in the guest failed (exit status "
+                               f"{out.exit_status}):\n" + "\n".join(out.lines[-15:]))
+    seen = _read(out.lines, n_frames)
+    if len(seen.sent_at) != n_frames:
+        raise ExperimentFailed(f"the guest sent {len(seen.sent_at)} of {n_frames} frames:\n"
+                               + "\n".join(out.lines[-15:]))
+    planned = sorted(f.at_s for t in tops for f in t.frames)
+    late = [round(seen.sent_at[k] - at, 4) for k, at in enumerate(planned)]
+    provenance = {"guest_kernel": out.values().get("KERNEL", "unknown"),
+                  "accelerator": accel, "host_kernel": platform.release(),
+                  "max_late_s": max(late, default=0.0), "topologies_in_guest": len(tops),
+                  "method": "veth pairs, namespaces and bridges in a tiny guest; "
+                            "kvmlab-frames on AF_PACKET sockets; bridge -j fdb show"}
+    return [_result(part, seen, provenance) for part in parts]
+
+
+def run_on_kernel(topology: Topology | dict[str, Any], uri: str | None = None, *,
+                  image: GuestImage | None = None, timeout_s: float = 180.0) -> NetworkResult:
+    """Build ``topology`` in a tiny guest's kernel, send its frames, and read back.
+
+    Parameters
+    ----------
+    topology : Topology or dict
+    uri : str, optional
+        A local QEMU libvirt URI (see :func:`kvmlab.host.guest.live_uri`).
+    image : GuestImage, optional
+        The guest image (default: the cached one, built if needed).
+    timeout_s : float
+        How long the guest may take to boot and run.
+
+    Returns
+    -------
+    NetworkResult
+        ``source='real kernel'``: the receivers of each frame and the bridges'
+        learned addresses, with the guest kernel's version and how late the frames
+        left against their plan (``max_late_s``).
+    """
+    return run_many_on_kernel([topology], uri, image=image, timeout_s=timeout_s)[0]
