@@ -21,22 +21,23 @@ LINK_LOCAL = ("01:80:c2:00:00:00", "01:80:c2:00:00:01", "01:80:c2:00:00:0e")
 
 
 def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
-                         max_frames: int = 8, ageing: bool = True) -> dict[str, Any]:
+                         max_frames: int = 8, odd: bool = True) -> dict[str, Any]:
     """A random network (bridges in a tree, hosts on them) and frames, as JSON data.
 
-    Flags other than the defaults and an ageing time of 0 (a hub) turn up now and
-    then; so do frames that borrow another host's source address (a MAC that
-    moves) and frames to unknown or group addresses.
+    With ``odd`` (the default), port flags other than the defaults and an ageing
+    time of 0 (a hub) turn up now and then, and so do frames that borrow another
+    host's source address (a MAC that moves); without it, every bridge is a plain
+    learning switch and every frame carries its sender's own address.
     """
     rng = random.Random(seed)
     n_bridges = rng.randint(1, max_bridges)
     bridges: list[dict[str, Any]] = [
-        {"name": f"br{i}", "ageing_s": 0 if ageing and rng.random() < 0.1 else 300,
+        {"name": f"br{i}", "ageing_s": 0 if odd and rng.random() < 0.1 else 300,
          "ports": []} for i in range(n_bridges)]
     links: list[list[str]] = []
 
     def new_port(b: int) -> str:
-        flags = {k: not v for k, v in PORT_FLAGS.items() if rng.random() < 0.12}
+        flags = {k: not v for k, v in PORT_FLAGS.items() if odd and rng.random() < 0.12}
         name = f"p{b}{len(bridges[b]['ports'])}"
         bridges[b]["ports"].append({"name": name, **flags})
         return f"br{b}:{name}"
@@ -57,7 +58,7 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
         frame["dst"] = (BROADCAST if r < 0.25 else MULTICAST if r < 0.33 else
                         UNKNOWN if r < 0.41 else rng.choice(LINK_LOCAL) if r < 0.46 else
                         rng.choice(macs))
-        if rng.random() < 0.1:
+        if odd and rng.random() < 0.1:
             frame["src"] = rng.choice(macs)
         frames.append(frame)
     return {"name": f"random-{seed}", "hosts": hosts, "bridges": bridges, "links": links,

@@ -13,7 +13,6 @@ Everything happens inside the guest: nothing touches the host's own network.
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -99,10 +98,6 @@ def guest_script(parts: list[Part]) -> str:
                  part.netns(h.name) for part in parts for h in part.topology.hosts),
              f"{IP} -b /kvmlab/setup.ip", f"{BRIDGE} -b /kvmlab/setup.bridge",
              "/kvmlab/kvmlab-frames < /kvmlab/plan"]
-    for part in parts:
-        for b in part.topology.bridges:
-            lines += [f"echo {FDB_MARKER} {part.bridge(b.name)}",
-                      f"{BRIDGE} -j fdb show br {part.bridge(b.name)}", "echo"]
     return "\n".join(lines) + "\n"
 
 
@@ -161,6 +156,9 @@ def plan(parts: list[Part]) -> str:
     lines += [f"send {at} {where} {data}" for at, _i, where, data in sends]
     last = max((s[0] for s in sends), default=round(START_S * 1e6))
     lines.append(f"end {last + round(SETTLE_S * 1e6)}")
+    # the forwarding tables of every bridge, read the moment the plan ends
+    lines.append(f"then echo {FDB_MARKER}; {BRIDGE} fdb show | grep -v -e permanent -e self; "
+                 "echo")
     return "\n".join(lines) + "\n"
 
 
@@ -168,30 +166,38 @@ def plan(parts: list[Part]) -> str:
 class _Seen:
     received: list[set[str]]
     sent_at: dict[int, float]
-    fdb: dict[str, list[dict[str, Any]]]
+    fdb: list[dict[str, str]]
+
+
+def parse_fdb_line(line: str) -> dict[str, str] | None:
+    """One learned entry of ``bridge fdb show``: ``MAC dev PORT master BRIDGE ...``.
+
+    Examples
+    --------
+    >>> parse_fdb_line("52:54:00:00:00:0a dev p0_0_0 master b0_0 ")
+    {'mac': '52:54:00:00:00:0a', 'ifname': 'p0_0_0', 'master': 'b0_0'}
+    >>> parse_fdb_line("33:33:00:00:00:01 dev b0_0 self permanent") is None
+    True
+    """
+    words = line.split()
+    if len(words) < 5 or {"permanent", "static", "self"} & set(words):
+        return None
+    entry = {"mac": words[0]}
+    for key, name in (("dev", "ifname"), ("master", "master")):
+        if key in words[:-1]:
+            entry[name] = words[words.index(key) + 1]
+    return entry if len(entry) == 3 else None
 
 
 def _read(lines: list[str], n_frames: int) -> _Seen:
-    seen = _Seen([set() for _ in range(n_frames)], {}, {})
-    bridge: str | None = None
-    chunk: list[str] = []
-
-    def flush() -> None:
-        if bridge is None:
-            return
-        text = "".join(chunk).strip() or "[]"
-        try:
-            seen.fdb[bridge] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ExperimentFailed(f"cannot read `bridge fdb show`: {exc}: {text[:200]}"
-                                   ) from None
-
+    seen = _Seen([set() for _ in range(n_frames)], {}, [])
+    in_fdb = False
     for line in lines:
         if line.startswith(FDB_MARKER):
-            flush()
-            bridge, chunk = line.split()[1], []
-        elif bridge is not None:
-            chunk.append(line)
+            in_fdb = True
+        elif in_fdb:
+            if (entry := parse_fdb_line(line)) is not None:
+                seen.fdb.append(entry)
         elif line.startswith(("RX ", "TX ")):
             fields = line.split()
             if fields[0] == "TX":
@@ -201,7 +207,6 @@ def _read(lines: list[str], n_frames: int) -> _Seen:
             index = int.from_bytes(raw[20:22], "big")
             if raw[14:20] == MAGIC and index < n_frames:
                 seen.received[index].add(f"{fields[2]} {fields[3]}")
-    flush()
     return seen
 
 
@@ -218,10 +223,8 @@ def _result(part: Part, seen: _Seen, provenance: dict[str, Any]) -> NetworkResul
         name = part.bridge(b.name)
         port_of = {part.port(p.id): p.name for p in b.ports}
         fdb[b.name] = dict(sorted(
-            (e["mac"], port_of[e["ifname"]]) for e in seen.fdb.get(name, [])
-            if e.get("master") == name and e.get("ifname") in port_of
-            and e.get("state", "") not in ("permanent", "static")
-            and "self" not in e.get("flags", [])))
+            (e["mac"], port_of[e["ifname"]]) for e in seen.fdb
+            if e["master"] == name and e["ifname"] in port_of))
     return NetworkResult(topology=t, source="real kernel", receivers=receivers, fdb=fdb,
                          provenance=provenance)
 

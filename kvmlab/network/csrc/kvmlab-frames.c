@@ -6,6 +6,9 @@
  *   listen NETNS IFNAME               capture on IFNAME in network namespace NETNS
  *   send AT_US NETNS IFNAME HEXFRAME   send the frame (hex bytes) at AT_US microseconds
  *   end AT_US                          stop listening at AT_US microseconds
+ *   then COMMAND...                    run COMMAND (busybox sh -c) right then, before
+ *                                      the sockets close (closing hundreds of them can
+ *                                      take seconds in an emulated guest)
  *
  * NETNS "-" is the namespace the program runs in. "kvmlab-frames netns NAME..." instead
  * creates network namespaces the way "ip netns add" does (a bind mount of a new
@@ -16,7 +19,8 @@
  *   RX T_US NETNS IFNAME VLAN HEXFRAME
  *
  * where VLAN is the 802.1Q tag the kernel took off the frame (TCI in decimal, or "-")
- * and HEXFRAME is the frame as it was received. Frames the interface sent itself
+ * and HEXFRAME is the frame as it was received (its first 32 bytes). It first prints "START T0_US", the
+ * monotonic clock (in microseconds) at which its times start. Frames the interface sent itself
  * (PACKET_OUTGOING) are not reported.
  */
 #define _GNU_SOURCE
@@ -129,8 +133,24 @@ static void drain(int i, long long t0, int *listening) {
         }
         printf("RX %lld %s %s ", now_us() - t0, ifs[i].ns, ifs[i].name);
         if (vlan < 0) printf("- "); else printf("%ld ", vlan);
-        for (ssize_t k = 0; k < len; k++) printf("%02x", buf[k]);
+        for (ssize_t k = 0; k < len && k < 32; k++) printf("%02x", buf[k]);
         printf("\n");
+    }
+}
+
+static void run_then(const char *cmd) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) die("fork for", cmd);
+    if (pid == 0) {
+        execl("/bin/busybox", "sh", "-c", cmd, (char *)NULL);
+        die("exec", cmd);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        fprintf(stderr, "kvmlab-frames: `%s` failed\n", cmd);
+        exit(2);
     }
 }
 
@@ -160,6 +180,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "netns")) return add_netns(argc, argv);
     char line[4096], ns[64], name[32], hex[2 * MAX_FRAME + 2];
     long long at, end_us = 0;
+    char then_cmd[4096] = "";
     int listening[MAX_IF] = {0};
     home_ns = open("/proc/self/ns/net", O_RDONLY);
     if (home_ns < 0) die("open", "/proc/self/ns/net");
@@ -175,12 +196,15 @@ int main(int argc, char **argv) {
             s->len = parse_hex(hex, s->frame);
         } else if (sscanf(line, "end %lld", &at) == 1) {
             end_us = at;
+        } else if (!strncmp(line, "then ", 5)) {
+            snprintf(then_cmd, sizeof then_cmd, "%s", line + 5);
         } else if (line[0] != '\n' && line[0] != '#') {
             fprintf(stderr, "kvmlab-frames: cannot read plan line: %s", line);
             return 2;
         }
     }
     long long t0 = now_us();
+    printf("START %lld\n", t0);
     int next = 0;
     for (;;) {
         long long t = now_us() - t0;
@@ -201,5 +225,8 @@ int main(int argc, char **argv) {
             if (pfd[i].revents & POLLIN) drain(i, t0, listening);
     }
     for (int i = 0; i < n_ifs; i++) drain(i, t0, listening);
-    return 0;
+    printf("END %lld\n", now_us() - t0);
+    if (then_cmd[0]) run_then(then_cmd);
+    fflush(stdout);
+    _exit(0);
 }

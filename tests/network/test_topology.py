@@ -1,0 +1,91 @@
+"""Topologies as data: what is accepted, and the rule named when something is not."""
+
+import json
+
+import pytest
+
+from kvmlab.data import scenario_dict, scenario_names
+from kvmlab.errors import ScenarioError
+from kvmlab.network import Topology
+
+MAC1, MAC2 = "52:54:00:00:00:01", "52:54:00:00:00:02"
+
+
+def base(**change):
+    data = {"hosts": [{"name": "a", "nics": [{"name": "eth0", "mac": MAC1}]},
+                      {"name": "b", "nics": [{"name": "eth0", "mac": MAC2}]}],
+            "bridges": [{"name": "br0", "ports": ["p1", "p2"]}],
+            "links": [["a:eth0", "br0:p1"], ["b:eth0", "br0:p2"]],
+            "frames": [{"from": "a:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]}
+    data.update(change)
+    return data
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"links": [["a:eth0", "br0:p9"], ["b:eth0", "br0:p2"]]}, "unknown interface 'br0:p9'"),
+    ({"links": [["a:eth0", "br0:p1"], ["b:eth0", "br0:p1"]]}, "'br0:p1' is in two links"),
+    ({"links": [["a:eth0", "br0:p1"]]}, "is in no link"),
+    ({"bridges": [{"name": "br0", "ports": ["p1", "p2"]}, {"name": "br1", "ports": ["p2"]}]},
+     "port 'p2' is plugged into two bridges"),
+    ({"hosts": [{"name": "a", "nics": [{"name": "eth0", "mac": "52:54:00:00:00"}]}]},
+     "malformed MAC address '52:54:00:00:00'"),
+    ({"hosts": [{"name": "a", "nics": [{"name": "eth0", "mac": "01:00:5e:00:00:01"}]}]},
+     "group \\(multicast\\) address"),
+    ({"hosts": [{"name": "a/b", "nics": ["eth0"]}]}, "not a valid Linux interface name"),
+    ({"hosts": [{"name": "a", "nics": ["eth 0"]}]}, "not a valid Linux interface name"),
+    ({"bridges": [{"name": "a-very-long-bridge", "ports": []}]},
+     "1-15 characters, no '/', ':' or spaces"),
+    ({"hosts": [{"name": "a", "nics": [{"name": "eth0", "mac": MAC1}]},
+                {"name": "b", "nics": [{"name": "eth0", "mac": MAC1}]}]},
+     "two NICs have the MAC address"),
+    ({"hosts": [{"name": "br0", "nics": []}]}, "two hosts or bridges are called 'br0'"),
+    ({"bridges": [{"name": "br0", "ageing_s": -1, "ports": ["p1", "p2"]}]}, "ageing_s"),
+    ({"bridges": [{"name": "br0", "ageing_s": 0.001, "ports": ["p1", "p2"]}]},
+     "hundredths of a second"),
+    ({"bridges": [{"name": "br0", "ports": [{"name": "p1", "hairpn": True}, "p2"]}]},
+     "unknown flag 'hairpn'"),
+    ({"frames": [{"from": "br0:p1", "dst": MAC2}]}, "not from a bridge port"),
+    ({"frames": [{"from": "a:eth0", "dst": MAC2, "src": "ff:ff:ff:ff:ff:ff"}]},
+     "source .* is a group address"),
+    ({"frames": [{"from": "a:eth0", "dst": MAC2, "at_s": 1},
+                 {"from": "a:eth0", "dst": MAC2, "at_s": 0.5}]}, "not before the frame before"),
+    ({"frames": [{"from": "a:eth0", "dst": MAC2, "ethertype": 0x8100}]}, "VLAN tag"),
+    ({"wires": []}, "unknown topology field"),
+])
+def test_bad_input_names_the_rule(change, rule):
+    with pytest.raises(ScenarioError, match=rule):
+        Topology.from_dict(base(**change))
+
+
+def test_a_loop_between_bridges_is_refused():
+    data = base(bridges=[{"name": "br0", "ports": ["p1", "p2", "u1", "u2"]},
+                         {"name": "br1", "ports": ["v1", "v2"]}],
+                links=[["a:eth0", "br0:p1"], ["b:eth0", "br0:p2"], ["br0:u1", "br1:v1"],
+                       ["br0:u2", "br1:v2"]])
+    with pytest.raises(ScenarioError, match="closes a loop between bridges"):
+        Topology.from_dict(data)
+
+
+def test_hairpin_at_both_ends_of_a_bridge_link_is_refused():
+    data = base(bridges=[{"name": "br0", "ports": ["p1", "p2", {"name": "u", "hairpin": True}]},
+                         {"name": "br1", "ports": [{"name": "v", "hairpin": True}]}],
+                links=[["a:eth0", "br0:p1"], ["b:eth0", "br0:p2"], ["br0:u", "br1:v"]])
+    with pytest.raises(ScenarioError, match="both ends"):
+        Topology.from_dict(data)
+
+
+@pytest.mark.parametrize("name", scenario_names("net-"))
+def test_shipped_topologies_load_and_round_trip(name):
+    t = Topology.from_dict(scenario_dict(name))
+    assert t.description and t.frames
+    assert Topology.from_dict(json.loads(json.dumps(t.to_dict()))) == t
+
+
+def test_at_least_twelve_shipped_topologies():
+    assert len(scenario_names("net-")) >= 12
+
+
+def test_graph_has_hosts_bridges_and_links():
+    g = Topology.from_dict(base()).graph()
+    assert dict(g.nodes(data="kind")) == {"a": "host", "b": "host", "br0": "bridge"}
+    assert g.number_of_edges() == 2

@@ -1,0 +1,40 @@
+"""The bridge model against a real Linux kernel (marked live): the shipped scenarios and
+random topologies, all side by side in one guest."""
+
+import os
+import random
+
+import pytest
+
+from kvmlab.data import scenario_dict, scenario_names
+from kvmlab.network import Topology, compare, simulate
+from kvmlab.network.generate import random_topology
+from kvmlab.network.twin import run_many_on_kernel, run_on_kernel
+
+pytestmark = pytest.mark.live
+N_RANDOM = 60
+
+
+def test_model_equals_real_kernel(live_uri, guest_image, no_leftovers):
+    # new random topologies on every run; KVMLAB_NET_SEED=N repeats a run
+    base = int(os.environ.get("KVMLAB_NET_SEED", random.randrange(2**32)))
+    seeds = range(base, base + N_RANDOM)
+    named = scenario_names("net-")
+    tops = [Topology.from_dict(scenario_dict(n)) for n in named]
+    tops += [random_topology(s) for s in seeds]
+    real = run_many_on_kernel(tops, live_uri, image=guest_image)
+    failures = []
+    for t, r in zip(tops, real, strict=True):
+        comparison = compare(simulate(t), r)
+        if not comparison.agrees:
+            failures.append(f"{t.name}:\n{comparison.table()}")
+    print(f"\n{len(tops)} topologies ({len(named)} named, {N_RANDOM} random from seed {base}), "
+          f"{sum(len(t.frames) for t in tops)} frames: {len(failures)} disagree; "
+          f"frames left at most {real[0].provenance['max_late_s']} s late")
+    assert not failures, f"KVMLAB_NET_SEED={base}:\n" + "\n\n".join(failures[:5])
+
+
+def test_one_topology_alone(live_uri, guest_image, no_leftovers):
+    r = run_on_kernel(scenario_dict("net-seed-bridge"), live_uri, image=guest_image)
+    assert r.source == "real kernel" and r.provenance["guest_kernel"] != "unknown"
+    assert compare(simulate(scenario_dict("net-seed-bridge")), r).agrees
