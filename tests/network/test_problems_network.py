@@ -1,0 +1,37 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvmlab.cli import main
+from kvmlab.network import problems
+
+
+@settings(max_examples=100)
+@given(st.integers(0, 10**6))
+def test_the_right_answer_is_right_and_a_wrong_one_is_explained(seed):
+    p = problems.generate(seed)
+    right = p.solve()
+    assert problems.check(p, right).correct
+    assert problems.check(p, ", ".join(right)).correct
+    sender = p.topology.frames[-1].sender
+    if sender not in right:
+        wrong = problems.check(p, [*right, sender])
+        assert not wrong.correct and wrong.hint == "own-frame"
+    if right:
+        missed = problems.check(p, right[1:])
+        assert not missed.correct and "also receive" in missed.message
+
+
+def test_an_unknown_nic_is_named():
+    feedback = problems.check(problems.generate(1), ["nobody:eth9"])
+    assert not feedback.correct and "There is no NIC 'nobody:eth9'" in feedback.message
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_command_line_prints_the_problem_then_the_answer(seed, capsys):
+    assert main(["problems", "network", "-s", str(seed)]) == 0
+    question = capsys.readouterr().out
+    assert question.startswith(f"ARG seed {seed}") and "Which NICs receive frame" in question
+    assert main(["problems", "network", "-s", str(seed), "-c"]) == 0
+    answer = capsys.readouterr().out
+    assert "Answer:" in answer and "send" in answer
