@@ -35,3 +35,15 @@ def test_the_command_line_prints_the_problem_then_the_answer(seed, capsys):
     assert main(["problems", "network", "-s", str(seed), "-c"]) == 0
     answer = capsys.readouterr().out
     assert "Answer:" in answer and "send" in answer
+
+
+def test_the_stepper_view_names_a_step_that_does_not_exist():
+    from kvmlab.data import scenario_dict
+    from kvmlab.errors import ScenarioError
+    from kvmlab.network import simulate
+    from kvmlab.network.widgets import event_view
+
+    r = simulate(scenario_dict("net-hub"))
+    assert "forwarding table of br0: empty" in event_view(r, 0)
+    with pytest.raises(ScenarioError, match="there are 12 steps"):
+        event_view(r, 99)
