@@ -165,7 +165,7 @@ def plan(parts: list[Part]) -> str:
 @dataclass
 class _Seen:
     received: list[set[str]]
-    sent_at: dict[int, float]
+    sent_at: list[float]
     fdb: list[dict[str, str]]
 
 
@@ -190,7 +190,7 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
 
 
 def _read(lines: list[str], n_frames: int) -> _Seen:
-    seen = _Seen([set() for _ in range(n_frames)], {}, [])
+    seen = _Seen([set() for _ in range(n_frames)], [], [])
     in_fdb = False
     for line in lines:
         if line.startswith(FDB_MARKER):
@@ -201,7 +201,7 @@ def _read(lines: list[str], n_frames: int) -> _Seen:
         elif line.startswith(("RX ", "TX ")):
             fields = line.split()
             if fields[0] == "TX":
-                seen.sent_at[len(seen.sent_at)] = int(fields[1]) / 1e6 - START_S
+                seen.sent_at.append(int(fields[1]) / 1e6 - START_S)
                 continue
             raw = bytes.fromhex(fields[5])
             index = int.from_bytes(raw[20:22], "big")
