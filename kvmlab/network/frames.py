@@ -27,6 +27,7 @@ from kvmlab.errors import ScenarioError
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ETHERTYPE_LAB = 0x88B5
 """The IEEE's EtherType for local experiments: no host's kernel answers it."""
+ETHERTYPE_ARP = 0x0806
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -81,6 +82,8 @@ class Frame:
         The protocol field (the lab's own, by default).
     label : str
         What the frame is for, in a sentence.
+    arp_target : str or None
+        For an ARP request ("who has this IPv4 address?"), the address asked for.
     """
 
     sender: str
@@ -89,11 +92,15 @@ class Frame:
     at_s: float
     ethertype: int = ETHERTYPE_LAB
     label: str = ""
+    arp_target: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"from": self.sender, "dst": self.dst, "src": self.src,
                                "at_s": self.at_s}
-        if self.ethertype != ETHERTYPE_LAB:
+        if self.arp_target is not None:
+            del out["dst"]
+            out["arp"] = self.arp_target
+        elif self.ethertype != ETHERTYPE_LAB:
             out["ethertype"] = self.ethertype
         if self.label:
             out["label"] = self.label

@@ -24,7 +24,9 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
                          max_frames: int = 8, odd: bool = True) -> dict[str, Any]:
     """A random network (bridges in a tree, hosts on them) and frames, as JSON data.
 
-    With ``odd`` (the default), port flags other than the defaults and an ageing
+    Every host has an address (10.0.0.N/24), and now and then a frame is an ARP
+    request (for a host, or for an address nobody has). With ``odd`` (the
+    default), port flags other than the defaults and an ageing
     time of 0 (a hub) turn up now and then, and so do frames that borrow another
     host's source address (a MAC that moves); without it, every bridge is a plain
     learning switch and every frame carries its sender's own address.
@@ -36,16 +38,18 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
          "ports": []} for i in range(n_bridges)]
     links: list[list[str]] = []
 
-    def new_port(b: int) -> str:
+    def new_port(b: int, host_facing: bool = True) -> str:
         flags = {k: not v for k, v in PORT_FLAGS.items() if odd and rng.random() < 0.12}
+        if not host_facing:     # hairpin is for hosts behind a port (reflective relay); on a
+            flags.pop("hairpin", None)   # link between bridges it bounces frames: a race
         name = f"p{b}{len(bridges[b]['ports'])}"
         bridges[b]["ports"].append({"name": name, **flags})
         return f"br{b}:{name}"
 
     for i in range(1, n_bridges):
-        links.append([new_port(rng.randrange(i)), new_port(i)])
-        bridges[i]["ports"][-1].pop("hairpin", None)     # not at both ends: a storm
-    hosts = [{"name": f"h{i}", "nics": [{"name": "eth0", "mac": f"52:54:00:00:00:{i + 1:02x}"}]}
+        links.append([new_port(rng.randrange(i), False), new_port(i, False)])
+    hosts = [{"name": f"h{i}", "nics": [{"name": "eth0", "mac": f"52:54:00:00:00:{i + 1:02x}",
+                                         "ip": f"10.0.0.{i + 1}/24"}]}
              for i in range(rng.randint(1, max_hosts))]
     for h in hosts:
         links.append([f"{h['name']}:eth0", new_port(rng.randrange(n_bridges))])
@@ -54,6 +58,10 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
     for _ in range(rng.randint(1, max_frames)):
         sender = rng.randrange(len(hosts))
         frame: dict[str, Any] = {"from": f"h{sender}:eth0"}
+        if rng.random() < 0.15:              # an ARP request, for a host or for nobody
+            frame["arp"] = f"10.0.0.{rng.randint(1, len(hosts) + 1)}"
+            frames.append(frame)
+            continue
         r = rng.random()
         frame["dst"] = (BROADCAST if r < 0.25 else MULTICAST if r < 0.33 else
                         UNKNOWN if r < 0.41 else rng.choice(LINK_LOCAL) if r < 0.46 else

@@ -17,6 +17,9 @@ What a bridge does with a frame that arrives on port P (``br_handle_frame`` and
    flag for this kind of frame is on: ``flood`` for unknown unicast,
    ``mcast_flood``, ``bcast_flood``.
 
+A host whose NIC has the address an ARP request asks for answers it: the reply
+goes from that NIC to the request's source MAC, through the same bridges.
+
 Every step is an :class:`Event`; :func:`simulate` returns them all with the
 forwarding tables after each, so a notebook can step through them.
 
@@ -83,6 +86,8 @@ class Network:
         self.bridges = {b.name: BridgeState(b) for b in topology.bridges}
         self.events: list[Event] = []
         self.received: list[list[str]] = [[] for _ in topology.frames]
+        self.replies: list[list[str]] = [[] for _ in topology.frames]
+        self.repliers: list[str | None] = [None for _ in topology.frames]
 
     def _log(self, frame: int, where: str, action: str, detail: str = "") -> None:
         self.events.append(Event(self.env.now, frame, where, action, detail,
@@ -96,20 +101,41 @@ class Network:
 
     def _send(self, i: int, frame: Frame) -> Iterator[simpy.Event]:
         yield self.env.timeout(frame.at_s - self.env.now)
-        self._log(i, frame.sender, "send", f"{frame.src} > {frame.dst}")
+        what = f"{frame.src} > {frame.dst}"
+        if frame.arp_target is not None:
+            what = f"ARP request {what}: who has {frame.arp_target}?"
+        self._log(i, frame.sender, "send", what)
         yield from self._cross(i, frame, frame.sender)
 
-    def _cross(self, i: int, frame: Frame, out_of: str) -> Iterator[simpy.Event]:
+    def _cross(self, i: int, frame: Frame, out_of: str,
+               reply: bool = False) -> Iterator[simpy.Event]:
         """The frame leaves interface ``out_of`` and arrives at the other end of its link."""
         yield self.env.timeout(HOP_S)
         there = self.topology.peer(out_of)
-        if not self.topology.is_port(there):
-            self._log(i, there, "receive")
-            self.received[i].append(there)
+        if self.topology.is_port(there):
+            yield from self._bridge(i, frame, there, reply)
             return
-        yield from self._bridge(i, frame, there)
+        self._log(i, there, "receive", "the ARP reply" if reply else "")
+        (self.replies if reply else self.received)[i].append(there)
+        nic = self.topology.nic(there)
+        asker = self.topology.nic(frame.sender).ip
+        # Linux answers only for its own address, and never a request that claims to come
+        # from its own address (a request back through a hairpin port): a martian source.
+        if (not reply and frame.arp_target is not None and nic.interface is not None
+                and str(nic.interface.ip) == frame.arp_target and asker != nic.ip):
+            self.env.process(self._answer_arp(i, frame, there))
 
-    def _bridge(self, i: int, frame: Frame, port_id: str) -> Iterator[simpy.Event]:
+    def _answer_arp(self, i: int, request: Frame, nic_id: str) -> Iterator[simpy.Event]:
+        nic = self.topology.nic(nic_id)
+        answer = Frame(nic_id, request.src, nic.mac, self.env.now, request.ethertype,
+                       f"ARP reply: {request.arp_target} is at {nic.mac}")
+        self.repliers[i] = nic_id
+        self._log(i, nic_id, "send", f"ARP reply {nic.mac} > {request.src}: "
+                                     f"{request.arp_target} is at {nic.mac}")
+        yield from self._cross(i, answer, nic_id, reply=True)
+
+    def _bridge(self, i: int, frame: Frame, port_id: str,
+                reply: bool = False) -> Iterator[simpy.Event]:
         name, port_name = port_id.split(":")
         state = self.bridges[name]
         bridge = state.bridge
@@ -151,7 +177,7 @@ class Network:
                        if p.flags[flag] and (p.name != port_name or p.flags["hairpin"])]
             self._log(i, port_id, "flood", f"{why}: to {', '.join(targets) or 'no port'}")
         for out in targets:
-            self.env.process(self._cross(i, frame, f"{name}:{out}"))
+            self.env.process(self._cross(i, frame, f"{name}:{out}", reply))
         yield self.env.timeout(0)
 
 
@@ -175,5 +201,6 @@ def simulate(topology: Topology | dict[str, Any]) -> NetworkResult:
     return NetworkResult(
         topology=topology, source="model",
         receivers=[tuple(sorted(set(r))) for r in net.received],
+        replies=[tuple(sorted(set(r))) for r in net.replies], repliers=net.repliers,
         fdb={b: s.alive(net.env.now) for b, s in net.bridges.items()},
         events=net.events, provenance={"model": "kvmlab.network.model"})

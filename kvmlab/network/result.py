@@ -53,6 +53,9 @@ class NetworkResult:
         forgotten) at the end.
     events : list of Event
         Every step (the model only).
+    replies, repliers : list
+        For an ARP request i, the NICs its reply reached and the NIC that answered
+        (empty and None for other frames, or when nobody answered).
     """
 
     topology: Topology
@@ -61,11 +64,19 @@ class NetworkResult:
     fdb: dict[str, dict[str, str]]
     events: list[Event] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    replies: list[tuple[str, ...]] = field(default_factory=list)
+    repliers: list[str | None] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "receivers": [list(r) for r in self.receivers],
-                "fdb": self.fdb, "topology": self.topology.to_dict(),
-                "provenance": self.provenance}
+        out = {"source": self.source, "receivers": [list(r) for r in self.receivers],
+               "fdb": self.fdb, "topology": self.topology.to_dict(),
+               "provenance": self.provenance}
+        if any(self.repliers):
+            out["arp_replies"] = [{"frame": i, "from": who, "receivers": list(got)}
+                                  for i, (who, got) in enumerate(zip(self.repliers,
+                                                                     self.replies,
+                                                                     strict=True)) if who]
+        return out
 
     def steps(self) -> str:
         """The event list as text, one line per step."""
@@ -87,6 +98,21 @@ class NetworkComparison:
                                                           strict=True)) if a != b]
 
     @property
+    def reply_differences(self) -> list[tuple[int, Any, Any]]:
+        """(frame, simulated, real) (replier, receivers) of ARP replies that differ.
+
+        A reply that reached no NIC cannot be seen on the real kernel: it counts as
+        no reply on both sides.
+        """
+        def seen(result: NetworkResult) -> list[tuple[str | None, tuple[str, ...]]]:
+            return [(who if got else None, got)
+                    for who, got in zip(result.repliers, result.replies, strict=True)]
+
+        return [(i, x, y) for i, (x, y) in enumerate(zip(seen(self.simulated),
+                                                         seen(self.measured), strict=True))
+                if x != y]
+
+    @property
     def fdb_differences(self) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
         return {b: (self.simulated.fdb.get(b, {}), self.measured.fdb.get(b, {}))
                 for b in sorted(set(self.simulated.fdb) | set(self.measured.fdb))
@@ -94,7 +120,8 @@ class NetworkComparison:
 
     @property
     def agrees(self) -> bool:
-        return not self.frame_differences and not self.fdb_differences
+        return (not self.frame_differences and not self.fdb_differences
+                and not self.reply_differences)
 
     def table(self) -> str:
         """Frame by frame, the receivers side by side, then the tables."""
@@ -103,6 +130,9 @@ class NetworkComparison:
                                        strict=True)):
             mark = "" if a == b else "  <- differs"
             rows.append(f"{i:>5}  {', '.join(a) or '-':<30} {', '.join(b) or '-':<30}{mark}")
+        for i, (who_a, got_a), (who_b, got_b) in self.reply_differences:
+            rows.append(f"ARP reply to frame {i}: simulated {who_a} -> {', '.join(got_a) or '-'}"
+                        f"; real {who_b} -> {', '.join(got_b) or '-'}")
         for name in sorted(set(self.simulated.fdb) | set(self.measured.fdb)):
             a, b = self.simulated.fdb.get(name, {}), self.measured.fdb.get(name, {})
             rows.append(f"fdb {name}: {'same' if a == b else 'differs'}: "
@@ -115,7 +145,9 @@ class NetworkComparison:
                 "frame_differences": [{"frame": i, "simulated": list(a), "real": list(b)}
                                       for i, a, b in self.frame_differences],
                 "fdb_differences": {b: {"simulated": x, "real": y}
-                                    for b, (x, y) in self.fdb_differences.items()}}
+                                    for b, (x, y) in self.fdb_differences.items()},
+                "reply_differences": [{"frame": i, "simulated": list(x), "real": list(y)}
+                                      for i, x, y in self.reply_differences]}
 
 
 def compare(simulated: NetworkResult, measured: NetworkResult) -> NetworkComparison:

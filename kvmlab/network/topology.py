@@ -12,6 +12,10 @@ The JSON form::
      "frames": [{"from": "vm1:eth0", "dst": "ff:ff:ff:ff:ff:ff"},
                 {"from": "vm2:eth0", "dst": "52:54:00:00:00:01", "at_s": 0.5}]}
 
+A NIC may have an IPv4 address (``"ip": "10.0.0.1/24"``); a frame
+``{"from": "vm1:eth0", "arp": "10.0.0.2"}`` is then an ARP request ("who has
+10.0.0.2?"), broadcast, and the host that has the address answers it.
+
 An interface is named ``node:interface``. A link is a cable (a veth pair on the
 real kernel, like the tap device ``vnet0`` that joins a guest to a bridge). A
 port takes the flags ``learning``, ``flood`` (unknown unicast), ``mcast_flood``,
@@ -36,6 +40,7 @@ kvmlab.errors.ScenarioError: bridge name 'this-name-is-too-long' is not a valid 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -46,7 +51,14 @@ from typing import Any
 import networkx as nx
 
 from kvmlab.errors import ScenarioError
-from kvmlab.network.frames import ETHERTYPE_LAB, Frame, is_group, parse_mac
+from kvmlab.network.frames import (
+    BROADCAST,
+    ETHERTYPE_ARP,
+    ETHERTYPE_LAB,
+    Frame,
+    is_group,
+    parse_mac,
+)
 
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 DEFAULT_AGEING_S = 300.0
@@ -73,10 +85,15 @@ class Nic:
     host: str
     name: str
     mac: str
+    ip: str | None = None
 
     @property
     def id(self) -> str:
         return f"{self.host}:{self.name}"
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface | None:
+        return None if self.ip is None else ipaddress.IPv4Interface(self.ip)
 
 
 @dataclass(frozen=True)
@@ -196,6 +213,9 @@ class Topology:
         if dup := _first_duplicate(macs):
             raise ScenarioError(f"two NICs have the MAC address {dup}; each NIC needs its "
                                 "own (a frame may still borrow one with 'src')")
+        ips = [n.ip.split("/")[0] for h in hosts for n in h.nics if n.ip]
+        if dup := _first_duplicate(ips):
+            raise ScenarioError(f"two NICs have the address {dup}; each needs its own")
         topo = cls(hosts=hosts, bridges=bridges, name=str(data.get("name", "")),
                    description=str(data.get("description", "")))
         interfaces = {n.id for n in topo.nics} | {p.id for b in bridges for p in b.ports}
@@ -221,6 +241,7 @@ class Topology:
         if self.description:
             out["description"] = self.description
         out["hosts"] = [{"name": h.name, "nics": [{"name": n.name, "mac": n.mac}
+                                                 | ({"ip": n.ip} if n.ip else {})
                                                  for n in h.nics]} for h in self.hosts]
         out["bridges"] = [{"name": b.name, "ageing_s": b.ageing_s,
                            "ports": [{"name": p.name, **p.flags} for p in b.ports]}
@@ -277,7 +298,19 @@ def _host(data: Any, index: int) -> Host:
         if is_group(mac):
             raise ScenarioError(f"NIC {name}:{nic['name']} has the group (multicast) address "
                                 f"{mac}; a NIC's own address is unicast")
-        nics.append(Nic(name, check_ifname(nic["name"], "NIC"), mac))
+        ip = nic.get("ip")
+        if ip is not None:
+            try:
+                iface = ipaddress.IPv4Interface(ip)
+            except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
+                raise ScenarioError(f"NIC {name}:{nic['name']}: {ip!r} is not an IPv4 address "
+                                    "with a prefix (like 10.0.0.1/24)") from None
+            if "/" not in str(ip) or iface.ip in (iface.network.network_address,
+                                                   iface.network.broadcast_address):
+                raise ScenarioError(f"NIC {name}:{nic['name']}: {ip!r} needs a prefix and must "
+                                    "not be its subnet's network or broadcast address")
+            ip = str(iface)
+        nics.append(Nic(name, check_ifname(nic["name"], "NIC"), mac, ip))
     if dup := _first_duplicate([n.name for n in nics]):
         raise ScenarioError(f"host {name!r} has two NICs called {dup!r}")
     return Host(name, tuple(nics))
@@ -346,16 +379,35 @@ def _check_no_loops(topo: Topology) -> None:
             g.add_edge(x, y)
 
 
+def _arp_target(f: Mapping[str, Any], i: int, nic: Nic) -> str:
+    if set(f) & {"dst", "ethertype"}:
+        raise ScenarioError(f"frame {i}: an ARP request is always broadcast with EtherType "
+                            "0x0806; drop 'dst' and 'ethertype'")
+    if nic.interface is None:
+        raise ScenarioError(f"frame {i}: {nic.id} has no IPv4 address to ask from (give the "
+                            "NIC an \"ip\")")
+    try:
+        target = ipaddress.IPv4Address(f["arp"])
+    except (ipaddress.AddressValueError, ValueError):
+        raise ScenarioError(f"frame {i}: 'arp' asks for an IPv4 address, not {f['arp']!r}"
+                            ) from None
+    if target not in nic.interface.network:
+        raise ScenarioError(f"frame {i}: {target} is outside {nic.id}'s subnet "
+                            f"{nic.interface.network}: a host asks by ARP only for addresses "
+                            "on its own link (for others it asks for its gateway)")
+    return str(target)
+
+
 def _frames(raw: Sequence[Any], topo: Topology) -> tuple[Frame, ...]:
     if len(raw) > MAX_FRAMES:
         raise ScenarioError(f"at most {MAX_FRAMES} frames per topology, not {len(raw)}")
     frames: list[Frame] = []
     clock = 0.0
-    known = {"from", "dst", "src", "at_s", "ethertype", "label"}
+    known = {"from", "dst", "src", "at_s", "ethertype", "label", "arp"}
     for i, f in enumerate(raw):
-        if not isinstance(f, Mapping) or "from" not in f or "dst" not in f:
-            raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}}, '
-                                f"not {f!r}")
+        if not isinstance(f, Mapping) or "from" not in f or ("dst" not in f and "arp" not in f):
+            raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}} or '
+                                f'{{"from": "host:nic", "arp": IPv4}}, not {f!r}')
         if unknown := set(f) - known:
             raise ScenarioError(f"frame {i}: unknown field(s) {sorted(unknown)}; known: "
                                 f"{sorted(known)}")
@@ -378,6 +430,11 @@ def _frames(raw: Sequence[Any], topo: Topology) -> tuple[Frame, ...]:
             raise ScenarioError(f"frame {i}: ethertype {ethertype!r} must be 0x0600-0xffff "
                                 "and not a VLAN tag's (0x8100, 0x88a8)")
         clock = float(at)
-        frames.append(Frame(sender, parse_mac(f["dst"]), src, clock, ethertype,
-                            str(f.get("label", ""))))
+        target = None
+        if "arp" in f:
+            target = _arp_target(f, i, nic)
+            ethertype = ETHERTYPE_ARP
+        dst = BROADCAST if target is not None else parse_mac(f["dst"])
+        frames.append(Frame(sender, dst, src, clock, ethertype, str(f.get("label", "")),
+                            target))
     return tuple(frames)

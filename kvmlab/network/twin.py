@@ -13,6 +13,7 @@ Everything happens inside the guest: nothing touches the host's own network.
 
 from __future__ import annotations
 
+import ipaddress
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,19 @@ START_S = 0.3
 MIN_FRAME = 60
 
 
-def frame_bytes(frame: Frame, index: int) -> bytes:
+ARP_END = 42
+"""Where an ARP message over Ethernet ends (14 + 28 bytes); the padding after it is free."""
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def frame_bytes(frame: Frame, index: int, sender_ip: str | None = None) -> bytes:
     """The frame on the wire: addresses, EtherType, ``kvmlab`` and its index, padding.
+
+    An ARP request carries a real ARP message (from ``sender_ip``), and the
+    marker in the padding after it.
 
     Examples
     --------
@@ -44,10 +56,44 @@ def frame_bytes(frame: Frame, index: int) -> bytes:
     >>> b = frame_bytes(f, 7)
     >>> len(b), b[:6].hex(), b[12:14].hex(), b[14:20], int.from_bytes(b[20:22], "big")
     (60, 'ffffffffffff', '88b5', b'kvmlab', 7)
+    >>> arp = Frame("a:eth0", "ff:ff:ff:ff:ff:ff", "52:54:00:00:01:01", 0.0, 0x0806,
+    ...             arp_target="10.0.0.2")
+    >>> b = frame_bytes(arp, 7, "10.0.0.1")
+    >>> b[12:14].hex(), b[20:22].hex(), b[38:42].hex(), b[42:48]
+    ('0806', '0001', '0a000002', b'kvmlab')
     """
-    head = (bytes.fromhex(frame.dst.replace(":", "")) + bytes.fromhex(frame.src.replace(":", ""))
-            + frame.ethertype.to_bytes(2, "big") + MAGIC + index.to_bytes(2, "big"))
+    head = _mac_bytes(frame.dst) + _mac_bytes(frame.src) + frame.ethertype.to_bytes(2, "big")
+    if frame.arp_target is not None:
+        assert sender_ip is not None
+        head += (bytes.fromhex("0001080006040001") + _mac_bytes(frame.src)
+                 + ipaddress.IPv4Address(sender_ip).packed + bytes(6)
+                 + ipaddress.IPv4Address(frame.arp_target).packed)
+    head += MAGIC + index.to_bytes(2, "big")
     return head.ljust(MIN_FRAME, b"\0")
+
+
+@dataclass(frozen=True)
+class ArpReply:
+    """An ARP reply a NIC received: who answered (MAC, IP) to whom (MAC, IP), and when."""
+
+    time_s: float
+    receiver: str
+    sender_mac: str
+    sender_ip: str
+    target_mac: str
+    target_ip: str
+
+
+def parse_arp_reply(raw: bytes) -> tuple[str, str, str, str] | None:
+    """(sender MAC, sender IP, target MAC, target IP) of an ARP reply frame, else None."""
+    if len(raw) < ARP_END or raw[12:14] != b"\x08\x06" or raw[20:22] != b"\x00\x02":
+        return None
+
+    def mac(b: bytes) -> str:
+        return ":".join(f"{x:02x}" for x in b)
+
+    return (mac(raw[22:28]), str(ipaddress.IPv4Address(raw[28:32])), mac(raw[32:38]),
+            str(ipaddress.IPv4Address(raw[38:42])))
 
 
 @dataclass(frozen=True)
@@ -96,8 +142,10 @@ def guest_script(parts: list[Part]) -> str:
              "[ -e /var/run/netns ] || ln -s /run/netns /var/run/netns",
              "/kvmlab/kvmlab-frames netns " + " ".join(
                  part.netns(h.name) for part in parts for h in part.topology.hosts),
-             f"{IP} -b /kvmlab/setup.ip", f"{BRIDGE} -b /kvmlab/setup.bridge",
-             "/kvmlab/kvmlab-frames < /kvmlab/plan"]
+             f"{IP} -b /kvmlab/setup.ip", f"{BRIDGE} -b /kvmlab/setup.bridge"]
+    lines += [f"{IP} -n {part.netns(n.host)} addr add {n.ip} dev {n.name}"
+              for part in parts for n in part.topology.nics if n.ip]
+    lines.append("/kvmlab/kvmlab-frames < /kvmlab/plan")
     return "\n".join(lines) + "\n"
 
 
@@ -141,20 +189,26 @@ def setup_batches(parts: list[Part]) -> tuple[str, str]:
     return "\n".join(ip) + "\n", "\n".join(bridge) + "\n"
 
 
+def send_order(parts: list[Part]) -> list[tuple[int, Part, int]]:
+    """(microseconds, part, frame) in the order the frames leave (``TX`` lines come so)."""
+    return sorted(((round((START_S + f.at_s) * 1e6), part, i)
+                   for part in parts for i, f in enumerate(part.topology.frames)),
+                  key=lambda s: (s[0], s[1].first_frame + s[2]))
+
+
 def plan(parts: list[Part]) -> str:
     """``kvmlab-frames``' plan: listen on every NIC, send each frame at its time, stop."""
     lines = [f"listen {part.netns(n.host)} {n.name}" for part in parts
              for n in part.topology.nics]
     sends = []
-    for part in parts:
-        for i, f in enumerate(part.topology.frames):
-            host, nic = f.sender.split(":")
-            sends.append((round((START_S + f.at_s) * 1e6), part.first_frame + i,
-                          f"{part.netns(host)} {nic}",
-                          frame_bytes(f, part.first_frame + i).hex()))
-    sends.sort()
-    lines += [f"send {at} {where} {data}" for at, _i, where, data in sends]
-    last = max((s[0] for s in sends), default=round(START_S * 1e6))
+    for at, part, i in send_order(parts):
+        f = part.topology.frames[i]
+        host, nic = f.sender.split(":")
+        ip = part.topology.nic(f.sender).ip
+        data = frame_bytes(f, part.first_frame + i, ip.split("/")[0] if ip else None)
+        sends.append(f"send {at} {part.netns(host)} {nic} {data.hex()}")
+    lines += sends
+    last = max((at for at, _p, _i in send_order(parts)), default=round(START_S * 1e6))
     lines.append(f"end {last + round(SETTLE_S * 1e6)}")
     # the forwarding tables of every bridge, read the moment the plan ends
     lines.append(f"then echo {FDB_MARKER}; {BRIDGE} fdb show | grep -v -e permanent -e self; "
@@ -167,6 +221,7 @@ class _Seen:
     received: list[set[str]]
     sent_at: list[float]
     fdb: list[dict[str, str]]
+    arp_replies: list[ArpReply]
 
 
 def parse_fdb_line(line: str) -> dict[str, str] | None:
@@ -190,7 +245,7 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
 
 
 def _read(lines: list[str], n_frames: int) -> _Seen:
-    seen = _Seen([set() for _ in range(n_frames)], [], [])
+    seen = _Seen([set() for _ in range(n_frames)], [], [], [])
     in_fdb = False
     for line in lines:
         if line.startswith(FDB_MARKER):
@@ -204,13 +259,44 @@ def _read(lines: list[str], n_frames: int) -> _Seen:
                 seen.sent_at.append(int(fields[1]) / 1e6 - START_S)
                 continue
             raw = bytes.fromhex(fields[5])
-            index = int.from_bytes(raw[20:22], "big")
-            if raw[14:20] == MAGIC and index < n_frames:
-                seen.received[index].add(f"{fields[2]} {fields[3]}")
+            where = f"{fields[2]} {fields[3]}"
+            for at in (14, ARP_END):          # the marker: right after the header, or the ARP
+                index = int.from_bytes(raw[at + 6:at + 8], "big")
+                if raw[at:at + 6] == MAGIC and index < n_frames:
+                    seen.received[index].add(where)
+                    break
+            else:
+                if (reply := parse_arp_reply(raw)) is not None:
+                    seen.arp_replies.append(ArpReply(int(fields[1]) / 1e6 - START_S, where,
+                                                     *reply))
     return seen
 
 
-def _result(part: Part, seen: _Seen, provenance: dict[str, Any]) -> NetworkResult:
+def _arp_answers(part: Part, seen: _Seen, sent_at: dict[int, float]
+                 ) -> tuple[list[tuple[str, ...]], list[str | None]]:
+    """Which request each ARP reply of this part answers: the latest one sent before it from
+    the reply's target (MAC and IP) for the reply's sender IP."""
+    t = part.topology
+    host_of = {part.netns(h.name): h.name for h in t.hosts}
+    by_mac = {n.mac: n.id for n in t.nics}
+    replies: list[set[str]] = [set() for _ in t.frames]
+    repliers: list[str | None] = [None for _ in t.frames]
+    for r in seen.arp_replies:
+        ns, nic = r.receiver.split()
+        if ns not in host_of:
+            continue
+        asked = [i for i, f in enumerate(t.frames)
+                 if f.arp_target == r.sender_ip and f.src == r.target_mac
+                 and sent_at.get(i, float("inf")) <= r.time_s]
+        if asked:
+            i = max(asked, key=lambda k: sent_at[k])
+            replies[i].add(f"{host_of[ns]}:{nic}")
+            repliers[i] = by_mac.get(r.sender_mac, r.sender_mac)
+    return [tuple(sorted(r)) for r in replies], repliers
+
+
+def _result(part: Part, seen: _Seen, provenance: dict[str, Any],
+            sent_at: dict[int, float]) -> NetworkResult:
     t = part.topology
     host_of = {part.netns(h.name): h.name for h in t.hosts}
     receivers = []
@@ -225,8 +311,9 @@ def _result(part: Part, seen: _Seen, provenance: dict[str, Any]) -> NetworkResul
         fdb[b.name] = dict(sorted(
             (e["mac"], port_of[e["ifname"]]) for e in seen.fdb
             if e["master"] == name and e["ifname"] in port_of))
+    replies, repliers = _arp_answers(part, seen, sent_at)
     return NetworkResult(topology=t, source="real kernel", receivers=receivers, fdb=fdb,
-                         provenance=provenance)
+                         provenance=provenance, replies=replies, repliers=repliers)
 
 
 def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | None = None,
@@ -259,14 +346,18 @@ def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | N
     if len(seen.sent_at) != n_frames:
         raise ExperimentFailed(f"the guest sent {len(seen.sent_at)} of {n_frames} frames:\n"
                                + "\n".join(out.lines[-15:]))
-    planned = sorted(f.at_s for t in tops for f in t.frames)
-    late = [round(seen.sent_at[k] - at, 4) for k, at in enumerate(planned)]
+    order = send_order(parts)
+    late = [round(seen.sent_at[k] - (at / 1e6 - START_S), 4) for k, (at, _p, _i)
+            in enumerate(order)]
+    sent = {(id(p), i): seen.sent_at[k] for k, (_at, p, i) in enumerate(order)}
     provenance = {"guest_kernel": out.values().get("KERNEL", "unknown"),
                   "accelerator": accel, "host_kernel": platform.release(),
                   "max_late_s": max(late, default=0.0), "topologies_in_guest": len(tops),
                   "method": "veth pairs, namespaces and bridges in a tiny guest; "
                             "kvmlab-frames on AF_PACKET sockets; bridge -j fdb show"}
-    return [_result(part, seen, provenance) for part in parts]
+    return [_result(part, seen, provenance,
+                    {i: at for (pid, i), at in sent.items() if pid == id(part)})
+            for part in parts]
 
 
 def run_on_kernel(topology: Topology | dict[str, Any], uri: str | None = None, *,

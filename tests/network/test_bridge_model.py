@@ -58,7 +58,7 @@ def test_plain_switches_deliver_broadcast_to_all_and_learned_unicast_to_one(seed
 def test_tables_hold_only_senders_on_their_own_bridges_ports(seed):
     t = random_topology(seed)
     r = simulate(t)
-    sources = {f.src for f in t.frames}
+    sources = {f.src for f in t.frames} | {t.nic(n).mac for n in r.repliers if n}
     for b in t.bridges:
         assert set(r.fdb[b.name]) <= sources
         assert set(r.fdb[b.name].values()) <= {p.name for p in b.ports}
@@ -129,3 +129,33 @@ def test_link_local_and_pause_frames_are_not_forwarded():
     assert r.receivers == [(), (), ("vm1:eth0", "vm2:eth0")]
     assert set(r.fdb["br0"]) == {"52:54:00:00:00:0a", "52:54:00:00:00:0c"}   # not the pause
     assert all(is_group(f.dst) for f in t.frames)
+
+
+def test_arp_request_is_flooded_and_the_owner_answers_the_asker_alone():
+    r = simulate(scenario_dict("net-arp"))
+    assert r.receivers[0] == ("vm2:eth0", "vm3:eth0")
+    assert (r.repliers[0], r.replies[0]) == ("vm2:eth0", ("vm1:eth0",))
+    assert (r.repliers[1], r.replies[1]) == (None, ())           # nobody has 10.0.0.99
+    assert any("who has 10.0.0.2?" in e.detail for e in r.events)
+
+
+def test_a_host_does_not_answer_a_request_from_its_own_address():
+    t = Topology.from_dict({
+        "hosts": [{"name": "a", "nics": [{"name": "eth0", "ip": "10.0.0.1/24"}]}],
+        "bridges": [{"name": "br0", "ports": [{"name": "p", "hairpin": True}]}],
+        "links": [["a:eth0", "br0:p"]],
+        "frames": [{"from": "a:eth0", "arp": "10.0.0.1"}]})
+    r = simulate(t)
+    assert r.receivers == [("a:eth0",)] and r.repliers == [None]
+
+
+@pytest.mark.parametrize(("frame", "rule"), [
+    ({"from": "vm1:eth0", "arp": "10.1.0.2"}, "outside vm1:eth0's subnet"),
+    ({"from": "vm1:eth0", "arp": "10.0.0.2", "dst": "52:54:00:00:00:0b"}, "always broadcast"),
+    ({"from": "vm1:eth0", "arp": "ten"}, "asks for an IPv4 address"),
+])
+def test_arp_requests_follow_the_rules(frame, rule):
+    from kvmlab.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=rule):
+        Topology.from_dict(scenario_dict("net-arp")).with_frames([frame])

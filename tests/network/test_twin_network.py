@@ -58,7 +58,7 @@ def test_the_report_becomes_receivers_and_tables_in_the_topologys_own_names():
              "RX 300400 h0_2 eth0 - ffffffffffff", "TX 400000 h0_0 eth0", "TX 500000 h0_0 eth0",
              "END 900000", FDB_MARKER, *fdb]
     seen = _read(lines, len(HAIRPIN.frames))
-    r = _result(parts[0], seen, {})
+    r = _result(parts[0], seen, {}, {0: 0.0, 1: 0.1, 2: 0.2})
     assert r.receivers[0] == ("vm1:eth0", "vm2:eth0") and r.receivers[1] == ()
     assert r.fdb == {"br0": {"52:54:00:00:00:0a": "vnet0"}}
     assert len(seen.sent_at) == 3
@@ -66,3 +66,23 @@ def test_the_report_becomes_receivers_and_tables_in_the_topologys_own_names():
 
 def test_the_guest_tool_source_ships_with_the_package():
     assert b"PACKET_AUXDATA" in source() and b"CLONE_NEWNET" in source()
+
+
+def test_an_arp_reply_is_read_and_matched_to_its_request():
+    from kvmlab.network.twin import parse_arp_reply
+
+    t = Topology.from_dict(scenario_dict("net-arp"))
+    parts = parts_of([t])
+    reply = bytes.fromhex("52540000000a52540000000b0806" "000108000604" "0002"
+                          "52540000000b" "0a000002" "52540000000a" "0a000001")
+    assert parse_arp_reply(reply) == ("52:54:00:00:00:0b", "10.0.0.2", "52:54:00:00:00:0a",
+                                      "10.0.0.1")
+    request = frame_bytes(t.frames[0], 0, "10.0.0.1").hex()
+    lines = ["TX 300000 h0_0 eth0", f"RX 300100 h0_1 eth0 - {request}",
+             f"RX 300200 h0_0 eth0 - {reply.hex()}", "TX 400000 h0_0 eth0",
+             "TX 500000 h0_2 eth0", "END 900000", FDB_MARKER]
+    seen = _read(lines, len(t.frames))
+    r = _result(parts[0], seen, {}, {0: 0.0, 1: 0.1, 2: 0.2})
+    assert r.receivers[0] == ("vm2:eth0",)
+    assert (r.repliers[0], r.replies[0]) == ("vm2:eth0", ("vm1:eth0",))
+    assert r.repliers[1:] == [None, None]

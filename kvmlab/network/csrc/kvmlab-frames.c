@@ -19,7 +19,7 @@
  *   RX T_US NETNS IFNAME VLAN HEXFRAME
  *
  * where VLAN is the 802.1Q tag the kernel took off the frame (TCI in decimal, or "-")
- * and HEXFRAME is the frame as it was received (its first 32 bytes). It first prints "START T0_US", the
+ * and HEXFRAME is the frame as it was received (its first 64 bytes). It first prints "START T0_US", the
  * monotonic clock (in microseconds) at which its times start. Frames the interface sent itself
  * (PACKET_OUTGOING) are not reported.
  */
@@ -133,7 +133,7 @@ static void drain(int i, long long t0, int *listening) {
         }
         printf("RX %lld %s %s ", now_us() - t0, ifs[i].ns, ifs[i].name);
         if (vlan < 0) printf("- "); else printf("%ld ", vlan);
-        for (ssize_t k = 0; k < len && k < 32; k++) printf("%02x", buf[k]);
+        for (ssize_t k = 0; k < len && k < 64; k++) printf("%02x", buf[k]);
         printf("\n");
     }
 }
