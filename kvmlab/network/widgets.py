@@ -13,10 +13,77 @@ forwarding table of br0: 52:54:00:00:00:0a -> vnet0
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.network.frames import BROADCAST
+from kvmlab.network.model import simulate
 from kvmlab.network.result import NetworkResult
+from kvmlab.network.topology import Topology
+
+UNKNOWN_MAC = "52:54:00:ee:ee:ee"
+
+
+def one_bridge(guests: int = 3, ageing_s: float = 300, hairpin: bool = False,
+               flood: bool = True, learning: bool = True) -> Topology:
+    """``guests`` guests on one bridge ``br0`` (ports vnet0, vnet1, ...), all ports alike.
+
+    Examples
+    --------
+    >>> t = one_bridge(2)
+    >>> [p.name for p in t.bridges[0].ports], t.nic("vm1:eth0").mac
+    (['vnet0', 'vnet1'], '52:54:00:00:00:01')
+    """
+    if isinstance(guests, bool) or not isinstance(guests, int) or not 1 <= guests <= 8:
+        raise ScenarioError(f"between 1 and 8 guests, not {guests!r}")
+    flags = {"hairpin": hairpin, "flood": flood, "learning": learning}
+    return Topology.from_dict({
+        "name": "one bridge",
+        "hosts": [{"name": f"vm{i + 1}", "nics": [{"name": "eth0",
+                                                   "mac": f"52:54:00:00:00:{i + 1:02x}"}]}
+                  for i in range(guests)],
+        "bridges": [{"name": "br0", "ageing_s": ageing_s,
+                     "ports": [{"name": f"vnet{i}", **flags} for i in range(guests)]}],
+        "links": [[f"vm{i + 1}:eth0", f"br0:vnet{i}"] for i in range(guests)]})
+
+
+def send_frame(topology: Topology, sender: str, to: str) -> Topology:
+    """``topology`` with one more frame from host ``sender``'s eth0, 0.1 s after the last.
+
+    ``to`` is a host's name, ``"broadcast"`` or ``"unknown"`` (a MAC nobody has).
+
+    Examples
+    --------
+    >>> t = send_frame(send_frame(one_bridge(3), "vm1", "vm2"), "vm2", "vm1")
+    >>> simulate(t).receivers
+    [('vm2:eth0', 'vm3:eth0'), ('vm1:eth0',)]
+    """
+    if to == "broadcast":
+        dst = BROADCAST
+    elif to == "unknown":
+        dst = UNKNOWN_MAC
+    else:
+        dst = topology.nic(f"{to}:eth0").mac
+    frames = [f.to_dict() for f in topology.frames]
+    frames.append({"from": f"{sender}:eth0", "dst": dst, "label": f"{sender} to {to}"})
+    return topology.with_frames(frames)
+
+
+def outcome(topology: Topology) -> str:
+    """What happened to the last frame, and every bridge's table, in words."""
+    if not topology.frames:
+        return "no frame sent yet"
+    r = simulate(topology)
+    last = len(topology.frames) - 1
+    lines = [f"frame {last} ({topology.frames[-1].label}): received by "
+             f"{', '.join(r.receivers[-1]) or 'nobody'}"]
+    lines += [f"  {e.where}  {e.action}  {e.detail}".rstrip() for e in r.events
+              if e.frame == last and e.action not in ("send", "receive")]
+    for bridge, table in r.fdb.items():
+        entries = ", ".join(f"{mac} -> {port}" for mac, port in table.items()) or "empty"
+        lines.append(f"forwarding table of {bridge}: {entries}")
+    return "\n".join(lines)
 
 
 def event_view(result: NetworkResult, k: int) -> str:
@@ -35,19 +102,66 @@ def event_view(result: NetworkResult, k: int) -> str:
     return "\n".join(lines)
 
 
-def stepper(result: NetworkResult) -> Any:  # pragma: no cover - needs a notebook front end
+def stepper(result: NetworkResult) -> Any:
     """A slider over the events of ``result``; each position shows :func:`event_view`."""
     import ipywidgets as w
 
     slider = w.IntSlider(value=0, min=0, max=max(0, len(result.events) - 1),
                          description="step", continuous_update=False)
-    out = w.Output()
+    text = w.HTML()
 
     def show(change: Any = None) -> None:
-        out.clear_output(wait=True)
-        with out:
-            print(event_view(result, slider.value))
+        text.value = _pre(event_view(result, slider.value))
 
     slider.observe(show, names="value")
     show()
-    return w.VBox([slider, out])
+    return w.VBox([slider, text])
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def playground(guests: int = 3) -> Any:
+    """Pick a sender and a destination, press send, see who got it and what br0 learned;
+    the flags apply to every port (changing them starts again)."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    from kvmlab.network.plot import draw_topology
+
+    names = [f"vm{i + 1}" for i in range(guests)]
+    sender = w.Dropdown(options=names, description="from")
+    to = w.Dropdown(options=[*names, "broadcast", "unknown"], value=names[-1],
+                    description="to")
+    ageing = w.Dropdown(options=[("300 s", 300), ("0 s (a hub)", 0)], description="ageing")
+    hairpin = w.Checkbox(description="hairpin")
+    flood = w.Checkbox(value=True, description="flood unknown")
+    send, reset = w.Button(description="send"), w.Button(description="start again")
+    picture, text = w.Output(), w.HTML()
+    state = {"t": one_bridge(guests)}
+
+    def draw() -> None:
+        t = state["t"]
+        text.value = _pre(outcome(t))
+        picture.clear_output(wait=True)
+        with picture:
+            got = simulate(t).receivers[-1] if t.frames else ()
+            draw_topology(t, receivers=got, sender=t.frames[-1].sender if t.frames else None)
+            plt.show()
+
+    def restart(_change: Any = None) -> None:
+        state["t"] = one_bridge(guests, ageing.value, hairpin.value, flood.value)
+        draw()
+
+    def on_send(_button: Any) -> None:
+        state["t"] = send_frame(state["t"], sender.value, to.value)
+        draw()
+
+    send.on_click(on_send)
+    reset.on_click(restart)
+    for control in (ageing, hairpin, flood):
+        control.observe(restart, names="value")
+    draw()
+    return w.VBox([w.HBox([sender, to, send, reset]), w.HBox([ageing, hairpin, flood]), text,
+                   picture])
