@@ -112,7 +112,7 @@ def _topology(path: str) -> Any:
     from kvmlab.data import scenario_dict, scenario_names
     from kvmlab.network import Topology
 
-    if not Path(path).exists() and path in scenario_names("net-"):
+    if not Path(path).exists() and path in scenario_names("net-") + scenario_names("vlan-"):
         return Topology.from_dict(scenario_dict(path))      # a shipped topology by name
     return Topology.load(path)
 
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "compare": "both, and where they differ"}.items():
         c = nsub.add_parser(name, help=text)
         c.add_argument("topology", help="a topology JSON file, or a shipped one by name "
-                                        "(net-flood-then-learn, ...)")
+                                        "(net-flood-then-learn, vlan-seed-two-switches, ...)")
         if name == "simulate":
             c.add_argument("--steps", action="store_true",
                            help="also print every step of every frame (on stderr)")

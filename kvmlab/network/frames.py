@@ -84,6 +84,9 @@ class Frame:
         What the frame is for, in a sentence.
     arp_target : str or None
         For an ARP request ("who has this IPv4 address?"), the address asked for.
+    vlan : int or None
+        The 802.1Q tag's VLAN ID the frame carries on the wire (0: a priority tag,
+        None: untagged).
     """
 
     sender: str
@@ -93,6 +96,7 @@ class Frame:
     ethertype: int = ETHERTYPE_LAB
     label: str = ""
     arp_target: str | None = None
+    vlan: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"from": self.sender, "dst": self.dst, "src": self.src,
@@ -102,6 +106,8 @@ class Frame:
             out["arp"] = self.arp_target
         elif self.ethertype != ETHERTYPE_LAB:
             out["ethertype"] = self.ethertype
+        if self.vlan is not None:
+            out["vlan"] = self.vlan
         if self.label:
             out["label"] = self.label
         return out

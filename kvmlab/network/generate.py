@@ -20,9 +20,26 @@ UNKNOWN = "52:54:00:ff:ff:01"
 LINK_LOCAL = ("01:80:c2:00:00:00", "01:80:c2:00:00:01", "01:80:c2:00:00:0e")
 
 
+def _random_vlans(rng: random.Random, trunk: bool) -> dict[str, Any]:
+    """A port's VLANs from VLANs 1-3: an access port, or a trunk with or without a native."""
+    if not trunk and rng.random() < 0.6:
+        return {"access": rng.randint(1, 3)}
+    vids = sorted(rng.sample([1, 2, 3], rng.randint(1, 3)))
+    spec: dict[str, Any] = {"trunk": vids}
+    if rng.random() < 0.6:
+        native = rng.randint(1, 3)
+        spec = {"trunk": [v for v in vids if v != native], "native": native}
+    return spec
+
+
 def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
-                         max_frames: int = 8, odd: bool = True) -> dict[str, Any]:
+                         max_frames: int = 8, odd: bool = True,
+                         vlans: bool = False) -> dict[str, Any]:
     """A random network (bridges in a tree, hosts on them) and frames, as JSON data.
+
+    With ``vlans``, every bridge is VLAN-aware: host ports are access ports or trunks
+    of VLANs 1-3, links between bridges are trunks (with or without a native VLAN),
+    and some frames leave their host tagged (VLAN 0 to 3).
 
     Every host has an address (10.0.0.N/24), and now and then a frame is an ARP
     request (for a host, or for an address nobody has). With ``odd`` (the
@@ -35,13 +52,16 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
     n_bridges = rng.randint(1, max_bridges)
     bridges: list[dict[str, Any]] = [
         {"name": f"br{i}", "ageing_s": 0 if odd and rng.random() < 0.1 else 300,
-         "ports": []} for i in range(n_bridges)]
+         "ports": [], **({"vlan_filtering": True} if vlans else {})}
+        for i in range(n_bridges)]
     links: list[list[str]] = []
 
     def new_port(b: int, host_facing: bool = True) -> str:
         flags = {k: not v for k, v in PORT_FLAGS.items() if odd and rng.random() < 0.12}
         if not host_facing:     # hairpin is for hosts behind a port (reflective relay); on a
             flags.pop("hairpin", None)   # link between bridges it bounces frames: a race
+        if vlans:
+            flags |= _random_vlans(rng, trunk=not host_facing)
         name = f"p{b}{len(bridges[b]['ports'])}"
         bridges[b]["ports"].append({"name": name, **flags})
         return f"br{b}:{name}"
@@ -68,6 +88,8 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
                         rng.choice(macs))
         if odd and rng.random() < 0.1:
             frame["src"] = rng.choice(macs)
+        if vlans and rng.random() < 0.35:
+            frame["vlan"] = rng.choice([0, 1, 2, 3])
         frames.append(frame)
     return {"name": f"random-{seed}", "hosts": hosts, "bridges": bridges, "links": links,
             "frames": frames}

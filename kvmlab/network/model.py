@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import simpy
@@ -50,6 +50,7 @@ import simpy
 from kvmlab.network.frames import Frame, kind_of
 from kvmlab.network.result import Event, NetworkResult
 from kvmlab.network.topology import Bridge, Topology
+from kvmlab.network.vlan import egress, ingress_vid
 
 HOP_S = 1e-6
 """Time a frame takes across one link or bridge in the model (only orders events)."""
@@ -72,9 +73,14 @@ class BridgeState:
     fdb: dict[str, FdbEntry] = field(default_factory=dict)
 
     def alive(self, now: float) -> dict[str, str]:
-        """The entries not yet aged out at ``now``: MAC to port."""
-        return {mac: e.port for mac, e in sorted(self.fdb.items())
+        """The entries not yet aged out at ``now``: MAC (``MAC vlan N`` on a VLAN-aware
+        bridge) to port."""
+        return {key: e.port for key, e in sorted(self.fdb.items())
                 if e.updated_s + self.bridge.ageing_s > now}
+
+    def key(self, mac: str, vid: int | None) -> str:
+        """How the table names an address: per VLAN on a VLAN-aware bridge."""
+        return mac if vid is None else f"{mac} vlan {vid}"
 
 
 class Network:
@@ -87,6 +93,7 @@ class Network:
         self.events: list[Event] = []
         self.received: list[list[str]] = [[] for _ in topology.frames]
         self.replies: list[list[str]] = [[] for _ in topology.frames]
+        self.tags: list[dict[str, int | None]] = [{} for _ in topology.frames]
         self.repliers: list[str | None] = [None for _ in topology.frames]
 
     def _log(self, frame: int, where: str, action: str, detail: str = "") -> None:
@@ -115,14 +122,20 @@ class Network:
         if self.topology.is_port(there):
             yield from self._bridge(i, frame, there, reply)
             return
-        self._log(i, there, "receive", "the ARP reply" if reply else "")
+        tag = "" if frame.vlan is None else f"tagged {frame.vlan}"
+        self._log(i, there, "receive", ", ".join(x for x in ("the ARP reply" if reply else "",
+                                                            tag) if x))
         (self.replies if reply else self.received)[i].append(there)
+        if not reply:
+            self.tags[i][there] = frame.vlan
         nic = self.topology.nic(there)
         asker = self.topology.nic(frame.sender).ip
-        # Linux answers only for its own address, and never a request that claims to come
-        # from its own address (a request back through a hairpin port): a martian source.
+        # Linux answers only for its own address, never a request that claims to come from
+        # its own address (one back through a hairpin port: a martian source), and never
+        # one tagged with a VLAN it has no device for.
         if (not reply and frame.arp_target is not None and nic.interface is not None
-                and str(nic.interface.ip) == frame.arp_target and asker != nic.ip):
+                and str(nic.interface.ip) == frame.arp_target and asker != nic.ip
+                and frame.vlan in (None, 0)):
             self.env.process(self._answer_arp(i, frame, there))
 
     def _answer_arp(self, i: int, request: Frame, nic_id: str) -> Iterator[simpy.Event]:
@@ -146,39 +159,67 @@ class Network:
             self._log(i, port_id, "drop", "a pause frame (01:80:c2:00:00:01) stops at the "
                                           "first port")
             return
+        vid: int | None = None
+        if bridge.vlan_filtering:
+            assert port.vlans is not None
+            vid = ingress_vid(port.vlans, frame.vlan)
+            if vid is None:
+                self._log(i, port_id, "drop", _ingress_refusal(port_name, port.vlans,
+                                                               frame.vlan))
+                return
+        src_key = state.key(frame.src, vid)
         if bridge.ageing_s == 0:
             pass                              # "some users want to always flood"
         elif port.flags["learning"]:
-            old = state.fdb.get(frame.src)
-            state.fdb[frame.src] = FdbEntry(port_name, now)
+            old = state.fdb.get(src_key)
+            state.fdb[src_key] = FdbEntry(port_name, now)
             if old is None or old.updated_s + bridge.ageing_s <= now:
-                self._log(i, port_id, "learn", f"{frame.src} is behind {port_name}")
+                self._log(i, port_id, "learn", f"{src_key} is behind {port_name}")
             elif old.port != port_name:
-                self._log(i, port_id, "move", f"{frame.src} moved from {old.port} to "
+                self._log(i, port_id, "move", f"{src_key} moved from {old.port} to "
                                               f"{port_name}")
         targets: list[str]
         if kind == "link-local":
             self._log(i, port_id, "drop", f"{frame.dst} is a link-local group address: "
                                           "for the bridge itself, never forwarded")
             return
-        if kind == "unicast" and frame.dst in state.alive(now):
-            out = state.alive(now)[frame.dst]
+        dst_key = state.key(frame.dst, vid)
+        in_vlan = f" in VLAN {vid}" if vid is not None else ""
+        if kind == "unicast" and dst_key in state.alive(now):
+            out = state.alive(now)[dst_key]
             if out == port_name and not port.flags["hairpin"]:
-                self._log(i, port_id, "drop", f"{frame.dst} is behind {port_name}, where "
-                                              "the frame came from (no hairpin)")
+                self._log(i, port_id, "drop", f"{frame.dst}{in_vlan} is behind {port_name}, "
+                                              "where the frame came from (no hairpin)")
                 return
-            self._log(i, port_id, "forward", f"{frame.dst} is behind {out}")
+            self._log(i, port_id, "forward", f"{frame.dst}{in_vlan} is behind {out}")
             targets = [out]
         else:
             why = "broadcast" if kind == "broadcast" else (
                 "multicast" if kind == "multicast" else f"{frame.dst} is unknown")
             flag = _FLAG[kind]
             targets = [p.name for p in bridge.ports
-                       if p.flags[flag] and (p.name != port_name or p.flags["hairpin"])]
-            self._log(i, port_id, "flood", f"{why}: to {', '.join(targets) or 'no port'}")
+                       if p.flags[flag] and (p.name != port_name or p.flags["hairpin"])
+                       and (vid is None or egress(p.vlans or {}, vid)[0])]
+            self._log(i, port_id, "flood", f"{why}{in_vlan}: to "
+                                           f"{', '.join(targets) or 'no port'}")
         for out in targets:
-            self.env.process(self._cross(i, frame, f"{name}:{out}", reply))
+            leaving = frame
+            if vid is not None:
+                allowed, tag = egress(self.topology.port(f"{name}:{out}").vlans or {}, vid)
+                if not allowed:
+                    self._log(i, f"{name}:{out}", "drop", f"port {out} is not in VLAN {vid}")
+                    continue
+                leaving = replace(frame, vlan=tag)
+            self.env.process(self._cross(i, leaving, f"{name}:{out}", reply))
         yield self.env.timeout(0)
+
+
+def _ingress_refusal(port: str, vlans: dict[int, tuple[bool, bool]], tag: int | None) -> str:
+    if tag is None or tag == 0:
+        what = "untagged" if tag is None else "priority-tagged (VLAN 0)"
+        return f"{what}, and port {port} has no PVID to put it in"
+    return f"tagged {tag}, and port {port} is not in VLAN {tag} (its VLANs: " \
+           f"{', '.join(map(str, vlans)) or 'none'})"
 
 
 def simulate(topology: Topology | dict[str, Any]) -> NetworkResult:
@@ -202,5 +243,6 @@ def simulate(topology: Topology | dict[str, Any]) -> NetworkResult:
         topology=topology, source="model",
         receivers=[tuple(sorted(set(r))) for r in net.received],
         replies=[tuple(sorted(set(r))) for r in net.replies], repliers=net.repliers,
+        tags=net.tags,
         fdb={b: s.alive(net.env.now) for b, s in net.bridges.items()},
         events=net.events, provenance={"model": "kvmlab.network.model"})

@@ -56,6 +56,8 @@ class NetworkResult:
     replies, repliers : list
         For an ARP request i, the NICs its reply reached and the NIC that answered
         (empty and None for other frames, or when nobody answered).
+    tags : list of dict
+        For frame i, each receiving NIC's 802.1Q tag on arrival (None: untagged).
     """
 
     topology: Topology
@@ -66,11 +68,14 @@ class NetworkResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     replies: list[tuple[str, ...]] = field(default_factory=list)
     repliers: list[str | None] = field(default_factory=list)
+    tags: list[dict[str, int | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"source": self.source, "receivers": [list(r) for r in self.receivers],
                "fdb": self.fdb, "topology": self.topology.to_dict(),
                "provenance": self.provenance}
+        if any(v is not None for t in self.tags for v in t.values()):
+            out["tags"] = [dict(sorted(t.items())) for t in self.tags]
         if any(self.repliers):
             out["arp_replies"] = [{"frame": i, "from": who, "receivers": list(got)}
                                   for i, (who, got) in enumerate(zip(self.repliers,
@@ -98,6 +103,13 @@ class NetworkComparison:
                                                           strict=True)) if a != b]
 
     @property
+    def tag_differences(self) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+        """(frame, simulated, real) tags on arrival, where they differ."""
+        return [(i, a, b) for i, (a, b) in enumerate(zip(self.simulated.tags,
+                                                          self.measured.tags, strict=True))
+                if a != b]
+
+    @property
     def reply_differences(self) -> list[tuple[int, Any, Any]]:
         """(frame, simulated, real) (replier, receivers) of ARP replies that differ.
 
@@ -121,7 +133,7 @@ class NetworkComparison:
     @property
     def agrees(self) -> bool:
         return (not self.frame_differences and not self.fdb_differences
-                and not self.reply_differences)
+                and not self.reply_differences and not self.tag_differences)
 
     def table(self) -> str:
         """Frame by frame, the receivers side by side, then the tables."""
@@ -130,6 +142,8 @@ class NetworkComparison:
                                        strict=True)):
             mark = "" if a == b else "  <- differs"
             rows.append(f"{i:>5}  {', '.join(a) or '-':<30} {', '.join(b) or '-':<30}{mark}")
+        for i, a, b in self.tag_differences:
+            rows.append(f"tags of frame {i}: simulated {a}; real {b}")
         for i, (who_a, got_a), (who_b, got_b) in self.reply_differences:
             rows.append(f"ARP reply to frame {i}: simulated {who_a} -> {', '.join(got_a) or '-'}"
                         f"; real {who_b} -> {', '.join(got_b) or '-'}")
@@ -146,6 +160,8 @@ class NetworkComparison:
                                       for i, a, b in self.frame_differences],
                 "fdb_differences": {b: {"simulated": x, "real": y}
                                     for b, (x, y) in self.fdb_differences.items()},
+                "tag_differences": [{"frame": i, "simulated": a, "real": b}
+                                    for i, a, b in self.tag_differences],
                 "reply_differences": [{"frame": i, "simulated": list(x), "real": list(y)}
                                       for i, x, y in self.reply_differences]}
 

@@ -59,6 +59,7 @@ from kvmlab.network.frames import (
     is_group,
     parse_mac,
 )
+from kvmlab.network.vlan import VLAN_KEYS, PortVlans, check_vid, port_vlans
 
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 DEFAULT_AGEING_S = 300.0
@@ -98,11 +99,12 @@ class Nic:
 
 @dataclass(frozen=True)
 class Port:
-    """A bridge port with its flags."""
+    """A bridge port with its flags, and its VLANs on a VLAN-aware bridge."""
 
     bridge: str
     name: str
     flags: Mapping[str, bool] = field(default_factory=lambda: dict(PORT_FLAGS))
+    vlans: PortVlans | None = None
 
     @property
     def id(self) -> str:
@@ -116,6 +118,7 @@ class Bridge:
     name: str
     ports: tuple[Port, ...] = ()
     ageing_s: float = DEFAULT_AGEING_S
+    vlan_filtering: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,9 @@ class Topology:
                                                  | ({"ip": n.ip} if n.ip else {})
                                                  for n in h.nics]} for h in self.hosts]
         out["bridges"] = [{"name": b.name, "ageing_s": b.ageing_s,
-                           "ports": [{"name": p.name, **p.flags} for p in b.ports]}
+                           "ports": [{"name": p.name, **p.flags} | _vlans_dict(p)
+                                     for p in b.ports]}
+                          | ({"vlan_filtering": True} if b.vlan_filtering else {})
                           for b in self.bridges]
         out["links"] = [list(link) for link in self.links]
         out["frames"] = [f.to_dict() for f in self.frames]
@@ -264,6 +269,13 @@ class Topology:
         """The same network with other frames."""
         return Topology(self.hosts, self.bridges, self.links, _frames(frames, self),
                         self.name, self.description)
+
+
+def _vlans_dict(port: Port) -> dict[str, Any]:
+    if port.vlans is None:
+        return {}
+    return {"vlans": [{"id": vid, "pvid": pvid, "untagged": untagged}
+                      for vid, (pvid, untagged) in port.vlans.items()]}
 
 
 def _list(data: Mapping[str, Any], key: str) -> Sequence[Any]:
@@ -328,15 +340,24 @@ def _bridge(data: Any) -> Bridge:
     if abs(ageing * 100 - round(ageing * 100)) > 1e-9:
         raise ScenarioError(f"bridge {name}: ageing_s {ageing} is finer than the kernel's "
                             "hundredths of a second")
+    filtering = data.get("vlan_filtering", False)
+    if not isinstance(filtering, bool):
+        raise ScenarioError(f"bridge {name}: vlan_filtering is true or false")
     ports = []
     for p in _list(data, "ports"):
         if isinstance(p, str):
             p = {"name": p}
         if not isinstance(p, Mapping) or "name" not in p:
             raise ScenarioError(f'each port is a name or {{"name": ..., flags}}, not {p!r}')
+        vlans = None
+        if filtering:
+            vlans = port_vlans(p, f"port {name}:{p['name']}")
+        elif set(p) & set(VLAN_KEYS):
+            raise ScenarioError(f"port {name}:{p['name']} has VLANs but bridge {name} is not "
+                                "VLAN-aware: give the bridge \"vlan_filtering\": true")
         flags = dict(PORT_FLAGS)
         for key, value in p.items():
-            if key == "name":
+            if key == "name" or key in VLAN_KEYS:
                 continue
             if key not in PORT_FLAGS:
                 raise ScenarioError(f"port {p['name']}: unknown flag {key!r}; known: "
@@ -344,8 +365,8 @@ def _bridge(data: Any) -> Bridge:
             if not isinstance(value, bool):
                 raise ScenarioError(f"port {p['name']}: {key} is true or false, not {value!r}")
             flags[key] = value
-        ports.append(Port(name, check_ifname(p["name"], "port"), flags))
-    return Bridge(name, tuple(ports), float(ageing))
+        ports.append(Port(name, check_ifname(p["name"], "port"), flags, vlans))
+    return Bridge(name, tuple(ports), float(ageing), filtering)
 
 
 def _link(link: Any, interfaces: set[str]) -> tuple[str, str]:
@@ -403,7 +424,7 @@ def _frames(raw: Sequence[Any], topo: Topology) -> tuple[Frame, ...]:
         raise ScenarioError(f"at most {MAX_FRAMES} frames per topology, not {len(raw)}")
     frames: list[Frame] = []
     clock = 0.0
-    known = {"from", "dst", "src", "at_s", "ethertype", "label", "arp"}
+    known = {"from", "dst", "src", "at_s", "ethertype", "label", "arp", "vlan"}
     for i, f in enumerate(raw):
         if not isinstance(f, Mapping) or "from" not in f or ("dst" not in f and "arp" not in f):
             raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}} or '
@@ -435,6 +456,9 @@ def _frames(raw: Sequence[Any], topo: Topology) -> tuple[Frame, ...]:
             target = _arp_target(f, i, nic)
             ethertype = ETHERTYPE_ARP
         dst = BROADCAST if target is not None else parse_mac(f["dst"])
+        vlan = f.get("vlan")
+        if vlan is not None:
+            vlan = check_vid(vlan, f"frame {i}'s tag", priority_tag_ok=True)
         frames.append(Frame(sender, dst, src, clock, ethertype, str(f.get("label", "")),
-                            target))
+                            target, vlan))
     return tuple(frames)

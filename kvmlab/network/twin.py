@@ -62,14 +62,17 @@ def frame_bytes(frame: Frame, index: int, sender_ip: str | None = None) -> bytes
     >>> b[12:14].hex(), b[20:22].hex(), b[38:42].hex(), b[42:48]
     ('0806', '0001', '0a000002', b'kvmlab')
     """
-    head = _mac_bytes(frame.dst) + _mac_bytes(frame.src) + frame.ethertype.to_bytes(2, "big")
+    head = _mac_bytes(frame.dst) + _mac_bytes(frame.src)
+    if frame.vlan is not None:                        # 802.1Q: TPID, then PCP 0 and the VID
+        head += b"\x81\x00" + frame.vlan.to_bytes(2, "big")
+    head += frame.ethertype.to_bytes(2, "big")
     if frame.arp_target is not None:
         assert sender_ip is not None
         head += (bytes.fromhex("0001080006040001") + _mac_bytes(frame.src)
                  + ipaddress.IPv4Address(sender_ip).packed + bytes(6)
                  + ipaddress.IPv4Address(frame.arp_target).packed)
     head += MAGIC + index.to_bytes(2, "big")
-    return head.ljust(MIN_FRAME, b"\0")
+    return head.ljust(MIN_FRAME + (4 if frame.vlan is not None else 0), b"\0")
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def setup_batches(parts: list[Part]) -> tuple[str, str]:
             # No multicast snooping: with it, the bridge joins 224.0.0.106 and sends its
             # own IGMP reports, which other bridges would learn from.
             ip.append(f"link add {part.bridge(b.name)} up type bridge ageing_time "
-                      f"{round(b.ageing_s * 100)} mcast_snooping 0")
+                      f"{round(b.ageing_s * 100)} mcast_snooping 0 "
+                      f"vlan_filtering {int(b.vlan_filtering)}")
     for part in parts:
         t = part.topology
         for k, link in enumerate(t.links):
@@ -174,9 +178,15 @@ def setup_batches(parts: list[Part]) -> tuple[str, str]:
                     dev = part.port(end)
                     specs.append(dev + (" up" if side == 0 else ""))
                     after.append(f"link set {dev} master {part.bridge(node)} up")
+                    port = t.port(end)
                     flags = " ".join(f"{f} {'on' if v else 'off'}"
-                                     for f, v in t.port(end).flags.items())
+                                     for f, v in port.flags.items())
                     bridge.append(f"link set dev {dev} {flags}")
+                    if port.vlans is not None:     # replace the default VLAN 1 by the port's
+                        bridge.append(f"vlan del dev {dev} vid 1")
+                        bridge += [f"vlan add dev {dev} vid {vid}" + (" pvid" if pvid else "")
+                                   + (" untagged" if untagged else "")
+                                   for vid, (pvid, untagged) in port.vlans.items()]
                 elif side == 0:
                     specs.append(f"{ifname} netns {part.netns(node)} address "
                                  f"{t.nic(end).mac} up")
@@ -218,7 +228,7 @@ def plan(parts: list[Part]) -> str:
 
 @dataclass
 class _Seen:
-    received: list[set[str]]
+    received: list[dict[str, int | None]]
     sent_at: list[float]
     fdb: list[dict[str, str]]
     arp_replies: list[ArpReply]
@@ -231,6 +241,8 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
     --------
     >>> parse_fdb_line("52:54:00:00:00:0a dev p0_0_0 master b0_0 ")
     {'mac': '52:54:00:00:00:0a', 'ifname': 'p0_0_0', 'master': 'b0_0'}
+    >>> parse_fdb_line("52:54:00:00:00:0a dev p0_0_0 vlan 10 master b0_0 ")["vlan"]
+    '10'
     >>> parse_fdb_line("33:33:00:00:00:01 dev b0_0 self permanent") is None
     True
     """
@@ -238,14 +250,14 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
     if len(words) < 5 or {"permanent", "static", "self"} & set(words):
         return None
     entry = {"mac": words[0]}
-    for key, name in (("dev", "ifname"), ("master", "master")):
+    for key, name in (("dev", "ifname"), ("master", "master"), ("vlan", "vlan")):
         if key in words[:-1]:
             entry[name] = words[words.index(key) + 1]
-    return entry if len(entry) == 3 else None
+    return entry if {"ifname", "master"} <= set(entry) else None
 
 
 def _read(lines: list[str], n_frames: int) -> _Seen:
-    seen = _Seen([set() for _ in range(n_frames)], [], [], [])
+    seen = _Seen([{} for _ in range(n_frames)], [], [], [])
     in_fdb = False
     for line in lines:
         if line.startswith(FDB_MARKER):
@@ -260,10 +272,14 @@ def _read(lines: list[str], n_frames: int) -> _Seen:
                 continue
             raw = bytes.fromhex(fields[5])
             where = f"{fields[2]} {fields[3]}"
+            tag = None if fields[4] == "-" else int(fields[4]) & 0xFFF
+            if raw[12:14] == b"\x81\x00":          # the tag still in the frame itself
+                tag = int.from_bytes(raw[14:16], "big") & 0xFFF
+                raw = raw[:12] + raw[16:]
             for at in (14, ARP_END):          # the marker: right after the header, or the ARP
                 index = int.from_bytes(raw[at + 6:at + 8], "big")
                 if raw[at:at + 6] == MAGIC and index < n_frames:
-                    seen.received[index].add(where)
+                    seen.received[index][where] = tag
                     break
             else:
                 if (reply := parse_arp_reply(raw)) is not None:
@@ -299,21 +315,23 @@ def _result(part: Part, seen: _Seen, provenance: dict[str, Any],
             sent_at: dict[int, float]) -> NetworkResult:
     t = part.topology
     host_of = {part.netns(h.name): h.name for h in t.hosts}
-    receivers = []
+    receivers, tags = [], []
     for i in range(len(t.frames)):
-        got = seen.received[part.first_frame + i]
-        receivers.append(tuple(sorted(f"{host_of[ns]}:{nic}" for ns, nic in
-                                      (g.split() for g in got) if ns in host_of)))
+        got = {f"{host_of[ns]}:{nic}": tag for (ns, nic), tag in
+               ((where.split(), tag) for where, tag in seen.received[part.first_frame + i].items())
+               if ns in host_of}
+        receivers.append(tuple(sorted(got)))
+        tags.append(got)
     fdb = {}
     for b in t.bridges:
         name = part.bridge(b.name)
         port_of = {part.port(p.id): p.name for p in b.ports}
         fdb[b.name] = dict(sorted(
-            (e["mac"], port_of[e["ifname"]]) for e in seen.fdb
-            if e["master"] == name and e["ifname"] in port_of))
+            (e["mac"] + (f" vlan {e['vlan']}" if "vlan" in e else ""), port_of[e["ifname"]])
+            for e in seen.fdb if e["master"] == name and e["ifname"] in port_of))
     replies, repliers = _arp_answers(part, seen, sent_at)
     return NetworkResult(topology=t, source="real kernel", receivers=receivers, fdb=fdb,
-                         provenance=provenance, replies=replies, repliers=repliers)
+                         provenance=provenance, replies=replies, repliers=repliers, tags=tags)
 
 
 def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | None = None,

@@ -19,16 +19,18 @@ def test_model_equals_real_kernel(live_uri, guest_image, no_leftovers):
     # new random topologies on every run; KVMLAB_NET_SEED=N repeats a run
     base = int(os.environ.get("KVMLAB_NET_SEED", random.randrange(2**32)))
     seeds = range(base, base + N_RANDOM)
-    named = scenario_names("net-")
+    named = scenario_names("net-") + scenario_names("vlan-")
     tops = [Topology.from_dict(scenario_dict(n)) for n in named]
     tops += [random_topology(s) for s in seeds]
+    tops += [random_topology(s, vlans=True) for s in seeds]      # VLAN-aware bridges
     real = run_many_on_kernel(tops, live_uri, image=guest_image)
     failures = []
     for t, r in zip(tops, real, strict=True):
         comparison = compare(simulate(t), r)
         if not comparison.agrees:
             failures.append(f"{t.name}:\n{comparison.table()}")
-    print(f"\n{len(tops)} topologies ({len(named)} named, {N_RANDOM} random from seed {base}), "
+    print(f"\n{len(tops)} topologies ({len(named)} named, {2 * N_RANDOM} random from seed "
+          f"{base}, half of them with VLANs), "
           f"{sum(len(t.frames) for t in tops)} frames: {len(failures)} disagree; "
           f"frames left at most {real[0].provenance['max_late_s']} s late")
     assert not failures, f"KVMLAB_NET_SEED={base}:\n" + "\n\n".join(failures[:5])
