@@ -6,12 +6,14 @@ test driver (no daemon) and, marked live, on the real local QEMU host.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
+AsyncKernelManager = pytest.importorskip("jupyter_client").AsyncKernelManager
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -23,9 +25,16 @@ def run_notebook(path: Path, overrides: dict[str, object] | None = None) -> None
                    if "parameters" in c.get("metadata", {}).get("tags", [])), -1)
         code = "\n".join(f"{k} = {v!r}" for k, v in overrides.items())
         nb.cells.insert(at + 1, nbformat.v4.new_code_cell(code))
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    # The kernel talks over Unix sockets, not TCP ports: jupyter_client picks free ports
+    # and frees them again before the kernel binds them, and on a busy machine (guests,
+    # libvirt, other kernels) another process can take one in between and leave the
+    # client waiting for ever.
+    with tempfile.TemporaryDirectory(prefix="kvmlab-kernel-") as sockets:
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                ip=str(Path(sockets) / "kernel"))
+        client = nbclient.NotebookClient(nb, km=km, timeout=600,
+                                         resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
 
 
 def test_there_are_notebooks():
