@@ -118,6 +118,10 @@ class Network:
                reply: bool = False) -> Iterator[simpy.Event]:
         """The frame leaves interface ``out_of`` and arrives at the other end of its link."""
         yield self.env.timeout(HOP_S)
+        if (sub := self.topology.sub_device(out_of)) is not None:
+            parent, vid = sub               # out through a VLAN sub-device: tagged, by its parent
+            self._log(i, out_of, "tag", f"VLAN {vid}, out of {parent}")
+            frame, out_of = replace(frame, vlan=vid), parent
         there = self.topology.peer(out_of)
         if self.topology.is_port(there):
             yield from self._bridge(i, frame, there, reply)
@@ -128,6 +132,12 @@ class Network:
         (self.replies if reply else self.received)[i].append(there)
         if not reply:
             self.tags[i][there] = frame.vlan
+        port = self.topology.sub_device_port(there, frame.vlan or None)
+        if port is not None:                # the 8021q sub-device takes it, untagged
+            self._log(i, there, "untag", f"VLAN {frame.vlan} goes to its sub-device, port "
+                                         f"{port}")
+            yield from self._bridge(i, replace(frame, vlan=None), port, reply)
+            return
         nic = self.topology.nic(there)
         asker = self.topology.nic(frame.sender).ip
         # Linux answers only for its own address, never a request that claims to come from

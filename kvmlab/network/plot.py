@@ -24,10 +24,41 @@ BRIDGE_COLOUR = "tab:orange"
 RECEIVED_COLOUR = "tab:green"
 
 
+DOMAIN_COLOURS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+                  "tab:gray", "tab:green")
+
+
+def draw_domains(topology: Topology, ax: Any = None) -> Any:
+    """Draw ``topology`` with each host coloured by its broadcast domain (hosts alone in
+    theirs stay blue); the legend lists the domains.
+
+    Examples
+    --------
+    >>> from kvmlab.data import scenario_dict
+    >>> ax = draw_domains(Topology.from_dict(scenario_dict("vlan-seed-two-switches")))
+    >>> len(ax.get_legend().get_texts())
+    3
+    """
+    from matplotlib.patches import Patch
+
+    from kvmlab.network.vlan import broadcast_domains
+
+    domains = [d for d in broadcast_domains(topology) if len(d) > 1]
+    colour = {nic.split(":")[0]: DOMAIN_COLOURS[k % len(DOMAIN_COLOURS)]
+              for k, d in enumerate(domains) for nic in d}
+    ax = draw_topology(topology, ax, host_colours=colour)
+    ax.legend(handles=[Patch(color=DOMAIN_COLOURS[k % len(DOMAIN_COLOURS)],
+                             label=", ".join(sorted(d))) for k, d in enumerate(domains)],
+              title="broadcast domains", loc="lower left", fontsize=7, title_fontsize=8)
+    return ax
+
+
 def draw_topology(topology: Topology, ax: Any = None, receivers: tuple[str, ...] = (),
-                  sender: str | None = None) -> Any:
+                  sender: str | None = None,
+                  host_colours: dict[str, str] | None = None) -> Any:
     """Draw ``topology``: hosts as circles, bridges as squares, each link with the names
-    of its two interfaces. NICs in ``receivers`` are drawn green, ``sender``'s host bold."""
+    of its two interfaces. NICs in ``receivers`` are drawn green, ``sender``'s host bold;
+    ``host_colours`` colours hosts by name."""
     if ax is None:
         _fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     g = topology.graph()
@@ -36,7 +67,7 @@ def draw_topology(topology: Topology, ax: Any = None, receivers: tuple[str, ...]
     got = {r.split(":")[0] for r in receivers}
     for kind, shape in (("host", "o"), ("bridge", "s")):
         nodes = [n for n, k in g.nodes(data="kind") if k == kind]
-        colours = [RECEIVED_COLOUR if n in got else
+        colours = [RECEIVED_COLOUR if n in got else (host_colours or {}).get(n) or
                    (HOST_COLOUR if kind == "host" else BRIDGE_COLOUR) for n in nodes]
         widths = [3.0 if sender and n == sender.split(":")[0] else 1.0 for n in nodes]
         nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_shape=shape, node_color=colours,

@@ -119,14 +119,18 @@ class Bridge:
     ports: tuple[Port, ...] = ()
     ageing_s: float = DEFAULT_AGEING_S
     vlan_filtering: bool = False
+    host: str | None = None
+    """The host the bridge lives in (its namespace), if not the shared one."""
 
 
 @dataclass(frozen=True)
 class Host:
-    """A host (a network namespace on the real kernel) with its NICs."""
+    """A host (a network namespace on the real kernel) with its NICs, and its 8021q VLAN
+    sub-devices: name to (parent NIC, VLAN ID), like ``eth0.10`` on ``eth0``."""
 
     name: str
     nics: tuple[Nic, ...] = ()
+    vlan_devices: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,31 @@ class Topology:
                 return a
         raise ScenarioError(f"interface {ident!r} is in no link")
 
+    def sub_device(self, port_id: str) -> tuple[str, int] | None:
+        """For a bridge port that is a VLAN sub-device: (its parent NIC, VLAN ID)."""
+        bridge, name = port_id.split(":", 1)
+        host = next((b.host for b in self.bridges if b.name == bridge), None)
+        for h in self.hosts:
+            if h.name == host and name in h.vlan_devices:
+                parent, vid = h.vlan_devices[name]
+                return f"{h.name}:{parent}", vid
+        return None
+
+    def sub_device_port(self, nic: str, vid: int | None) -> str | None:
+        """The bridge port that is ``nic``'s sub-device for VLAN ``vid``, if there is one."""
+        if vid is None:
+            return None
+        host, parent = nic.split(":", 1)
+        for h in self.hosts:
+            if h.name != host:
+                continue
+            for sub, (p, v) in h.vlan_devices.items():
+                if p == parent and v == vid:
+                    for b in self.bridges:
+                        if b.host == host and any(port.name == sub for port in b.ports):
+                            return f"{b.name}:{sub}"
+        return None
+
     def is_port(self, ident: str) -> bool:
         return ident.split(":", 1)[0] in {b.name for b in self.bridges}
 
@@ -206,12 +235,13 @@ class Topology:
         nodes = [h.name for h in hosts] + [b.name for b in bridges]
         if dup := _first_duplicate(nodes):
             raise ScenarioError(f"two hosts or bridges are called {dup!r}; names are unique")
-        ports = [p.name for b in bridges for p in b.ports]
-        if dup := _first_duplicate(ports):
-            raise ScenarioError(f"port {dup!r} is plugged into two bridges (or twice into "
-                                "one); an interface has one place")
-        if clash := set(ports) & {b.name for b in bridges}:
-            raise ScenarioError(f"{sorted(clash)[0]!r} is both a bridge and a port name")
+        for where in {b.host for b in bridges}:          # names are per network namespace
+            ports = [p.name for b in bridges if b.host == where for p in b.ports]
+            if dup := _first_duplicate(ports):
+                raise ScenarioError(f"port {dup!r} is plugged into two bridges (or twice into "
+                                    "one); an interface has one place")
+            if clash := set(ports) & {b.name for b in bridges if b.host == where}:
+                raise ScenarioError(f"{sorted(clash)[0]!r} is both a bridge and a port name")
         macs = [n.mac for h in hosts for n in h.nics]
         if dup := _first_duplicate(macs):
             raise ScenarioError(f"two NICs have the MAC address {dup}; each NIC needs its "
@@ -221,7 +251,9 @@ class Topology:
             raise ScenarioError(f"two NICs have the address {dup}; each needs its own")
         topo = cls(hosts=hosts, bridges=bridges, name=str(data.get("name", "")),
                    description=str(data.get("description", "")))
-        interfaces = {n.id for n in topo.nics} | {p.id for b in bridges for p in b.ports}
+        _check_bridge_hosts(topo)
+        interfaces = ({n.id for n in topo.nics}
+                      | {p.id for b in bridges for p in b.ports if not topo.sub_device(p.id)})
         links = tuple(_link(link, interfaces) for link in _list(data, "links"))
         used = [end for link in links for end in link]
         if dup := _first_duplicate(used):
@@ -245,11 +277,16 @@ class Topology:
             out["description"] = self.description
         out["hosts"] = [{"name": h.name, "nics": [{"name": n.name, "mac": n.mac}
                                                  | ({"ip": n.ip} if n.ip else {})
-                                                 for n in h.nics]} for h in self.hosts]
+                                                 for n in h.nics]}
+                        | ({"vlan_devices": [{"name": k, "parent": p, "id": v}
+                                             for k, (p, v) in h.vlan_devices.items()]}
+                           if h.vlan_devices else {})
+                        for h in self.hosts]
         out["bridges"] = [{"name": b.name, "ageing_s": b.ageing_s,
                            "ports": [{"name": p.name, **p.flags} | _vlans_dict(p)
                                      for p in b.ports]}
                           | ({"vlan_filtering": True} if b.vlan_filtering else {})
+                          | ({"host": b.host} if b.host else {})
                           for b in self.bridges]
         out["links"] = [list(link) for link in self.links]
         out["frames"] = [f.to_dict() for f in self.frames]
@@ -325,7 +362,23 @@ def _host(data: Any, index: int) -> Host:
         nics.append(Nic(name, check_ifname(nic["name"], "NIC"), mac, ip))
     if dup := _first_duplicate([n.name for n in nics]):
         raise ScenarioError(f"host {name!r} has two NICs called {dup!r}")
-    return Host(name, tuple(nics))
+    subs: dict[str, tuple[str, int]] = {}
+    for sub in _list(data, "vlan_devices"):
+        if not isinstance(sub, Mapping) or set(sub) != {"name", "parent", "id"}:
+            raise ScenarioError(f'each VLAN sub-device is {{"name": "eth0.10", "parent": '
+                                f'"eth0", "id": 10}}, not {sub!r}')
+        sub_name = check_ifname(sub["name"], "VLAN sub-device")
+        if sub["parent"] not in {n.name for n in nics}:
+            raise ScenarioError(f"host {name}: {sub_name}'s parent {sub['parent']!r} is not "
+                                "one of its NICs")
+        vid = check_vid(sub["id"], f"host {name}: {sub_name}")
+        if (sub["parent"], vid) in subs.values():
+            raise ScenarioError(f"host {name}: {sub['parent']} already has a sub-device for "
+                                f"VLAN {vid}; Linux allows one per VLAN ID on a device")
+        if sub_name in subs or sub_name in {n.name for n in nics}:
+            raise ScenarioError(f"host {name} has two interfaces called {sub_name!r}")
+        subs[sub_name] = (sub["parent"], vid)
+    return Host(name, tuple(nics), subs)
 
 
 def _bridge(data: Any) -> Bridge:
@@ -343,6 +396,9 @@ def _bridge(data: Any) -> Bridge:
     filtering = data.get("vlan_filtering", False)
     if not isinstance(filtering, bool):
         raise ScenarioError(f"bridge {name}: vlan_filtering is true or false")
+    host = data.get("host")
+    if host is not None and not isinstance(host, str):
+        raise ScenarioError(f"bridge {name}: host is the name of the host it lives in")
     ports = []
     for p in _list(data, "ports"):
         if isinstance(p, str):
@@ -366,7 +422,7 @@ def _bridge(data: Any) -> Bridge:
                 raise ScenarioError(f"port {p['name']}: {key} is true or false, not {value!r}")
             flags[key] = value
         ports.append(Port(name, check_ifname(p["name"], "port"), flags, vlans))
-    return Bridge(name, tuple(ports), float(ageing), filtering)
+    return Bridge(name, tuple(ports), float(ageing), filtering, host)
 
 
 def _link(link: Any, interfaces: set[str]) -> tuple[str, str]:
@@ -380,6 +436,26 @@ def _link(link: Any, interfaces: set[str]) -> tuple[str, str]:
     if link[0] == link[1]:
         raise ScenarioError(f"link {list(link)} joins an interface to itself")
     return link[0], link[1]
+
+
+def _check_bridge_hosts(topo: Topology) -> None:
+    hosts = {h.name: h for h in topo.hosts}
+    for b in topo.bridges:
+        if b.host is None:
+            continue
+        if b.host not in hosts:
+            raise ScenarioError(f"bridge {b.name} lives in host {b.host!r}, which does not exist")
+        for p in b.ports:
+            if p.name in hosts[b.host].vlan_devices and b.vlan_filtering:
+                raise ScenarioError(f"bridge {b.name}: a VLAN sub-device as a port of a "
+                                    "VLAN-aware bridge would tag twice; use one way or the "
+                                    "other")
+    for h in topo.hosts:
+        for sub in h.vlan_devices:
+            homes = [b.name for b in topo.bridges
+                     if any(p.name == sub for p in b.ports) and b.host == h.name]
+            if len(homes) > 1:
+                raise ScenarioError(f"{h.name}:{sub} is plugged into two bridges")
 
 
 def _check_no_loops(topo: Topology) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed
@@ -113,10 +113,14 @@ class Part:
     first_frame: int
 
     def bridge(self, name: str) -> str:
+        if self.topology.bridge(name).host is not None:
+            return name                      # alone in its host's namespace
         return f"b{self.index}_{[b.name for b in self.topology.bridges].index(name)}"
 
     def port(self, ident: str) -> str:
         bridge, port = ident.split(":")
+        if self.topology.bridge(bridge).host is not None:
+            return port
         b = [b.name for b in self.topology.bridges].index(bridge)
         k = [p.name for p in self.topology.bridge(bridge).ports].index(port)
         return f"p{self.index}_{b}_{k}"
@@ -133,7 +137,7 @@ def parts_of(topologies: list[Topology]) -> list[Part]:
     return parts
 
 
-def guest_script(parts: list[Part]) -> str:
+def guest_script(parts: list[Part], batches: Batches | None = None) -> str:
     """The shell script that builds every part's topology in the guest and runs the plan.
 
     The topology itself is in two batch files (:func:`setup_batches`), one ``ip``
@@ -146,24 +150,65 @@ def guest_script(parts: list[Part]) -> str:
              "/kvmlab/kvmlab-frames netns " + " ".join(
                  part.netns(h.name) for part in parts for h in part.topology.hosts),
              f"{IP} -b /kvmlab/setup.ip", f"{BRIDGE} -b /kvmlab/setup.bridge"]
+    for ns in (batches or setup_batches(parts)).in_host:
+        lines += [f"{IP} -n {ns} -b /kvmlab/setup-{ns}.ip",
+                  f"{BRIDGE} -n {ns} -b /kvmlab/setup-{ns}.bridge"]
     lines += [f"{IP} -n {part.netns(n.host)} addr add {n.ip} dev {n.name}"
               for part in parts for n in part.topology.nics if n.ip]
     lines.append("/kvmlab/kvmlab-frames < /kvmlab/plan")
     return "\n".join(lines) + "\n"
 
 
-def setup_batches(parts: list[Part]) -> tuple[str, str]:
-    """``ip -b`` and ``bridge -b`` commands that build every part's topology."""
-    ip: list[str] = []
-    bridge: list[str] = []
+@dataclass
+class Batches:
+    """The ``ip -b`` and ``bridge -b`` commands that build the topologies: one pair for the
+    shared namespace, and one pair per host that has bridges or VLAN sub-devices of its own
+    (they run there with ``-n``)."""
+
+    ip: list[str] = field(default_factory=list)
+    bridge: list[str] = field(default_factory=list)
+    in_host: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+    def host(self, ns: str) -> tuple[list[str], list[str]]:
+        return self.in_host.setdefault(ns, ([], []))
+
+    def files(self) -> dict[str, bytes]:
+        out = {"setup.ip": _lines(self.ip), "setup.bridge": _lines(self.bridge)}
+        for ns, (ip, bridge) in self.in_host.items():
+            out[f"setup-{ns}.ip"] = _lines(ip)
+            out[f"setup-{ns}.bridge"] = _lines(bridge)
+        return out
+
+
+def _lines(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _port_commands(part: Part, port_id: str, dev: str) -> list[str]:
+    """``bridge -b`` lines for a port's flags and VLANs."""
+    port = part.topology.port(port_id)
+    flags = " ".join(f"{f} {'on' if v else 'off'}" for f, v in port.flags.items())
+    out = [f"link set dev {dev} {flags}"]
+    if port.vlans is not None:                    # replace the default VLAN 1 by the port's
+        out.append(f"vlan del dev {dev} vid 1")
+        out += [f"vlan add dev {dev} vid {vid}" + (" pvid" if pvid else "")
+                + (" untagged" if untagged else "")
+                for vid, (pvid, untagged) in port.vlans.items()]
+    return out
+
+
+def setup_batches(parts: list[Part]) -> Batches:
+    """The commands that build every part's topology (see :class:`Batches`)."""
+    out = Batches()
     for part in parts:
         t = part.topology
         for b in t.bridges:
             # No multicast snooping: with it, the bridge joins 224.0.0.106 and sends its
             # own IGMP reports, which other bridges would learn from.
-            ip.append(f"link add {part.bridge(b.name)} up type bridge ageing_time "
-                      f"{round(b.ageing_s * 100)} mcast_snooping 0 "
-                      f"vlan_filtering {int(b.vlan_filtering)}")
+            where = f" netns {part.netns(b.host)}" if b.host else ""
+            out.ip.append(f"link add {part.bridge(b.name)}{where} up type bridge ageing_time "
+                          f"{round(b.ageing_s * 100)} mcast_snooping 0 "
+                          f"vlan_filtering {int(b.vlan_filtering)}")
     for part in parts:
         t = part.topology
         for k, link in enumerate(t.links):
@@ -175,18 +220,18 @@ def setup_batches(parts: list[Part]) -> tuple[str, str]:
             for side, end in enumerate((a, b)):
                 node, ifname = end.split(":")
                 if t.is_port(end):
+                    host = t.bridge(node).host
                     dev = part.port(end)
-                    specs.append(dev + (" up" if side == 0 else ""))
-                    after.append(f"link set {dev} master {part.bridge(node)} up")
-                    port = t.port(end)
-                    flags = " ".join(f"{f} {'on' if v else 'off'}"
-                                     for f, v in port.flags.items())
-                    bridge.append(f"link set dev {dev} {flags}")
-                    if port.vlans is not None:     # replace the default VLAN 1 by the port's
-                        bridge.append(f"vlan del dev {dev} vid 1")
-                        bridge += [f"vlan add dev {dev} vid {vid}" + (" pvid" if pvid else "")
-                                   + (" untagged" if untagged else "")
-                                   for vid, (pvid, untagged) in port.vlans.items()]
+                    enslave = f"link set {dev} master {part.bridge(node)} up"
+                    if host is None:
+                        specs.append(dev + (" up" if side == 0 else ""))
+                        after.append(enslave)
+                        out.bridge += _port_commands(part, end, dev)
+                    else:
+                        ns = part.netns(host)
+                        specs.append(f"{dev} netns {ns}" + (" up" if side == 0 else ""))
+                        out.host(ns)[0].append(enslave)
+                        out.host(ns)[1].extend(_port_commands(part, end, dev))
                 elif side == 0:
                     specs.append(f"{ifname} netns {part.netns(node)} address "
                                  f"{t.nic(end).mac} up")
@@ -194,9 +239,17 @@ def setup_batches(parts: list[Part]) -> tuple[str, str]:
                     tmp = f"v{part.index}_{k}"
                     specs.append(f"{tmp} address {t.nic(end).mac}")
                     after.append(f"link set {tmp} netns {part.netns(node)} name {ifname} up")
-            ip.append(f"link add {specs[0]} type veth peer name {specs[1]}")
-            ip += after
-    return "\n".join(ip) + "\n", "\n".join(bridge) + "\n"
+            out.ip.append(f"link add {specs[0]} type veth peer name {specs[1]}")
+            out.ip += after
+        for h in t.hosts:
+            for sub, (parent, vid) in h.vlan_devices.items():
+                ip, bridge = out.host(part.netns(h.name))
+                ip.append(f"link add link {parent} name {sub} up type vlan id {vid}")
+                for b in t.bridges:
+                    if b.host == h.name and any(p.name == sub for p in b.ports):
+                        ip.append(f"link set {sub} master {part.bridge(b.name)} up")
+                        bridge.extend(_port_commands(part, f"{b.name}:{sub}", sub))
+    return out
 
 
 def send_order(parts: list[Part]) -> list[tuple[int, Part, int]]:
@@ -221,8 +274,11 @@ def plan(parts: list[Part]) -> str:
     last = max((at for at, _p, _i in send_order(parts)), default=round(START_S * 1e6))
     lines.append(f"end {last + round(SETTLE_S * 1e6)}")
     # the forwarding tables of every bridge, read the moment the plan ends
-    lines.append(f"then echo {FDB_MARKER}; {BRIDGE} fdb show | grep -v -e permanent -e self; "
-                 "echo")
+    show = "fdb show | grep -v -e permanent -e self"
+    reads = [f"echo {FDB_MARKER} -; {BRIDGE} {show}"]
+    reads += [f"echo {FDB_MARKER} {part.netns(b.host)}; {BRIDGE} -n {part.netns(b.host)} {show}"
+              for part in parts for b in part.topology.bridges if b.host]
+    lines.append("then " + "; ".join(reads) + "; echo")
     return "\n".join(lines) + "\n"
 
 
@@ -232,6 +288,7 @@ class _Seen:
     sent_at: list[float]
     fdb: list[dict[str, str]]
     arp_replies: list[ArpReply]
+    """Each fdb entry also says which namespace it was read in (``ns``, ``-``: the shared)."""
 
 
 def parse_fdb_line(line: str) -> dict[str, str] | None:
@@ -258,13 +315,13 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
 
 def _read(lines: list[str], n_frames: int) -> _Seen:
     seen = _Seen([{} for _ in range(n_frames)], [], [], [])
-    in_fdb = False
+    in_fdb: str | None = None
     for line in lines:
         if line.startswith(FDB_MARKER):
-            in_fdb = True
-        elif in_fdb:
+            in_fdb = (line.split()[1:] or ["-"])[0]
+        elif in_fdb is not None:
             if (entry := parse_fdb_line(line)) is not None:
-                seen.fdb.append(entry)
+                seen.fdb.append(entry | {"ns": in_fdb})
         elif line.startswith(("RX ", "TX ")):
             fields = line.split()
             if fields[0] == "TX":
@@ -326,9 +383,11 @@ def _result(part: Part, seen: _Seen, provenance: dict[str, Any],
     for b in t.bridges:
         name = part.bridge(b.name)
         port_of = {part.port(p.id): p.name for p in b.ports}
+        ns = part.netns(b.host) if b.host else "-"
         fdb[b.name] = dict(sorted(
             (e["mac"] + (f" vlan {e['vlan']}" if "vlan" in e else ""), port_of[e["ifname"]])
-            for e in seen.fdb if e["master"] == name and e["ifname"] in port_of))
+            for e in seen.fdb if e["master"] == name and e["ifname"] in port_of
+            and e["ns"] == ns))
     replies, repliers = _arp_answers(part, seen, sent_at)
     return NetworkResult(topology=t, source="real kernel", receivers=receivers, fdb=fdb,
                          provenance=provenance, replies=replies, repliers=repliers, tags=tags)
@@ -347,12 +406,11 @@ def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | N
     n_frames = sum(len(t.frames) for t in tops)
     if n_frames > 65535:
         raise ExperimentFailed(f"{n_frames} frames in one run; at most 65535")
-    setup_ip, setup_bridge = setup_batches(parts)
-    files = {"kvmlab-frames": frames_tool(), "plan": plan(parts).encode(),
-             "setup.ip": setup_ip.encode(), "setup.bridge": setup_bridge.encode()}
+    batches = setup_batches(parts)
+    files = {"kvmlab-frames": frames_tool(), "plan": plan(parts).encode(), **batches.files()}
     # namespaces and veth pairs take memory: 128 MiB runs out near a hundred hosts
     memory = 192 + sum(len(t.hosts) for t in tops)
-    with TransientGuest(guest_script(parts), uri=uri, purpose="network",
+    with TransientGuest(guest_script(parts, batches), uri=uri, purpose="network",
                         cmdline="ipv6.disable=1", image=image, files=files,
                         memory_mib=memory) as guest:
         out = guest.result(timeout_s)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 from kvmlab.errors import ScenarioError
 from kvmlab.network.frames import parse_mac
+from kvmlab.network.vlan import PortVlans, explain_port_vlans, libvirt_vlan
 
 MODES = ("nat", "route", "open", "isolated", "bridge")
 OUTSIDE_ADDRESS = "203.0.113.1"
@@ -66,6 +67,8 @@ class VirtualNetwork:
     dhcp_start: ipaddress.IPv4Address | None = None
     dhcp_end: ipaddress.IPv4Address | None = None
     static_hosts: dict[str, tuple[ipaddress.IPv4Address, str]] = field(default_factory=dict)
+    portgroups: dict[str, tuple[bool, PortVlans | None]] = field(default_factory=dict)
+    """Port group name to (is the default, the VLANs it gives a guest's port, if any)."""
 
     @classmethod
     def from_xml(cls, xml: str) -> VirtualNetwork:
@@ -94,9 +97,24 @@ class VirtualNetwork:
                 if host.get("mac") and host.get("ip"):
                     hosts[parse_mac(host.get("mac"))] = (ipaddress.IPv4Address(host.get("ip")),
                                                          host.get("name", ""))
+        groups = {}
+        for group in root.findall("portgroup"):
+            vlan = group.find("vlan")
+            groups[group.get("name", "")] = (group.get("default") == "yes",
+                                             libvirt_vlan(vlan) if vlan is not None else None)
         return cls(root.findtext("name", ""), mode,
                    bridge.get("name") if bridge is not None else None, address, start, end,
-                   hosts)
+                   hosts, groups)
+
+    def explain_portgroups(self) -> str:
+        """What each ``<portgroup>`` does to the port of a guest that joins it."""
+        if not self.portgroups:
+            return f"network {self.name!r} has no port groups"
+        lines = []
+        for name, (default, vlans) in self.portgroups.items():
+            what = explain_port_vlans(vlans) if vlans else "no VLAN settings"
+            lines.append(f"port group {name!r}{' (the default)' if default else ''}: {what}")
+        return "\n".join(lines)
 
     @property
     def dhcp_size(self) -> int:

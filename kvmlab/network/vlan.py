@@ -126,3 +126,84 @@ def egress(vlans: PortVlans, vid: int) -> tuple[bool, int | None]:
     if vid not in vlans:
         return False, None
     return True, (None if vlans[vid][1] else vid)
+
+
+def broadcast_domains(topology: Any) -> list[set[str]]:
+    """The broadcast domains of a topology: NICs that hear each other's untagged broadcasts.
+
+    Found by asking the model itself: every NIC sends one untagged broadcast, and two
+    NICs are in one domain when a broadcast of either reaches the other.
+
+    Examples
+    --------
+    >>> from kvmlab.data import scenario_dict
+    >>> from kvmlab.network import Topology
+    >>> t = Topology.from_dict(scenario_dict("vlan-seed-two-switches"))
+    >>> [sorted(d) for d in broadcast_domains(t)]
+    [['a1:eth0', 'b1:eth0'], ['a2:eth0', 'b2:eth0'], ['a3:eth0', 'b3:eth0']]
+    """
+    import networkx as nx
+
+    from kvmlab.network.frames import BROADCAST
+    from kvmlab.network.model import simulate
+
+    nics = [n.id for n in topology.nics]
+    probe = topology.with_frames([{"from": n, "dst": BROADCAST, "at_s": 0.001 * k}
+                                  for k, n in enumerate(nics)])
+    heard = nx.Graph()
+    heard.add_nodes_from(nics)
+    for nic, got in zip(nics, simulate(probe).receivers, strict=True):
+        heard.add_edges_from((nic, other) for other in got if other != nic)
+    return sorted((set(c) for c in nx.connected_components(heard)), key=lambda c: sorted(c))
+
+
+def libvirt_vlan(vlan: Any) -> PortVlans:
+    """What a libvirt ``<vlan>`` element asks of the switch port, as this module's port VLANs.
+
+    ``<vlan><tag id='42'/></vlan>`` is an access port of VLAN 42; ``<vlan trunk='yes'>``
+    with several tags a trunk; a tag with ``nativeMode='untagged'`` (or ``'tagged'``) is
+    the trunk's native VLAN, sent untagged (or still tagged).
+
+    Examples
+    --------
+    >>> import xml.etree.ElementTree as ET
+    >>> libvirt_vlan(ET.fromstring("<vlan><tag id='42'/></vlan>"))
+    {42: (True, True)}
+    >>> libvirt_vlan(ET.fromstring(
+    ...     "<vlan trunk='yes'><tag id='42'/><tag id='123' nativeMode='untagged'/></vlan>"))
+    {42: (False, False), 123: (True, True)}
+    """
+    tags = vlan.findall("tag")
+    if not tags:
+        raise ScenarioError("a <vlan> element needs at least one <tag id=.../>")
+    trunk = vlan.get("trunk") == "yes" or len(tags) > 1
+    out: PortVlans = {}
+    for tag in tags:
+        vid = check_vid(int(tag.get("id", "-1")), "libvirt <tag>")
+        native = tag.get("nativeMode")
+        if not trunk:
+            out[vid] = (True, True)
+        elif native is not None:
+            out[vid] = (True, native == "untagged")
+        else:
+            out[vid] = (False, False)
+    return dict(sorted(out.items()))
+
+
+def explain_port_vlans(vlans: PortVlans) -> str:
+    """A port's VLANs in switch words.
+
+    Examples
+    --------
+    >>> explain_port_vlans({42: (False, False), 123: (True, True)})
+    'a trunk: VLAN 42 tagged; VLAN 123 untagged (native: untagged frames that arrive join it)'
+    """
+    if len(vlans) == 1 and all(p and u for p, u in vlans.values()):
+        return f"an access port of VLAN {next(iter(vlans))}: frames leave untagged"
+    parts = []
+    for vid, (pvid, untagged) in vlans.items():
+        words = f"VLAN {vid} {'untagged' if untagged else 'tagged'}"
+        if pvid:
+            words += " (native: untagged frames that arrive join it)"
+        parts.append(words)
+    return "a trunk: " + "; ".join(parts)

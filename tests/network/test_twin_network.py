@@ -25,7 +25,8 @@ def test_each_topology_gets_names_of_its_own():
     assert parts[1].first_frame == len(TWO.frames)
     assert parts[0].bridge("br1") == "b0_1" and parts[1].bridge("br0") == "b1_0"
     assert parts[0].port("br1:up1") == "p0_1_2" and parts[1].netns("vm3") == "h1_2"
-    ip, bridge = setup_batches(parts)
+    batches = setup_batches(parts)
+    ip, bridge = "\n".join(batches.ip), "\n".join(batches.bridge)
     assert "link add eth0 netns h0_0 address 52:54:00:00:00:0a up type veth peer name p0_0_0" in ip
     assert "link set p0_0_2 master b0_0 up" in ip and "mcast_snooping 0" in ip
     assert "link set dev p1_0_0 learning on flood on mcast_flood on bcast_flood on hairpin on" \

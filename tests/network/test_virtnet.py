@@ -114,3 +114,27 @@ def test_a_network_without_dhcp_has_no_server():
         "<range start='10.9.0.2' end='10.9.0.254'/>", "")
     with pytest.raises(ScenarioError, match="no DHCP range"):
         Dnsmasq(VirtualNetwork.from_xml(xml))
+
+
+def test_port_groups_and_their_vlans_are_read_and_explained():
+    xml = """<network><name>ovs</name><forward mode='bridge'/><bridge name='ovsbr0'/>
+      <virtualport type='openvswitch'/>
+      <portgroup name='office' default='yes'><vlan><tag id='10'/></vlan></portgroup>
+      <portgroup name='lab'><vlan trunk='yes'><tag id='20'/><tag id='30'/>
+        <tag id='1' nativeMode='untagged'/></vlan></portgroup>
+      <portgroup name='plain'/></network>"""
+    net = VirtualNetwork.from_xml(xml)
+    assert net.portgroups["office"] == (True, {10: (True, True)})
+    assert net.portgroups["lab"] == (False, {1: (True, True), 20: (False, False),
+                                             30: (False, False)})
+    text = net.explain_portgroups()
+    assert "port group 'office' (the default): an access port of VLAN 10" in text
+    assert "port group 'lab': a trunk: VLAN 1 untagged (native" in text
+    assert "'plain': no VLAN settings" in text
+
+
+def test_a_libvirt_tag_of_4095_is_refused_with_the_rule():
+    xml = ("<network><name>x</name><portgroup name='p'><vlan><tag id='4095'/></vlan>"
+           "</portgroup></network>")
+    with pytest.raises(ScenarioError, match="4095 is reserved; usable IDs are 1-4094"):
+        VirtualNetwork.from_xml(xml)

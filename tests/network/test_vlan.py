@@ -76,7 +76,8 @@ def test_a_nic_on_an_access_port_never_sees_a_tag(seed):
 @pytest.mark.parametrize("name", scenario_names("vlan-"))
 def test_shipped_vlan_scenarios_load_and_round_trip(name):
     t = Topology.from_dict(scenario_dict(name))
-    assert Topology.from_dict(t.to_dict()) == t and any(b.vlan_filtering for b in t.bridges)
+    assert Topology.from_dict(t.to_dict()) == t
+    assert any(b.vlan_filtering for b in t.bridges) or any(h.vlan_devices for h in t.hosts)
 
 
 def test_the_seed_figure_keeps_each_vlan_to_itself():
@@ -99,3 +100,46 @@ def test_a_wrong_tag_on_an_access_port_is_dropped_and_says_so():
     assert r.receivers == [(), ("pc2:eth0",), ("pc2:eth0",)]
     [drop] = [e.detail for e in r.events if e.action == "drop"]
     assert drop == "tagged 20, and port p1 is not in VLAN 20 (its VLANs: 10)"
+
+
+SEED_HOSTS = scenario_dict("vlan-seed-host-design")
+
+
+def with_host(change):
+    data = {**SEED_HOSTS, "hosts": [dict(h) for h in SEED_HOSTS["hosts"]]}
+    data["hosts"][0] = {**data["hosts"][0], **change}
+    return data
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"vlan_devices": [{"name": "eth0.10", "parent": "eth9", "id": 10}]},
+     "eth0.10's parent 'eth9' is not one of its NICs"),
+    ({"vlan_devices": [{"name": "eth0.10", "parent": "eth0", "id": 10},
+                       {"name": "ten", "parent": "eth0", "id": 10}]},
+     "already has a sub-device for VLAN 10; Linux allows one per VLAN ID"),
+    ({"vlan_devices": [{"name": "eth0.4095", "parent": "eth0", "id": 4095}]},
+     "4095 is reserved; usable IDs are 1-4094"),
+    ({"vlan_devices": [{"name": "eth0.0", "parent": "eth0", "id": 0}]}, "VLAN ID 0 means"),
+    ({"vlan_devices": [{"name": "eth0.x", "parent": "eth0"}]}, "each VLAN sub-device is"),
+])
+def test_sub_devices_that_break_a_rule(change, rule):
+    with pytest.raises(ScenarioError, match=rule):
+        Topology.from_dict(with_host(change))
+
+
+def test_a_bridge_in_a_host_that_does_not_exist_is_refused():
+    data = {**SEED_HOSTS, "bridges": [dict(b) for b in SEED_HOSTS["bridges"]]}
+    data["bridges"][0]["host"] = "nowhere"
+    with pytest.raises(ScenarioError, match="lives in host 'nowhere', which does not exist"):
+        Topology.from_dict(data)
+
+
+def test_the_seed_host_design_tags_between_hosts_and_isolates_vlans():
+    r = simulate(SEED_HOSTS)
+    assert r.receivers[0] == ("b10:eth0", "kvmB:eth0")
+    assert r.tags[0] == {"kvmB:eth0": 10, "b10:eth0": None}     # tagged on the wire only
+    assert r.receivers[2] == ("kvmA:eth0",)          # VLAN 20: no sub-device on host A
+    assert "b20:eth0" not in r.receivers[3]
+    steps = [(e.action, e.detail) for e in r.events if e.frame == 0]
+    assert ("tag", "VLAN 10, out of kvmA:eth0") in steps
+    assert any(a == "untag" and "brvlan10b:eth0.10" in d for a, d in steps)
