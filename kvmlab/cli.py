@@ -141,8 +141,11 @@ def _network(args: argparse.Namespace) -> int:
 def _problems(args: argparse.Namespace) -> int:
     if args.topic == "cpu":
         from kvmlab.cpu import problems
-    elif args.topic == "network":
-        from kvmlab.network import problems
+    elif args.topic in ("network", "vlan"):
+        from kvmlab.network import problems as net
+
+        print(net.main_problem(args.seed, args.compute, vlans=args.topic == "vlan"))
+        return 0
     else:
         from kvmlab.storage import problems
     print(problems.main_problem(args.seed, show_answer=args.compute))
@@ -236,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=_network)
 
     prob = sub.add_parser("problems", help="practice problems with worked answers")
-    prob.add_argument("topic", choices=("cpu", "storage", "network"), help="which lab")
+    prob.add_argument("topic", choices=("cpu", "storage", "network", "vlan"), help="which lab")
     prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
     prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
     prob.set_defaults(func=_problems)

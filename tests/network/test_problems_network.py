@@ -47,3 +47,21 @@ def test_the_stepper_view_names_a_step_that_does_not_exist():
     assert "forwarding table of br0: empty" in event_view(r, 0)
     with pytest.raises(ScenarioError, match="there are 12 steps"):
         event_view(r, 99)
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 10**6))
+def test_vlan_problems_check_the_tags_too(seed):
+    p = problems.generate(seed, vlans=True)
+    tags = p.solve_tags()
+    assert tags and problems.check(p, tags).correct
+    nic = next(iter(tags))
+    flipped = {**tags, nic: 7 if tags[nic] is None else None}
+    wrong = problems.check(p, flipped)
+    assert not wrong.correct and wrong.hint == "tag"
+
+
+def test_the_command_line_asks_vlan_problems(capsys):
+    assert main(["problems", "vlan", "-s", "3", "-c"]) == 0
+    out = capsys.readouterr().out
+    assert "with which tag?" in out and "vlans=True" in out
