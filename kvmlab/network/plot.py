@@ -49,7 +49,7 @@ def draw_domains(topology: Topology, ax: Any = None) -> Any:
     ax = draw_topology(topology, ax, host_colours=colour)
     ax.legend(handles=[Patch(color=DOMAIN_COLOURS[k % len(DOMAIN_COLOURS)],
                              label=", ".join(sorted(d))) for k, d in enumerate(domains)],
-              title="broadcast domains", loc="lower left", fontsize=7, title_fontsize=8)
+              title="broadcast domains", loc="best", fontsize=7, title_fontsize=8)
     return ax
 
 

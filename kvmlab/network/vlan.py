@@ -132,7 +132,8 @@ def broadcast_domains(topology: Any) -> list[set[str]]:
     """The broadcast domains of a topology: NICs that hear each other's untagged broadcasts.
 
     Found by asking the model itself: every NIC sends one untagged broadcast, and two
-    NICs are in one domain when a broadcast of either reaches the other.
+    NICs are in one domain when a broadcast of either reaches the other untagged. (A NIC
+    on a trunk hears several VLANs, tagged: it belongs to none of them alone.)
 
     Examples
     --------
@@ -152,8 +153,9 @@ def broadcast_domains(topology: Any) -> list[set[str]]:
                                   for k, n in enumerate(nics)])
     heard = nx.Graph()
     heard.add_nodes_from(nics)
-    for nic, got in zip(nics, simulate(probe).receivers, strict=True):
-        heard.add_edges_from((nic, other) for other in got if other != nic)
+    for nic, tags in zip(nics, simulate(probe).tags, strict=True):
+        heard.add_edges_from((nic, other) for other, tag in tags.items()
+                             if other != nic and tag is None)
     return sorted((set(c) for c in nx.connected_components(heard)), key=lambda c: sorted(c))
 
 
