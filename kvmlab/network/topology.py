@@ -219,7 +219,7 @@ class Topology:
             g.add_edge(a.split(":")[0], b.split(":")[0], ends=(a, b))
         for br in self.bridges:                  # a host's VLAN sub-device in its own bridge
             for port in br.ports:
-                if (sub := self.sub_device(port.id)) is not None:
+                if self.sub_device(port.id) is not None:
                     g.add_edge(br.host, br.name, ends=(f"{br.host}:{port.name}", port.id))
         return g
 
