@@ -195,6 +195,8 @@ class Network:
             return
         dst_key = state.key(frame.dst, vid)
         in_vlan = f" in VLAN {vid}" if vid is not None else ""
+        if frame.vlan is not None:
+            in_vlan += f" (it came in tagged {frame.vlan})"
         if kind == "unicast" and dst_key in state.alive(now):
             out = state.alive(now)[dst_key]
             if out == port_name and not port.flags["hairpin"]:

@@ -48,10 +48,43 @@ def one_bridge(guests: int = 3, ageing_s: float = 300, hairpin: bool = False,
         "links": [[f"vm{i + 1}:eth0", f"br0:vnet{i}"] for i in range(guests)]})
 
 
-def send_frame(topology: Topology, sender: str, to: str) -> Topology:
+PORT_MODES = {"access 10": {"access": 10}, "access 20": {"access": 20},
+              "trunk 10,20": {"trunk": [10, 20]},
+              "trunk 20, native 10": {"trunk": [20], "native": 10}}
+"""The port settings the VLAN switch widget offers, in switch words."""
+
+
+def vlan_switch(modes: list[str]) -> Topology:
+    """One VLAN-aware switch ``sw`` with a host per port, each port set by a :data:`PORT_MODES`
+    name.
+
+    Examples
+    --------
+    >>> t = vlan_switch(["access 10", "trunk 10,20", "access 20"])
+    >>> simulate(send_frame(t, "vm1", "broadcast")).tags
+    [{'vm2:eth0': 10}]
+    """
+    if not 1 <= len(modes) <= 8:
+        raise ScenarioError(f"between 1 and 8 ports, not {len(modes)}")
+    for mode in modes:
+        if mode not in PORT_MODES:
+            raise ScenarioError(f"port mode {mode!r} is not one of {sorted(PORT_MODES)}")
+    return Topology.from_dict({
+        "name": "one VLAN-aware switch",
+        "hosts": [{"name": f"vm{i + 1}", "nics": [{"name": "eth0",
+                                                   "mac": f"52:54:00:00:00:{i + 1:02x}"}]}
+                  for i in range(len(modes))],
+        "bridges": [{"name": "sw", "vlan_filtering": True,
+                     "ports": [{"name": f"p{i + 1}", **PORT_MODES[m]}
+                               for i, m in enumerate(modes)]}],
+        "links": [[f"vm{i + 1}:eth0", f"sw:p{i + 1}"] for i in range(len(modes))]})
+
+
+def send_frame(topology: Topology, sender: str, to: str, vlan: int | None = None) -> Topology:
     """``topology`` with one more frame from host ``sender``'s eth0, 0.1 s after the last.
 
-    ``to`` is a host's name, ``"broadcast"`` or ``"unknown"`` (a MAC nobody has).
+    ``to`` is a host's name, ``"broadcast"`` or ``"unknown"`` (a MAC nobody has); ``vlan``
+    tags the frame (0: a priority tag).
 
     Examples
     --------
@@ -66,7 +99,9 @@ def send_frame(topology: Topology, sender: str, to: str) -> Topology:
     else:
         dst = topology.nic(f"{to}:eth0").mac
     frames = [f.to_dict() for f in topology.frames]
-    frames.append({"from": f"{sender}:eth0", "dst": dst, "label": f"{sender} to {to}"})
+    tagged = "" if vlan is None else f", tagged {vlan}"
+    frames.append({"from": f"{sender}:eth0", "dst": dst, "label": f"{sender} to {to}{tagged}"}
+                  | ({} if vlan is None else {"vlan": vlan}))
     return topology.with_frames(frames)
 
 
@@ -76,8 +111,10 @@ def outcome(topology: Topology) -> str:
         return "no frame sent yet"
     r = simulate(topology)
     last = len(topology.frames) - 1
+    got = [nic + ("" if tag is None else f" (tagged {tag})") for nic, tag in
+           sorted(r.tags[-1].items())]
     lines = [f"frame {last} ({topology.frames[-1].label}): received by "
-             f"{', '.join(r.receivers[-1]) or 'nobody'}"]
+             f"{', '.join(got) or 'nobody'}"]
     lines += [f"  {e.where}  {e.action}  {e.detail}".rstrip() for e in r.events
               if e.frame == last and e.action not in ("send", "receive")]
     for bridge, table in r.fdb.items():
@@ -165,3 +202,36 @@ def playground(guests: int = 3) -> Any:
     draw()
     return w.VBox([w.HBox([sender, to, send, reset]), w.HBox([ageing, hairpin, flood]), text,
                    picture])
+
+
+def vlan_playground(ports: int = 3) -> Any:
+    """A VLAN-aware switch: set each port (access or trunk), pick a sender, a destination and a
+    tag, press send, and read who got the frame and with which tag."""
+    import ipywidgets as w
+
+    names = [f"vm{i + 1}" for i in range(ports)]
+    modes = [w.Dropdown(options=list(PORT_MODES), value=list(PORT_MODES)[i % 2],
+                        description=f"p{i + 1}", layout=w.Layout(width="240px"))
+             for i in range(ports)]
+    sender = w.Dropdown(options=names, description="from")
+    to = w.Dropdown(options=[*names, "broadcast", "unknown"], value="broadcast",
+                    description="to")
+    tag = w.Dropdown(options=[("untagged", None), ("priority (0)", 0), ("10", 10), ("20", 20)],
+                     description="tag")
+    send = w.Button(description="send")
+    text = w.HTML()
+    state = {"t": vlan_switch([m.value for m in modes])}
+
+    def restart(_change: Any = None) -> None:
+        state["t"] = vlan_switch([m.value for m in modes])
+        text.value = _pre(outcome(state["t"]))
+
+    def on_send(_button: Any) -> None:
+        state["t"] = send_frame(state["t"], sender.value, to.value, tag.value)
+        text.value = _pre(outcome(state["t"]))
+
+    send.on_click(on_send)
+    for m in modes:
+        m.observe(restart, names="value")
+    restart()
+    return w.VBox([w.HBox(modes), w.HBox([sender, to, tag, send]), text])

@@ -57,3 +57,24 @@ def test_the_stepper_moves_through_the_events():
     slider, text = box.children
     slider.value = 3
     assert "step 4 of 12" in text.value and "vm3:eth0  receive" in text.value
+
+
+def test_the_vlan_switch_and_its_playground():
+    from kvmlab.network.widgets import vlan_playground, vlan_switch
+
+    with pytest.raises(ScenarioError, match="port mode 'trunk 99'"):
+        vlan_switch(["trunk 99"])
+    t = send_frame(vlan_switch(["access 10", "access 20", "trunk 10,20"]), "vm3", "broadcast",
+                   vlan=20)
+    assert simulate(t).tags == [{"vm2:eth0": None}]
+    box = vlan_playground(3)
+    modes, controls, text = box.children
+    sender, _to, tag, send = controls.children
+    sender.value, tag.value = "vm1", None
+    send.click()
+    assert "received by" in text.value
+    modes.children[2].value = "trunk 10,20"          # a new switch: no frame yet
+    assert "no frame sent yet" in text.value
+    sender.value = "vm1"
+    send.click()
+    assert "vm3:eth0 (tagged 10)" in text.value
