@@ -33,6 +33,24 @@ def scenario_names(prefix: str = "") -> list[str]:
     return sorted(p.stem for p in (data_dir() / "scenarios").glob(f"{prefix}*.json"))
 
 
+def read_json(path: str | Path, what: str = "scenario") -> Any:
+    """The JSON in the file at ``path``; a file that is missing or not JSON says so plainly.
+
+    Examples
+    --------
+    >>> read_json("/nonexistent.json")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: cannot read scenario /nonexistent.json: No such file or directory
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
 def _read(folder: str, what: str, name: str) -> dict[str, Any]:
     path = data_dir() / folder / f"{name}.json"
     if not path.exists():

@@ -28,13 +28,13 @@ kvmlab.errors.ScenarioError: VM 'a' pins a vCPU to pCPU 2, but the host has pCPU
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvmlab.data import read_json
 from kvmlab.errors import ScenarioError
 
 DEFAULT_SHARES = 1024
@@ -203,13 +203,7 @@ class CpuScenario:
     @classmethod
     def load(cls, path: str | Path) -> CpuScenario:
         """Read a scenario from a JSON file."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, "scenario"))
 
     def with_duration(self, duration_s: float) -> CpuScenario:
         """The same scenario, watched for ``duration_s`` seconds."""

@@ -41,7 +41,6 @@ kvmlab.errors.ScenarioError: bridge name 'this-name-is-too-long' is not a valid 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from typing import Any
 
 import networkx as nx
 
+from kvmlab.data import read_json
 from kvmlab.errors import ScenarioError
 from kvmlab.network.frames import (
     BROADCAST,
@@ -299,12 +299,7 @@ class Topology:
     @classmethod
     def load(cls, path: str | Path) -> Topology:
         """Read a topology from a JSON file."""
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"cannot read topology {path}: {exc.strerror or exc}") from None
+        return cls.from_dict(read_json(path, "topology"))
 
     def with_frames(self, frames: Sequence[Mapping[str, Any]]) -> Topology:
         """The same network with other frames."""

@@ -35,12 +35,12 @@ kvmlab.errors.ScenarioError: cluster_size must be a power of two between 512 B a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvmlab.data import read_json
 from kvmlab.errors import ScenarioError
 
 FORMATS = ("qcow2", "raw")
@@ -162,12 +162,7 @@ class StorageScenario:
     @classmethod
     def load(cls, path: str | Path) -> StorageScenario:
         """Read a scenario from a JSON file."""
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from None
+        return cls.from_dict(read_json(path, "scenario"))
 
 
 @dataclass(frozen=True)
