@@ -1,0 +1,138 @@
+"""A TLB and a page-walk cache in front of the two-dimensional walk, over an access trace.
+
+The TLB remembers whole translations (guest-virtual page to machine page): a hit costs no
+memory reference. On a miss the MMU walks; the *page-walk cache* remembers recently read
+table entries of either dimension, so a walk that shares upper levels with a recent one
+skips those references. Both are least-recently-used caches of a fixed number of entries
+(real ones are set-associative and split by page size: this is the teaching version).
+
+Examples
+--------
+>>> guest, host = identity_machine(working_set=64 * 4096)     # 64 pages of 4 KiB
+>>> r = run(trace("sequential", 4096, working_set=64 * 4096), guest, host, tlb_entries=64)
+>>> r.tlb_misses, r.hit_rate                 # one miss per page, then 63 hits on each
+(64, 0.984375)
+>>> jumps = trace("strided", 128, working_set=64 * 4096, stride=4096)   # a new page each time
+>>> run(jumps, guest, host, tlb_entries=16, pwc_entries=0).refs_per_access   # every one walks
+24.0
+>>> run(jumps, guest, host, tlb_entries=16, pwc_entries=32).refs_per_access  # upper levels cached
+2.09375
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from kvmlab.errors import ScenarioError
+from kvmlab.memory.paging import PAGE, PageTables, nested_walk
+
+PATTERNS = ("sequential", "random", "strided")
+BASE_VA = 0x4000_0000_0000
+
+
+def trace(pattern: str, n: int, working_set: int, stride: int = 8 * PAGE,
+          seed: int = 0) -> list[int]:
+    """``n`` guest-virtual addresses touching ``working_set`` bytes from ``BASE_VA``.
+
+    ``sequential`` walks through the set 64 bytes at a time, ``strided`` jumps ``stride``
+    bytes, ``random`` picks 64-byte lines at random (seeded).
+
+    Examples
+    --------
+    >>> [hex(a - BASE_VA) for a in trace("strided", 3, 1 << 20, stride=8192)]
+    ['0x0', '0x2000', '0x4000']
+    """
+    if pattern not in PATTERNS:
+        raise ScenarioError(f"pattern must be one of {PATTERNS}, not {pattern!r}")
+    if working_set < 64 or n < 1:
+        raise ScenarioError("a trace needs at least one access and a working set of 64 bytes")
+    rng = random.Random(seed)
+    lines = working_set // 64
+    if pattern == "sequential":
+        return [BASE_VA + (i % lines) * 64 for i in range(n)]
+    if pattern == "strided":
+        return [BASE_VA + (i * stride) % working_set for i in range(n)]
+    return [BASE_VA + rng.randrange(lines) * 64 for _ in range(n)]
+
+
+GUEST_DATA = 0x4000_0000
+"""Where the trace's pages live in guest-physical memory."""
+MACHINE = 0x1_0000_0000
+"""The machine address the nested tables put guest-physical 0 at."""
+
+
+def identity_machine(working_set: int, page: int = PAGE,
+                     host_page: int = PAGE) -> tuple[PageTables, PageTables]:
+    """A guest that maps ``working_set`` bytes from ``BASE_VA`` with pages of ``page`` bytes,
+    and nested tables that map every guest-physical page it uses (its tables and its data)
+    with pages of ``host_page`` bytes."""
+    guest = PageTables(4, base=0x10_0000)
+    size = -(-working_set // page) * page
+    for off in range(0, size, page):
+        guest.map(BASE_VA + off, GUEST_DATA + off, page)
+    host = PageTables(4, base=0x8000_0000)
+    used = set(guest.tables) | set(range(GUEST_DATA, GUEST_DATA + size, PAGE))
+    for gpa in sorted({p // host_page * host_page for p in used}):
+        host.map(gpa, MACHINE + gpa, host_page)
+    return guest, host
+
+
+class Lru:
+    """A least-recently-used cache of ``size`` keys."""
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ScenarioError(f"a cache has 0 or more entries, not {size}")
+        self.size = size
+        self.keys: OrderedDict[object, None] = OrderedDict()
+
+    def hit(self, key: object) -> bool:
+        """Look ``key`` up; on a miss, remember it (evicting the oldest)."""
+        if key in self.keys:
+            self.keys.move_to_end(key)
+            return True
+        if self.size:
+            self.keys[key] = None
+            if len(self.keys) > self.size:
+                self.keys.popitem(last=False)
+        return False
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """What a trace cost: TLB hits and misses, and memory references for translation."""
+
+    accesses: int
+    tlb_misses: int
+    walk_refs: int
+    faults: int
+
+    @property
+    def hit_rate(self) -> float:
+        return round(1 - self.tlb_misses / self.accesses, 6)
+
+    @property
+    def refs_per_access(self) -> float:
+        """Translation references per access (the data reference itself not counted)."""
+        return round(self.walk_refs / self.accesses, 6)
+
+
+def run(addresses: list[int], guest: PageTables, host: PageTables, tlb_entries: int = 64,
+        pwc_entries: int = 32) -> TraceResult:
+    """Translate every address of the trace through a TLB, a page-walk cache and the walk."""
+    tlb, pwc = Lru(tlb_entries), Lru(pwc_entries)
+    misses = refs = faults = 0
+    for va in addresses:
+        if tlb.hit(va // PAGE):
+            continue
+        misses += 1
+        walk = nested_walk(va, guest, host)
+        if walk.fault is not None:
+            faults += 1
+        for ref in walk.refs[:-1] if walk.refs else []:
+            if not pwc.hit((ref.dimension, ref.table, ref.index)):
+                refs += 1
+        refs += 1 if walk.refs else 0      # the leaf (the last reference) is never cached
+    return TraceResult(len(addresses), misses, refs, faults)

@@ -1,0 +1,58 @@
+"""The TLB and page-walk cache model over traces."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvmlab.errors import ScenarioError
+from kvmlab.memory.tlb import PAGE, identity_machine, run, trace
+
+PAGES = 32
+GUEST, HOST = identity_machine(PAGES * PAGE)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(["sequential", "random", "strided"]), st.integers(1, 600),
+       st.integers(0, 10**6))
+def test_a_tlb_that_holds_every_page_misses_once_per_page(pattern, n, seed):
+    addresses = trace(pattern, n, PAGES * PAGE, seed=seed)
+    r = run(addresses, GUEST, HOST, tlb_entries=PAGES)
+    assert r.tlb_misses == len({a // PAGE for a in addresses})
+    assert r.faults == 0 and r.walk_refs <= 24 * r.tlb_misses
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 64))
+def test_caches_only_ever_help(seed, entries):
+    addresses = trace("random", 300, PAGES * PAGE, seed=seed)
+    small = run(addresses, GUEST, HOST, tlb_entries=entries, pwc_entries=0)
+    with_pwc = run(addresses, GUEST, HOST, tlb_entries=entries, pwc_entries=32)
+    assert with_pwc.tlb_misses == small.tlb_misses
+    assert with_pwc.walk_refs <= small.walk_refs
+    assert small.walk_refs == 24 * small.tlb_misses           # no cache: every walk is 24
+
+
+def test_a_working_set_beyond_the_tlb_lowers_the_hit_rate():
+    rates = []
+    for pages in (8, 32, 128):
+        g, h = identity_machine(pages * PAGE)
+        rates.append(run(trace("random", 2000, pages * PAGE, seed=1), g, h,
+                         tlb_entries=16).hit_rate)
+    assert rates[0] > rates[1] > rates[2]
+
+
+def test_huge_pages_reach_further():
+    small = identity_machine(8 << 20)                          # 8 MiB in 4 KiB pages
+    huge = identity_machine(8 << 20, page=2 << 20, host_page=2 << 20)
+    addresses = trace("random", 1000, 8 << 20, seed=3)
+    # the model's TLB is keyed by 4 KiB page; huge pages still shorten every walk
+    assert run(addresses, *huge, pwc_entries=0).walk_refs < run(addresses, *small,
+                                                                 pwc_entries=0).walk_refs
+
+
+@pytest.mark.parametrize(("args", "rule"), [
+    (("zigzag", 10, 4096), "pattern must be one of"), (("random", 0, 4096), "at least one"),
+])
+def test_bad_traces_name_the_rule(args, rule):
+    with pytest.raises(ScenarioError, match=rule):
+        trace(*args)
