@@ -38,6 +38,17 @@ PAGE_SIZES = {4096: 1, 2 << 20: 2, 1 << 30: 3}
 LEVEL_NAMES = {5: "PML5", 4: "PML4", 3: "PDPT", 2: "PD", 1: "PT"}
 
 
+def level_size(level: int) -> int:
+    """Bytes one entry at ``level`` maps (1: 4 KiB, 2: 2 MiB, 3: 1 GiB, ...).
+
+    Examples
+    --------
+    >>> [level_size(n) for n in (1, 2, 3)] == list(PAGE_SIZES)
+    True
+    """
+    return 1 << (12 + 9 * (level - 1))
+
+
 @dataclass(frozen=True)
 class Ref:
     """One memory reference of a walk: which table, which level, which dimension.
@@ -97,7 +108,7 @@ class PageTables:
 
     def index(self, va: int, level: int) -> int:
         """The 9 bits of ``va`` that pick the entry at ``level`` (1 = page table)."""
-        return (va >> (12 + 9 * (level - 1))) & (ENTRIES - 1)
+        return va // level_size(level) % ENTRIES
 
     def map(self, va: int, pa: int, size: int = PAGE) -> None:
         """Map the page of ``size`` bytes at ``va`` to ``pa``, making tables as needed."""
@@ -136,8 +147,7 @@ class PageTables:
                                         f"({LEVEL_NAMES[level]} entry {i})")
             target, huge = entry
             if huge or level == 1:
-                size = 1 << (12 + 9 * (level - 1))
-                return Walk(target + va % size, refs)
+                return Walk(target + va % level_size(level), refs)
             table = target
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -166,7 +176,7 @@ def nested_walk(gva: int, guest: PageTables, host: PageTables) -> Walk:
                                     f"entry {i}")
         target, huge = entry
         if huge or level == 1:
-            gpa = target + gva % (1 << (12 + 9 * (level - 1)))
+            gpa = target + gva % level_size(level)
             h = host.walk(gpa, "nested")
             refs += h.refs
             if h.address is None:

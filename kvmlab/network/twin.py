@@ -425,14 +425,14 @@ def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | N
     order = send_order(parts)
     late = [round(seen.sent_at[k] - (at / 1e6 - START_S), 4) for k, (at, _p, _i)
             in enumerate(order)]
-    sent = {(id(p), i): seen.sent_at[k] for k, (_at, p, i) in enumerate(order)}
+    sent = {p.first_frame + i: seen.sent_at[k] for k, (_at, p, i) in enumerate(order)}
     provenance = {"guest_kernel": out.values().get("KERNEL", "unknown"),
                   "accelerator": accel, "host_kernel": platform.release(),
                   "max_late_s": max(late, default=0.0), "topologies_in_guest": len(tops),
                   "method": "veth pairs, namespaces and bridges in a tiny guest; "
-                            "kvmlab-frames on AF_PACKET sockets; bridge -j fdb show"}
+                            "kvmlab-frames on AF_PACKET sockets; bridge fdb show"}
     return [_result(part, seen, provenance,
-                    {i: at for (pid, i), at in sent.items() if pid == id(part)})
+                    {i: sent[part.first_frame + i] for i in range(len(part.topology.frames))})
             for part in parts]
 
 

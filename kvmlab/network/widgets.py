@@ -117,10 +117,15 @@ def outcome(topology: Topology) -> str:
              f"{', '.join(got) or 'nobody'}"]
     lines += [f"  {e.where}  {e.action}  {e.detail}".rstrip() for e in r.events
               if e.frame == last and e.action not in ("send", "receive")]
-    for bridge, table in r.fdb.items():
-        entries = ", ".join(f"{mac} -> {port}" for mac, port in table.items()) or "empty"
-        lines.append(f"forwarding table of {bridge}: {entries}")
+    lines += table_lines(r.fdb)
     return "\n".join(lines)
+
+
+def table_lines(fdb: dict[str, dict[str, str]]) -> list[str]:
+    """Each bridge's forwarding table on a line: ``forwarding table of br0: MAC -> port``."""
+    return [f"forwarding table of {bridge}: "
+            + (", ".join(f"{mac} -> {port}" for mac, port in table.items()) or "empty")
+            for bridge, table in fdb.items()]
 
 
 def event_view(result: NetworkResult, k: int) -> str:
@@ -133,9 +138,7 @@ def event_view(result: NetworkResult, k: int) -> str:
     lines = [f"step {k + 1} of {len(result.events)} at {e.time_s:.6f} s: frame {e.frame}"
              + (f" ({label})" if label else ""),
              f"  {e.where}  {e.action}  {e.detail}".rstrip()]
-    for bridge, table in e.fdb.items():
-        entries = ", ".join(f"{mac} -> {port}" for mac, port in table.items()) or "empty"
-        lines.append(f"forwarding table of {bridge}: {entries}")
+    lines += table_lines(e.fdb)
     return "\n".join(lines)
 
 
