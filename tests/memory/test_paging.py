@@ -43,13 +43,16 @@ def test_faults_are_results_and_say_which_dimension():
     empty_host = PageTables(4, base=0x4000_0000)
     w = nested_walk(0x4000_0000_0000, guest, empty_host)
     assert w.address is None and w.fault.startswith("nested fault reading the guest's PML4")
-    assert guest.walk(1 << 48).fault.endswith("is not a canonical 48-bit address")
+    with pytest.raises(ScenarioError, match="not a canonical 48-bit address: bits 63-47"):
+        guest.walk(1 << 48)
 
 
 @pytest.mark.parametrize(("args", "rule"), [
     ((0x1000, 0x2000, 8192), "4 KiB, 2 MiB or 1 GiB"),
     ((0x1000, 0x20_0000, 2 << 20), "starts on a multiple of its size"),
-    ((1 << 48, 0, 4096), "does not fit in 48 bits"),
+    ((1 << 48, 0, 4096), "not a canonical 48-bit address"),
+    ((0xFFFF_0000_0000_0000, 0, 4096), "not a canonical 48-bit address"),
+    ((0, 1 << 52, 4096), "does not fit in 52 bits"),
 ])
 def test_bad_mappings_name_the_rule(args, rule):
     with pytest.raises(ScenarioError, match=rule):

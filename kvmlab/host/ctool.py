@@ -1,0 +1,55 @@
+"""Small static C programs for the tiny guest, compiled once with the host's compiler.
+
+The tiny guest has no compiler and no Python. A lab that needs a program inside it
+(the network lab's frame sender, the memory lab's page filler) ships its C source in
+the package; :func:`static_tool` compiles it statically and caches the binary next to
+the guest image, one file per version of the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from kvmlab.errors import HostUnavailable
+from kvmlab.host.image import cache_dir
+
+
+def source(package: str, name: str) -> bytes:
+    """The C source ``csrc/NAME.c`` shipped in ``package``."""
+    return resources.files(package).joinpath("csrc", f"{name}.c").read_bytes()
+
+
+def static_tool(package: str, name: str) -> bytes:
+    """The static binary built from ``package``'s ``csrc/NAME.c``, compiled if needed.
+
+    Raises
+    ------
+    HostUnavailable
+        If there is no C compiler or static C library (the setup installs both).
+    """
+    code = source(package, name)
+    target = cache_dir() / "tools" / f"{name}-{hashlib.sha256(code).hexdigest()[:16]}"
+    if target.exists():
+        return target.read_bytes()
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise HostUnavailable("(local)", f"no C compiler to build the guest's {name}",
+                              "install gcc and libc6-dev (make test and make lab do)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
+        src = Path(tmp) / f"{name}.c"
+        src.write_bytes(code)
+        out = Path(tmp) / name
+        done = subprocess.run([cc, "-static", "-Os", "-Wall", "-o", str(out), str(src)],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise HostUnavailable("(local)", f"building {name} failed: "
+                                  f"{done.stderr.strip()[-400:]}",
+                                  "install gcc and libc6-dev (static glibc) and try again")
+        shutil.move(str(out), target)
+    return target.read_bytes()
