@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import KvmlabError
+from kvmlab.memory import commands as memory_commands
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -141,6 +142,8 @@ def _network(args: argparse.Namespace) -> int:
 def _problems(args: argparse.Namespace) -> int:
     if args.topic == "cpu":
         from kvmlab.cpu import problems
+    elif args.topic == "memory":
+        from kvmlab.memory import problems
     elif args.topic in ("network", "vlan"):
         from kvmlab.network import problems as net
 
@@ -238,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "as root, else qemu:///session)")
         c.set_defaults(func=_network)
 
+    memory_commands.add_parser(sub)
+
     prob = sub.add_parser("problems", help="practice problems with worked answers")
-    prob.add_argument("topic", choices=("cpu", "storage", "network", "vlan"), help="which lab")
+    prob.add_argument("topic", choices=("cpu", "memory", "storage", "network", "vlan"),
+                      help="which lab")
     prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
     prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
     prob.set_defaults(func=_problems)

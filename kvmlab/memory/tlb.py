@@ -1,13 +1,17 @@
 """A TLB and a page-walk cache in front of the two-dimensional walk, over an access trace.
 
 The TLB remembers whole translations (guest-virtual page to machine page): a hit costs no
-memory reference. On a miss the MMU walks; the *page-walk cache* remembers recently read
-table entries of either dimension, so a walk that shares upper levels with a recent one
-skips those references. Both are least-recently-used caches of a fixed number of entries
-(real ones are set-associative and split by page size: this is the teaching version).
+memory reference. An entry covers a page of the smaller size of the two dimensions (a 2 MiB
+guest page over 4 KiB host pages gives a 4 KiB entry), so huge pages in *both* dimensions
+let the same number of entries reach 512 times further. On a miss the MMU walks; the
+*page-walk cache* remembers recently read table entries of either dimension, so a walk
+that shares upper levels with a recent one skips those references. Both are
+least-recently-used caches of a fixed number of entries (real ones are set-associative
+and split by page size: this is the teaching version).
 
 Examples
 --------
+>>> from kvmlab.memory.machine import identity_machine
 >>> guest, host = identity_machine(working_set=64 * 4096)     # 64 pages of 4 KiB
 >>> r = run(trace("sequential", 4096, working_set=64 * 4096), guest, host, tlb_entries=64)
 >>> r.tlb_misses, r.hit_rate                 # one miss per page, then 63 hits on each
@@ -26,10 +30,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from kvmlab.errors import ScenarioError
-from kvmlab.memory.paging import PAGE, PageTables, nested_walk
+from kvmlab.memory.machine import BASE_VA
+from kvmlab.memory.paging import PAGE, PAGE_SIZES, PageTables, nested_walk
 
 PATTERNS = ("sequential", "random", "strided")
-BASE_VA = 0x4000_0000_0000
 
 
 def trace(pattern: str, n: int, working_set: int, stride: int = 8 * PAGE,
@@ -57,28 +61,6 @@ def trace(pattern: str, n: int, working_set: int, stride: int = 8 * PAGE,
     return [BASE_VA + rng.randrange(lines) * 64 for _ in range(n)]
 
 
-GUEST_DATA = 0x4000_0000
-"""Where the trace's pages live in guest-physical memory."""
-MACHINE = 0x1_0000_0000
-"""The machine address the nested tables put guest-physical 0 at."""
-
-
-def identity_machine(working_set: int, page: int = PAGE,
-                     host_page: int = PAGE) -> tuple[PageTables, PageTables]:
-    """A guest that maps ``working_set`` bytes from ``BASE_VA`` with pages of ``page`` bytes,
-    and nested tables that map every guest-physical page it uses (its tables and its data)
-    with pages of ``host_page`` bytes."""
-    guest = PageTables(4, base=0x10_0000)
-    size = -(-working_set // page) * page
-    for off in range(0, size, page):
-        guest.map(BASE_VA + off, GUEST_DATA + off, page)
-    host = PageTables(4, base=0x8000_0000)
-    used = set(guest.tables) | set(range(GUEST_DATA, GUEST_DATA + size, PAGE))
-    for gpa in sorted({p // host_page * host_page for p in used}):
-        host.map(gpa, MACHINE + gpa, host_page)
-    return guest, host
-
-
 class Lru:
     """A least-recently-used cache of ``size`` keys."""
 
@@ -88,15 +70,25 @@ class Lru:
         self.size = size
         self.keys: OrderedDict[object, None] = OrderedDict()
 
-    def hit(self, key: object) -> bool:
-        """Look ``key`` up; on a miss, remember it (evicting the oldest)."""
+    def touch(self, key: object) -> bool:
+        """Look ``key`` up (a hit makes it the most recent); nothing is added."""
         if key in self.keys:
             self.keys.move_to_end(key)
             return True
+        return False
+
+    def add(self, key: object) -> None:
+        """Remember ``key``, evicting the least recently used key when full."""
         if self.size:
             self.keys[key] = None
             if len(self.keys) > self.size:
                 self.keys.popitem(last=False)
+
+    def hit(self, key: object) -> bool:
+        """Look ``key`` up; on a miss, remember it."""
+        if self.touch(key):
+            return True
+        self.add(key)
         return False
 
 
@@ -125,12 +117,14 @@ def run(addresses: list[int], guest: PageTables, host: PageTables, tlb_entries: 
     tlb, pwc = Lru(tlb_entries), Lru(pwc_entries)
     misses = refs = faults = 0
     for va in addresses:
-        if tlb.hit(va // PAGE):
+        if any(tlb.touch((size, va // size)) for size in PAGE_SIZES):
             continue
         misses += 1
         walk = nested_walk(va, guest, host)
-        if walk.fault is not None:
-            faults += 1
+        if walk.page_size is None:
+            faults += 1                    # a fault leaves nothing in the TLB
+        else:
+            tlb.add((walk.page_size, va // walk.page_size))
         for ref in walk.refs[:-1] if walk.refs else []:
             if not pwc.hit((ref.dimension, ref.table, ref.index)):
                 refs += 1

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvmlab.errors import ScenarioError
-from kvmlab.memory.tlb import PAGE, identity_machine, run, trace
+from kvmlab.memory.machine import identity_machine
+from kvmlab.memory.tlb import PAGE, run, trace
 
 PAGES = 32
 GUEST, HOST = identity_machine(PAGES * PAGE)
@@ -45,9 +46,17 @@ def test_huge_pages_reach_further():
     small = identity_machine(8 << 20)                          # 8 MiB in 4 KiB pages
     huge = identity_machine(8 << 20, page=2 << 20, host_page=2 << 20)
     addresses = trace("random", 1000, 8 << 20, seed=3)
-    # the model's TLB is keyed by 4 KiB page; huge pages still shorten every walk
-    assert run(addresses, *huge, pwc_entries=0).walk_refs < run(addresses, *small,
-                                                                 pwc_entries=0).walk_refs
+    with_huge, with_small = run(addresses, *huge, pwc_entries=0), run(addresses, *small,
+                                                                     pwc_entries=0)
+    assert with_huge.tlb_misses == 4                             # four 2 MiB entries
+    assert with_small.tlb_misses > 900                           # 2048 pages, 64 entries
+    assert with_huge.walk_refs == 4 * 15 and with_small.walk_refs == 24 * with_small.tlb_misses
+
+
+def test_a_huge_guest_page_over_small_host_pages_fills_a_small_entry():
+    guest, host = identity_machine(8 << 20, page=2 << 20, host_page=4096)
+    addresses = trace("strided", 512, 2 << 20, stride=4096)        # one 2 MiB guest page
+    assert run(addresses, guest, host, tlb_entries=1024).tlb_misses == 512
 
 
 @pytest.mark.parametrize(("args", "rule"), [

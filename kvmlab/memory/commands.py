@@ -1,0 +1,193 @@
+"""``kvmlab memory``: walk, translate, trace a live guest, and practice problems.
+
+Examples
+--------
+>>> from kvmlab.cli import main
+>>> main(["memory", "walk", "--guest-page", "2M", "--host-page", "4K", "--json"])
+...                                                        # doctest: +ELLIPSIS
+{
+  "guest_page": "2M",
+  "host_page": "4K",
+  "levels": 4,
+  "host_levels": 4,
+  "references": 19,
+  "formula": "(3+1)(4+1)-1 = 19",
+  "steps": [
+    {
+      "dimension": "nested",
+...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from kvmlab.errors import ScenarioError
+from kvmlab.memory.paging import LEVEL_NAMES, PAGE_SIZES, PageTables, Walk, nested_walk
+
+SIZES = ("4K", "2M", "1G")
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``memory`` and its subcommands to the ``kvmlab`` command's subparsers."""
+    mem = sub.add_parser("memory", help="the memory lab: page walks, live VA->PA->MA traces")
+    msub = mem.add_subparsers(dest="memory_command", required=True)
+
+    walk = msub.add_parser("walk", help="the worst-case two-dimensional walk (no TLB, no cache)")
+    _page_options(walk)
+    walk.add_argument("--json", action="store_true", help="print JSON for programs")
+    walk.set_defaults(func=_walk)
+
+    tr = msub.add_parser("translate", help="translate a virtual address, step by step")
+    tr.add_argument("va", help="the guest-virtual address (hex, e.g. 0x400000001234)")
+    tr.add_argument("--map", action="append", default=[], metavar="VA:PA[:SIZE]",
+                    help="a guest mapping (repeatable; SIZE 4K, 2M or 1G); default: the lab "
+                         "machine's working set at 0x400000000000")
+    tr.add_argument("--host-offset", default="0x100000000",
+                    help="machine address of guest-physical 0 (default 0x100000000)")
+    _page_options(tr)
+    tr.add_argument("--json", action="store_true", help="print JSON for programs")
+    tr.set_defaults(func=_translate)
+
+    live = msub.add_parser("trace", help="trace addresses of a live guest from VA to MA")
+    live.add_argument("--uri", help="local QEMU libvirt URI (default qemu:///system as root)")
+    live.add_argument("--samples", type=int, default=200, help="addresses (default 200)")
+    live.add_argument("--seed", type=int, default=0, help="which addresses (default 0)")
+    live.add_argument("--json", action="store_true", help="print the whole trace as JSON")
+    live.add_argument("--record", metavar="NAME",
+                      help="also save the trace as data/recorded/NAME.json")
+    live.set_defaults(func=_trace)
+
+    prob = msub.add_parser("problems", help="a seeded translation problem (-c: the answer)")
+    prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
+    prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
+    prob.set_defaults(func=_problems)
+
+
+def _page_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--guest-page", default="4K", type=str.upper, choices=SIZES,
+                        help="the guest's page size (default 4K)")
+    parser.add_argument("--host-page", default="4K", type=str.upper, choices=SIZES,
+                        help="the nested tables' page size (default 4K)")
+    parser.add_argument("--levels", type=int, default=4, choices=(4, 5),
+                        help="levels of the guest's tables (default 4)")
+    parser.add_argument("--host-levels", type=int, choices=(4, 5),
+                        help="levels of the nested tables (default: as the guest's)")
+
+
+def walk_dict(w: Walk) -> dict[str, Any]:
+    """A walk as JSON: the address found (or the fault) and every reference in order."""
+    return {"address": None if w.address is None else hex(w.address), "fault": w.fault,
+            "page_size": w.page_size, "references": len(w.refs),
+            "steps": [{"dimension": r.dimension, "level": r.level,
+                       "table_name": LEVEL_NAMES[r.level], "table": hex(r.table),
+                       "index": r.index} for r in w.refs]}
+
+
+def _walk(args: argparse.Namespace) -> int:
+    from kvmlab.memory.machine import expected_references, page_size, worst_case_walk
+
+    host_levels = args.host_levels or args.levels
+    w = worst_case_walk(args.guest_page, args.host_page, args.levels, host_levels)
+    n = args.levels - PAGE_SIZES[page_size(args.guest_page)] + 1
+    m = host_levels - PAGE_SIZES[page_size(args.host_page)] + 1
+    refs = expected_references(args.guest_page, args.host_page, args.levels, host_levels)
+    out = {"guest_page": args.guest_page, "host_page": args.host_page, "levels": args.levels,
+           "host_levels": host_levels, "references": len(w.refs),
+           "formula": f"({n}+1)({m}+1)-1 = {refs}", "steps": walk_dict(w)["steps"]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"guest {args.guest_page} pages, {args.levels} levels; host {args.host_page} "
+              f"pages, {host_levels} levels: {len(w.refs)} memory references "
+              f"({out['formula']})")
+        for i, r in enumerate(w.refs, 1):
+            print(f"  {i:2d}. {r}")
+    return 0
+
+
+def _number(text: str, what: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ScenarioError(f"{what} must be a number such as 0x400000001234, "
+                            f"not {text!r}") from None
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from kvmlab.memory.machine import identity_machine, page_size
+
+    va = _number(args.va, "the virtual address")
+    host_levels = args.host_levels or args.levels
+    offset = _number(args.host_offset, "--host-offset")
+    if args.map:
+        guest = PageTables(args.levels, base=0x10_0000)
+        for spec in args.map:
+            parts = spec.split(":")
+            if len(parts) not in (2, 3):
+                raise ScenarioError(f"--map takes VA:PA or VA:PA:SIZE, not {spec!r}")
+            size = page_size(parts[2]) if len(parts) == 3 else page_size(args.guest_page)
+            guest.map(_number(parts[0], "a mapped VA"), _number(parts[1], "a mapped PA"), size)
+        host = PageTables(host_levels, base=0x8000_0000)
+        hp = page_size(args.host_page)
+        used = {t // hp for t in guest.tables}
+        found = guest.walk(va).address
+        if found is not None:
+            used.add(found // hp)
+        for n in sorted(used):
+            host.map(n * hp, offset + n * hp, hp)
+    else:
+        guest, host = identity_machine(16 * page_size(args.guest_page), args.guest_page,
+                                       args.host_page, args.levels, host_levels)
+    w = nested_walk(va, guest, host)
+    out = {"va": hex(va), "pa": None if guest.walk(va).address is None
+           else hex(guest.walk(va).address), **walk_dict(w)}
+    out["ma"] = out.pop("address")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"VA {out['va']} -> PA {out['pa']} -> MA {out['ma']}"
+              + (f"  ({w.fault})" if w.fault else "") + f": {len(w.refs)} references")
+        for i, r in enumerate(w.refs, 1):
+            print(f"  {i:2d}. {r}")
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from kvmlab.data import save_recorded
+    from kvmlab.memory.twin import trace
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() or done == total:
+            bar = "#" * (30 * done // total)
+            print(f"\r# tracing [{bar:<30}] {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr)
+
+    result = trace(args.uri, samples=args.samples, seed=args.seed, progress=progress)
+    if args.record:
+        print(f"# recorded in {save_recorded(args.record, result.to_dict())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+        return 0
+    ok, n = result.agreement()
+    print(f"{ok}/{n} addresses: the model's walk over the guest's real tables (CR3 "
+          f"{result.cr3:#x}, {result.levels} levels) finds the PA that QEMU finds")
+    for kind, (k_ok, k_n) in result.by_kind().items():
+        print(f"  {kind:<12} {k_ok}/{k_n}")
+    print(result.table(4))
+    seen = result.pattern_seen
+    if seen:
+        print(f"the program's page at VA {seen['va']}: read at PA {seen['pa']} "
+              f"{seen['via_pa']!r}, in QEMU's memory {seen.get('via_hva')!r}")
+    return 0 if ok == n else 1
+
+
+def _problems(args: argparse.Namespace) -> int:
+    from kvmlab.memory.problems import main_problem
+
+    print(main_problem(args.seed, show_answer=args.compute))
+    return 0

@@ -1,0 +1,92 @@
+"""A small machine to walk: a guest that maps a working set, and nested tables under it.
+
+:func:`identity_machine` builds the guest's tables (VA→PA) for a working set from
+``BASE_VA`` and the hypervisor's nested tables (PA→MA) for every guest-physical page the
+guest uses, its tables included. :func:`worst_case_walk` walks one address through it
+with nothing cached: the cost of a TLB miss when the page-walk caches are cold too.
+
+Examples
+--------
+>>> w = worst_case_walk("4K", "4K")
+>>> len(w.refs), expected_references("4K", "4K")
+(24, 24)
+>>> [len(worst_case_walk(g, h).refs) for g, h in [("2M", "4K"), ("4K", "2M"), ("1G", "1G")]]
+[19, 19, 8]
+>>> len(worst_case_walk("4K", "4K", levels=5).refs)
+35
+"""
+
+from __future__ import annotations
+
+from kvmlab.errors import ScenarioError
+from kvmlab.memory.paging import PAGE, PAGE_SIZES, PageTables, Walk, nested_walk
+
+BASE_VA = 0x4000_0000_0000
+"""Where the guest's working set starts (a user-space address, aligned to 1 GiB)."""
+GUEST_DATA = 0x4000_0000
+"""Where the working set's pages live in guest-physical memory."""
+MACHINE = 0x1_0000_0000
+"""The machine address the nested tables put guest-physical 0 at."""
+SIZE_NAMES = {"4K": 4096, "2M": 2 << 20, "1G": 1 << 30}
+
+
+def page_size(size: str | int) -> int:
+    """A page size from ``4K``, ``2M`` or ``1G`` (or a number of bytes), checked.
+
+    Examples
+    --------
+    >>> page_size("2m"), page_size(4096)
+    (2097152, 4096)
+    >>> page_size("8K")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: x86-64 pages are 4K, 2M or 1G, not '8K'
+    """
+    value = SIZE_NAMES.get(size.upper()) if isinstance(size, str) else size
+    if value not in PAGE_SIZES:
+        raise ScenarioError(f"x86-64 pages are 4K, 2M or 1G, not {size!r}")
+    return value
+
+
+def identity_machine(working_set: int, page: int | str = PAGE, host_page: int | str = PAGE,
+                     levels: int = 4, host_levels: int | None = None
+                     ) -> tuple[PageTables, PageTables]:
+    """A guest that maps ``working_set`` bytes from ``BASE_VA`` with pages of ``page`` bytes,
+    and nested tables that map every guest-physical page it uses (its tables and its data)
+    with pages of ``host_page`` bytes."""
+    page, host_page = page_size(page), page_size(host_page)
+    if working_set < 1:
+        raise ScenarioError(f"a working set has at least 1 byte, not {working_set}")
+    guest = PageTables(levels, base=0x10_0000)
+    size = -(-working_set // page) * page
+    data = -(-GUEST_DATA // page) * page
+    for off in range(0, size, page):
+        guest.map(BASE_VA + off, data + off, page)
+    host = PageTables(levels if host_levels is None else host_levels, base=0x8000_0000)
+    first, last = data // host_page, (data + size - 1) // host_page
+    used = {t // host_page for t in guest.tables} | set(range(first, last + 1))
+    for n in sorted(used):
+        host.map(n * host_page, MACHINE + n * host_page, host_page)
+    return guest, host
+
+
+def expected_references(guest_page: int | str, host_page: int | str, levels: int = 4,
+                        host_levels: int | None = None) -> int:
+    """(n+1)(m+1)-1: n guest levels walked, each entry and the final PA through m nested ones.
+
+    Examples
+    --------
+    >>> expected_references("2M", "2M"), expected_references("4K", "4K", 5)
+    (15, 35)
+    """
+    n = levels - PAGE_SIZES[page_size(guest_page)] + 1
+    m = (levels if host_levels is None else host_levels) - PAGE_SIZES[page_size(host_page)] + 1
+    return (n + 1) * (m + 1) - 1
+
+
+def worst_case_walk(guest_page: int | str = PAGE, host_page: int | str = PAGE,
+                    levels: int = 4, host_levels: int | None = None) -> Walk:
+    """Walk the first address of the working set with no TLB and no page-walk cache."""
+    guest, host = identity_machine(page_size(guest_page), guest_page, host_page, levels,
+                                   host_levels)
+    return nested_walk(BASE_VA, guest, host)
