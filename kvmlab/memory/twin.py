@@ -47,6 +47,7 @@ from typing import Any
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host import ctool
 from kvmlab.host.connect import import_libvirt
+from kvmlab.memory.overcommit import KsmResult, KsmSample, KsmScenario
 from kvmlab.memory.paging import ADDRESS_MASK, PAGE, walk
 from kvmlab.memory.physmem import TablesInMemory
 
@@ -54,6 +55,7 @@ HMP = 1
 """libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP: the command is for the human monitor."""
 READY_MARKER = "KVMLAB-MEM-READY"
 TOOL = "kvmlab-pages"
+KSM_TOOL = "kvmlab-ksm"
 CR4_LA57 = 1 << 12
 KERNEL_TEXT = 0xFFFF_FFFF_8100_0000
 """Where the kernel's text starts when the guest boots with ``nokaslr``."""
@@ -455,3 +457,52 @@ def _memory_figures(domain: Any, qemu_pid: int) -> dict[str, Any]:
     return {"libvirt_kib": stats, "qemu_rss_kib": int(rss.group(1)) if rss else None,
             "max_memory_kib": int(domain.maxMemory())}
 
+
+
+# -- KSM in the guest's kernel ----------------------------------------------------------------
+def parse_ksm_output(lines: list[str]) -> list[KsmSample]:
+    """The samples ``kvmlab-ksm`` printed.
+
+    Examples
+    --------
+    >>> parse_ksm_output(["ksm t_ms=242.3 full_scans=1 pages_shared=0 pages_sharing=0"])
+    [KsmSample(t_s=0.2423, full_scans=1, pages_shared=0, pages_sharing=0)]
+    """
+    samples = []
+    for line in lines:
+        match = re.match(r"ksm t_ms=([\d.]+) full_scans=(\d+) pages_shared=(\d+) "
+                         r"pages_sharing=(\d+)", line)
+        if match:
+            t, scans, shared, sharing = match.groups()
+            samples.append(KsmSample(round(float(t) / 1000, 6), int(scans), int(shared),
+                                     int(sharing)))
+    return samples
+
+
+def run_ksm(scenario: KsmScenario, uri: str | None = None) -> KsmResult:
+    """The scenario on the real KSM of a tiny guest's kernel (the same ``mm/ksm.c`` a host
+    runs; the lab never changes the host's own KSM settings).
+
+    A guest program fills the pages, marks them mergeable, tunes and starts ``ksmd``, and
+    prints its counters at every change.
+    """
+    from kvmlab.host.guest import TransientGuest
+
+    tool = ctool.static_tool("kvmlab.memory", KSM_TOOL)
+    memory_mib = max(128, 64 + scenario.pages * 4 // 1024 * 2)
+    args = (f"{scenario.pages} {scenario.distinct} {scenario.pages_to_scan} "
+            f"{round(scenario.sleep_ms)} {round(scenario.duration_s * 1000)}")
+    with TransientGuest(f"/kvmlab/{KSM_TOOL} {args}\n", vcpus=1, memory_mib=memory_mib,
+                        uri=uri, purpose="ksm", files={KSM_TOOL: tool}) as guest:
+        out = guest.result(timeout_s=120 + 2 * scenario.duration_s)
+    if out.exit_status != 0:
+        raise ExperimentFailed(f"{KSM_TOOL} failed in the guest (exit {out.exit_status}):\n"
+                               + "\n".join(out.lines[-6:]))
+    samples = parse_ksm_output(out.lines)
+    if not samples:
+        raise ExperimentFailed(f"{KSM_TOOL} printed no KSM counters:\n"
+                               + "\n".join(out.lines[-6:]))
+    return KsmResult(scenario, [KsmSample(0.0, 0, 0, 0), *samples], "guest kernel", {
+        "uri": guest.uri, "accelerator": guest.accel,
+        "guest_kernel": guest.image.kernel_release if guest.image else "",
+        "date": datetime.now(UTC).isoformat(timespec="seconds")})
