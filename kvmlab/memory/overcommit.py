@@ -4,16 +4,17 @@ A host can promise its guests more memory than it has, because guests rarely use
 it and because many of their pages are identical. Two tools make the promise hold:
 
 KSM (kernel same-page merging)
-    A kernel thread, ``ksmd``, wakes every ``sleep_millisecs``, looks at
-    ``pages_to_scan`` pages that a process marked mergeable (QEMU marks guest RAM), and
-    merges identical ones into one read-only page (copy-on-write). As ``mm/ksm.c`` does
-    it: a page is first compared with the *stable* tree of merged pages and joins a match
-    at once (a KSM page takes at most ``max_page_sharing`` mappings, 256 by default: then
-    the next pair of copies makes another KSM page of the same content); otherwise it
-    must have kept the same checksum since the previous full scan (so a page is never
-    merged on the scan that first sees it), and then it is looked up in the *unstable* tree of this scan's candidates: a match makes a new KSM page. The
-    unstable tree is emptied after every full scan. ``pages_shared`` counts KSM pages,
-    ``pages_sharing`` the further pages mapped to them: the pages saved.
+    A kernel thread, ``ksmd``, wakes every ``sleep_millisecs``, looks at ``pages_to_scan``
+    pages that a process marked mergeable (QEMU marks guest RAM), and merges identical ones
+    into one read-only page (copy-on-write). As ``mm/ksm.c`` does it: a page is first
+    compared with the *stable* tree of merged pages and joins a match at once (a KSM page
+    takes at most ``max_page_sharing`` mappings, 256 by default: then the next pair of
+    copies makes another KSM page of the same content); otherwise it must have kept the same
+    checksum since the previous full scan (so a page is never merged on the scan that first
+    sees it), and then it is looked up in the *unstable* tree of this scan's candidates: a
+    match makes a new KSM page. The unstable tree is emptied after every full scan.
+    ``pages_shared`` counts KSM pages, ``pages_sharing`` the further pages mapped to them:
+    the pages saved.
 Ballooning
     A driver in the guest (virtio-balloon) takes pages from the guest's own allocator
     and hands them back to the host: the guest sees less memory, the host gets frames
