@@ -18,6 +18,7 @@ from types import ModuleType
 
 BENCHMARKS: dict[str, str] = {
     "cpu": "benchmarks.bench_cpu",
+    "memory": "benchmarks.bench_memory",
 }
 
 

@@ -133,3 +133,36 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_command_line_rejects_bad_arguments(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         bench_main.parse_args(argv)
+
+
+bench_memory = importlib.import_module("benchmarks.bench_memory")
+
+
+def test_memory_benchmark_times_the_tlb_model_and_the_dict_loop_on_one_trace() -> None:
+    out = bench_memory.bench_translations(accesses=3000, repeats=ONCE)
+    from kvmlab.memory.machine import identity_machine
+    from kvmlab.memory.tlb import run, trace
+
+    guest, host = identity_machine(bench_memory.WORKING_SET)
+    expected = run(trace("random", 3000, bench_memory.WORKING_SET, seed=0), guest, host,
+                   bench_memory.TLB_ENTRIES, bench_memory.PWC_ENTRIES)
+    assert (out["tlb_misses"], out["hit_rate"]) == (expected.tlb_misses, expected.hit_rate)
+    _check_timing(out["model"], 3000)
+    _check_timing(out["dict_loop"], 3000)
+    assert out["ratio"] > 0 and out["paired_ratio"] > 0
+
+
+def test_the_dict_loop_translates_like_the_tables() -> None:
+    from kvmlab.memory.machine import identity_machine
+
+    guest, _ = identity_machine(8 * 4096)
+    table = {p: guest.walk(p * 4096).address for p in range(0x4000_0000_0000 // 4096,
+                                                            0x4000_0000_0000 // 4096 + 8)}
+    va = 0x4000_0000_0000 + 3 * 4096 + 17
+    assert bench_memory.dict_loop([va], table) == guest.walk(va).address
+
+
+def test_memory_quick_run_tabulates() -> None:
+    result = bench_memory.run(quick=True)
+    assert json.loads(json.dumps(result)) == result
+    assert "ratio (model / dict loop" in bench_memory.format_table(result)

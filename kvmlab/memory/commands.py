@@ -62,6 +62,20 @@ def add_parser(sub: Any) -> None:
                       help="also save the trace as data/recorded/NAME.json")
     live.set_defaults(func=_trace)
 
+    ksm = msub.add_parser("ksm", help="same-page merging: the model, and with --run the "
+                                      "real KSM of a tiny guest's kernel")
+    ksm.add_argument("pages", type=int, help="mergeable pages")
+    ksm.add_argument("distinct", type=int, help="different contents among them")
+    ksm.add_argument("--pages-to-scan", type=int, default=100)
+    ksm.add_argument("--sleep-ms", type=float, default=20.0)
+    ksm.add_argument("--duration", type=float, default=1.5, help="seconds to watch")
+    ksm.add_argument("--run", action="store_true", help="also run it in a live guest")
+    ksm.add_argument("--uri", help="local QEMU libvirt URI (with --run)")
+    ksm.add_argument("--record", metavar="NAME",
+                     help="with --run: save the real run as data/recorded/NAME.json")
+    ksm.add_argument("--json", action="store_true", help="print JSON for programs")
+    ksm.set_defaults(func=_ksm)
+
     prob = msub.add_parser("problems", help="a seeded translation problem (-c: the answer)")
     prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
     prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
@@ -184,6 +198,35 @@ def _trace(args: argparse.Namespace) -> int:
         print(f"the program's page at VA {seen['va']}: read at PA {seen['pa']} "
               f"{seen['via_pa']!r}, in QEMU's memory {seen.get('via_hva')!r}")
     return 0 if ok == n else 1
+
+
+def _ksm(args: argparse.Namespace) -> int:
+    from kvmlab.data import save_recorded
+    from kvmlab.memory.overcommit import KsmScenario, fit_scan_cost, simulate_ksm
+
+    scenario = KsmScenario(args.pages, args.distinct, args.pages_to_scan, args.sleep_ms,
+                           duration_s=args.duration)
+    results = {"model": simulate_ksm(scenario)}
+    if args.run:
+        from kvmlab.memory.twin import run_ksm
+
+        real = results["real"] = run_ksm(scenario, args.uri)
+        if args.record:
+            print(f"# recorded in {save_recorded(args.record, real.to_dict())}",
+                  file=sys.stderr)
+        if real.full_scan_s():
+            results["model"] = simulate_ksm(fit_scan_cost(scenario, real.full_scan_s()))
+    if args.json:
+        print(json.dumps({k: r.to_dict() for k, r in results.items()}, indent=1))
+        return 0
+    print(f"{scenario.pages} pages, {scenario.distinct} contents: once merged, "
+          f"pages_shared {scenario.expected_final()[0]}, pages_sharing "
+          f"{scenario.expected_final()[1]}")
+    for name, r in results.items():
+        at = r.merged_at_s()
+        print(f"  {name:<5} (pages_shared, pages_sharing) = {r.final()}; first full scan "
+              f"{r.full_scan_s()} s; all merged at {at} s")
+    return 0
 
 
 def _problems(args: argparse.Namespace) -> int:

@@ -149,6 +149,10 @@ def generate(seed: int) -> Problem:
 def check(problem: Problem, answer: Mapping[str, Any]) -> Feedback:
     """Friendly feedback on ``{"pa": ..., "ma": ..., "references": ...}``."""
     right = problem.solve()
+    if not isinstance(answer, Mapping):
+        return Feedback(False, "Answer with a dict: {\"pa\": ..., \"ma\": ..., "
+                               "\"references\": ...} (pa and ma None for a page fault).",
+                        "incomplete")
     missing = [k for k in right if k not in answer]
     if missing:
         return Feedback(False, f"Give {', '.join(missing)} too: answer with a dict of pa, ma "

@@ -113,20 +113,31 @@ class TraceResult:
 
 def run(addresses: list[int], guest: PageTables, host: PageTables, tlb_entries: int = 64,
         pwc_entries: int = 32) -> TraceResult:
-    """Translate every address of the trace through a TLB, a page-walk cache and the walk."""
+    """Translate every address of the trace through a TLB, a page-walk cache and the walk.
+
+    The tables do not change during a trace, so the walk of each 4 KiB page is made once
+    and its references replayed through the page-walk cache on every later miss.
+    """
     tlb, pwc = Lru(tlb_entries), Lru(pwc_entries)
+    walks: dict[int, tuple[tuple[tuple[str, int, int], ...], int | None]] = {}
+    sizes = tuple(PAGE_SIZES)
     misses = refs = faults = 0
     for va in addresses:
-        if any(tlb.touch((size, va // size)) for size in PAGE_SIZES):
+        if any(tlb.touch((size, va // size)) for size in sizes):
             continue
         misses += 1
-        walk = nested_walk(va, guest, host)
-        if walk.page_size is None:
+        known = walks.get(va // PAGE)
+        if known is None:
+            walk = nested_walk(va, guest, host)
+            known = walks[va // PAGE] = (
+                tuple((r.dimension, r.table, r.index) for r in walk.refs), walk.page_size)
+        keys, page_size = known
+        if page_size is None:
             faults += 1                    # a fault leaves nothing in the TLB
         else:
-            tlb.add((walk.page_size, va // walk.page_size))
-        for ref in walk.refs[:-1] if walk.refs else []:
-            if not pwc.hit((ref.dimension, ref.table, ref.index)):
+            tlb.add((page_size, va // page_size))
+        for key in keys[:-1]:
+            if not pwc.hit(key):
                 refs += 1
-        refs += 1 if walk.refs else 0      # the leaf (the last reference) is never cached
+        refs += 1 if keys else 0           # the leaf (the last reference) is never cached
     return TraceResult(len(addresses), misses, refs, faults)

@@ -62,3 +62,12 @@ def test_libvirt_and_the_host_report_the_guest_s_memory(chain):
     assert memory["max_memory_kib"] == 128 * 1024
     assert memory["libvirt_kib"]["actual"] == 128 * 1024
     assert memory["qemu_rss_kib"] > 0
+
+
+def test_the_command_line_traces_a_live_guest(live_uri, guest_image, capsys, no_leftovers):
+    from kvmlab.cli import main
+
+    assert main(["memory", "trace", "--uri", live_uri, "--samples", "12", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("12/12 addresses: the model's walk over the guest's real tables")
+    assert "KVMLAB-PAGE-000000" in out

@@ -53,3 +53,9 @@ def test_the_command_line_text_hides_the_answer_until_asked():
     assert "ARG seed 7" in hidden and "Answer:" not in hidden
     right = generate(7).solve()
     assert f"references = {right['references']}" in shown and "Worked answer" in shown
+
+
+@pytest.mark.parametrize("answer", [None, 24, "0x1234"])
+def test_an_answer_that_is_not_a_dict_says_what_to_give(answer):
+    feedback = check(generate(1), answer)
+    assert not feedback.correct and feedback.hint == "incomplete" and "dict" in feedback.message

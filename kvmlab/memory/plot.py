@@ -1,0 +1,169 @@
+"""Pictures for the memory lab. Every function takes results and returns matplotlib Axes.
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> from kvmlab.memory.machine import worst_case_walk
+>>> ax = walk_grid(worst_case_walk("4K", "4K"))
+>>> ax.get_title()
+'the 2D walk: 24 memory references (4K guest pages, 4K host pages)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.patches import FancyBboxPatch
+
+from kvmlab.memory.overcommit import KsmResult
+from kvmlab.memory.paging import LEVEL_NAMES, Walk, level_size
+from kvmlab.memory.twin import Translation
+
+SIZE_LABEL = {4096: "4K", 2 << 20: "2M", 1 << 30: "1G"}
+COLOURS = {"guest": "#4c72b0", "nested": "#dd8452", "data": "#55a868", "host": "#8172b2"}
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=size, layout="constrained")
+    return ax
+
+
+def walk_grid(walk: Walk, ax: Axes | None = None) -> Axes:
+    """The two-dimensional walk as a grid: one row per guest level (and the final PA), one
+    column per nested level (and the guest entry read); each cell numbered in the order
+    the MMU makes its references.
+    """
+    ax = _axes(ax, (6.5, 4.5))
+    guest_levels = [r.level for r in walk.refs if r.dimension == "guest"]
+    rows = [LEVEL_NAMES[lv] for lv in guest_levels] + ["data PA"]
+    nested_levels = sorted({r.level for r in walk.refs if r.dimension == "nested"},
+                           reverse=True)
+    cols = [f"n{LEVEL_NAMES[lv]}" for lv in nested_levels] + ["guest entry"]
+    row, col_of = 0, {lv: i for i, lv in enumerate(nested_levels)}
+    for n, ref in enumerate(walk.refs, 1):
+        col = len(cols) - 1 if ref.dimension == "guest" else col_of[ref.level]
+        colour = COLOURS[ref.dimension]
+        ax.add_patch(FancyBboxPatch((col + 0.08, row + 0.08), 0.84, 0.84,
+                                    boxstyle="round,pad=0.02", fc=colour, ec="white"))
+        ax.text(col + 0.5, row + 0.5, str(n), ha="center", va="center", color="white",
+                fontsize=11, fontweight="bold")
+        if ref.dimension == "guest":
+            row += 1
+    ax.set_xlim(0, len(cols))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks([i + 0.5 for i in range(len(cols))], cols)
+    ax.set_yticks([i + 0.5 for i in range(len(rows))], rows)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel("nested (EPT/NPT) walk of the guest-physical address, then the read")
+    ax.set_ylabel("guest table being read")
+    guest_page = SIZE_LABEL.get(level_size(min(guest_levels, default=1)), "?")
+    host_page = SIZE_LABEL.get(level_size(min(nested_levels, default=1)), "?")
+    ax.set_title(f"the 2D walk: {len(walk.refs)} memory references ({guest_page} guest "
+                 f"pages, {host_page} host pages)")
+    return ax
+
+
+def reference_counts(counts: Mapping[tuple[str, str], int], ax: Axes | None = None) -> Axes:
+    """A heat map of references per TLB miss for each pair (guest page, host page)."""
+    ax = _axes(ax, (4.8, 3.8))
+    sizes = ["4K", "2M", "1G"]
+    grid = [[counts.get((g, h), 0) for h in sizes] for g in sizes]
+    ax.imshow(grid, cmap="Oranges", vmin=0, vmax=max(max(r) for r in grid) * 1.2)
+    for i, row in enumerate(grid):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=13)
+    ax.set_xticks(range(3), [f"host {s}" for s in sizes])
+    ax.set_yticks(range(3), [f"guest {s}" for s in sizes])
+    ax.set_title("memory references per TLB miss (cold caches)")
+    return ax
+
+
+def chain(t: Translation, ax: Axes | None = None) -> Axes:
+    """The seed's picture, VA → PA → MA, drawn from one traced address (with QEMU's
+    virtual address in between, where the PA lives in the QEMU process)."""
+    ax = _axes(ax, (10, 2.6))
+    boxes = [("guest-virtual (VA)", t.va, "the program's pointer", COLOURS["guest"]),
+             ("guest-physical (PA)", t.model_pa, "the guest's page tables", COLOURS["guest"]),
+             ("QEMU's virtual (HVA)", t.hva, "QEMU's memory map (gpa2hva)", COLOURS["nested"]),
+             ("machine (MA)", t.ma, "the host's page tables (pagemap)", COLOURS["host"])]
+    for i, (title, value, how, colour) in enumerate(boxes):
+        x = i * 2.6
+        ax.add_patch(FancyBboxPatch((x, 0.3), 2.0, 1.2, boxstyle="round,pad=0.05", fc=colour,
+                                    ec="none", alpha=0.9))
+        ax.text(x + 1.0, 1.15, title, ha="center", color="white", fontsize=10,
+                fontweight="bold")
+        shown = "fault" if value is None else f"{value:#x}"
+        ax.text(x + 1.0, 0.7, shown, ha="center", color="white", family="monospace",
+                fontsize=10)
+        if i:
+            ax.annotate("", xy=(x - 0.05, 0.9), xytext=(x - 0.55, 0.9),
+                        arrowprops={"arrowstyle": "->", "lw": 2})
+            ax.text(x - 0.3, 0.05, how, ha="center", fontsize=8, style="italic")
+    ax.set_xlim(-0.2, 10.2)
+    ax.set_ylim(-0.1, 1.7)
+    ax.axis("off")
+    page = SIZE_LABEL.get(t.page_size or 0, "?")
+    ax.set_title(f"one {t.kind} address of a live guest ({page} page, {len(t.refs)} table "
+                 "entries read)", loc="left")
+    return ax
+
+
+def hit_rates(working_sets: Sequence[int], curves: Mapping[str, Sequence[float]],
+              ax: Axes | None = None, tlb_reach: Mapping[str, int] | None = None) -> Axes:
+    """TLB hit rate against working-set size, one curve per configuration; the dashed
+    lines mark each configuration's *reach* (entries x page size), if given."""
+    ax = _axes(ax, (7, 4))
+    for label, rates in curves.items():
+        line, = ax.plot([w / 2**20 for w in working_sets], rates, marker="o", label=label)
+        if tlb_reach and label in tlb_reach:
+            ax.axvline(tlb_reach[label] / 2**20, color=line.get_color(), ls="--", lw=1,
+                       alpha=0.7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("working set (MiB)")
+    ax.set_ylabel("TLB hit rate")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    ax.set_title("a TLB covers entries x page size; past that, misses climb", loc="left")
+    return ax
+
+
+def shadow_vs_nested(write_rates: Sequence[float], overhead: Mapping[str, Sequence[float]],
+                     break_even: float | None = None, ax: Axes | None = None) -> Axes:
+    """Translation overhead of shadow and nested paging against the guest's rate of page-
+    table writes (per million instructions)."""
+    ax = _axes(ax, (7, 4))
+    for mode, values in overhead.items():
+        ax.plot(write_rates, values, marker="o", label=mode,
+                color=COLOURS["nested"] if mode == "nested" else COLOURS["guest"])
+    if break_even is not None:
+        ax.axvline(break_even, color="grey", ls=":", label=f"break-even {break_even:.0f}")
+    ax.set_xlabel("guest page-table writes per million instructions")
+    ax.set_ylabel("overhead (% of run time)")
+    ax.legend()
+    ax.set_title("shadow paging pays per table write, nested paging per TLB miss", loc="left")
+    return ax
+
+
+def ksm_timeline(results: Sequence[KsmResult], ax: Axes | None = None) -> Axes:
+    """``pages_sharing`` over time for each result (model and real kernel), with the end of
+    every full scan marked."""
+    ax = _axes(ax, (8, 4))
+    for r in results:
+        ts = [s.t_s for s in r.samples]
+        line, = ax.step(ts, [s.pages_sharing for s in r.samples], where="post",
+                        label=f"{r.source}: pages_sharing")
+        scans = sorted({next(s.t_s for s in r.samples if s.full_scans >= n)
+                        for n in range(1, r.samples[-1].full_scans + 1)})
+        for t in scans:
+            ax.axvline(t, color=line.get_color(), ls=":", lw=1)
+    ax.set_xlabel("seconds since ksmd started (dotted: a full scan ends)")
+    ax.set_ylabel("pages saved (pages_sharing)")
+    ax.legend(loc="lower right")
+    ax.set_title("KSM merges nothing in its first full scan", loc="left")
+    return ax
