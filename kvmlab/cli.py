@@ -155,6 +155,26 @@ def _problems(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classroom(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from kvmlab.classroom import structure_problems, write_student_versions
+
+    paths = args.notebooks or sorted(Path("notebooks").glob("*.ipynb"))
+    if not paths:
+        raise KvmlabError("no notebooks given, and none in notebooks/")
+    if args.classroom_command == "student":
+        for path in write_student_versions(paths, args.out):
+            print(path)
+        return 0
+    failed = 0
+    for path in paths:
+        found = structure_problems(nbformat.read(path, as_version=4))
+        print(f"{path}: {'ok' if not found else '; '.join(found)}")
+        failed += bool(found)
+    return 1 if failed else 0
+
+
 def _versions(args: argparse.Namespace) -> int:
     from kvmlab.versions import show_versions
 
@@ -242,6 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=_network)
 
     memory_commands.add_parser(sub)
+
+    room = sub.add_parser("classroom", help="student versions of the notebooks, and their shape")
+    rsub = room.add_subparsers(dest="classroom_command", required=True)
+    student = rsub.add_parser("student", help="write the student version of notebooks "
+                                              "(solutions out, checks kept)")
+    student.add_argument("notebooks", nargs="*", type=Path,
+                         help="teacher's notebooks (default: notebooks/*.ipynb)")
+    student.add_argument("-o", "--out", type=Path, default=Path("build/student"),
+                         help="where to write them (default build/student)")
+    student.set_defaults(func=_classroom)
+    shape = rsub.add_parser("check", help="does each notebook keep the labs' shape?")
+    shape.add_argument("notebooks", nargs="*", type=Path,
+                       help="notebooks (default: notebooks/*.ipynb)")
+    shape.set_defaults(func=_classroom)
 
     prob = sub.add_parser("problems", help="practice problems with worked answers")
     prob.add_argument("topic", choices=("cpu", "memory", "storage", "network", "vlan"),

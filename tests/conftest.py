@@ -14,13 +14,14 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """With CI=true, a live test that skips is reported as a failure."""
+    """With CI=true, a live or browser test that skips is reported as a failure."""
     outcome = yield
     report = outcome.get_result()
-    if IN_CI and report.skipped and item.get_closest_marker("live") is not None:
+    if IN_CI and report.skipped and (item.get_closest_marker("live") is not None
+                                     or item.get_closest_marker("browser") is not None):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"CI=true: a live test may not skip ({reason})"
+        report.longrepr = f"CI=true: a live or browser test may not skip ({reason})"
 
 
 def require(condition: bool, reason: str) -> None:
