@@ -7,7 +7,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from processes import stop_group
 
 ROOT = Path(__file__).parents[1]
 
@@ -70,9 +70,4 @@ def test_make_lab_serves_the_notebooks():
         assert names >= {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
         assert b"JupyterLab" in get_when_up(url)
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
-        try:
-            lab.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(lab.pid, signal.SIGKILL)
-            lab.wait()
+        stop_group(lab, timeout_s=30)

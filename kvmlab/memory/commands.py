@@ -133,7 +133,7 @@ def _number(text: str, what: str) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from kvmlab.memory.machine import identity_machine, page_size
+    from kvmlab.memory.machine import identity_machine, nested_tables, page_size
 
     va = _number(args.va, "the virtual address")
     host_levels = args.host_levels or args.levels
@@ -146,20 +146,15 @@ def _translate(args: argparse.Namespace) -> int:
                 raise ScenarioError(f"--map takes VA:PA or VA:PA:SIZE, not {spec!r}")
             size = page_size(parts[2]) if len(parts) == 3 else page_size(args.guest_page)
             guest.map(_number(parts[0], "a mapped VA"), _number(parts[1], "a mapped PA"), size)
-        host = PageTables(host_levels, base=0x8000_0000)
-        hp = page_size(args.host_page)
-        used = {t // hp for t in guest.tables}
         found = guest.walk(va).address
-        if found is not None:
-            used.add(found // hp)
-        for n in sorted(used):
-            host.map(n * hp, offset + n * hp, hp)
+        host = nested_tables(guest, [] if found is None else [found],
+                             page_size(args.host_page), offset, host_levels)
     else:
         guest, host = identity_machine(16 * page_size(args.guest_page), args.guest_page,
                                        args.host_page, args.levels, host_levels)
     w = nested_walk(va, guest, host)
-    out = {"va": hex(va), "pa": None if guest.walk(va).address is None
-           else hex(guest.walk(va).address), **walk_dict(w)}
+    pa = guest.walk(va).address
+    out = {"va": hex(va), "pa": None if pa is None else hex(pa), **walk_dict(w)}
     out["ma"] = out.pop("address")
     if args.json:
         print(json.dumps(out, indent=2))

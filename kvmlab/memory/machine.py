@@ -18,6 +18,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kvmlab.errors import ScenarioError
 from kvmlab.memory.paging import PAGE, PAGE_SIZES, PageTables, Walk, nested_walk
 
@@ -62,12 +64,32 @@ def identity_machine(working_set: int, page: int | str = PAGE, host_page: int | 
     data = -(-GUEST_DATA // page) * page
     for off in range(0, size, page):
         guest.map(BASE_VA + off, data + off, page)
-    host = PageTables(levels if host_levels is None else host_levels, base=0x8000_0000)
     first, last = data // host_page, (data + size - 1) // host_page
-    used = {t // host_page for t in guest.tables} | set(range(first, last + 1))
-    for n in sorted(used):
-        host.map(n * host_page, MACHINE + n * host_page, host_page)
+    host = nested_tables(guest, range(first * host_page, (last + 1) * host_page, host_page),
+                         host_page, levels=levels if host_levels is None else host_levels)
     return guest, host
+
+
+def nested_tables(guest: PageTables, gpas: Iterable[int], host_page: int,
+                  machine_base: int = MACHINE, levels: int = 4,
+                  base: int = 0x8000_0000) -> PageTables:
+    """The hypervisor's tables mapping guest-physical X to ``machine_base`` + X, in pages of
+    ``host_page`` bytes, for every host page that holds one of the guest's tables or one of
+    ``gpas`` (all that a walk of the guest's addresses reads).
+
+    Examples
+    --------
+    >>> guest = PageTables(4, base=0x10_0000)
+    >>> guest.map(0x7000_0000, 0x40_0000)
+    >>> host = nested_tables(guest, [0x40_0123], 2 << 20)
+    >>> hex(host.walk(0x40_0123).address), host.walk(0x60_0000).fault is not None
+    ('0x100400123', True)
+    """
+    host = PageTables(levels, base=base)
+    used = {t // host_page for t in guest.tables} | {g // host_page for g in gpas}
+    for n in sorted(used):
+        host.map(n * host_page, machine_base + n * host_page, host_page)
+    return host
 
 
 def expected_references(guest_page: int | str, host_page: int | str, levels: int = 4,

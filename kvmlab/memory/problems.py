@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvmlab.exercises import Feedback, problem_text
+from kvmlab.memory.machine import nested_tables
 from kvmlab.memory.paging import (
     LEVEL_NAMES,
     PAGE,
@@ -136,13 +137,9 @@ def generate(seed: int) -> Problem:
         if any(v <= target < v + guest_page for v in vas):
             target += 1 << 39                            # the next PML4 entry: not present
     machine_base = rng.randrange(1, 16) << 32
-    host = PageTables(4, base=0x7000_0000)
     target_pa = guest.walk(target).address
-    used = {t // host_page for t in guest.tables}             # the host pages a walk needs
-    if target_pa is not None:
-        used.add(target_pa // host_page)
-    for n in sorted(used):
-        host.map(n * host_page, machine_base + n * host_page, host_page)
+    host = nested_tables(guest, [] if target_pa is None else [target_pa], host_page,
+                         machine_base, base=0x7000_0000)
     return Problem(seed, target, guest, host, guest_page, host_page, machine_base)
 
 
