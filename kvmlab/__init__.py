@@ -11,6 +11,7 @@ Examples
 """
 
 from kvmlab.errors import ExperimentFailed, HostUnavailable, KvmlabError, ScenarioError
+from kvmlab.experiments import SweepTable, sweep, sweep_on_host
 from kvmlab.host.connect import connect
 from kvmlab.versions import show_versions
 
@@ -21,7 +22,10 @@ __all__ = [
     "HostUnavailable",
     "KvmlabError",
     "ScenarioError",
+    "SweepTable",
     "__version__",
     "connect",
     "show_versions",
+    "sweep",
+    "sweep_on_host",
 ]

@@ -1,0 +1,215 @@
+"""What a sweep can run: named scenarios of the labs, or any function of yours.
+
+A scenario is a function ``model(**params, seed=...)`` that returns a dict of figures
+(numbers), and optionally ``host(**params, uri=..., progress=...)`` that measures the
+same figures on a real libvirt host. Its keyword parameters and their defaults are the
+parameters a grid may vary. The labs ship two:
+
+``cpu-overcommit``
+    Busy (or partly busy) VMs on a host with ``pcpus`` pCPUs at ``ratio`` vCPUs per pCPU:
+    the vCPUs' mean wait (steal) share. Runs on the model and on a real host.
+``tlb-working-set``
+    A trace over a working set of ``working_set_kib`` KiB through a TLB and a page-walk
+    cache in front of the two-dimensional walk: the hit rate and the references per access.
+
+Examples
+--------
+>>> scenario_for("cpu-overcommit").model(ratio=2, duration_s=1, seed=0)["wait_share"]
+0.5
+>>> sorted(scenario_for("tlb-working-set").defaults)
+['accesses', 'host_page', 'page', 'pattern', 'pwc_entries', 'tlb_entries', 'working_set_kib']
+>>> scenario_for("cpu-overcomit")
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: no scenario 'cpu-overcomit'; the scenarios are ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvmlab.errors import ScenarioError
+
+Figures = dict[str, Any]
+
+
+# -- CPU: wait share against overcommit ------------------------------------------------
+def _cpu_scenario(ratio: float, pcpus: int, vcpus_per_vm: int, load: float,
+                  duration_s: float) -> Any:
+    from kvmlab.cpu.sweep import busy_scenario
+
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
+        raise ScenarioError(f"ratio is vCPUs per pCPU, a positive number, not {ratio!r}")
+    if isinstance(pcpus, bool) or not isinstance(pcpus, int) or pcpus < 1:
+        raise ScenarioError(f"pcpus must be a whole number of at least 1, not {pcpus!r}")
+    total = round(ratio * pcpus)
+    if total < 1:
+        raise ScenarioError(f"overcommit ratio {ratio:g} on {pcpus} pCPU(s) gives no vCPU "
+                            "at all; use a larger ratio")
+    return busy_scenario(pcpus, total, vcpus_per_vm, load=load, duration_s=duration_s,
+                         name=f"sweep-{total}-on-{pcpus}")
+
+
+def _cpu_figures(result: Any) -> Figures:
+    from kvmlab.cpu.sweep import mean_shares
+
+    runs = [v.run_share for v in result.vcpus]
+    return {**mean_shares(result), "run_share_spread": round(max(runs) - min(runs), 6),
+            "overcommit": result.scenario.overcommit}
+
+
+def cpu_overcommit(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
+                   load: float = 1.0, duration_s: float = 2.0, scheduler: str = "fair",
+                   *, seed: int = 0) -> Figures:
+    """Simulate ``round(ratio * pcpus)`` vCPUs on ``pcpus`` pCPUs; their mean shares.
+
+    Examples
+    --------
+    Three vCPUs on two pCPUs, as a VM of two and a VM of one: each VM gets a pCPU's worth,
+    so the lone vCPU runs all the time and the other two half of it.
+
+    >>> cpu_overcommit(ratio=1.5, duration_s=1)
+    {'run_share': 0.666667, 'wait_share': 0.333333, 'ready_pct': 33.3333, \
+'run_share_spread': 0.496, 'overcommit': 1.5}
+    """
+    from kvmlab.cpu.model import simulate
+
+    scenario = _cpu_scenario(ratio, pcpus, vcpus_per_vm, load, duration_s)
+    return _cpu_figures(simulate(scenario, seed=seed, scheduler=scheduler,
+                                 record_timeline=False))
+
+
+def cpu_overcommit_on_host(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
+                           load: float = 1.0, duration_s: float = 2.0, *,
+                           uri: str | None = None,
+                           progress: Callable[[str], None] | None = None) -> Figures:
+    """The same VMs as real guests on a libvirt host (:func:`kvmlab.cpu.run_on_host`)."""
+    from kvmlab.cpu.twin import run_on_host
+
+    scenario = _cpu_scenario(ratio, pcpus, vcpus_per_vm, load, duration_s)
+    result = run_on_host(scenario, uri=uri, progress=progress)
+    return {**_cpu_figures(result), "accelerator": result.provenance.get("accelerator")}
+
+
+def cpu_overcommit_estimate_s(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
+                              duration_s: float = 2.0, **_: Any) -> float:
+    """Rough seconds of one real run: boot the VMs, settle, measure, tear down."""
+    vms = -(-round(ratio * pcpus) // vcpus_per_vm)
+    return 6.0 + 1.0 * vms + 1.0 + duration_s
+
+
+# -- Memory: TLB hit rate against the working set ---------------------------------------
+def tlb_working_set(working_set_kib: int = 256, pattern: str = "random", tlb_entries: int = 64,
+                    pwc_entries: int = 32, page: str = "4K", host_page: str = "4K",
+                    accesses: int = 20_000, *, seed: int = 0) -> Figures:
+    """Run a trace of ``accesses`` over ``working_set_kib`` KiB through the TLB model.
+
+    Examples
+    --------
+    >>> tlb_working_set(working_set_kib=128, accesses=5000)["hit_rate"]   # 32 pages fit
+    0.9936
+    """
+    from kvmlab.memory.machine import identity_machine
+    from kvmlab.memory.tlb import run, trace
+
+    if isinstance(working_set_kib, bool) or not isinstance(working_set_kib, int | float) \
+            or working_set_kib <= 0:
+        raise ScenarioError(f"working_set_kib must be a positive number, "
+                            f"not {working_set_kib!r}")
+    size = int(working_set_kib * 1024)
+    guest, host = identity_machine(size, page, host_page)
+    result = run(trace(pattern, accesses, size, seed=seed), guest, host,
+                 tlb_entries=tlb_entries, pwc_entries=pwc_entries)
+    return {"hit_rate": result.hit_rate, "refs_per_access": result.refs_per_access,
+            "tlb_misses": result.tlb_misses}
+
+
+# -- the registry ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    """A function to sweep, and optionally its real-host twin.
+
+    Parameters
+    ----------
+    name : str
+    model : callable
+        ``model(**params, seed=...) -> dict`` of figures; must be importable by name (a
+        module-level function) to run in other processes.
+    host : callable, optional
+        ``host(**params, uri=..., progress=...) -> dict``: the same figures, measured.
+    estimate_s : callable, optional
+        ``estimate_s(**params) -> float``: rough seconds of one host run, for the first
+        time estimate before any run has finished.
+    description : str
+    """
+
+    name: str
+    model: Callable[..., Figures]
+    host: Callable[..., Figures] | None = None
+    estimate_s: Callable[..., float] | None = None
+    description: str = ""
+    defaults: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        params = inspect.signature(self.model).parameters
+        defaults = {n: p.default for n, p in params.items()
+                    if n != "seed" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        object.__setattr__(self, "defaults", defaults)
+        if "seed" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            raise ScenarioError(f"a scenario function takes a 'seed' keyword (for its random "
+                                f"numbers); {self.name} does not")
+
+    def host_parameters(self) -> set[str]:
+        """The parameters a real-host run takes."""
+        if self.host is None:
+            return set()
+        return {n for n in inspect.signature(self.host).parameters
+                if n not in ("uri", "progress")}
+
+    def check(self, names: Mapping[str, Any] | set[str], *, on_host: bool = False) -> None:
+        """Refuse grid parameters this scenario does not have, naming the ones it has."""
+        known = self.host_parameters() if on_host else set(self.defaults)
+        for name in names:
+            if name not in known:
+                hint = difflib.get_close_matches(name, known, n=1)
+                where = "a real-host run of " if on_host else ""
+                also = (" (it is a parameter of the model only: a real host has its own)"
+                        if on_host and name in self.defaults else "")
+                raise ScenarioError(
+                    f"{where}{self.name} has no parameter {name!r}{also}"
+                    f"{f'; did you mean {hint[0]!r}?' if hint else ''}; its parameters are "
+                    f"{', '.join(sorted(known))}")
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (
+        Scenario("cpu-overcommit", cpu_overcommit, cpu_overcommit_on_host,
+                 cpu_overcommit_estimate_s,
+                 "vCPUs' wait (steal) share against vCPUs per pCPU"),
+        Scenario("tlb-working-set", tlb_working_set, None, None,
+                 "TLB hit rate and walk references against the working set"),
+    )
+}
+
+
+def scenario_for(scenario: str | Scenario | Callable[..., Figures]) -> Scenario:
+    """The :class:`Scenario` for a name, a Scenario, or a function of your own.
+
+    A function of your own is swept as it is: its keyword parameters are the grid's,
+    and it must accept ``seed``.
+    """
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, str):
+        if scenario not in SCENARIOS:
+            raise ScenarioError(f"no scenario {scenario!r}; the scenarios are "
+                                f"{', '.join(SCENARIOS)} (or pass a function of your own)")
+        return SCENARIOS[scenario]
+    if callable(scenario):
+        return Scenario(getattr(scenario, "__name__", repr(scenario)), scenario)
+    raise ScenarioError(f"a scenario is a name ({', '.join(SCENARIOS)}), a Scenario or a "
+                        f"function, not {scenario!r}")

@@ -1,0 +1,328 @@
+"""Run a scenario over a grid of parameters and several seeds, on the model or a real host.
+
+:func:`sweep` runs the model: in parallel processes on this machine by default, or on any
+:class:`concurrent.futures.Executor` (a dask cluster's included: pass the
+``distributed.Client`` or its ``client.get_executor()``), with a progress bar in the
+notebook or the terminal. :func:`sweep_on_host` runs the same grid as real guests, one run
+at a time, saving each result the moment it arrives so that a sweep that is interrupted (a
+closed laptop, a killed kernel) resumes without redoing finished runs. Both return a
+:class:`~kvmlab.experiments.table.SweepTable`.
+
+Examples
+--------
+>>> t = sweep("cpu-overcommit", grid={"ratio": [0.5, 1, 2, 4], "duration_s": 1},
+...           seeds=[0], executor="serial", progress=False)
+>>> [(r["ratio"], r["wait_share"]) for r in t]
+[(0.5, 0.0), (1, 0.0), (2, 0.5), (4, 0.75)]
+>>> ax = t.plot("ratio", "wait_share")
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from kvmlab.errors import ExperimentFailed, KvmlabError, ScenarioError
+from kvmlab.experiments.grid import check_seeds, expand, run_key
+from kvmlab.experiments.scenarios import Figures, Scenario, scenario_for
+from kvmlab.experiments.store import ResultStore
+from kvmlab.experiments.table import SweepTable
+
+
+class Bar(Protocol):
+    """What a sweep needs of a progress bar (tqdm's bars have it)."""
+
+    def update(self, n: int = 1) -> Any: ...
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> Any: ...
+    def write(self, s: str) -> Any: ...
+    def close(self) -> Any: ...
+
+
+class SerialExecutor(cf.Executor):
+    """An executor that runs each call at once, in this process (a baseline; debugging).
+
+    Examples
+    --------
+    >>> SerialExecutor().submit(pow, 2, 10).result()
+    1024
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed to whoever asks the future
+            future.set_exception(exc)
+        return future
+
+
+class _Quiet:
+    """A progress bar that shows nothing."""
+
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
+    def write(self, s: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def progress_bar(total: int, done: int, desc: str, show: bool) -> Bar:
+    """A tqdm bar: a widget in a notebook, a line on stderr in a terminal."""
+    if not show:
+        return _Quiet()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc=desc, unit="run", dynamic_ncols=True)
+
+
+def run_one(model: Callable[..., Figures], params: Mapping[str, Any], seed: int) -> Figures:
+    """One run of a model (a module-level function, so other processes can run it)."""
+    return model(**params, seed=seed)
+
+
+def _check_figures(spec: Scenario, params: Mapping[str, Any], figures: Any) -> Figures:
+    if not isinstance(figures, Mapping) or not figures:
+        raise ScenarioError(f"{spec.name} must return a dict of figures (name to number); "
+                            f"it returned {figures!r}")
+    clash = set(figures) & ({*params, "seed", "source"})
+    if clash:
+        raise ScenarioError(f"{spec.name} returned the figure(s) {sorted(clash)}, which are "
+                            "also parameter names; rename them")
+    return dict(figures)
+
+
+def _failure(spec: Scenario, params: Mapping[str, Any], seed: int,
+             exc: BaseException) -> KvmlabError:
+    where = f"{spec.name} with {dict(params)}, seed {seed}"
+    if isinstance(exc, ScenarioError):
+        return ScenarioError(f"{where}: {exc}")
+    if isinstance(exc, KvmlabError):
+        return type(exc)(f"{where}: {exc}") if isinstance(exc, ExperimentFailed) else exc
+    return ExperimentFailed(f"{where} raised {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.Executor]:
+    """The executor to use, shut down afterwards only if it was made here."""
+    if executor == "serial" or (executor is None and (runs <= 1 or max_workers == 1)):
+        yield SerialExecutor()
+        return
+    if executor is None:
+        workers = min(max_workers or os.cpu_count() or 1, runs)
+        # fork: functions defined in a notebook or a script can run in the workers too
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    if hasattr(executor, "get_executor") and not isinstance(executor, cf.Executor):
+        executor = executor.get_executor()          # a dask.distributed Client
+    if not isinstance(executor, cf.Executor):
+        raise ScenarioError(f"executor must be a concurrent.futures.Executor, a "
+                            f"dask.distributed Client, 'serial' or None; not {executor!r}")
+    yield executor
+
+
+def _plan(scenario: Any, grid: Mapping[str, Any] | None, seeds: Iterable[int],
+          on_host: bool) -> tuple[Scenario, list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
+    spec = scenario_for(scenario)
+    points = expand(grid)
+    spec.check(points[0], on_host=on_host)
+    return spec, points, [(p, s) for p in points for s in check_seeds(seeds)]
+
+
+def _table(spec: Scenario, grid: Mapping[str, Any] | None,
+           runs: list[tuple[dict[str, Any], int]], results: Mapping[str, Figures],
+           source: str) -> SweepTable:
+    rows, figures = [], {}
+    for params, seed in runs:
+        found = results[run_key(params, seed)]
+        figures.update(dict.fromkeys(found))
+        rows.append({**params, "seed": seed, "source": source, **found})
+    return SweepTable(rows, list(grid or {}), list(figures), spec.name)
+
+
+def sweep(scenario: str | Scenario | Callable[..., Figures],
+          grid: Mapping[str, Any] | None = None, seeds: Iterable[int] = (0,),
+          executor: Any = None, *, save: str | Path | None = None, progress: bool = True,
+          max_workers: int | None = None) -> SweepTable:
+    """Run the model of ``scenario`` for every point of ``grid`` and every seed.
+
+    Parameters
+    ----------
+    scenario : str, Scenario or callable
+        A shipped scenario (``'cpu-overcommit'``, ``'tlb-working-set'``), or a function
+        ``f(**params, seed=...) -> dict`` of your own (module-level, to run in processes).
+    grid : mapping, optional
+        Parameter name to the values to try (or to one value). Omitted parameters keep
+        the scenario's defaults.
+    seeds : iterable of int
+        Every point runs once per seed.
+    executor : None, 'serial', concurrent.futures.Executor or dask Client
+        ``None``: a process per local core. ``'serial'``: in this process, one at a time.
+        An executor of yours (a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, a dask
+        ``Client`` or ``client.get_executor()``) is used and left open.
+    save : str or Path, optional
+        A JSON Lines file: each run is saved the moment it ends, and runs already in the
+        file are not run again (the sweep resumes).
+    progress : bool
+        Show a progress bar (a widget in a notebook, a line in a terminal).
+    max_workers : int, optional
+        Processes of the default executor (default: every core).
+
+    Returns
+    -------
+    SweepTable
+        One row per run in grid order (seed fastest): parameters, seed, ``source='model'``
+        and figures, whatever order the runs finished in.
+
+    Raises
+    ------
+    ScenarioError
+        For an unknown scenario or parameter, a bad grid or seeds, or a run whose
+        parameters break a rule (the message names the run and the rule).
+
+    Examples
+    --------
+    >>> t = sweep("tlb-working-set", {"working_set_kib": [128, 1024], "accesses": 4000},
+    ...           seeds=range(2), executor="serial", progress=False)
+    >>> [(r["working_set_kib"], r["seed"], r["hit_rate"]) for r in t]
+    [(128, 0, 0.992), (128, 1, 0.992), (1024, 0, 0.2535), (1024, 1, 0.263)]
+    """
+    spec, _points, runs = _plan(scenario, grid, seeds, on_host=False)
+    store = ResultStore(save, {"scenario": spec.name, "source": "model"}) if save else None
+    results: dict[str, Figures] = dict(store.results) if store else {}
+    todo = [(p, s) for p, s in runs if run_key(p, s) not in results]
+    bar = progress_bar(len(runs), len(runs) - len(todo), spec.name, progress and bool(todo))
+    try:
+        with _executor(executor, max_workers, len(todo)) as pool:
+            futures = {pool.submit(run_one, spec.model, p, s): (p, s) for p, s in todo}
+            try:
+                for future in cf.as_completed(futures):
+                    params, seed = futures[future]
+                    try:
+                        figures = _check_figures(spec, params, future.result())
+                    except Exception as exc:  # noqa: BLE001 - becomes a kvmlab error
+                        raise _failure(spec, params, seed, exc) from (
+                            None if isinstance(exc, KvmlabError) else exc)
+                    results[run_key(params, seed)] = figures
+                    if store:
+                        store.add(params, seed, figures)
+                    bar.update(1)
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        bar.close()
+    return _table(spec, grid, runs, results, "model")
+
+
+def default_save_path(spec: Scenario, grid: Mapping[str, Any] | None, seeds: Iterable[int],
+                      uri: str) -> Path:
+    """Where a host sweep saves its runs unless told: one file per scenario, grid and host.
+
+    Running the same cell again finds the same file, so it resumes.
+    """
+    import hashlib
+    import json
+
+    from kvmlab.host.image import cache_dir
+
+    values = {k: [p[k] for p in expand({k: v})] for k, v in (grid or {}).items()}
+    what = json.dumps({"scenario": spec.name, "grid": values, "seeds": list(seeds),
+                       "uri": uri}, sort_keys=True)
+    digest = hashlib.sha256(what.encode()).hexdigest()[:12]
+    return cache_dir() / "sweeps" / f"{spec.name}-{digest}.jsonl"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = None,
+                  seeds: Iterable[int] = (0,), uri: str | None = None, *,
+                  save: str | Path | None = None, fresh: bool = False,
+                  progress: bool = True) -> SweepTable:
+    """Run ``scenario`` over ``grid`` on a real host, one run at a time, resumably.
+
+    Each run boots its guests, measures and removes them before the next one starts (the
+    runs must not disturb each other). Each finished run is saved at once, so calling
+    this again with the same arguments after an interruption (Ctrl-C, a killed kernel)
+    runs only what is missing.
+
+    Parameters
+    ----------
+    scenario : str or Scenario
+        A scenario with a real-host version (``'cpu-overcommit'``).
+    grid, seeds
+        As for :func:`sweep`; on a real host a "seed" is a repetition (the host has its
+        own randomness), and model-only parameters (``scheduler``) are refused.
+    uri : str, optional
+        A local QEMU libvirt URI (default: ``KVMLAB_LIVE_URI`` or ``qemu:///system``).
+    save : str or Path, optional
+        The results file (default: one per scenario, grid, seeds and host in kvmlab's
+        cache folder, so the same call resumes).
+    fresh : bool
+        Forget the saved runs and start again.
+    progress : bool
+        A progress bar with a time estimate, and each run's steps beside it.
+
+    Returns
+    -------
+    SweepTable
+        With ``source='host'``.
+
+    Raises
+    ------
+    ScenarioError
+        If the scenario has no real-host version or the grid a model-only parameter.
+    HostUnavailable, ExperimentFailed
+        From the runs (finished runs stay saved).
+    """
+    from kvmlab.host.guest import live_uri
+    from kvmlab.host.signals import sigterm_as_exit
+
+    spec, _points, runs = _plan(scenario, grid, seeds, on_host=True)
+    if spec.host is None:
+        from kvmlab.experiments.scenarios import SCENARIOS
+
+        able = [n for n, s in SCENARIOS.items() if s.host is not None]
+        raise ScenarioError(f"{spec.name} has no real-host version; the scenarios that run "
+                            f"on a host are {', '.join(able)}")
+    uri = live_uri(uri)
+    path = Path(save) if save else default_save_path(spec, grid, [s for _, s in runs], uri)
+    if fresh and path.exists():
+        path.unlink()
+    store = ResultStore(path, {"scenario": spec.name, "source": "host", "uri": uri})
+    todo = [(p, s) for p, s in runs if run_key(p, s) not in store.results]
+    bar = progress_bar(len(runs), len(runs) - len(todo), f"{spec.name} on {uri}", progress)
+    if progress and todo:
+        guess = sum(spec.estimate_s(**p) for p, _ in todo) if spec.estimate_s else None
+        saved = f", {len(runs) - len(todo)} already saved" if len(todo) < len(runs) else ""
+        bar.write(f"{len(todo)} run(s) to do{saved}, about "
+                  f"{_minutes(guess) + ' in all' if guess else '? (no estimate yet)'}; "
+                  f"results go to {path}")
+    started = time.monotonic()
+    try:
+        with sigterm_as_exit():
+            for done, (params, seed) in enumerate(todo):
+                bar.set_postfix_str(f"{params}, seed {seed}")
+                try:
+                    figures = _check_figures(spec, params, spec.host(
+                        **params, uri=uri, progress=lambda line: bar.set_postfix_str(line)))
+                except Exception as exc:  # noqa: BLE001 - becomes a kvmlab error
+                    raise _failure(spec, params, seed, exc) from (
+                        None if isinstance(exc, KvmlabError) else exc)
+                store.add(params, seed, figures)
+                bar.update(1)
+                left = (time.monotonic() - started) / (done + 1) * (len(todo) - done - 1)
+                bar.set_postfix_str(f"about {_minutes(left)} left" if left else "done")
+    finally:
+        bar.close()
+    return _table(spec, grid, runs, store.results, "host")
