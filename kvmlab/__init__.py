@@ -11,7 +11,7 @@ Examples
 """
 
 from kvmlab.errors import ExperimentFailed, HostUnavailable, KvmlabError, ScenarioError
-from kvmlab.experiments import SweepTable, sweep, sweep_on_host
+from kvmlab.experiments import SweepTable, probe_hosts, sweep, sweep_on_host
 from kvmlab.host.connect import connect
 from kvmlab.versions import show_versions
 
@@ -25,6 +25,7 @@ __all__ = [
     "SweepTable",
     "__version__",
     "connect",
+    "probe_hosts",
     "show_versions",
     "sweep",
     "sweep_on_host",

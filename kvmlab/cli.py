@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import KvmlabError
+from kvmlab.experiments import commands as experiment_commands
 from kvmlab.memory import commands as memory_commands
 
 
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=_network)
 
     memory_commands.add_parser(sub)
+    experiment_commands.add_parser(sub)
 
     room = sub.add_parser("classroom", help="student versions of the notebooks, and their shape")
     rsub = room.add_subparsers(dest="classroom_command", required=True)

@@ -18,6 +18,7 @@ Examples
 """
 
 from kvmlab.experiments.grid import check_seeds, expand, run_key
+from kvmlab.experiments.hosts import HostReport, hosts_table, probe_hosts
 from kvmlab.experiments.scenarios import SCENARIOS, Scenario, scenario_for
 from kvmlab.experiments.store import ResultStore
 from kvmlab.experiments.sweep import SerialExecutor, sweep, sweep_on_host
@@ -25,13 +26,16 @@ from kvmlab.experiments.table import SweepTable, mean_band, t_quantile
 
 __all__ = [
     "SCENARIOS",
+    "HostReport",
     "ResultStore",
     "Scenario",
     "SerialExecutor",
     "SweepTable",
     "check_seeds",
     "expand",
+    "hosts_table",
     "mean_band",
+    "probe_hosts",
     "run_key",
     "scenario_for",
     "sweep",

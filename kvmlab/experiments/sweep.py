@@ -132,6 +132,12 @@ def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.
 def _plan(scenario: Any, grid: Mapping[str, Any] | None, seeds: Iterable[int],
           on_host: bool) -> tuple[Scenario, list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
     spec = scenario_for(scenario)
+    if on_host and spec.host is None:
+        from kvmlab.experiments.scenarios import SCENARIOS
+
+        able = [n for n, s in SCENARIOS.items() if s.host is not None]
+        raise ScenarioError(f"{spec.name} has no real-host version; the scenarios that run "
+                            f"on a host are {', '.join(able)}")
     points = expand(grid)
     spec.check(points[0], on_host=on_host)
     return spec, points, [(p, s) for p in points for s in check_seeds(seeds)]
@@ -199,7 +205,7 @@ def sweep(scenario: str | Scenario | Callable[..., Figures],
     store = ResultStore(save, {"scenario": spec.name, "source": "model"}) if save else None
     results: dict[str, Figures] = dict(store.results) if store else {}
     todo = [(p, s) for p, s in runs if run_key(p, s) not in results]
-    bar = progress_bar(len(runs), len(runs) - len(todo), spec.name, progress and bool(todo))
+    bar = progress_bar(len(runs), len(runs) - len(todo), spec.name, progress)
     try:
         with _executor(executor, max_workers, len(todo)) as pool:
             futures = {pool.submit(run_one, spec.model, p, s): (p, s) for p, s in todo}
@@ -289,12 +295,7 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
     from kvmlab.host.signals import sigterm_as_exit
 
     spec, _points, runs = _plan(scenario, grid, seeds, on_host=True)
-    if spec.host is None:
-        from kvmlab.experiments.scenarios import SCENARIOS
-
-        able = [n for n, s in SCENARIOS.items() if s.host is not None]
-        raise ScenarioError(f"{spec.name} has no real-host version; the scenarios that run "
-                            f"on a host are {', '.join(able)}")
+    assert spec.host is not None
     uri = live_uri(uri)
     path = Path(save) if save else default_save_path(spec, grid, [s for _, s in runs], uri)
     if fresh and path.exists():

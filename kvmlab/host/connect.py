@@ -109,7 +109,14 @@ def explain(uri: str, message: str) -> tuple[str, str]:
             "check the spelling (for example qemu:///system, qemu:///session, test:///default) "
             "and that the hypervisor's libvirt driver is installed",
         )
-    if any(w in low for w in ("connection refused", "no route", "timed out", "unreachable",
+    if "connection refused" in low:
+        return (
+            "nothing listens there (connection refused)",
+            "check that libvirtd runs on that host and accepts this transport (qemu+tcp:// "
+            "needs libvirtd started with --listen; qemu+ssh:// needs sshd) and that the port "
+            "is right",
+        )
+    if any(w in low for w in ("no route", "timed out", "unreachable",
                               "could not resolve", "name or service not known")):
         return (
             "the host does not answer",
