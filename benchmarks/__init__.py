@@ -19,6 +19,7 @@ from types import ModuleType
 BENCHMARKS: dict[str, str] = {
     "cpu": "benchmarks.bench_cpu",
     "memory": "benchmarks.bench_memory",
+    "experiments": "benchmarks.bench_experiments",
 }
 
 

@@ -166,3 +166,26 @@ def test_memory_quick_run_tabulates() -> None:
     result = bench_memory.run(quick=True)
     assert json.loads(json.dumps(result)) == result
     assert "ratio (model / dict loop" in bench_memory.format_table(result)
+
+
+bench_experiments = importlib.import_module("benchmarks.bench_experiments")
+
+
+def test_sweep_benchmark_times_every_executor_on_the_same_runs() -> None:
+    out = bench_experiments.bench_sweep(bench_experiments.QUICK_GRID, range(2), ONCE,
+                                        use_dask=True)
+    assert out["runs"] == 2 * 2 * 2 and out["same_results"] is True
+    for name in ("serial", "processes", "dask"):
+        _check_timing(out[name], out["runs"])
+        assert out[name]["speedup"] > 0
+    assert out["serial"]["speedup"] == 1.0
+    assert out["speedup"] == out["processes"]["speedup"]
+    assert out["efficiency"] == round(out["speedup"] / min(out["workers"], out["runs"]), 3)
+
+
+def test_sweep_benchmark_grid_has_200_runs_and_the_quick_run_tabulates() -> None:
+    grid = bench_experiments.GRID
+    assert len(grid["ratio"]) * len(grid["load"]) * len(bench_experiments.SEEDS) == 200
+    result = bench_experiments.run(quick=True)
+    assert json.loads(json.dumps(result)) == result
+    assert "speed-up on processes" in bench_experiments.format_table(result)

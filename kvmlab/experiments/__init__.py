@@ -20,7 +20,7 @@ Examples
 from kvmlab.experiments.grid import check_seeds, expand, run_key
 from kvmlab.experiments.hosts import HostReport, hosts_table, probe_hosts
 from kvmlab.experiments.scenarios import SCENARIOS, Scenario, scenario_for
-from kvmlab.experiments.store import ResultStore
+from kvmlab.experiments.store import ResultStore, read_table, recorded_sweep
 from kvmlab.experiments.sweep import SerialExecutor, sweep, sweep_on_host
 from kvmlab.experiments.table import SweepTable, mean_band, t_quantile
 
@@ -36,6 +36,8 @@ __all__ = [
     "hosts_table",
     "mean_band",
     "probe_hosts",
+    "read_table",
+    "recorded_sweep",
     "run_key",
     "scenario_for",
     "sweep",

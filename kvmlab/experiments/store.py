@@ -29,8 +29,35 @@ from typing import Any
 
 from kvmlab.errors import ScenarioError
 from kvmlab.experiments.grid import run_key
+from kvmlab.experiments.table import SweepTable
 
 FORMAT = "kvmlab-sweep/1"
+
+
+def parse(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """Read a sweep file without changing it: its header, its runs (``params``, ``seed``,
+    ``figures``) in the order saved, and how many bytes of it are whole lines (a last line
+    cut short by a kill is left out)."""
+    data = path.read_bytes()
+    complete = data[:data.rfind(b"\n") + 1]
+    lines = complete.decode().splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ScenarioError(f"{path} is not a kvmlab sweep file (its first line is not a "
+                            "kvmlab-sweep header); choose another file")
+    entries = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = json.loads(line)
+            run_key(entry["params"], entry["seed"]), dict(entry["figures"])
+            entries.append(entry)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ScenarioError(f"{path}, line {number}, is not a saved run: "
+                                f"{line[:80]!r}") from None
+    return header, entries, len(complete)
 
 
 class ResultStore:
@@ -62,20 +89,12 @@ class ResultStore:
             self._append(self.header)
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        complete = data[:data.rfind(b"\n") + 1]
-        if len(complete) < len(data):             # a write cut short by a kill
+        header, entries, complete = parse(self.path)
+        self.results = {run_key(e["params"], e["seed"]): e["figures"] for e in entries}
+        if complete < self.path.stat().st_size:       # a write cut short by a kill
             self.dropped_partial_line = True
             with self.path.open("r+b") as f:
-                f.truncate(len(complete))
-        lines = complete.decode().splitlines()
-        try:
-            header = json.loads(lines[0]) if lines else {}
-        except json.JSONDecodeError:
-            header = {}
-        if header.get("format") != FORMAT:
-            raise ScenarioError(f"{self.path} is not a kvmlab sweep file (its first line is "
-                                "not a kvmlab-sweep header); choose another file")
+                f.truncate(complete)
         mine = {k: self.header.get(k) for k in self.header if k != "format"}
         theirs = {k: header.get(k) for k in mine}
         if theirs != mine:
@@ -84,13 +103,6 @@ class ResultStore:
                 f"({header.get('source')}), not of {self.header.get('scenario')!r} "
                 f"({self.header.get('source')}) with {mine}; choose another file or delete "
                 "this one")
-        for number, line in enumerate(lines[1:], start=2):
-            try:
-                entry = json.loads(line)
-                self.results[run_key(entry["params"], entry["seed"])] = entry["figures"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ScenarioError(f"{self.path}, line {number}, is not a saved run: "
-                                    f"{line[:80]!r}") from None
 
     def _append(self, entry: Mapping[str, Any]) -> None:
         with self.path.open("a") as f:
@@ -102,3 +114,41 @@ class ResultStore:
         """Save one finished run now (flushed to disk before returning)."""
         self._append({"params": dict(params), "seed": seed, "figures": dict(figures)})
         self.results[run_key(params, seed)] = dict(figures)
+
+
+def read_table(path: str | Path) -> SweepTable:
+    """The runs saved in a sweep file, as a table (parameters in the order first seen).
+
+    Examples
+    --------
+    >>> t = recorded_sweep("sweep-cpu-overcommit")     # measured on a real host
+    >>> t.parameters[:2], set(t["source"])
+    (['ratio', 'load'], {'host'})
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ScenarioError(f"no sweep file {path}")
+    header, entries, _ = parse(path)
+    params: dict[str, None] = {}
+    figures: dict[str, None] = {}
+    rows = []
+    latest = {run_key(e["params"], e["seed"]): e for e in entries}   # a run saved twice
+    for entry in latest.values():
+        params.update(dict.fromkeys(entry["params"]))
+        figures.update(dict.fromkeys(entry["figures"]))
+        rows.append({**entry["params"], "seed": entry["seed"], "source": header.get("source"),
+                     **entry["figures"]})
+    return SweepTable(rows, list(params), list(figures), str(header.get("scenario", "")))
+
+
+def recorded_sweep(name: str) -> SweepTable:
+    """A sweep recorded on a real host and shipped in ``data/recorded/NAME.jsonl``."""
+    from kvmlab.data import data_dir
+
+    folder = data_dir() / "recorded"
+    path = folder / f"{name}.jsonl"
+    if not path.exists():
+        there = sorted(p.stem for p in folder.glob("*.jsonl"))
+        raise ScenarioError(f"no recorded sweep {name!r}; there are: "
+                            f"{', '.join(there) or '(none)'}")
+    return read_table(path)

@@ -23,7 +23,6 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -309,10 +308,9 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
         bar.write(f"{len(todo)} run(s) to do{saved}, about "
                   f"{_minutes(guess) + ' in all' if guess else '? (no estimate yet)'}; "
                   f"results go to {path}")
-    started = time.monotonic()
     try:
         with sigterm_as_exit():
-            for done, (params, seed) in enumerate(todo):
+            for params, seed in todo:
                 bar.set_postfix_str(f"{params}, seed {seed}")
                 try:
                     figures = _check_figures(spec, params, spec.host(
@@ -322,8 +320,6 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
                         None if isinstance(exc, KvmlabError) else exc)
                 store.add(params, seed, figures)
                 bar.update(1)
-                left = (time.monotonic() - started) / (done + 1) * (len(todo) - done - 1)
-                bar.set_postfix_str(f"about {_minutes(left)} left" if left else "done")
     finally:
         bar.close()
     return _table(spec, grid, runs, store.results, "host")

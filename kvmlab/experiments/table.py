@@ -162,6 +162,24 @@ class SweepTable:
         rows = [r for r in self.rows if all(r.get(c) == v for c, v in conditions.items())]
         return SweepTable(rows, self.parameters, self.figures, self.name)
 
+    def without(self, *columns: str) -> SweepTable:
+        """The table without some parameters (to put runs that differ only in them together,
+        such as a model and a host sweep of different durations).
+
+        Examples
+        --------
+        >>> t = SweepTable([{"a": 1, "b": 2, "y": 3}], ["a", "b"], ["y"])
+        >>> t.without("b").rows, t.without("b").parameters
+        ([{'a': 1, 'y': 3}], ['a'])
+        """
+        for column in columns:
+            if column not in self.parameters:
+                raise ScenarioError(f"{column!r} is not a parameter of this sweep; its "
+                                    f"parameters are {self.parameters}")
+        return SweepTable([{k: v for k, v in r.items() if k not in columns} for r in self.rows],
+                          [p for p in self.parameters if p not in columns], self.figures,
+                          self.name)
+
     @staticmethod
     def concat(tables: Sequence[SweepTable]) -> SweepTable:
         """One table of the rows of several (a model sweep and a host sweep, say)."""

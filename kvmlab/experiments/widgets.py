@@ -1,0 +1,80 @@
+"""A slider over the number of seeds: watch a confidence band narrow as runs are added.
+
+A thin ``ipywidgets`` layer over pure functions: :func:`first_seeds` keeps the runs of
+the first ``n`` seeds of a table, :func:`band_widths` measures each point's band, and
+:meth:`~kvmlab.experiments.table.SweepTable.plot` draws. Only :func:`seed_explorer` needs
+ipywidgets.
+
+Examples
+--------
+>>> from kvmlab.experiments import sweep
+>>> t = sweep("cpu-overcommit", {"ratio": [2], "load": 0.6, "duration_s": 1}, range(6),
+...           executor="serial", progress=False)
+>>> [round(band_widths(first_seeds(t, n), "ratio", "wait_share")[2], 3) for n in (2, 6)]
+[0.187, 0.034]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvmlab.errors import ScenarioError
+from kvmlab.experiments.table import SweepTable
+
+
+def first_seeds(table: SweepTable, n: int) -> SweepTable:
+    """The runs of the ``n`` smallest seeds of ``table``.
+
+    Examples
+    --------
+    >>> t = SweepTable([{"x": 1, "seed": s, "y": s} for s in (4, 0, 2)], ["x"], ["y"])
+    >>> first_seeds(t, 2)["seed"]
+    [0, 2]
+    """
+    seeds = sorted(set(table["seed"]))
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(seeds):
+        raise ScenarioError(f"n is a number of seeds from 1 to {len(seeds)}, not {n!r}")
+    keep = set(seeds[:n])
+    return SweepTable([r for r in table.rows if r["seed"] in keep], table.parameters,
+                      table.figures, table.name)
+
+
+def band_widths(table: SweepTable, x: str, y: str, level: float = 0.95) -> dict[Any, float]:
+    """For each value of ``x``: the width of the ``level`` band of ``y``'s mean.
+
+    Examples
+    --------
+    >>> t = SweepTable([{"x": 1, "seed": s, "y": v} for s, v in enumerate([1.0, 3.0])],
+    ...                ["x"], ["y"])
+    >>> band_widths(t, "x", "y")
+    {1: 25.412}
+    """
+    return {p[x]: round(p[f"{y}_high"] - p[f"{y}_low"], 6) for p in table.summary(y, level)}
+
+
+def seed_explorer(table: SweepTable, x: str, y: str, by: str | None = None) -> Any:
+    """A slider for how many of the table's seeds to use, above the plot it redraws.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The slider (``box.children[0]``) above the output (``box.children[1]``).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    most = len(set(table["seed"]))
+    slider = w.IntSlider(min(2, most), min=1, max=most, description="seeds",
+                         continuous_update=False)
+
+    def show(n: int) -> None:
+        part = first_seeds(table, n)
+        ax = part.plot(x, y, by=by)
+        widths = band_widths(part, x, y) if by is None else {}
+        if widths:
+            print(f"widest band with {n} seed(s): {max(widths.values()):.3f}")
+        display(ax.figure)
+        plt.close(ax.figure)
+
+    return w.VBox([slider, w.interactive_output(show, {"n": slider})])
