@@ -33,7 +33,7 @@ from kvmlab.experiments import sweep
 
 SCENARIO = "cpu-overcommit"
 GRID: dict[str, Any] = {"ratio": [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5], "load": [1.0, 0.6],
-                        "duration_s": 2.0}
+                        "duration_s": 20.0}
 SEEDS = range(10)
 QUICK_GRID: dict[str, Any] = {"ratio": [1, 2], "load": [1.0, 0.6], "duration_s": 0.2}
 ROUNDS = Repeats(times=3, budget_s=180.0, min_total_s=0.0)

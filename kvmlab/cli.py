@@ -145,6 +145,8 @@ def _problems(args: argparse.Namespace) -> int:
         from kvmlab.cpu import problems
     elif args.topic == "memory":
         from kvmlab.memory import problems
+    elif args.topic == "experiments":
+        from kvmlab.experiments import problems
     elif args.topic in ("network", "vlan"):
         from kvmlab.network import problems as net
 
@@ -280,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     shape.set_defaults(func=_classroom)
 
     prob = sub.add_parser("problems", help="practice problems with worked answers")
-    prob.add_argument("topic", choices=("cpu", "memory", "storage", "network", "vlan"),
+    prob.add_argument("topic", choices=("cpu", "memory", "storage", "network", "vlan",
+                                        "experiments"),
                       help="which lab")
     prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
     prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")

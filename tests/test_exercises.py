@@ -7,6 +7,7 @@ import pytest
 
 from kvmlab.cli import main
 from kvmlab.cpu import problems as cpu
+from kvmlab.experiments import problems as experiments
 from kvmlab.memory import problems as memory
 from kvmlab.network import problems as network
 from kvmlab.storage import problems as storage
@@ -18,7 +19,14 @@ def _wrong_cpu(p):
         else right + 0.2
 
 
+def _wrong_experiment(p):
+    right = p.solve()
+    return {k: v * 2 + 1 for k, v in right.items()} if isinstance(right, dict) else right + 0.2
+
+
 LABS = {
+    "experiments": (experiments.generate, lambda p: p.solve(), _wrong_experiment,
+                    experiments.check),
     "cpu": (cpu.generate, lambda p: p.solve(), _wrong_cpu, cpu.check),
     "memory": (memory.generate, lambda p: p.solve(),
                lambda p: {**p.solve(), "references": p.solve()["references"] + 1},

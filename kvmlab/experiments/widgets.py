@@ -11,7 +11,7 @@ Examples
 >>> t = sweep("cpu-overcommit", {"ratio": [2], "load": 0.6, "duration_s": 1}, range(6),
 ...           executor="serial", progress=False)
 >>> [round(band_widths(first_seeds(t, n), "ratio", "wait_share")[2], 3) for n in (2, 6)]
-[0.187, 0.034]
+[0.066, 0.042]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def band_widths(table: SweepTable, x: str, y: str, level: float = 0.95) -> dict[
     >>> t = SweepTable([{"x": 1, "seed": s, "y": v} for s, v in enumerate([1.0, 3.0])],
     ...                ["x"], ["y"])
     >>> band_widths(t, "x", "y")
-    {1: 25.412}
+    {1: 25.41241}
     """
     return {p[x]: round(p[f"{y}_high"] - p[f"{y}_low"], 6) for p in table.summary(y, level)}
 
