@@ -91,7 +91,7 @@ def summary_text(table: Any) -> str:
         for f in table.figures:
             if f in point:
                 half = (point[f"{f}_high"] - point[f"{f}_low"]) / 2
-                row[f] = f"{point[f]:.4g}" + (f" \u00b1 {half:.3g}" if half else "")
+                row[f] = f"{point[f]:.4g}" + (f" \u00b1 {half:.3g}" if half > 0 else "")
         rows.append(row)
     figures = [f for f in table.figures if any(f in r for r in rows)]
     return str(SweepTable(rows, [*table.parameters, "n"], figures, table.name))

@@ -76,8 +76,22 @@ def expand(grid: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     ...
     kvmlab.errors.ScenarioError: grid parameter 'ratio' has no values; give at least one
     """
+    values = normalize(grid)
+    names = list(values)
+    return [dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*values.values())]
+
+
+def normalize(grid: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """The grid with every parameter's values as a list (checked as :func:`expand` says).
+
+    Examples
+    --------
+    >>> normalize({"ratio": range(1, 3), "load": 0.5})
+    {'ratio': [1, 2], 'load': [0.5]}
+    """
     if grid is None:
-        return [{}]
+        return {}
     if not isinstance(grid, Mapping):
         raise ScenarioError(f"a grid maps parameter names to lists of values, like "
                             f"{{'ratio': [1, 2, 3]}}; not {grid!r}")
@@ -86,9 +100,7 @@ def expand(grid: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             raise ScenarioError(f"grid parameter names are Python names, not {name!r}")
         if name == "seed":
             raise ScenarioError("'seed' is not a grid parameter: pass seeds=[...] instead")
-    names = list(grid)
-    columns = [_values(n, grid[n]) for n in names]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*columns)]
+    return {name: _values(name, grid[name]) for name in grid}
 
 
 def check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:

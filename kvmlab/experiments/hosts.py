@@ -18,8 +18,8 @@ as one table that prints in a terminal and renders as HTML in a notebook.
 How the time limit is kept: each host is probed (connect, then reads) in its own *daemon*
 thread, and the caller waits for all of them until one shared deadline. A thread still
 busy then is abandoned, not joined (a ``ThreadPoolExecutor`` would join it at interpreter
-exit, so a host that hangs forever would hang the program); it closes its connection by
-itself if the host ever answers.
+exit, so a host that hangs forever would hang the program). Being a daemon thread, it
+never holds up the program's exit.
 
 Examples
 --------

@@ -46,6 +46,11 @@ POOLS: dict[str, list[Any]] = {
 TOLERANCE = 0.005
 
 
+def _close(got: float, right: float) -> bool:
+    """Equal up to rounding: within 1 % of the answer (and 0.0001 near zero)."""
+    return abs(got - right) <= max(1e-4, 0.01 * abs(right))
+
+
 @dataclass(frozen=True)
 class Problem:
     """One exercise: its seed, its kind and the numbers it gives."""
@@ -185,7 +190,7 @@ def check(problem: Problem, answer: Any) -> Feedback:
     if abs(answer["mean"] - right["mean"]) > TOLERANCE:
         return Feedback(False, f"Not yet: the mean is off ({answer['mean']}).", "mean")
     half = answer["half_width"]
-    if abs(half - right["half_width"]) <= TOLERANCE:
+    if _close(half, right["half_width"]):
         return Feedback(True, f"Right: {right['mean']} \u00b1 {right['half_width']}.")
     values = g["values"]
     n, s = len(values), statistics.stdev(values)
@@ -195,7 +200,7 @@ def check(problem: Problem, answer: Any) -> Feedback:
              "sqrt-n": "divide the standard deviation by sqrt(n), not n",
              "population": "the sample standard deviation divides by n - 1, not n"}
     for slip, value in slips.items():
-        if abs(half - value) <= TOLERANCE / 5:
+        if _close(half, value):
             return Feedback(False, f"Not yet: {words[slip]}.", slip)
     return Feedback(False, f"Not yet: the half-width is t * s / sqrt(n), not {half}.", "band")
 

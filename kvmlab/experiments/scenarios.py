@@ -47,9 +47,10 @@ def _cpu_scenario(ratio: float, pcpus: int, vcpus_per_vm: int, load: float,
     if isinstance(pcpus, bool) or not isinstance(pcpus, int) or pcpus < 1:
         raise ScenarioError(f"pcpus must be a whole number of at least 1, not {pcpus!r}")
     total = round(ratio * pcpus)
-    if total < 1:
-        raise ScenarioError(f"overcommit ratio {ratio:g} on {pcpus} pCPU(s) gives no vCPU "
-                            "at all; use a larger ratio")
+    if abs(ratio * pcpus - total) > 1e-9:
+        raise ScenarioError(f"ratio {ratio:g} on {pcpus} pCPU(s) is {ratio * pcpus:g} vCPUs; "
+                            f"a ratio times pcpus must be a whole number of vCPUs (on "
+                            f"{pcpus} pCPU(s): steps of {1 / pcpus:g})")
     return busy_scenario(pcpus, total, vcpus_per_vm, load=load, duration_s=duration_s,
                          name=f"sweep-{total}-on-{pcpus}")
 
@@ -96,9 +97,17 @@ def cpu_overcommit_on_host(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int
 
 
 def cpu_overcommit_estimate_s(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
-                              duration_s: float = 2.0, **_: Any) -> float:
-    """Rough seconds of one real run: boot the VMs, settle, measure, tear down."""
-    vms = -(-round(ratio * pcpus) // vcpus_per_vm)
+                              load: float = 1.0, duration_s: float = 2.0) -> float:
+    """Rough seconds of one real run: boot the VMs, settle, measure, tear down.
+
+    It checks the parameters first, so a sweep refuses a bad point before any guest boots.
+
+    Examples
+    --------
+    >>> cpu_overcommit_estimate_s(ratio=3, duration_s=3)
+    13.0
+    """
+    vms = len(_cpu_scenario(ratio, pcpus, vcpus_per_vm, load, duration_s).vms)
     return 6.0 + 1.0 * vms + 1.0 + duration_s
 
 
@@ -162,6 +171,14 @@ class Scenario:
         if "seed" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
             raise ScenarioError(f"a scenario function takes a 'seed' keyword (for its random "
                                 f"numbers); {self.name} does not")
+
+    def identity(self) -> str:
+        """What saved runs are matched by: a shipped scenario's name, or a function's
+        module and qualified name."""
+        if self.name in SCENARIOS and SCENARIOS[self.name] is self:
+            return self.name
+        module = getattr(self.model, "__module__", "?")
+        return f"{module}.{getattr(self.model, '__qualname__', self.name)}"
 
     def host_parameters(self) -> set[str]:
         """The parameters a real-host run takes."""

@@ -16,7 +16,7 @@ Examples
 >>> ResultStore(path, {"scenario": "other", "source": "model"})
 Traceback (most recent call last):
 ...
-kvmlab.errors.ScenarioError: .../sweep.jsonl holds runs of scenario 'demo' (model), not ...
+kvmlab.errors.ScenarioError: .../sweep.jsonl holds runs of scenario 'demo' (model) that differ ...
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ def parse(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     cut short by a kill is left out)."""
     data = path.read_bytes()
     complete = data[:data.rfind(b"\n") + 1]
-    lines = complete.decode().splitlines()
     try:
+        lines = complete.decode().splitlines()
         header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        lines, header = [], {}
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ScenarioError(f"{path} is not a kvmlab sweep file (its first line is not a "
                             "kvmlab-sweep header); choose another file")
@@ -90,19 +90,19 @@ class ResultStore:
 
     def _load(self) -> None:
         header, entries, complete = parse(self.path)
+        differ = [k for k in self.header if k != "format" and header.get(k) != self.header[k]]
+        if differ:
+            raise ScenarioError(
+                f"{self.path} holds runs of scenario {header.get('scenario')!r} "
+                f"({header.get('source')}) that differ from this sweep's in "
+                f"{', '.join(differ)} ({', '.join(f'{header.get(k)!r}' for k in differ)}, "
+                f"not {', '.join(f'{self.header[k]!r}' for k in differ)}); choose another "
+                "file, or delete this one (fresh=True for a host sweep)")
         self.results = {run_key(e["params"], e["seed"]): e["figures"] for e in entries}
         if complete < self.path.stat().st_size:       # a write cut short by a kill
             self.dropped_partial_line = True
             with self.path.open("r+b") as f:
                 f.truncate(complete)
-        mine = {k: self.header.get(k) for k in self.header if k != "format"}
-        theirs = {k: header.get(k) for k in mine}
-        if theirs != mine:
-            raise ScenarioError(
-                f"{self.path} holds runs of scenario {header.get('scenario')!r} "
-                f"({header.get('source')}), not of {self.header.get('scenario')!r} "
-                f"({self.header.get('source')}) with {mine}; choose another file or delete "
-                "this one")
 
     def _append(self, entry: Mapping[str, Any]) -> None:
         with self.path.open("a") as f:

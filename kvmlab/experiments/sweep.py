@@ -22,13 +22,17 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
+import numbers
 import os
+import re
+import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from kvmlab.errors import ExperimentFailed, KvmlabError, ScenarioError
-from kvmlab.experiments.grid import check_seeds, expand, run_key
+from kvmlab.experiments.grid import PLAIN, check_seeds, expand, normalize, run_key
 from kvmlab.experiments.scenarios import Figures, Scenario, scenario_for
 from kvmlab.experiments.store import ResultStore
 from kvmlab.experiments.table import SweepTable
@@ -85,6 +89,7 @@ def run_one(model: Callable[..., Figures], params: Mapping[str, Any], seed: int)
 
 
 def _check_figures(spec: Scenario, params: Mapping[str, Any], figures: Any) -> Figures:
+    """The figures as plain JSON-ready values (numpy numbers become Python ones)."""
     if not isinstance(figures, Mapping) or not figures:
         raise ScenarioError(f"{spec.name} must return a dict of figures (name to number); "
                             f"it returned {figures!r}")
@@ -92,33 +97,75 @@ def _check_figures(spec: Scenario, params: Mapping[str, Any], figures: Any) -> F
     if clash:
         raise ScenarioError(f"{spec.name} returned the figure(s) {sorted(clash)}, which are "
                             "also parameter names; rename them")
-    return dict(figures)
+    clean: Figures = {}
+    for name, value in figures.items():
+        if isinstance(value, str | bool) or value is None:
+            clean[str(name)] = value
+        elif isinstance(value, numbers.Integral):
+            clean[str(name)] = int(value)
+        elif isinstance(value, numbers.Real):
+            clean[str(name)] = float(value)
+        else:
+            raise ScenarioError(f"{spec.name} returned the figure {name}={value!r}, a "
+                                f"{type(value).__name__}; figures are numbers, strings, "
+                                "booleans or None")
+    return clean
 
 
-def _failure(spec: Scenario, params: Mapping[str, Any], seed: int,
-             exc: BaseException) -> KvmlabError:
+def _figures_of(spec: Scenario, params: Mapping[str, Any], seed: int,
+                get: Callable[[], Any]) -> Figures:
+    """The checked figures of one run, or a kvmlab error that names the run."""
     where = f"{spec.name} with {dict(params)}, seed {seed}"
-    if isinstance(exc, ScenarioError):
-        return ScenarioError(f"{where}: {exc}")
-    if isinstance(exc, KvmlabError):
-        return type(exc)(f"{where}: {exc}") if isinstance(exc, ExperimentFailed) else exc
-    return ExperimentFailed(f"{where} raised {type(exc).__name__}: {exc}")
+    try:
+        return _check_figures(spec, params, get())
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    except ExperimentFailed as exc:
+        raise ExperimentFailed(f"{where}: {exc}") from None
+    except KvmlabError:
+        raise
+    except Exception as exc:
+        raise ExperimentFailed(f"{where} raised {type(exc).__name__}: {exc}") from exc
+
+
+def local_cores() -> int:
+    """The CPUs this process may run on (its affinity, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:            # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _die_with(parent: int) -> None:
+    """Worker start-up: end with the sweep's process, however it ends (even SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
+    if os.getppid() != parent:        # the sweep ended before the line above took effect
+        os._exit(1)
 
 
 @contextlib.contextmanager
 def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.Executor]:
-    """The executor to use, shut down afterwards only if it was made here."""
+    """The executor to use; one made here is shut down afterwards (at once on an error)."""
+    if max_workers is not None and (isinstance(max_workers, bool)
+                                    or not isinstance(max_workers, int) or max_workers < 1):
+        raise ScenarioError(f"max_workers is a whole number of at least 1, not {max_workers!r}")
     if executor == "serial" or (executor is None and (runs <= 1 or max_workers == 1)):
         yield SerialExecutor()
         return
     if executor is None:
-        workers = min(max_workers or os.cpu_count() or 1, runs)
+        workers = min(max_workers or local_cores(), runs)
         # fork: functions defined in a notebook or a script can run in the workers too
-        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                      initializer=_die_with, initargs=(os.getpid(),))
         try:
             yield pool
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return
     if hasattr(executor, "get_executor") and not isinstance(executor, cf.Executor):
         executor = executor.get_executor()          # a dask.distributed Client
@@ -128,8 +175,43 @@ def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.
     yield executor
 
 
+def _outcomes(pool: cf.Executor, spec: Scenario, todo: list[tuple[dict[str, Any], int]]
+              ) -> Iterator[tuple[dict[str, Any], int, cf.Future[Any]]]:
+    """Each run's future as it finishes; in this process, one run at a time."""
+    if isinstance(pool, SerialExecutor):
+        for params, seed in todo:                   # run, then hand over, then the next
+            yield params, seed, pool.submit(run_one, spec.model, params, seed)
+        return
+    futures = {pool.submit(run_one, spec.model, p, s): (p, s) for p, s in todo}
+    try:
+        for future in cf.as_completed(futures):
+            yield *futures[future], future
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    spec: Scenario
+    grid: dict[str, list[Any]]
+    seeds: tuple[int, ...]
+
+    @property
+    def runs(self) -> list[tuple[dict[str, Any], int]]:
+        """Every run in table order: grid order, seed fastest."""
+        return [(p, s) for p in expand(self.grid) for s in self.seeds]
+
+    def header(self, source: str, **more: Any) -> dict[str, Any]:
+        """What a results file of this sweep must say it holds."""
+        return {"scenario": self.spec.name, "function": self.spec.identity(),
+                "defaults": {k: v if isinstance(v, PLAIN) else repr(v)
+                             for k, v in self.spec.defaults.items()},
+                "source": source, **more}
+
+
 def _plan(scenario: Any, grid: Mapping[str, Any] | None, seeds: Iterable[int],
-          on_host: bool) -> tuple[Scenario, list[dict[str, Any]], list[tuple[dict[str, Any], int]]]:
+          on_host: bool) -> _Plan:
     spec = scenario_for(scenario)
     if on_host and spec.host is None:
         from kvmlab.experiments.scenarios import SCENARIOS
@@ -137,20 +219,18 @@ def _plan(scenario: Any, grid: Mapping[str, Any] | None, seeds: Iterable[int],
         able = [n for n, s in SCENARIOS.items() if s.host is not None]
         raise ScenarioError(f"{spec.name} has no real-host version; the scenarios that run "
                             f"on a host are {', '.join(able)}")
-    points = expand(grid)
-    spec.check(points[0], on_host=on_host)
-    return spec, points, [(p, s) for p in points for s in check_seeds(seeds)]
+    values = normalize(grid)
+    spec.check(values, on_host=on_host)
+    return _Plan(spec, values, check_seeds(seeds))
 
 
-def _table(spec: Scenario, grid: Mapping[str, Any] | None,
-           runs: list[tuple[dict[str, Any], int]], results: Mapping[str, Figures],
-           source: str) -> SweepTable:
+def _table(plan: _Plan, results: Mapping[str, Figures], source: str) -> SweepTable:
     rows, figures = [], {}
-    for params, seed in runs:
+    for params, seed in plan.runs:
         found = results[run_key(params, seed)]
         figures.update(dict.fromkeys(found))
         rows.append({**params, "seed": seed, "source": source, **found})
-    return SweepTable(rows, list(grid or {}), list(figures), spec.name)
+    return SweepTable(rows, list(plan.grid), list(figures), plan.spec.name)
 
 
 def sweep(scenario: str | Scenario | Callable[..., Figures],
@@ -200,50 +280,47 @@ def sweep(scenario: str | Scenario | Callable[..., Figures],
     >>> [(r["working_set_kib"], r["seed"], r["hit_rate"]) for r in t]
     [(128, 0, 0.992), (128, 1, 0.992), (1024, 0, 0.2535), (1024, 1, 0.263)]
     """
-    spec, _points, runs = _plan(scenario, grid, seeds, on_host=False)
-    store = ResultStore(save, {"scenario": spec.name, "source": "model"}) if save else None
+    from kvmlab.host.signals import sigterm_as_exit
+
+    plan = _plan(scenario, grid, seeds, on_host=False)
+    spec, runs = plan.spec, plan.runs
+    if save and "<lambda>" in spec.identity():
+        raise ScenarioError("a lambda has no name that saved runs can be matched by; define "
+                            "the function with def to use save=")
+    store = ResultStore(save, plan.header("model")) if save else None
     results: dict[str, Figures] = dict(store.results) if store else {}
     todo = [(p, s) for p, s in runs if run_key(p, s) not in results]
     bar = progress_bar(len(runs), len(runs) - len(todo), spec.name, progress)
     try:
-        with _executor(executor, max_workers, len(todo)) as pool:
-            futures = {pool.submit(run_one, spec.model, p, s): (p, s) for p, s in todo}
-            try:
-                for future in cf.as_completed(futures):
-                    params, seed = futures[future]
-                    try:
-                        figures = _check_figures(spec, params, future.result())
-                    except Exception as exc:  # noqa: BLE001 - becomes a kvmlab error
-                        raise _failure(spec, params, seed, exc) from (
-                            None if isinstance(exc, KvmlabError) else exc)
-                    results[run_key(params, seed)] = figures
-                    if store:
-                        store.add(params, seed, figures)
-                    bar.update(1)
-            finally:
-                for future in futures:
-                    future.cancel()
+        with sigterm_as_exit(), _executor(executor, max_workers, len(todo)) as pool, \
+                contextlib.closing(_outcomes(pool, spec, todo)) as outcomes:
+            for params, seed, future in outcomes:
+                figures = _figures_of(spec, params, seed, future.result)
+                results[run_key(params, seed)] = figures
+                if store:
+                    store.add(params, seed, figures)
+                bar.update(1)
     finally:
         bar.close()
-    return _table(spec, grid, runs, results, "model")
+    return _table(plan, results, "model")
 
 
-def default_save_path(spec: Scenario, grid: Mapping[str, Any] | None, seeds: Iterable[int],
-                      uri: str) -> Path:
-    """Where a host sweep saves its runs unless told: one file per scenario, grid and host.
+def default_save_path(spec: Scenario, uri: str) -> Path:
+    """Where a host sweep saves its runs unless told: one file per scenario and host.
 
-    Running the same cell again finds the same file, so it resumes.
+    The same call, or one with more grid values or seeds, finds the same file and runs
+    only what is missing.
+
+    Examples
+    --------
+    >>> from kvmlab.experiments import scenario_for
+    >>> default_save_path(scenario_for("cpu-overcommit"), "qemu:///system").name
+    'cpu-overcommit-qemu-system.jsonl'
     """
-    import hashlib
-    import json
-
     from kvmlab.host.image import cache_dir
 
-    values = {k: [p[k] for p in expand({k: v})] for k, v in (grid or {}).items()}
-    what = json.dumps({"scenario": spec.name, "grid": values, "seeds": list(seeds),
-                       "uri": uri}, sort_keys=True)
-    digest = hashlib.sha256(what.encode()).hexdigest()[:12]
-    return cache_dir() / "sweeps" / f"{spec.name}-{digest}.jsonl"
+    host = re.sub(r"[^A-Za-z0-9.@-]+", "-", uri).strip("-")
+    return cache_dir() / "sweeps" / f"{spec.name}-{host}.jsonl"
 
 
 def _minutes(seconds: float) -> str:
@@ -293,18 +370,28 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
     from kvmlab.host.guest import live_uri
     from kvmlab.host.signals import sigterm_as_exit
 
-    spec, _points, runs = _plan(scenario, grid, seeds, on_host=True)
-    assert spec.host is not None
+    plan = _plan(scenario, grid, seeds, on_host=True)
+    spec, host_run = plan.spec, plan.spec.host
+    assert host_run is not None
     uri = live_uri(uri)
-    path = Path(save) if save else default_save_path(spec, grid, [s for _, s in runs], uri)
+    path = Path(save) if save else default_save_path(spec, uri)
+    header = plan.header("host", uri=uri)
     if fresh and path.exists():
+        ResultStore(path, header)             # refuses a file that is not this sweep's
         path.unlink()
-    store = ResultStore(path, {"scenario": spec.name, "source": "host", "uri": uri})
-    todo = [(p, s) for p, s in runs if run_key(p, s) not in store.results]
-    bar = progress_bar(len(runs), len(runs) - len(todo), f"{spec.name} on {uri}", progress)
-    if progress and todo:
+    # Seeds outermost: a drift of the host over time spreads over every grid point
+    # instead of lining up with one parameter.
+    order = [(p, s) for s in plan.seeds for p in expand(plan.grid)]
+    if spec.estimate_s is not None:           # checks every point before a guest boots
+        for params in expand(plan.grid):
+            spec.estimate_s(**params)
+    store = ResultStore(path, header)
+    todo = [(p, s) for p, s in order if run_key(p, s) not in store.results]
+    runs = len(order)
+    bar = progress_bar(runs, runs - len(todo), f"{spec.name} on {uri}", progress)
+    if todo:
         guess = sum(spec.estimate_s(**p) for p, _ in todo) if spec.estimate_s else None
-        saved = f", {len(runs) - len(todo)} already saved" if len(todo) < len(runs) else ""
+        saved = f", {runs - len(todo)} already saved" if len(todo) < runs else ""
         bar.write(f"{len(todo)} run(s) to do{saved}, about "
                   f"{_minutes(guess) + ' in all' if guess else '? (no estimate yet)'}; "
                   f"results go to {path}")
@@ -312,14 +399,10 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
         with sigterm_as_exit():
             for params, seed in todo:
                 bar.set_postfix_str(f"{params}, seed {seed}")
-                try:
-                    figures = _check_figures(spec, params, spec.host(
-                        **params, uri=uri, progress=lambda line: bar.set_postfix_str(line)))
-                except Exception as exc:  # noqa: BLE001 - becomes a kvmlab error
-                    raise _failure(spec, params, seed, exc) from (
-                        None if isinstance(exc, KvmlabError) else exc)
+                figures = _figures_of(spec, params, seed, lambda p=params: host_run(
+                    **p, uri=uri, progress=lambda line: bar.set_postfix_str(line)))
                 store.add(params, seed, figures)
                 bar.update(1)
     finally:
         bar.close()
-    return _table(spec, grid, runs, store.results, "host")
+    return _table(plan, store.results, "host")

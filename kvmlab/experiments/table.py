@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import csv
-import html
 import math
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.host.tour import Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -76,14 +76,15 @@ def t_quantile(p: float, df: int) -> float:
 def mean_band(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """The mean of ``values`` and the ``level`` confidence interval of that mean.
 
-    One value has no spread to go by: its interval is the value itself.
+    One value has no spread to go by, so it has no interval (NaN bounds; a plot draws no
+    band), which is not the same as a certain one.
 
     Examples
     --------
     >>> mean_band([1.0, 2.0, 3.0])
     (2.0, -0.484138, 4.484138)
     >>> mean_band([0.5])
-    (0.5, 0.5, 0.5)
+    (0.5, nan, nan)
     """
     if not values:
         raise ScenarioError("no values to average")
@@ -91,7 +92,7 @@ def mean_band(values: Sequence[float], level: float = 0.95) -> tuple[float, floa
         raise ScenarioError(f"a confidence level lies strictly between 0 and 1, not {level}")
     mean = statistics.fmean(values)
     if len(values) < 2:
-        return round(mean, 6), round(mean, 6), round(mean, 6)
+        return round(mean, 6), math.nan, math.nan
     half = (t_quantile(0.5 + level / 2, len(values) - 1) * statistics.stdev(values)
             / math.sqrt(len(values)))
     return round(mean, 6), round(mean - half, 6), round(mean + half, 6)
@@ -207,27 +208,16 @@ class SweepTable:
             writer.writerows(self.rows)
         return path
 
-    def _text_rows(self) -> list[list[str]]:
-        def cell(v: Any) -> str:
-            return f"{v:.4g}" if isinstance(v, float) else str(v)
-        return [[cell(r.get(c, "")) for c in self.columns] for r in self.rows]
+    def _shown(self, rows: Sequence[dict[str, Any]]) -> Table:
+        return Table(rows, self.columns, title=f"{self.name}: {len(self)} runs")
 
     def __str__(self) -> str:
-        cells = [self.columns, *self._text_rows()]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in cells]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return str(self._shown(self.rows))
 
     def _repr_html_(self, max_rows: int = 40) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
-                       for row in self._text_rows()[:max_rows])
-        more = (f"<p>... {len(self) - max_rows} more rows</p>" if len(self) > max_rows
+        more = (f"<p>... and {len(self) - max_rows} more rows</p>" if len(self) > max_rows
                 else "")
-        return (f"<table><caption>{html.escape(self.name)}: {len(self)} runs</caption>"
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
+        return self._shown(self.rows[:max_rows])._repr_html_() + more
 
     # -- statistics across seeds -------------------------------------------------
     def _group_columns(self, keep: Sequence[str] = ()) -> list[str]:
@@ -327,7 +317,8 @@ class SweepTable:
         ax.set_xlabel(LABELS.get(x, x))
         ax.set_ylabel(LABELS.get(y, y))
         seeds = max((p["n"] for p in points), default=0)
-        ax.set_title(f"{self.name}: mean of {seeds} seed(s), {level:.0%} band", fontsize=10)
+        band = f"{level:.0%} band" if seeds > 1 else "no band from one seed"
+        ax.set_title(f"{self.name}: mean of {seeds} seed(s), {band}", fontsize=10)
         if by is not None or label:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

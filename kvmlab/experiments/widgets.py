@@ -65,8 +65,9 @@ def seed_explorer(table: SweepTable, x: str, y: str, by: str | None = None) -> A
     from IPython.display import display
 
     most = len(set(table["seed"]))
-    slider = w.IntSlider(min(2, most), min=1, max=most, description="seeds",
-                         continuous_update=False)
+    if most < 2:
+        raise ScenarioError("a band needs at least two seeds; sweep with more seeds")
+    slider = w.IntSlider(2, min=2, max=most, description="seeds", continuous_update=False)
 
     def show(n: int) -> None:
         part = first_seeds(table, n)

@@ -34,6 +34,11 @@ def test_first_seeds_keeps_the_smallest_seeds_of_every_point(n):
     assert all(row in TABLE.rows for row in part)
 
 
+def test_a_slider_needs_two_seeds():
+    with pytest.raises(ScenarioError, match="at least two seeds"):
+        seed_explorer(first_seeds(TABLE, 1), "ratio", "wait_share")
+
+
 @pytest.mark.parametrize("n", [0, 9, 2.0, True])
 def test_first_seeds_names_the_range(n):
     with pytest.raises(ScenarioError, match="from 1 to 8"):
@@ -61,7 +66,7 @@ def test_the_slider_redraws_with_the_seeds_it_says(monkeypatch):
     monkeypatch.setattr(widgets, "first_seeds", lambda t, n: calls.append(n) or real(t, n))
     box = seed_explorer(TABLE, "ratio", "wait_share")
     slider, _out = box.children
-    assert (slider.value, slider.min, slider.max) == (2, 1, 8)
+    assert (slider.value, slider.min, slider.max) == (2, 2, 8)
     assert calls == [2]
     slider.value = 8
     assert calls == [2, 8]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import math
 import os
 import signal
 import subprocess
@@ -42,6 +43,32 @@ def noisy(x: float = 1.0, *, seed: int = 0) -> dict[str, float]:
 
 def broken(x: int = 1, *, seed: int = 0) -> dict[str, float]:
     return {"y": 1 / (x - 1)}
+
+
+CALLS: list[tuple[float, int]] = []
+
+
+def counted(x: float = 1.0, *, seed: int = 0) -> dict[str, float]:
+    """``noisy``, remembering each call (serial sweeps run in this process)."""
+    CALLS.append((x, seed))
+    return noisy(x, seed=seed)
+
+
+def slower_first(x: int = 0, *, seed: int = 0) -> dict[str, float]:
+    """Runs submitted first take longest, so they finish last."""
+    time.sleep(0.04 * x)
+    return {"y": float(x)}
+
+
+def whose(x: int = 0, *, seed: int = 0) -> dict[str, int]:
+    """Which process ran this run."""
+    return {"pid": os.getpid()}
+
+
+def numpy_figures(x: int = 0, *, seed: int = 0) -> dict[str, object]:
+    import numpy as np
+
+    return {"mean": np.float64(x) / 2, "count": np.int64(x)}
 
 
 # -- grids and seeds -------------------------------------------------------------------
@@ -87,7 +114,7 @@ def test_an_unknown_parameter_is_named_with_a_suggestion():
 
 def test_a_run_that_breaks_a_rule_is_named():
     with pytest.raises(ScenarioError, match=r"cpu-overcommit with \{'ratio': 0.1\}, seed 0: "
-                                            r"overcommit ratio 0.1 on 2 pCPU\(s\) gives no vCPU"):
+                                            r"ratio 0.1 on 2 pCPU\(s\) is 0.2 vCPUs"):
         sweep("cpu-overcommit", {"ratio": [1, 0.1]}, executor="serial", progress=False)
 
 
@@ -124,10 +151,52 @@ def test_each_row_is_the_model_run_with_its_parameters_and_seed():
     assert [r["wait_share"] for r in busy.where(seed=0)] == [0.0, 0.0, 0.5, 0.666667]
 
 
-def test_the_rows_come_in_grid_order_whatever_order_runs_finish():
-    table = sweep(noisy, {"x": [3, 1, 2]}, seeds=[5, 4], progress=False)
-    assert [(r["x"], r["seed"]) for r in table] == [(3, 5), (3, 4), (1, 5), (1, 4), (2, 5),
-                                                    (2, 4)]
+def test_the_rows_come_in_grid_order_whatever_order_runs_finish(tmp_path):
+    save = tmp_path / "runs.jsonl"
+    table = sweep(slower_first, {"x": [3, 2, 1, 0]}, seeds=[0], save=save, max_workers=2,
+                  progress=False)
+    assert table["x"] == [3, 2, 1, 0]
+    finished = [json.loads(line)["params"]["x"] for line in save.read_text().splitlines()[1:]]
+    assert finished != [3, 2, 1, 0] and sorted(finished) == [0, 1, 2, 3]
+
+
+def test_generator_seeds_and_grid_values_are_read_once():
+    table = sweep(noisy, {"x": (v for v in [1, 2])}, seeds=iter([0, 1]), executor="serial",
+                  progress=False)
+    assert [(r["x"], r["seed"]) for r in table] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+
+
+def test_a_ratio_must_make_whole_vcpus():
+    with pytest.raises(ScenarioError, match=r"ratio 1\.25 on 2 pCPU\(s\) is 2\.5 vCPUs; a "
+                                            r"ratio times pcpus must be a whole number"):
+        sweep("cpu-overcommit", {"ratio": [1, 1.25]}, executor="serial", progress=False)
+
+
+def test_numpy_figures_are_saved_as_plain_numbers(tmp_path):
+    table = sweep(numpy_figures, {"x": [3]}, save=tmp_path / "r.jsonl", progress=False)
+    assert table.rows[0]["mean"] == 1.5 and type(table.rows[0]["count"]) is int
+
+
+@pytest.mark.parametrize(("kwargs", "rule"), [
+    ({"max_workers": 0}, "max_workers is a whole number of at least 1"),
+    ({"max_workers": -2}, "max_workers is a whole number of at least 1"),
+])
+def test_bad_sweep_arguments_name_the_rule(kwargs, rule):
+    with pytest.raises(ScenarioError, match=rule):
+        sweep(noisy, {"x": [1, 2]}, progress=False, **kwargs)
+
+
+def test_a_lambda_cannot_be_saved_and_resumed(tmp_path):
+    with pytest.raises(ScenarioError, match="define the function with def"):
+        sweep(lambda seed=0: {"y": 1}, save=tmp_path / "r.jsonl", progress=False)
+
+
+def test_a_serial_sweep_saves_each_run_before_the_next(tmp_path):
+    save = tmp_path / "runs.jsonl"
+    with pytest.raises(ExperimentFailed, match=r"broken with \{'x': 1\}"):
+        sweep(broken, {"x": [3, 2, 1, 0]}, executor="serial", save=save, progress=False)
+    saved = [json.loads(line)["params"]["x"] for line in save.read_text().splitlines()[1:]]
+    assert saved == [3, 2]                               # the run after the failure never ran
 
 
 @pytest.mark.parametrize("make", [
@@ -160,7 +229,9 @@ def test_a_dask_cluster_gives_the_in_process_result():
         assert sweep("cpu-overcommit", GRID, SEEDS, executor=client.get_executor(),
                      progress=False) == serial
         workers = set(client.run(os.getpid).values())
+        ran = set(sweep(whose, {"x": list(range(8))}, executor=client, progress=False)["pid"])
     assert len(workers) == 2 and os.getpid() not in workers
+    assert ran <= workers and ran
 
 
 def test_seeds_matter_where_the_model_is_random_and_not_where_it_is_not():
@@ -191,17 +262,12 @@ def test_a_progress_bar_counts_every_run(capsys):
 # -- saved and resumed -----------------------------------------------------------------
 def test_saved_runs_are_not_run_again(tmp_path):
     path = tmp_path / "runs.jsonl"
-    first = sweep(noisy, {"x": [1, 2]}, seeds=[0], save=path, progress=False)
-    calls = []
-
-    def counting(x: float = 1.0, *, seed: int = 0) -> dict[str, float]:
-        calls.append((x, seed))
-        return noisy(x, seed=seed)
-
-    counting.__name__ = "noisy"                      # the same scenario, as the file says
-    more = sweep(counting, {"x": [1, 2, 3]}, seeds=[0, 1], executor="serial", save=path,
+    CALLS.clear()
+    first = sweep(counted, {"x": [1, 2]}, seeds=[0], executor="serial", save=path,
+                  progress=False)
+    more = sweep(counted, {"x": [1, 2, 3]}, seeds=[0, 1], executor="serial", save=path,
                  progress=False)
-    assert sorted(calls) == [(1, 1), (2, 1), (3, 0), (3, 1)]
+    assert sorted(CALLS) == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]
     assert more.where(seed=0).rows[:2] == first.rows
     assert len(path.read_text().splitlines()) == 1 + 6
 
@@ -211,9 +277,14 @@ def test_a_file_of_another_scenario_is_refused(tmp_path):
     sweep(noisy, {"x": [1]}, save=path, progress=False)
     with pytest.raises(ScenarioError, match="holds runs of scenario 'noisy'"):
         sweep("cpu-overcommit", {"ratio": [1]}, save=path, progress=False)
+    with pytest.raises(ScenarioError, match="differ from this sweep's in scenario, function"):
+        sweep(counted, {"x": [1]}, save=path, progress=False)        # another function
     (tmp_path / "other.txt").write_text("hello\n")
-    with pytest.raises(ScenarioError, match="is not a kvmlab sweep file"):
-        sweep(noisy, {"x": [1]}, save=tmp_path / "other.txt", progress=False)
+    (tmp_path / "binary").write_bytes(bytes(range(256)) + b"\n")
+    for name in ("other.txt", "binary"):
+        with pytest.raises(ScenarioError, match="is not a kvmlab sweep file"):
+            sweep(noisy, {"x": [1]}, save=tmp_path / name, progress=False)
+    assert (tmp_path / "other.txt").read_text() == "hello\n"           # left as it was
 
 
 def test_a_line_cut_short_by_a_kill_is_dropped(tmp_path):
@@ -221,7 +292,8 @@ def test_a_line_cut_short_by_a_kill_is_dropped(tmp_path):
     sweep(noisy, {"x": [1, 2]}, save=path, progress=False)
     with path.open("a") as f:
         f.write('{"params": {"x": 3}, "se')
-    store = ResultStore(path, {"scenario": "noisy", "source": "model"})
+    header = json.loads(path.read_text().splitlines()[0])
+    store = ResultStore(path, {k: v for k, v in header.items() if k != "format"})
     assert store.dropped_partial_line and len(store.results) == 2
     assert path.read_text().endswith("}\n")
 
@@ -266,6 +338,31 @@ def test_a_sweep_killed_halfway_resumes_without_redoing_finished_runs(tmp_path):
     assert all(r["figures"]["y"] == r["params"]["x"] ** 2 for r in rows)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_ending_a_sweep_ends_its_worker_processes(tmp_path, sig):
+    psutil = pytest.importorskip("psutil", reason="psutil comes with dask.distributed")
+    script, save, log = tmp_path / "slow.py", tmp_path / "runs.jsonl", tmp_path / "calls.log"
+    script.write_text(SLOW_SWEEP)
+    proc = subprocess.Popen([sys.executable, str(script), str(save), str(log)])
+    alive: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+                not save.exists() or len(save.read_text().splitlines()) < 2):
+            time.sleep(0.05)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len(workers) == 2
+        proc.send_signal(sig)                         # the sweep's process alone, not its group
+        proc.wait(30)
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers outlived the sweep: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for worker in alive:                         # a failed run leaves none behind
+            worker.kill()
+
+
 # -- the table ---------------------------------------------------------------------------
 def test_the_table_is_tidy_and_exports(tmp_path):
     table = kvmlab.sweep("cpu-overcommit", {"ratio": [1, 2]}, seeds=[0, 1],
@@ -279,8 +376,13 @@ def test_the_table_is_tidy_and_exports(tmp_path):
         table["x"]
 
 
+def test_one_seed_has_no_band():
+    (point,) = SweepTable([{"p": 1, "seed": 0, "y": 0.5}], ["p"], ["y"]).summary("y")
+    assert point["y"] == 0.5 and math.isnan(point["y_low"]) and math.isnan(point["y_high"])
+
+
 @settings(deadline=None, max_examples=30)
-@given(st.lists(st.floats(0, 1), min_size=1, max_size=12))
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=12))
 def test_a_summary_mean_lies_in_its_band(values):
     rows = [{"p": 1, "seed": s, "y": v} for s, v in enumerate(values)]
     (point,) = SweepTable(rows, ["p"], ["y"]).summary("y")
@@ -330,7 +432,7 @@ def test_a_model_and_a_host_table_plot_together(tmp_path):
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["host", "model"]
 
 
-def test_a_save_file_is_a_path_that_can_be_reopened(tmp_path: Path):
+def test_a_save_file_in_a_new_folder_starts_with_its_header(tmp_path: Path):
     path = tmp_path / "deep" / "folder" / "runs.jsonl"
     sweep(noisy, {"x": [1]}, save=path, progress=False)
     assert json.loads(path.read_text().splitlines()[0])["scenario"] == "noisy"
