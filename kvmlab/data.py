@@ -51,12 +51,29 @@ def read_json(path: str | Path, what: str = "scenario") -> Any:
         raise ScenarioError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def _read(folder: str, what: str, name: str) -> dict[str, Any]:
-    path = data_dir() / folder / f"{name}.json"
+def data_file(folder: str, what: str, name: str, suffix: str = ".json") -> Path:
+    """The path of shipped file ``name`` in ``data/FOLDER``; if missing, an error listing
+    the ones there are.
+
+    Examples
+    --------
+    >>> data_file("recorded", "recorded run", "cpu-seed-example").name
+    'cpu-seed-example.json'
+    >>> data_file("recorded", "recorded sweep", "nope", ".jsonl")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: no recorded sweep 'nope'; there are: sweep-cpu-overcommit
+    """
+    folder_path = data_dir() / folder
+    path = folder_path / f"{name}{suffix}"
     if not path.exists():
-        there = sorted(p.stem for p in (data_dir() / folder).glob("*.json"))
+        there = sorted(p.name.removesuffix(suffix) for p in folder_path.glob(f"*{suffix}"))
         raise ScenarioError(f"no {what} {name!r}; there are: {', '.join(there) or '(none)'}")
-    return json.loads(path.read_text())
+    return path
+
+
+def _read(folder: str, what: str, name: str) -> dict[str, Any]:
+    return json.loads(data_file(folder, what, name).read_text())
 
 
 def scenario_dict(name: str) -> dict[str, Any]:

@@ -83,10 +83,11 @@ def summary_text(table: Any) -> str:
     """
     from kvmlab.experiments.table import SweepTable
 
+    mixed = "source" in table.columns and len(set(table["source"])) > 1
     rows = []
     for point in table.summary():
         row = {k: point[k] for k in (*table.parameters, "n")}
-        if len(set(table["source"] if "source" in table.columns else [])) > 1:
+        if mixed:
             row["source"] = point["source"]
         for f in table.figures:
             if f in point:

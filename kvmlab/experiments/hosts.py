@@ -193,15 +193,6 @@ def _summary(conn: libvirt.virConnect, attempt: _Attempt) -> dict[str, Any]:
     }
 
 
-class _ProbeFailed(Exception):
-    """A custom probe failed; reported like a HostUnavailable."""
-
-    def __init__(self, reason: str, remedy: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.remedy = remedy
-
-
 def _custom(conn: libvirt.virConnect, attempt: _Attempt, probe: Probe) -> dict[str, Any]:
     name = getattr(probe, "__name__", type(probe).__name__)
     attempt.phase = f"running the probe {name}()"
@@ -210,14 +201,16 @@ def _custom(conn: libvirt.virConnect, attempt: _Attempt, probe: Probe) -> dict[s
     except HostUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - reported for this host, never raised
-        raise _ProbeFailed(
+        raise HostUnavailable(
+            attempt.uri,
             f"connected, but the probe {name}() raised {type(exc).__name__}: {exc}",
             "fix the probe function; test it first with kvmlab.host.connect('test:///default')",
         ) from None
     if not isinstance(result, Mapping):
-        raise _ProbeFailed(
-            f"connected, but the probe {name}() returned {type(result).__name__}, not a "
-            "mapping", "make the probe return a dict of what it found, e.g. {'cpus': 4}")
+        raise HostUnavailable(
+            attempt.uri,
+            f"connected, but the probe {name}() returned {type(result).__name__}, not a mapping",
+            "make the probe return a dict of what it found, e.g. {'cpus': 4}")
     return {"details": dict(result)}
 
 
@@ -233,7 +226,7 @@ def _work(attempt: _Attempt, deadline: float, probe: Probe | None) -> None:
         conn = connect(attempt.uri, timeout_s=remaining + _CONNECT_GRACE_S)
         fields = _summary(conn, attempt) if probe is None else _custom(conn, attempt, probe)
         fields["reachable"] = True
-    except (HostUnavailable, _ProbeFailed) as exc:
+    except HostUnavailable as exc:
         fields = {"reachable": False, "error": _error(exc.reason, exc.remedy)}
     except BaseException as exc:  # noqa: BLE001 - a worker thread has no one to raise to
         fields = {"reachable": False, "error": _error(

@@ -52,11 +52,13 @@ def parse(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     for number, line in enumerate(lines[1:], start=2):
         try:
             entry = json.loads(line)
-            run_key(entry["params"], entry["seed"]), dict(entry["figures"])
-            entries.append(entry)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ScenarioError(f"{path}, line {number}, is not a saved run: "
-                                f"{line[:80]!r}") from None
+        except json.JSONDecodeError:
+            entry = None
+        if not (isinstance(entry, dict) and isinstance(entry.get("params"), dict)
+                and isinstance(entry.get("seed"), int)
+                and isinstance(entry.get("figures"), dict)):
+            raise ScenarioError(f"{path}, line {number}, is not a saved run: {line[:80]!r}")
+        entries.append(entry)
     return header, entries, len(complete)
 
 
@@ -68,8 +70,8 @@ class ResultStore:
     path : str or Path
         Created (with its folder) when missing.
     header : mapping
-        Says what the runs are (``scenario``, ``source`` and, for a host, ``uri``); an
-        existing file with another header is refused rather than mixed.
+        Says what the runs are (``scenario``, ``function``, ``defaults``, ``source`` and, for
+        a host, ``uri``); an existing file with another header is refused rather than mixed.
 
     Attributes
     ----------
@@ -143,12 +145,6 @@ def read_table(path: str | Path) -> SweepTable:
 
 def recorded_sweep(name: str) -> SweepTable:
     """A sweep recorded on a real host and shipped in ``data/recorded/NAME.jsonl``."""
-    from kvmlab.data import data_dir
+    from kvmlab.data import data_file
 
-    folder = data_dir() / "recorded"
-    path = folder / f"{name}.jsonl"
-    if not path.exists():
-        there = sorted(p.stem for p in folder.glob("*.jsonl"))
-        raise ScenarioError(f"no recorded sweep {name!r}; there are: "
-                            f"{', '.join(there) or '(none)'}")
-    return read_table(path)
+    return read_table(data_file("recorded", "recorded sweep", name, ".jsonl"))

@@ -29,22 +29,13 @@ import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from kvmlab.errors import ExperimentFailed, KvmlabError, ScenarioError
 from kvmlab.experiments.grid import PLAIN, check_seeds, expand, normalize, run_key
 from kvmlab.experiments.scenarios import Figures, Scenario, scenario_for
 from kvmlab.experiments.store import ResultStore
 from kvmlab.experiments.table import SweepTable
-
-
-class Bar(Protocol):
-    """What a sweep needs of a progress bar (tqdm's bars have it)."""
-
-    def update(self, n: int = 1) -> Any: ...
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> Any: ...
-    def write(self, s: str) -> Any: ...
-    def close(self) -> Any: ...
 
 
 class SerialExecutor(cf.Executor):
@@ -65,22 +56,12 @@ class SerialExecutor(cf.Executor):
         return future
 
 
-class _Quiet:
-    """A progress bar that shows nothing."""
-
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
-    def write(self, s: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def progress_bar(total: int, done: int, desc: str, show: bool) -> Bar:
-    """A tqdm bar: a widget in a notebook, a line on stderr in a terminal."""
-    if not show:
-        return _Quiet()
+def progress_bar(total: int, done: int, desc: str, show: bool) -> Any:
+    """A tqdm bar: a widget in a notebook, a line on stderr in a terminal (or nothing)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=done, desc=desc, unit="run", dynamic_ncols=True)
+    return tqdm(total=total, initial=done, desc=desc, unit="run", dynamic_ncols=True,
+                disable=not show)
 
 
 def run_one(model: Callable[..., Figures], params: Mapping[str, Any], seed: int) -> Figures:
@@ -196,11 +177,12 @@ class _Plan:
     spec: Scenario
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
+    points: list[dict[str, Any]]
 
     @property
     def runs(self) -> list[tuple[dict[str, Any], int]]:
         """Every run in table order: grid order, seed fastest."""
-        return [(p, s) for p in expand(self.grid) for s in self.seeds]
+        return [(p, s) for p in self.points for s in self.seeds]
 
     def header(self, source: str, **more: Any) -> dict[str, Any]:
         """What a results file of this sweep must say it holds."""
@@ -221,7 +203,7 @@ def _plan(scenario: Any, grid: Mapping[str, Any] | None, seeds: Iterable[int],
                             f"on a host are {', '.join(able)}")
     values = normalize(grid)
     spec.check(values, on_host=on_host)
-    return _Plan(spec, values, check_seeds(seeds))
+    return _Plan(spec, values, check_seeds(seeds), expand(values))
 
 
 def _table(plan: _Plan, results: Mapping[str, Figures], source: str) -> SweepTable:
@@ -379,25 +361,25 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
     if fresh and path.exists():
         ResultStore(path, header)             # refuses a file that is not this sweep's
         path.unlink()
+    # Estimating each point's time also checks it, before the first guest boots.
+    cost = [spec.estimate_s(**p) if spec.estimate_s else 0.0 for p in plan.points]
+    store = ResultStore(path, header)
     # Seeds outermost: a drift of the host over time spreads over every grid point
     # instead of lining up with one parameter.
-    order = [(p, s) for s in plan.seeds for p in expand(plan.grid)]
-    if spec.estimate_s is not None:           # checks every point before a guest boots
-        for params in expand(plan.grid):
-            spec.estimate_s(**params)
-    store = ResultStore(path, header)
-    todo = [(p, s) for p, s in order if run_key(p, s) not in store.results]
-    runs = len(order)
+    todo = [(i, s) for s in plan.seeds for i, p in enumerate(plan.points)
+            if run_key(p, s) not in store.results]
+    runs = len(plan.points) * len(plan.seeds)
     bar = progress_bar(runs, runs - len(todo), f"{spec.name} on {uri}", progress)
-    if todo:
-        guess = sum(spec.estimate_s(**p) for p, _ in todo) if spec.estimate_s else None
+    if progress and todo:
+        guess = sum(cost[i] for i, _ in todo)
         saved = f", {runs - len(todo)} already saved" if len(todo) < runs else ""
         bar.write(f"{len(todo)} run(s) to do{saved}, about "
                   f"{_minutes(guess) + ' in all' if guess else '? (no estimate yet)'}; "
                   f"results go to {path}")
     try:
         with sigterm_as_exit():
-            for params, seed in todo:
+            for i, seed in todo:
+                params = plan.points[i]
                 bar.set_postfix_str(f"{params}, seed {seed}")
                 figures = _figures_of(spec, params, seed, lambda p=params: host_run(
                     **p, uri=uri, progress=lambda line: bar.set_postfix_str(line)))

@@ -220,11 +220,9 @@ class SweepTable:
         return self._shown(self.rows[:max_rows])._repr_html_() + more
 
     # -- statistics across seeds -------------------------------------------------
-    def _group_columns(self, keep: Sequence[str] = ()) -> list[str]:
-        cols = [*self.parameters, *keep]
-        if "source" in self.columns and "source" not in cols:
-            cols.append("source")
-        return list(dict.fromkeys(cols))
+    def _group_columns(self) -> list[str]:
+        """What tells the grid points apart: the parameters, and the source if there is one."""
+        return [*self.parameters, *(["source"] if "source" in self.columns else [])]
 
     def summary(self, y: str | Sequence[str] | None = None,
                 level: float = 0.95) -> list[dict[str, Any]]:
