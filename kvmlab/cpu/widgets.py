@@ -27,7 +27,7 @@ from kvmlab.cpu.model import SCHEDULERS
 from kvmlab.cpu.plot import gantt, plot_shares
 from kvmlab.cpu.result import CpuResult
 from kvmlab.cpu.sweep import explore, ready_rows
-from kvmlab.host.tour import Table
+from kvmlab.display import Table
 
 GANTT_S = 0.1
 LIMITS = {"pcpus": (1, 8), "vms": (1, 6), "vcpus_per_vm": (1, 4)}

@@ -43,17 +43,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kvmlab.display import Record, Table
 from kvmlab.errors import HostUnavailable, ScenarioError
 from kvmlab.host.connect import connect
-from kvmlab.host.tour import (
-    Table,
-    _Record,
-    capabilities_summary,
-    list_domains,
-    list_networks,
-    list_pools,
-    node_info,
-)
+from kvmlab.host.inventory import list_domains, list_networks, list_pools
+from kvmlab.host.node import capabilities_summary, node_info
 
 if TYPE_CHECKING:  # pragma: no cover
     import libvirt
@@ -78,7 +72,7 @@ Probe = Callable[["libvirt.virConnect"], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
-class HostReport(_Record):
+class HostReport(Record):
     """What one host answered (or why it did not), as returned by :func:`probe_hosts`.
 
     Prints as an aligned ``field  value`` list and renders as an HTML table in a notebook;

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kvmlab.display import Table
 from kvmlab.errors import ScenarioError
-from kvmlab.host.tour import Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

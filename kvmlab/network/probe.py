@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.host.tour import _each, _reading
+from kvmlab.host.reading import each, reading
 
 _FLAG_FILES = {"learning": "learning", "flood": "unicast_flood",
                "mcast_flood": "multicast_flood", "bcast_flood": "broadcast_flood",
@@ -137,7 +137,7 @@ def guest_nics(conn: Any) -> list[GuestNic]:
 
     virsh equivalent: ``virsh domiflist DOMAIN`` for each running domain.
     """
-    with _reading(conn, "the list of running domains"):
+    with reading(conn, "the list of running domains"):
         domains = conn.listAllDomains(1)      # VIR_CONNECT_LIST_DOMAINS_ACTIVE
 
     def nics(dom: Any) -> list[GuestNic]:
@@ -156,4 +156,4 @@ def guest_nics(conn: Any) -> list[GuestNic]:
                 [int(tag.get("id", "0")) for tag in iface.findall("vlan/tag")]))
         return out
 
-    return [n for group in _each(conn, "a domain", domains, nics) for n in group]
+    return [n for group in each(conn, "a domain", domains, nics) for n in group]

@@ -25,8 +25,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from kvmlab.display import Table
 from kvmlab.errors import ScenarioError
-from kvmlab.host.tour import Table
 from kvmlab.storage.io import DISKS, FORMATS, PATTERNS, IoResult, IoWorkload, simulate_io
 from kvmlab.storage.plot import cluster_map, human_size, model_after, plot_io
 from kvmlab.storage.qcow2 import Allocation
