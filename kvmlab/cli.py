@@ -13,12 +13,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
-from typing import Any
 
 from kvmlab.errors import KvmlabError
-from kvmlab.experiments import commands as experiment_commands
-from kvmlab.memory import commands as memory_commands
+from kvmlab.lab import LABS
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -59,85 +58,6 @@ def _guest_run(args: argparse.Namespace) -> int:
     print(f"# {guest.name}: {guest.accel}, booted in {boot_s:.1f} s, "
           f"exit status {out.exit_status}", file=sys.stderr)
     return out.exit_status or 0
-
-
-def _cpu(args: argparse.Namespace) -> int:
-    from kvmlab import cpu
-    from kvmlab.data import save_recorded
-
-    scenario = cpu.load_scenario(args.scenario)
-    if args.duration is not None:
-        scenario = scenario.with_duration(args.duration)
-
-    def progress(line: str) -> None:
-        print(f"# {line}", file=sys.stderr)
-
-    if args.cpu_command == "simulate":
-        out = cpu.simulate(scenario, seed=args.seed, scheduler=args.scheduler).to_dict()
-    elif args.cpu_command == "run":
-        result = cpu.run_on_host(scenario, uri=args.uri, progress=progress)
-        if args.record:
-            path = save_recorded(args.record, result.to_dict())
-            print(f"# recorded in {path}", file=sys.stderr)
-        out = result.to_dict()
-    else:
-        if args.recorded:
-            measured = cpu.recorded_result(args.recorded)
-            scenario = measured.scenario
-        else:
-            measured = cpu.run_on_host(scenario, uri=args.uri, progress=progress)
-        simulated = cpu.simulate(scenario, seed=args.seed, scheduler=args.scheduler)
-        comparison = cpu.compare(simulated, measured)
-        print(comparison.table(), file=sys.stderr)
-        out = comparison.to_dict()
-    print(json.dumps(out, indent=2))
-    return 0
-
-
-def _storage(args: argparse.Namespace) -> int:
-    from kvmlab import storage
-
-    scenario = storage.StorageScenario.load(args.scenario)
-    if args.storage_command == "simulate":
-        out = storage.simulate(scenario).to_dict()
-    elif args.storage_command == "run":
-        out = storage.run_with_qemu(scenario).to_dict()
-    else:
-        comparison = storage.compare(storage.simulate(scenario), storage.run_with_qemu(scenario))
-        print(comparison.summary(), file=sys.stderr)
-        out = comparison.to_dict()
-    print(json.dumps(out, indent=2))
-    return 0
-
-
-def _topology(path: str) -> Any:
-    from kvmlab.data import scenario_dict, scenario_names
-    from kvmlab.network import Topology
-
-    if not Path(path).exists() and path in scenario_names("net-") + scenario_names("vlan-"):
-        return Topology.from_dict(scenario_dict(path))      # a shipped topology by name
-    return Topology.load(path)
-
-
-def _network(args: argparse.Namespace) -> int:
-    from kvmlab import network
-    from kvmlab.network.twin import run_on_kernel
-
-    topology = _topology(args.topology)
-    if args.network_command == "simulate":
-        result = network.simulate(topology)
-        if args.steps:
-            print(result.steps(), file=sys.stderr)
-        out = result.to_dict()
-    elif args.network_command == "run":
-        out = run_on_kernel(topology, args.uri).to_dict()
-    else:
-        comparison = network.compare(network.simulate(topology),
-                                     run_on_kernel(topology, args.uri))
-        print(comparison.table(), file=sys.stderr)
-        out = comparison.to_dict()
-    print(json.dumps(out, indent=2))
-    return 0
 
 
 def _problems(args: argparse.Namespace) -> int:
@@ -216,56 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=120.0, help="seconds (default 120)")
     run.set_defaults(func=_guest_run)
 
-    cpu = sub.add_parser("cpu", help="the CPU lab: simulate, run on a host, compare")
-    csub = cpu.add_subparsers(dest="cpu_command", required=True)
-    helps = {"simulate": "simulate a scenario (JSON result on standard output)",
-             "run": "run a scenario as real guests and measure it (same JSON fields)",
-             "compare": "simulate and measure (or take a recorded run) and compare"}
-    for name, text in helps.items():
-        c = csub.add_parser(name, help=text)
-        c.add_argument("scenario", help="a scenario JSON file or a shipped scenario name "
-                                        "(e.g. cpu-seed-example)")
-        c.add_argument("--duration", type=float, help="override duration_s")
-        if name != "run":
-            c.add_argument("--seed", type=int, default=0)
-            c.add_argument("--scheduler", choices=("fair", "round-robin"), default="fair")
-        if name != "simulate":
-            c.add_argument("--uri", help="libvirt URI of a local QEMU host")
-        if name == "run":
-            c.add_argument("--record", metavar="NAME",
-                           help="also save the result as data/recorded/NAME.json")
-        if name == "compare":
-            c.add_argument("--recorded", metavar="NAME",
-                           help="compare with a recorded run instead of measuring")
-        c.set_defaults(func=_cpu)
-
-    storage = sub.add_parser("storage", help="the storage lab: qcow2 images, model and qemu-img")
-    ssub = storage.add_subparsers(dest="storage_command", required=True)
-    for name, text in {"simulate": "predict the image (map, allocated clusters, end offset)",
-                       "run": "make the image with qemu-img/qemu-io and report the same fields",
-                       "compare": "both, and where they differ"}.items():
-        c = ssub.add_parser(name, help=text)
-        c.add_argument("scenario", help="a storage scenario JSON file")
-        c.set_defaults(func=_storage)
-
-    net = sub.add_parser("network", help="the network lab: Linux bridges, model and real kernel")
-    nsub = net.add_subparsers(dest="network_command", required=True)
-    for name, text in {"simulate": "who receives each frame, and what the bridges learn",
-                       "run": "the same topology in a tiny guest's kernel",
-                       "compare": "both, and where they differ"}.items():
-        c = nsub.add_parser(name, help=text)
-        c.add_argument("topology", help="a topology JSON file, or a shipped one by name "
-                                        "(net-flood-then-learn, vlan-seed-two-switches, ...)")
-        if name == "simulate":
-            c.add_argument("--steps", action="store_true",
-                           help="also print every step of every frame (on stderr)")
-        else:
-            c.add_argument("--uri", help="local QEMU libvirt URI (default qemu:///system "
-                                         "as root, else qemu:///session)")
-        c.set_defaults(func=_network)
-
-    memory_commands.add_parser(sub)
-    experiment_commands.add_parser(sub)
+    for name in (*LABS, "experiments"):
+        import_module(f"kvmlab.{name}.commands").add_parser(sub)
 
     room = sub.add_parser("classroom", help="student versions of the notebooks, and their shape")
     rsub = room.add_subparsers(dest="classroom_command", required=True)
