@@ -10,7 +10,13 @@ Examples
 'test:///default'
 """
 
-from kvmlab.errors import ExperimentFailed, HostUnavailable, KvmlabError, ScenarioError
+from kvmlab.errors import (
+    ExperimentFailed,
+    HostUnavailable,
+    KvmlabError,
+    ScenarioError,
+    ToolMissing,
+)
 from kvmlab.experiments import SweepTable, probe_hosts, sweep, sweep_on_host
 from kvmlab.host.connect import connect
 from kvmlab.versions import show_versions
@@ -22,6 +28,7 @@ __all__ = [
     "HostUnavailable",
     "KvmlabError",
     "ScenarioError",
+    "ToolMissing",
     "SweepTable",
     "__version__",
     "connect",

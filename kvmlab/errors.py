@@ -46,3 +46,26 @@ class HostUnavailable(KvmlabError):
 
 class ExperimentFailed(KvmlabError):
     """A live experiment started but did not produce a result."""
+
+
+class ToolMissing(KvmlabError):
+    """A program kvmlab needs on this machine is not installed.
+
+    Parameters
+    ----------
+    tool : str
+        The program (``qemu-img``).
+    remedy : str
+        How to get it.
+
+    Examples
+    --------
+    >>> print(ToolMissing("qemu-img", "install qemu-utils (make test and make lab do)"))
+    ...                                                   # doctest: +ELLIPSIS
+    qemu-img is not installed on this machine. What to do: install qemu-utils (make ...
+    """
+
+    def __init__(self, tool: str, remedy: str) -> None:
+        self.tool = tool
+        self.remedy = remedy
+        super().__init__(f"{tool} is not installed on this machine. What to do: {remedy}.")
