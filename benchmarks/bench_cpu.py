@@ -44,6 +44,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import simpy
@@ -57,7 +58,7 @@ from benchmarks.timing import (
     timed,
 )
 from kvmlab.cpu.model import simulate
-from kvmlab.cpu.scenario import CpuScenario
+from kvmlab.cpu.scenario import CpuScenario, overcommit_scenario
 
 #: vCPU counts of the scaling benchmark.
 SIZES: tuple[int, ...] = (10, 100, 1000, 10000)
@@ -81,6 +82,9 @@ QUICK_REPEATS = Repeats(times=1, min_total_s=0.0)
 def busy_scenario(vcpus: int, duration_s: float, slice_ms: float = 3.0) -> CpuScenario:
     """``vcpus`` busy vCPUs in VMs of 2, on ``vcpus / 2`` pCPUs (2x overcommit).
 
+    The scenario of the ``cpu-overcommit`` sweep at ratio 2
+    (:func:`kvmlab.cpu.overcommit_scenario`), named after its size.
+
     Parameters
     ----------
     vcpus : int
@@ -102,10 +106,9 @@ def busy_scenario(vcpus: int, duration_s: float, slice_ms: float = 3.0) -> CpuSc
     """
     if vcpus < 2 or vcpus % 2:
         raise ValueError(f"vcpus must be an even number of at least 2, not {vcpus}")
-    return CpuScenario.from_dict({
-        "pcpus": vcpus // 2, "duration_s": duration_s, "slice_ms": slice_ms,
-        "name": f"bench-{vcpus}-vcpus",
-        "vms": [{"name": f"vm{i}", "vcpus": 2} for i in range(vcpus // 2)]})
+    scenario = overcommit_scenario(2, pcpus=vcpus // 2, vcpus_per_vm=2, duration_s=duration_s,
+                                   slice_ms=slice_ms)
+    return replace(scenario, name=f"bench-{vcpus}-vcpus")
 
 
 def model_events(scenario: CpuScenario) -> int:

@@ -41,7 +41,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _guest_build(args: argparse.Namespace) -> int:
     from kvmlab.host.image import build_image
 
-    image = build_image(force=args.force)
+    image = build_image(force=args.force, progress=True)
     print(f"guest image: kernel {image.kernel_release}, {image.kernel.parent}")
     return 0
 

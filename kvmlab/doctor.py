@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.errors import ExperimentFailed, HostUnavailable
-from kvmlab.host.connect import DEFAULT_URI, connect, import_libvirt, version_string
+from kvmlab.errors import ExperimentFailed, HostUnavailable, ToolMissing
+from kvmlab.host.cleanup import find_leftovers
+from kvmlab.host.connect import DEFAULT_URI, connection, import_libvirt, version_string
 from kvmlab.host.guest import choose_accelerator, live_uri
 from kvmlab.host.image import cached_image
 
@@ -171,10 +172,9 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
         return d
     target = live_uri(uri)
     try:
-        conn = connect(target)
-        hv = conn.getVersion()
-        lv = conn.getLibVersion()
-        conn.close()
+        with connection(target) as conn:
+            hv = conn.getVersion()
+            lv = conn.getLibVersion()
         d.live_uri = target
         d.findings.append(Finding(
             "live host", True, f"reachable at {target}",
@@ -203,10 +203,8 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
                 summary = "no KVM; TCG (software emulation) is used"
             d.findings.append(Finding("accelerator", True if choice.accel == "kvm" else None,
                                       summary, choice.reason))
-        except (ExperimentFailed, HostUnavailable) as exc:
+        except (ExperimentFailed, HostUnavailable, ToolMissing) as exc:
             d.findings.append(Finding("accelerator", False, "trial boot failed", str(exc)))
-    from kvmlab.host.cleanup import find_leftovers
-
     leftovers = find_leftovers(uri)
     d.findings.append(Finding(
         "leftovers", not leftovers,
@@ -225,7 +223,7 @@ def _dist_version(name: str) -> str:
 
 def _reachable(uri: str) -> bool:
     try:
-        connect(uri).close()
-        return True
+        with connection(uri):
+            return True
     except HostUnavailable:
         return False

@@ -25,7 +25,10 @@ class ScenarioError(KvmlabError, ValueError):
 
 
 class HostUnavailable(KvmlabError):
-    """A libvirt host could not be reached.
+    """A libvirt host could not be reached (and only that).
+
+    A program missing on this machine is a :class:`ToolMissing`; a run that reached its
+    host, started and then failed is an :class:`ExperimentFailed`.
 
     Parameters
     ----------

@@ -18,7 +18,24 @@ import re
 import shutil
 import subprocess
 
+from kvmlab.host.connect import version_string
+from kvmlab.host.image import cached_image
+
 PACKAGES = ("simpy", "networkx", "matplotlib", "ipywidgets", "jupyterlab", "libvirt-python")
+
+
+def kvmlab_version() -> str:
+    """The installed kvmlab's version (from its package metadata).
+
+    Examples
+    --------
+    >>> kvmlab_version().count(".") >= 1
+    True
+    """
+    try:
+        return importlib.metadata.version("kvmlab")
+    except importlib.metadata.PackageNotFoundError:      # run from a source tree
+        return "unknown"
 
 
 def _qemu_version() -> str | None:
@@ -38,18 +55,13 @@ def _libvirt_library() -> str | None:
         import libvirt
     except ImportError:
         return None
-    from kvmlab.host.connect import version_string
-
     return version_string(libvirt.getVersion())
 
 
 def versions() -> dict[str, str | None]:
     """Return a dict of component name to version (None when it is missing)."""
-    from kvmlab import __version__
-    from kvmlab.host.image import cached_image
-
     info: dict[str, str | None] = {
-        "kvmlab": __version__,
+        "kvmlab": kvmlab_version(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }

@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from processes import stop_group
+
+from tests.processes import stop_group
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook]
 

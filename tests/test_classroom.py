@@ -95,7 +95,7 @@ def test_the_command_line_writes_student_versions_and_checks_shape(tmp_path, cap
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_the_student_version_runs_headless_with_the_exercises_unanswered(path, tmp_path,
                                                                          monkeypatch):
-    from test_notebooks import run_notebook
+    from tests.test_notebooks import run_notebook
 
     monkeypatch.delenv("KVMLAB_URI", raising=False)
     monkeypatch.setenv("MPLBACKEND", "agg")

@@ -16,7 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from processes import stop_group
+
+from tests.processes import stop_group
 
 ROOT = Path(__file__).parents[1]
 

@@ -51,16 +51,22 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import simpy
 
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
-from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec
+from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ScenarioError
+from kvmlab.lab import SIMULATED
+from kvmlab.progress import Progress, ProgressArg, progress_bar
+
+__all__ = ["PROGRESS_STEPS", "SCHEDULERS", "simulate"]
 
 SCHEDULERS = ("fair", "round-robin")
+PROGRESS_STEPS = 100
+"""A simulation reports its progress this many times (each time 1 % of the run)."""
 
 
 class _Group:
@@ -103,7 +109,7 @@ class _Thread:
 
 class _HostModel:
     def __init__(self, scenario: CpuScenario, seed: int, scheduler: str,
-                 record_timeline: bool, progress: Callable[[float], None] | None) -> None:
+                 record_timeline: bool, progress: Progress | None) -> None:
         self.scenario = scenario
         self.rng = random.Random(seed)
         self.env = simpy.Environment()
@@ -337,11 +343,11 @@ class _HostModel:
         self.timeline.append(Slice(p, t.vm, t.index, start, end))
 
     def _report_progress(self) -> Iterator[simpy.Event]:
-        step = self.end / 100
-        while self.env.now < self.end:
-            yield self.env.timeout(step)
-            assert self.progress is not None
-            self.progress(min(1.0, self.env.now / self.end))
+        """One step of the bar each time 1 % of the simulated time has passed."""
+        assert self.progress is not None
+        for step in range(1, PROGRESS_STEPS + 1):
+            yield self.env.timeout(self.end * step / PROGRESS_STEPS - self.env.now)
+            self.progress.update(1)
 
     def run(self) -> list[VcpuStats]:
         self.env.run(until=self.end + self.slice)
@@ -353,9 +359,9 @@ class _HostModel:
                 for t in self.threads]              # built in scenario order
 
 
-def simulate(scenario: CpuScenario | dict[str, Any], seed: int = 0, *,
-             scheduler: str = "fair", record_timeline: bool = True,
-             progress: Callable[[float], None] | None = None) -> CpuResult:
+def simulate(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
+             progress: ProgressArg = None, scheduler: str = "fair",
+             record_timeline: bool = True) -> CpuResult:
     """Simulate a CPU scenario; return per-vCPU run and wait times.
 
     Parameters
@@ -365,25 +371,35 @@ def simulate(scenario: CpuScenario | dict[str, Any], seed: int = 0, *,
     seed : int
         Seeds the model's own random generator (start order, duty-cycle phases).
         The same seed gives the same result.
+    progress : None, bool or a tqdm-like bar
+        See :mod:`kvmlab.progress`. The unit is percent of the simulated time: the bar
+        goes to :data:`PROGRESS_STEPS` (100) in steps of one.
     scheduler : {'fair', 'round-robin'}
         ``fair`` shares CPUs between VMs by weight, then between their vCPUs, as
         Linux does with libvirt guests; ``round-robin`` is one flat queue.
     record_timeline : bool
         Keep who ran where and when (for Gantt charts).
-    progress : callable, optional
-        Called with the fraction done (0..1) as the simulation advances.
 
     Returns
     -------
     CpuResult
+        With ``source`` :data:`kvmlab.lab.SIMULATED`.
+
+    Raises
+    ------
+    ScenarioError
+        If the scenario breaks a rule or the scheduler is unknown.
     """
-    if isinstance(scenario, dict):
-        scenario = CpuScenario.from_dict(scenario)
+    scenario = as_scenario(scenario)
     if scheduler not in SCHEDULERS:
         raise ScenarioError(f"scheduler {scheduler!r} is not one of {SCHEDULERS}")
-    model = _HostModel(scenario, seed, scheduler, record_timeline, progress)
-    vcpus = model.run()
-    return CpuResult(scenario=scenario, source="simulated", vcpus=tuple(vcpus),
+    desc = f"simulating {scenario.name or 'a CPU scenario'}"
+    with progress_bar(progress, total=PROGRESS_STEPS, desc=desc, unit="%") as bar:
+        reporting = progress is not None and progress is not False
+        model = _HostModel(scenario, seed, scheduler, record_timeline,
+                           bar if reporting else None)
+        vcpus = model.run()
+    return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
                      duration_s=scenario.duration_s,
                      provenance={"model": "kvmlab.cpu.model", "scheduler": scheduler,
                                  "seed": seed, "slice_ms": scenario.slice_ms},

@@ -4,6 +4,13 @@ Pass ``ax`` to draw into a figure of your own; without it a new figure is made.
 Every VM has a colour of its own and each of its vCPUs a shade of it, the same
 in every figure (see :func:`vcpu_colors`).
 
+The functions draw a :class:`~kvmlab.cpu.result.CpuResult` or a
+:class:`~kvmlab.cpu.result.Comparison`; they never run a model. The result module
+imports this one (for :meth:`~kvmlab.cpu.result.Comparison.plot`), so this one does
+not import it back: its hints name the contract's types (:class:`kvmlab.lab.LabResult`,
+:class:`kvmlab.lab.Comparison`). matplotlib is imported when a figure is drawn, so
+importing the lab stays quick.
+
 Examples
 --------
 >>> import matplotlib
@@ -22,17 +29,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
-from matplotlib.patches import Patch
-from matplotlib.ticker import PercentFormatter
-
-from kvmlab.cpu.result import READY_PROBLEM_PCT, READY_WATCH_PCT, Comparison, CpuResult
+from kvmlab.cpu.ready import READY_PROBLEM_PCT, READY_WATCH_PCT
 from kvmlab.cpu.scenario import CpuScenario
+from kvmlab.cpu.theory import fair_shares, flat_shares
 from kvmlab.errors import ScenarioError
+from kvmlab.lab import MEASURED, SIMULATED, LabResult
+from kvmlab.lab import Comparison as LabComparison
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["gantt", "plot_comparison", "plot_shares", "plot_wait_vs_overcommit",
+           "side_by_side", "vcpu_colors", "vcpu_label"]
+
 
 _VM_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink",
                "tab:olive", "tab:cyan", "tab:gray", "tab:red")
@@ -43,6 +54,8 @@ _MEASURED_COLOUR = "tab:orange"
 
 def _shade(colour: str, t: float) -> tuple[float, float, float]:
     """Darken (t < 0) or lighten (t > 0) a colour; t in -1..1."""
+    from matplotlib.colors import to_rgb
+
     r, g, b = to_rgb(colour)
     if t < 0:
         return (r * (1 + t), g * (1 + t), b * (1 + t))
@@ -81,13 +94,15 @@ def vcpu_label(vm: str, vcpu: int) -> str:
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     if ax is not None:
         return ax
+    import matplotlib.pyplot as plt
+
     _fig, new = plt.subplots(figsize=size, layout="constrained")
     return new
 
 
-def _title(result: CpuResult) -> str:
+def _title(result: LabResult) -> str:
     name = result.scenario.name or "scenario"
-    if result.source == "simulated":
+    if result.source == SIMULATED:
         how = f"simulated, {result.provenance.get('scheduler', 'fair')} scheduler"
     else:
         how = f"measured on {result.provenance.get('host', 'a host')}"
@@ -109,7 +124,7 @@ def _text_fits(ax: Axes, width_data: float, span: float, text: str, fontsize: fl
     return None
 
 
-def gantt(result: CpuResult, ax: Axes | None = None, until_s: float | None = None) -> Axes:
+def gantt(result: LabResult, ax: Axes | None = None, until_s: float | None = None) -> Axes:
     """Who ran where and when: one row per pCPU, one bar per time slice.
 
     Parameters
@@ -133,7 +148,7 @@ def gantt(result: CpuResult, ax: Axes | None = None, until_s: float | None = Non
     """
     if not result.timeline:
         why = ("a measured result holds only each vCPU's run and wait totals"
-               if result.source == "measured"
+               if result.source == MEASURED
                else "it was simulated with record_timeline=False")
         raise ScenarioError(f"this result has no timeline to draw ({why}); use "
                             "simulate(scenario) for a Gantt chart, or plot_shares(result)")
@@ -171,9 +186,7 @@ def gantt(result: CpuResult, ax: Axes | None = None, until_s: float | None = Non
     return ax
 
 
-def _expected_run(result: CpuResult) -> dict[str, float] | None:
-    from kvmlab.cpu.theory import fair_shares, flat_shares
-
+def _expected_run(result: LabResult) -> dict[str, float] | None:
     try:
         if result.provenance.get("scheduler") == "round-robin":
             return flat_shares(result.scenario)
@@ -182,7 +195,7 @@ def _expected_run(result: CpuResult) -> dict[str, float] | None:
         return None
 
 
-def _positions(result: CpuResult) -> list[float]:
+def _positions(result: LabResult) -> list[float]:
     """x positions of the vCPUs, with a gap between VMs."""
     xs, x, last = [], 0.0, None
     for v in result.vcpus:
@@ -194,12 +207,12 @@ def _positions(result: CpuResult) -> list[float]:
     return xs
 
 
-def _shares_width(result: CpuResult) -> float:
+def _shares_width(result: LabResult) -> float:
     """Inches for a share chart: room for each vCPU's label, plus the legend."""
     return 3.0 + 0.62 * (len(result.vcpus) + 0.5 * (len(result.scenario.vms) - 1))
 
 
-def plot_shares(result: CpuResult, ax: Axes | None = None) -> Axes:
+def plot_shares(result: LabResult, ax: Axes | None = None) -> Axes:
     """Stacked bars per vCPU: the share of time it ran, and on top the share it waited.
 
     What is left up to 100 % is time the vCPU did not want the CPU (idle). Where
@@ -212,6 +225,9 @@ def plot_shares(result: CpuResult, ax: Axes | None = None) -> Axes:
         ``ax.containers[0]`` holds the run bars and ``ax.containers[1]`` the wait
         bars, one per vCPU in the result's order.
     """
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import PercentFormatter
+
     ax = _new_axes(ax, (_shares_width(result), 3.6))
     xs = _positions(result)
     colours = vcpu_colors(result.scenario)
@@ -241,7 +257,7 @@ def plot_shares(result: CpuResult, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_comparison(comparison: Comparison, ax: Axes | None = None) -> Axes:
+def plot_comparison(comparison: LabComparison, ax: Axes | None = None) -> Axes:
     """Simulated against measured run and wait shares, per vCPU, with the errors written on.
 
     Returns
@@ -250,6 +266,8 @@ def plot_comparison(comparison: Comparison, ax: Axes | None = None) -> Axes:
         Its four bar containers are labelled ``'simulated run'``, ``'measured run'``,
         ``'simulated wait'`` and ``'measured wait'``, one bar per vCPU each.
     """
+    from matplotlib.ticker import PercentFormatter
+
     rows = comparison.rows
     ax = _new_axes(ax, (max(5.0, 1.5 + 1.1 * len(rows)), 3.8))
     xs = list(range(len(rows)))
@@ -277,7 +295,8 @@ def plot_comparison(comparison: Comparison, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("vCPU (numbers: simulated − measured)")
     name = comparison.simulated.scenario.name or "scenario"
     ax.set_title(f"{name}: simulated vs measured, largest error "
-                 f"{comparison.max_abs_error:.3f}", loc="left", fontsize=10)
+                 f"{comparison.max_error:.3f} (tolerance {comparison.tolerance:.2f})",
+                 loc="left", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False)
     return ax
 
@@ -295,10 +314,10 @@ def plot_wait_vs_overcommit(points: Iterable[Any], ax: Axes | None = None) -> Ax
     ----------
     points : iterable of dict or record
         Each with ``overcommit`` (vCPUs per pCPU), ``wait_share`` (0..1) and
-        ``source`` (``'simulated'`` or ``'measured'``); an optional ``load`` (the
-        vCPUs' busy fraction) splits a source into one line per load. See
-        :func:`kvmlab.cpu.sweep.overcommit_sweep` and
-        :func:`kvmlab.cpu.sweep.recorded_points`.
+        ``source`` (:data:`~kvmlab.lab.SIMULATED` or :data:`~kvmlab.lab.MEASURED`);
+        an optional ``load`` (the vCPUs' busy fraction) splits a source into one line
+        per load. See :func:`kvmlab.cpu.recordings.overcommit_points` (the points of a
+        ``cpu-overcommit`` sweep) and :func:`kvmlab.cpu.recordings.recorded_points`.
     ax : matplotlib Axes, optional
 
     Returns
@@ -318,18 +337,20 @@ def plot_wait_vs_overcommit(points: Iterable[Any], ax: Axes | None = None) -> Ax
     >>> [line.get_label() for line in ax.get_lines()][:2]
     ['simulated', 'measured']
     """
+    from matplotlib.ticker import PercentFormatter
+
     points = list(points)
     ax = _new_axes(ax, (7.5, 4.2))
     groups: dict[tuple[str, float | None], list[tuple[float, float]]] = {}
     for p in points:
-        source = str(_field(p, "source", "simulated"))
+        source = str(_field(p, "source", SIMULATED))
         load = _field(p, "load")
         key = (source, None if load is None or load >= 1 else float(load))
         groups.setdefault(key, []).append((float(_field(p, "overcommit")),
                                            float(_field(p, "wait_share"))))
-    styles = {"simulated": ("o", "-", _SIMULATED_COLOUR), "measured": ("s", "--", _MEASURED_COLOUR)}
+    styles = {SIMULATED: ("o", "-", _SIMULATED_COLOUR), MEASURED: ("s", "--", _MEASURED_COLOUR)}
     more = iter(("tab:green", "tab:purple", "tab:cyan", "tab:olive", "tab:pink", "tab:brown"))
-    order = sorted(groups, key=lambda k: (k[0] != "simulated", -(k[1] or 1.0)))
+    order = sorted(groups, key=lambda k: (k[0] != SIMULATED, -(k[1] or 1.0)))
     for source, load in order:
         xy = sorted(groups[source, load])
         marker, style, colour = styles.get(source, ("^", ":", "tab:gray"))
@@ -363,7 +384,7 @@ def plot_wait_vs_overcommit(points: Iterable[Any], ax: Axes | None = None) -> Ax
     return ax
 
 
-def side_by_side(results: Sequence[CpuResult], kind: str = "shares",
+def side_by_side(results: Sequence[LabResult], kind: str = "shares",
                  until_s: float | None = None) -> list[Axes]:
     """Draw several results next to each other (``kind``: ``'shares'`` or ``'gantt'``).
 
@@ -377,6 +398,8 @@ def side_by_side(results: Sequence[CpuResult], kind: str = "shares",
     >>> len(axes), axes[0].get_ylim() == axes[1].get_ylim()
     (2, True)
     """
+    import matplotlib.pyplot as plt
+
     if kind not in ("shares", "gantt"):
         raise ScenarioError(f"kind must be 'shares' or 'gantt', not {kind!r}")
     n = len(results)

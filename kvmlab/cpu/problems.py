@@ -29,10 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kvmlab.cpu.result import ready_verdict
-from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, finite_number
+from kvmlab.cpu.ready import ready_verdict
+from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario
 from kvmlab.cpu.theory import fair_shares, flat_shares, water_fill
 from kvmlab.exercises import Feedback, problem_text
+from kvmlab.validate import is_real
 
 TOLERANCE = 0.02
 SHARE_CHOICES = (512, 1024, 2048, 4096)
@@ -172,8 +173,6 @@ def worked_answer(scenario: CpuScenario) -> str:
       vm1: 2 vCPUs, 0.5 each: run 50.0 % of the time, wait 50.0 % (CPU ready: problem)
       vm2: 4 vCPUs, 0.25 each: run 25.0 % of the time, wait 75.0 % (CPU ready: problem)
     """
-    from kvmlab.cpu.result import ready_verdict
-
     shares = fair_shares(scenario)
     lines = [_fill(step) for step in _water_fill(scenario)]
     lines.append("Each VM's part is split equally between its vCPUs:")
@@ -286,11 +285,10 @@ def check(problem: Problem, answer: float | Mapping[str, float] | None) -> Feedb
                                f"are {', '.join(names)}.")
     given: dict[str, float] = {}
     for vm, value in raw.items():
-        number = finite_number(value)
-        if number is None:
+        if not is_real(value):
             return Feedback(False, f"The answer for {vm} should be a number such as 0.5, "
                                    f"not {value!r}.")
-        given[vm] = number
+        given[vm] = float(value)
     if problem.vm not in given:
         return Feedback(False, f"The question is about {problem.vm}: include it in your "
                                "answer.")

@@ -3,40 +3,46 @@
 Shares are fractions of the scenario's wall-clock duration: a vCPU with
 ``run_share`` 0.25 ran a quarter of the time; ``wait_share`` is the time it was
 runnable but not running (what the guest sees as *steal* time, what VMware calls
-*CPU ready*).
+*CPU ready*, see :mod:`kvmlab.cpu.ready`).
+
+:func:`compare` puts a simulated result next to a measured one (or any two results
+of the same scenario): its :class:`Comparison` has the error of every vCPU's run and
+wait share, the largest of them (:attr:`Comparison.max_error`) and whether that is
+within the tolerance for the host that measured (:attr:`Comparison.agrees`).
 
 Examples
 --------
 >>> v = VcpuStats("vm1", 0, run_s=5.0, wait_s=1.0, slices=100, duration_s=10.0)
 >>> v.run_share, v.wait_share, v.ready_pct, v.ready_verdict
 (0.5, 0.1, 10.0, 'problem')
+>>> measured = recorded_result("cpu-seed-example")
+>>> measured.source, measured.provenance["accelerator"]
+('measured', 'tcg')
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmlab.cpu.plot import plot_comparison
+from kvmlab.cpu.ready import ready_verdict
 from kvmlab.cpu.scenario import CpuScenario
+from kvmlab.data import load_recorded
+from kvmlab.errors import ScenarioError
+from kvmlab.lab import MEASURED, SOURCES, check_pair
+from kvmlab.lab import Comparison as LabComparison
 
-READY_WATCH_PCT = 5.0
-READY_PROBLEM_PCT = 10.0
+__all__ = ["TOLERANCE_EMULATED", "TOLERANCE_KVM", "Comparison", "CpuResult", "ReadyRow",
+           "ShareError", "Slice", "VcpuStats", "by_vm", "compare", "mean_shares",
+           "ready_rows", "recorded_result", "tolerance_for"]
 
-
-def ready_verdict(ready_pct: float) -> str:
-    """Judge CPU ready % by the common rules of thumb (below 5 % fine, above 10 % a problem).
-
-    Examples
-    --------
-    >>> [ready_verdict(p) for p in (1, 7, 25)]
-    ['fine', 'watch', 'problem']
-    """
-    if ready_pct >= READY_PROBLEM_PCT:
-        return "problem"
-    if ready_pct >= READY_WATCH_PCT:
-        return "watch"
-    return "fine"
+TOLERANCE_KVM = 0.05
+"""Largest share error at which the model agrees with a host that ran its guests on KVM."""
+TOLERANCE_EMULATED = 0.10
+"""The same for a host that emulated its guests (TCG), or where no accelerator is known:
+an emulated vCPU leans on QEMU's own threads and locks, so it is not a pure busy loop."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,12 @@ class VcpuStats:
 
     @property
     def run_share(self) -> float:
+        """The fraction of the run's duration the vCPU ran."""
         return round(self.run_s / self.duration_s, 6)
 
     @property
     def wait_share(self) -> float:
+        """The fraction of the run's duration the vCPU was runnable but waited."""
         return round(self.wait_s / self.duration_s, 6)
 
     @property
@@ -65,9 +73,11 @@ class VcpuStats:
 
     @property
     def ready_verdict(self) -> str:
+        """``'fine'``, ``'watch'`` or ``'problem'`` (see :func:`kvmlab.cpu.ready.ready_verdict`)."""
         return ready_verdict(self.ready_pct)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (shares, seconds, slices, CPU ready % and its verdict)."""
         return {"vm": self.vm, "vcpu": self.vcpu, "run_share": self.run_share,
                 "wait_share": self.wait_share, "run_s": round(self.run_s, 6),
                 "wait_s": round(self.wait_s, 6), "slices": self.slices,
@@ -93,7 +103,8 @@ class CpuResult:
     ----------
     scenario : CpuScenario
     source : str
-        ``'simulated'`` or ``'measured'``.
+        :data:`kvmlab.lab.SIMULATED` (``'simulated'``) or :data:`kvmlab.lab.MEASURED`
+        (``'measured'``, also for a recorded host run).
     vcpus : tuple of VcpuStats
     duration_s : float
         Wall-clock length of the run the shares are fractions of.
@@ -115,8 +126,6 @@ class CpuResult:
         for v in self.vcpus:
             if (v.vm, v.vcpu) == (vm, index):
                 return v
-        from kvmlab.errors import ScenarioError
-
         raise ScenarioError(f"this result has no vCPU {index} of VM {vm!r}")
 
     def vm_utilisation(self) -> dict[str, float]:
@@ -145,8 +154,11 @@ class CpuResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CpuResult:
+    def from_dict(cls, data: Mapping[str, Any]) -> CpuResult:
         """Rebuild a result from :meth:`to_dict` output (for example a recorded run)."""
+        if data.get("source") not in SOURCES:
+            raise ScenarioError(f"a result's source is one of {', '.join(SOURCES)}, not "
+                                f"{data.get('source')!r}")
         duration = float(data["duration_s"])
         vcpus = tuple(VcpuStats(v["vm"], int(v["vcpu"]), float(v["run_s"]), float(v["wait_s"]),
                                 int(v["slices"]), duration) for v in data["vcpus"])
@@ -154,6 +166,79 @@ class CpuResult:
                    vcpus=vcpus, duration_s=duration, provenance=dict(data.get("provenance", {})))
 
 
+def recorded_result(name: str) -> CpuResult:
+    """A real-host run recorded in ``data/recorded/NAME.json``, with its provenance.
+
+    Examples
+    --------
+    >>> r = recorded_result("cpu-overcommit-2x")
+    >>> r.source, r.scenario.overcommit
+    ('measured', 2.0)
+    """
+    result = CpuResult.from_dict(load_recorded(name))
+    if result.source != MEASURED:
+        raise ScenarioError(f"recording {name!r} says its source is {result.source!r}; a "
+                            f"recorded host run is {MEASURED!r}")
+    return result
+
+
+# -- summaries of one result -------------------------------------------------------------
+def mean_shares(result: CpuResult) -> dict[str, float]:
+    """The mean run share, wait share and CPU ready % of the vCPUs of a result.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu import busy_scenario, simulate
+    >>> r = simulate(busy_scenario(2, 4), record_timeline=False)
+    >>> mean_shares(r)
+    {'run_share': 0.5, 'wait_share': 0.5, 'ready_pct': 50.0}
+    """
+    n = len(result.vcpus)
+    run = sum(v.run_share for v in result.vcpus) / n
+    wait = sum(v.wait_share for v in result.vcpus) / n
+    return {"run_share": round(run, 6), "wait_share": round(wait, 6),
+            "ready_pct": round(100 * wait, 4)}
+
+
+@dataclass(frozen=True)
+class ReadyRow:
+    """Per VM: mean run share and CPU ready % of its vCPUs, and the rule-of-thumb verdict."""
+
+    vm: str
+    vcpus: int
+    run_share: float
+    ready_pct: float
+    verdict: str
+
+
+def ready_rows(result: CpuResult) -> list[ReadyRow]:
+    """Per VM, the mean CPU ready % of its vCPUs judged by the 5 % / 10 % rules of thumb.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu import busy_scenario, simulate
+    >>> r = simulate(busy_scenario(2, 6, 3), record_timeline=False)
+    >>> [(row.vm, row.ready_pct, row.verdict) for row in ready_rows(r)]
+    [('vm1', 66.6667, 'problem'), ('vm2', 66.6667, 'problem')]
+    """
+    rows = []
+    for spec in result.scenario.vms:
+        stats = [v for v in result.vcpus if v.vm == spec.name]
+        run = sum(v.run_share for v in stats) / len(stats)
+        ready = round(sum(v.ready_pct for v in stats) / len(stats), 4)
+        rows.append(ReadyRow(spec.name, len(stats), round(run, 4), ready, ready_verdict(ready)))
+    return rows
+
+
+def by_vm(vcpus: Sequence[VcpuStats]) -> dict[str, list[VcpuStats]]:
+    """Group vCPU statistics by VM, keeping their order."""
+    out: dict[str, list[VcpuStats]] = {}
+    for v in vcpus:
+        out.setdefault(v.vm, []).append(v)
+    return out
+
+
+# -- two results side by side --------------------------------------------------------------
 @dataclass(frozen=True)
 class ShareError:
     """Simulated against measured shares of one vCPU."""
@@ -167,25 +252,62 @@ class ShareError:
 
     @property
     def run_error(self) -> float:
+        """Simulated minus measured run share."""
         return round(self.simulated_run - self.measured_run, 6)
 
     @property
     def wait_error(self) -> float:
+        """Simulated minus measured wait share."""
         return round(self.simulated_wait - self.measured_wait, 6)
 
 
+def tolerance_for(measured: CpuResult) -> float:
+    """The largest share error at which a model agrees with ``measured``.
+
+    :data:`TOLERANCE_KVM` when the measuring host ran its guests on KVM (its provenance
+    says accelerator ``'kvm'``), else :data:`TOLERANCE_EMULATED`.
+
+    Examples
+    --------
+    >>> tolerance_for(recorded_result("cpu-seed-example"))      # measured under TCG
+    0.1
+    """
+    return TOLERANCE_KVM if measured.provenance.get("accelerator") == "kvm" \
+        else TOLERANCE_EMULATED
+
+
 @dataclass(frozen=True)
-class Comparison:
-    """Per-vCPU differences between a simulated and a measured result."""
+class Comparison(LabComparison):
+    """Per-vCPU differences between a simulated and a measured result.
+
+    Attributes
+    ----------
+    simulated, measured : CpuResult
+    rows : tuple of ShareError
+        One per vCPU, in the simulated result's order.
+    tolerance : float
+        The largest error at which the two agree (see :func:`tolerance_for`): 0.05 of
+        the time for a host that measured under KVM, 0.10 under emulation (TCG).
+    """
 
     simulated: CpuResult
     measured: CpuResult
     rows: tuple[ShareError, ...]
+    tolerance: float = TOLERANCE_EMULATED
 
     @property
-    def max_abs_error(self) -> float:
-        """The largest absolute error in any vCPU's run or wait share."""
-        return max(max(abs(r.run_error), abs(r.wait_error)) for r in self.rows)
+    def max_error(self) -> float:
+        """The largest absolute error of any vCPU's run or wait share.
+
+        Its unit is a share of the wall-clock time (0.05 is 5 % of the run); 0.0 when
+        the two results have the same shares.
+        """
+        return float(max(max(abs(r.run_error), abs(r.wait_error)) for r in self.rows))
+
+    @property
+    def agrees(self) -> bool:
+        """Is :attr:`max_error` within :attr:`tolerance`?"""
+        return self.max_error <= self.tolerance
 
     def table(self) -> str:
         """A text table: per vCPU, simulated and measured run and wait shares, and errors."""
@@ -196,11 +318,16 @@ class Comparison:
             lines.append(f"{r.vm:<10}{r.vcpu:>5}{r.simulated_run:>9.3f}{r.measured_run:>9.3f}"
                          f"{r.run_error:>+8.3f}{r.simulated_wait:>10.3f}"
                          f"{r.measured_wait:>10.3f}{r.wait_error:>+8.3f}")
-        lines.append(f"largest error: {self.max_abs_error:.3f}")
+        accel = self.measured.provenance.get("accelerator")
+        verdict = "agrees" if self.agrees else "does not agree"
+        lines.append(f"largest error: {self.max_error:.3f} of the time; tolerance "
+                     f"{self.tolerance:.2f}{f' (measured under {accel})' if accel else ''}: "
+                     f"{verdict}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"max_abs_error": self.max_abs_error,
+    def details(self) -> dict[str, Any]:
+        """The tolerance, and per vCPU both sides' shares and their errors."""
+        return {"tolerance": self.tolerance,
                 "vcpus": [{"vm": r.vm, "vcpu": r.vcpu,
                            "simulated": {"run_share": r.simulated_run,
                                          "wait_share": r.simulated_wait},
@@ -209,26 +336,44 @@ class Comparison:
                            "run_error": r.run_error, "wait_error": r.wait_error}
                           for r in self.rows]}
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # pragma: no cover - IPython
-        p.text(self.table())
-
     def plot(self, ax: Any = None) -> Any:
-        """Bar chart of simulated and measured shares per vCPU; returns the Axes."""
-        from kvmlab.cpu.plot import plot_comparison
+        """Bar chart of simulated and measured shares per vCPU; returns the Axes.
 
+        See :func:`kvmlab.cpu.plot.plot_comparison`.
+        """
         return plot_comparison(self, ax=ax)
 
 
 def compare(simulated: CpuResult, measured: CpuResult) -> Comparison:
     """Pair up the vCPUs of two results of the same scenario and compute the errors.
 
+    Parameters
+    ----------
+    simulated, measured : CpuResult
+        Usually a simulation and a host run (or recording); two simulations work too.
+
+    Returns
+    -------
+    Comparison
+        With ``max_error`` in shares of the time and ``agrees`` within
+        :func:`tolerance_for` ``(measured)``.
+
     Raises
     ------
     ScenarioError
-        If the two results are not of the same VMs and vCPUs.
-    """
-    from kvmlab.errors import ScenarioError
+        If the two are not CPU results, or not of the same VMs and vCPUs.
 
+    Examples
+    --------
+    >>> from kvmlab.cpu import simulate
+    >>> measured = recorded_result("cpu-seed-example")
+    >>> c = compare(simulate(measured.scenario.with_duration(2)), measured)
+    >>> c.agrees, c.tolerance, c.max_error < 0.05
+    (True, 0.1, True)
+    >>> list(c.to_dict())
+    ['agrees', 'max_error', 'tolerance', 'vcpus']
+    """
+    check_pair(simulated, measured, CpuResult)
     keys = _keys(simulated.vcpus)
     if keys != _keys(measured.vcpus):
         raise ScenarioError("cannot compare results of different scenarios: the VMs and "
@@ -236,16 +381,8 @@ def compare(simulated: CpuResult, measured: CpuResult) -> Comparison:
     rows = tuple(
         ShareError(s.vm, s.vcpu, s.run_share, m.run_share, s.wait_share, m.wait_share)
         for s in simulated.vcpus for m in [measured.vcpu(s.vm, s.vcpu)])
-    return Comparison(simulated, measured, rows)
+    return Comparison(simulated, measured, rows, tolerance_for(measured))
 
 
 def _keys(vcpus: Iterable[VcpuStats]) -> set[tuple[str, int]]:
     return {(v.vm, v.vcpu) for v in vcpus}
-
-
-def by_vm(vcpus: Sequence[VcpuStats]) -> dict[str, list[VcpuStats]]:
-    """Group vCPU statistics by VM, keeping their order."""
-    out: dict[str, list[VcpuStats]] = {}
-    for v in vcpus:
-        out.setdefault(v.vm, []).append(v)
-    return out

@@ -13,6 +13,11 @@ libvirt's ``<vcpupin>``; a list of lists pins each vCPU separately. ``shares``
 idle for the other half. ``trace`` (optional) replaces ``load`` with a recorded
 pattern: a list of ``[busy_ms, idle_ms]`` pairs, repeated.
 
+Every rule is checked here, when a scenario is built. :func:`load_scenario` reads a
+shipped scenario by name, a JSON file or a dict; :func:`busy_scenario` and
+:func:`overcommit_scenario` build hosts of alike VMs (the explorer's and the
+``cpu-overcommit`` sweep's).
+
 Examples
 --------
 >>> s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 10,
@@ -28,45 +33,20 @@ kvmlab.errors.ScenarioError: VM 'a' pins a vCPU to pCPU 2, but the host has pCPU
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.data import read_json
+from kvmlab.data import read_json, scenario_dict
 from kvmlab.errors import ScenarioError
+from kvmlab.validate import is_real, is_whole, real_number, whole_number
+
+__all__ = ["DEFAULT_PERIOD_MS", "DEFAULT_SHARES", "CpuScenario", "VmSpec", "as_scenario",
+           "busy_scenario", "load_scenario", "overcommit_scenario"]
 
 DEFAULT_SHARES = 1024
 DEFAULT_PERIOD_MS = 200.0
-
-
-def finite_number(value: Any) -> float | None:
-    """``value`` as a float if it is a finite number (not a bool, NaN or infinity), else None.
-
-    Examples
-    --------
-    >>> finite_number(3), finite_number(float("inf")), finite_number(True)
-    (3.0, None, None)
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _number(value: Any, what: str) -> float:
-    number = finite_number(value)
-    if number is None:
-        raise ScenarioError(f"{what} must be a finite number, not {value!r}")
-    return number
-
-
-def _count(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(f"{what} must be a whole number, not {value!r}")
-    if value < 1:
-        raise ScenarioError(f"{what} must be at least 1, not {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -171,11 +151,11 @@ class CpuScenario:
         for key in ("pcpus", "duration_s", "vms"):
             if key not in data:
                 raise ScenarioError(f"a CPU scenario needs {key!r}")
-        pcpus = _count(data["pcpus"], "pcpus (the number of physical CPUs)")
-        duration = _number(data["duration_s"], "duration_s")
+        pcpus = whole_number(data["pcpus"], "pcpus (the number of physical CPUs)", low=1)
+        duration = real_number(data["duration_s"], "duration_s")
         if duration <= 0:
             raise ScenarioError(f"duration_s must be positive, not {duration:g}")
-        slice_ms = _number(data.get("slice_ms", 3.0), "slice_ms")
+        slice_ms = real_number(data.get("slice_ms", 3.0), "slice_ms")
         if slice_ms <= 0:
             raise ScenarioError(f"slice_ms must be positive, not {slice_ms:g}")
         raw_vms = data["vms"]
@@ -220,16 +200,16 @@ def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
                             f"known: {sorted(known)}")
     if not name:
         raise ScenarioError("every VM needs a name")
-    vcpus = _count(data.get("vcpus"), f"VM {name!r}: vcpus")
+    vcpus = whole_number(data.get("vcpus"), f"VM {name!r}: vcpus", low=1)
     shares = data.get("shares", DEFAULT_SHARES)
-    if isinstance(shares, bool) or not isinstance(shares, int) or not 2 <= shares <= 10000:
+    if not is_whole(shares) or not 2 <= shares <= 10000:
         raise ScenarioError(f"VM {name!r}: shares must be a positive whole number from 2 to "
                             f"10000 (libvirt's default is {DEFAULT_SHARES}), not {shares!r}")
-    load = _number(data.get("load", 1.0), f"VM {name!r}: load")
+    load = real_number(data.get("load", 1.0), f"VM {name!r}: load")
     if not 0 <= load <= 1:
         raise ScenarioError(f"VM {name!r}: load is the busy fraction of each vCPU and must "
                             f"be between 0 and 1, not {load:g}")
-    period = _number(data.get("period_ms", DEFAULT_PERIOD_MS), f"VM {name!r}: period_ms")
+    period = real_number(data.get("period_ms", DEFAULT_PERIOD_MS), f"VM {name!r}: period_ms")
     if period <= 0:
         raise ScenarioError(f"VM {name!r}: period_ms must be positive, not {period:g}")
     pin = _pin(data.get("pin"), name, vcpus, pcpus)
@@ -247,7 +227,7 @@ def _segment(seg: Any, name: str) -> tuple[float, float]:
     if not isinstance(seg, Sequence) or len(seg) != 2:
         raise ScenarioError(f"VM {name!r}: each trace entry is [busy_ms, idle_ms], "
                             f"not {seg!r}")
-    busy, idle = (_number(x, f"VM {name!r}: trace value") for x in seg)
+    busy, idle = (real_number(x, f"VM {name!r}: trace value") for x in seg)
     if busy < 0 or idle < 0:
         raise ScenarioError(f"VM {name!r}: trace times cannot be negative, got {list(seg)}")
     return busy, idle
@@ -269,10 +249,150 @@ def _pin(raw: Any, name: str, vcpus: int, pcpus: int) -> tuple[tuple[int, ...], 
         if not cpus:
             raise ScenarioError(f"VM {name!r}: a vCPU must be allowed on at least one pCPU")
         for c in cpus:
-            if isinstance(c, bool) or not isinstance(c, int):
+            if not is_whole(c):
                 raise ScenarioError(f"VM {name!r}: pCPU numbers are whole numbers, not {c!r}")
             if not 0 <= c < pcpus:
                 raise ScenarioError(f"VM {name!r} pins a vCPU to pCPU {c}, but the host has "
                                     f"pCPUs 0-{pcpus - 1} (pcpus={pcpus})")
         out.append(tuple(sorted(set(cpus))))
     return tuple(out)
+
+
+# -- where scenarios come from ------------------------------------------------------------
+def as_scenario(scenario: CpuScenario | Mapping[str, Any]) -> CpuScenario:
+    """A scenario, from a scenario or its JSON form (a dict).
+
+    Examples
+    --------
+    >>> as_scenario({"pcpus": 1, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1}]}).pcpus
+    1
+    >>> as_scenario("cpu-seed-example")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: a CPU scenario is a CpuScenario or its JSON form (a dict), \
+not 'cpu-seed-example'; load_scenario() reads one by name or from a file
+    """
+    if isinstance(scenario, CpuScenario):
+        return scenario
+    if isinstance(scenario, Mapping):
+        return CpuScenario.from_dict(scenario)
+    raise ScenarioError(f"a CPU scenario is a CpuScenario or its JSON form (a dict), not "
+                        f"{scenario!r}; load_scenario() reads one by name or from a file")
+
+
+def load_scenario(scenario: str | Path | Mapping[str, Any] | CpuScenario) -> CpuScenario:
+    """A shipped scenario by name (``cpu-seed-example``), a scenario JSON file, or a dict.
+
+    Parameters
+    ----------
+    scenario : str, Path, dict or CpuScenario
+        A name of ``data/scenarios/`` (see :func:`kvmlab.data.scenario_names`), the path
+        of a JSON file, the JSON form itself, or a scenario (returned as it is).
+
+    Returns
+    -------
+    CpuScenario
+
+    Raises
+    ------
+    ScenarioError
+        If there is no such scenario, the file cannot be read, or a rule is broken.
+
+    Examples
+    --------
+    >>> load_scenario("cpu-seed-example").total_vcpus
+    6
+    >>> load_scenario({"pcpus": 2, "duration_s": 1, "vms": [{"name": "a", "vcpus": 3}]}).overcommit
+    1.5
+    """
+    if isinstance(scenario, CpuScenario | Mapping):
+        return as_scenario(scenario)
+    if not isinstance(scenario, str | Path):
+        raise ScenarioError(f"a scenario is a name, a JSON file, a dict or a CpuScenario, "
+                            f"not {scenario!r}")
+    path = Path(scenario)
+    if path.suffix == ".json" or path.exists():
+        return CpuScenario.load(path)
+    return CpuScenario.from_dict(scenario_dict(str(scenario)))
+
+
+def busy_scenario(pcpus: int, total_vcpus: int, vcpus_per_vm: int = 2, *, load: float = 1.0,
+                  duration_s: float = 2.0, name: str = "", slice_ms: float = 3.0
+                  ) -> CpuScenario:
+    """A host with ``pcpus`` pCPUs and ``total_vcpus`` vCPUs in VMs of ``vcpus_per_vm``.
+
+    The VMs are named ``vm1``, ``vm2``, ...; the last one is smaller when
+    ``total_vcpus`` is not a multiple of ``vcpus_per_vm``. Every vCPU has the same
+    ``load`` (1.0 is a busy loop).
+
+    Examples
+    --------
+    >>> s = busy_scenario(2, 5, 2)
+    >>> [(vm.name, vm.vcpus) for vm in s.vms], s.overcommit
+    ([('vm1', 2), ('vm2', 2), ('vm3', 1)], 2.5)
+    """
+    if not is_whole(total_vcpus) or total_vcpus < 1:
+        raise ScenarioError(f"a scenario needs at least one vCPU, not {total_vcpus!r}")
+    vcpus_per_vm = whole_number(vcpus_per_vm, "vcpus_per_vm", low=1)
+    sizes = [vcpus_per_vm] * (total_vcpus // vcpus_per_vm)
+    if total_vcpus % vcpus_per_vm:
+        sizes.append(total_vcpus % vcpus_per_vm)
+    vms = [{"name": f"vm{i + 1}", "vcpus": n, "load": load} for i, n in enumerate(sizes)]
+    return CpuScenario.from_dict({"name": name, "pcpus": pcpus, "duration_s": duration_s,
+                                  "slice_ms": slice_ms, "vms": vms})
+
+
+def overcommit_scenario(ratio: float, pcpus: int = 2, vcpus_per_vm: int = 2, *,
+                        load: float = 1.0, duration_s: float = 2.0,
+                        slice_ms: float = 3.0) -> CpuScenario:
+    """Alike VMs at ``ratio`` vCPUs per pCPU: ``ratio * pcpus`` vCPUs, which must be whole.
+
+    This is the scenario of every point of the ``cpu-overcommit`` sweep
+    (:func:`kvmlab.sweep`). A ratio that does not give a whole number of vCPUs on
+    ``pcpus`` pCPUs is refused rather than rounded, so the ratio a point shows is the
+    ratio that ran.
+
+    Parameters
+    ----------
+    ratio : float
+        vCPUs per pCPU (above 1: overcommitted).
+    pcpus : int
+        Physical CPUs of the host.
+    vcpus_per_vm : int
+        vCPUs of each VM (the last VM may have fewer, see :func:`busy_scenario`).
+    load : float
+        The busy fraction of every vCPU (1.0: a busy loop).
+    duration_s, slice_ms : float
+        As in :class:`CpuScenario`.
+
+    Returns
+    -------
+    CpuScenario
+        Named ``sweep-<vcpus>-on-<pcpus>``.
+
+    Raises
+    ------
+    ScenarioError
+        If ``ratio`` is not positive, or ``ratio * pcpus`` is not a whole number.
+
+    Examples
+    --------
+    >>> s = overcommit_scenario(1.5, pcpus=2)
+    >>> s.name, [vm.vcpus for vm in s.vms], s.overcommit
+    ('sweep-3-on-2', [2, 1], 1.5)
+    >>> overcommit_scenario(1.2, pcpus=3)
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: ratio 1.2 on 3 pCPU(s) is 3.6 vCPUs; a ratio times pcpus \
+must be a whole number of vCPUs (on 3 pCPU(s): steps of 0.333333)
+    """
+    if not is_real(ratio) or ratio <= 0:
+        raise ScenarioError(f"ratio is vCPUs per pCPU, a positive number, not {ratio!r}")
+    pcpus = whole_number(pcpus, "pcpus", low=1)
+    total = round(ratio * pcpus)
+    if abs(ratio * pcpus - total) > 1e-9:
+        raise ScenarioError(f"ratio {ratio:g} on {pcpus} pCPU(s) is {ratio * pcpus:g} vCPUs; "
+                            f"a ratio times pcpus must be a whole number of vCPUs (on "
+                            f"{pcpus} pCPU(s): steps of {1 / pcpus:g})")
+    return busy_scenario(pcpus, total, vcpus_per_vm, load=load, duration_s=duration_s,
+                         name=f"sweep-{total}-on-{pcpus}", slice_ms=slice_ms)

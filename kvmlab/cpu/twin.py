@@ -32,17 +32,22 @@ import fcntl
 import platform
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kvmlab.cpu.probe import VcpuThread, host_busy_s, host_cpu_count, vcpu_threads
 from kvmlab.cpu.result import CpuResult, VcpuStats
-from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec
+from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ExperimentFailed, ScenarioError
-from kvmlab.host.connect import connect, version_string
+from kvmlab.host.connect import connection, version_string
 from kvmlab.host.guest import TransientGuest, is_system_uri, live_uri
 from kvmlab.host.image import cache_dir
+from kvmlab.lab import MEASURED
+from kvmlab.progress import ProgressArg, progress_bar
+
+__all__ = ["LOAD_MARKER", "host_pinning", "idle_busy_vcpus", "run_on_host", "run_steps",
+           "workload_script"]
 
 LOAD_MARKER = "KVMLAB-LOAD-STARTED"
 SETTLE_S = 1.0
@@ -117,9 +122,21 @@ def _versions(conn: Any) -> dict[str, str]:
             "qemu": version_string(conn.getVersion())}
 
 
-def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, *,
-                progress: Callable[[str], None] | None = None,
-                boot_timeout_s: float = 180.0) -> CpuResult:
+def run_steps(scenario: CpuScenario) -> int:
+    """The steps :func:`run_on_host` reports as its progress: start each guest, see each
+    guest's loops running, let them settle, measure.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu.scenario import load_scenario
+    >>> run_steps(load_scenario("cpu-seed-example"))        # 2 VMs
+    6
+    """
+    return 2 * len(scenario.vms) + 2
+
+
+def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = None,
+                progress: ProgressArg = None, boot_timeout_s: float = 180.0) -> CpuResult:
     """Run ``scenario`` as real guests on a local QEMU host and measure each vCPU.
 
     Parameters
@@ -127,15 +144,17 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
     scenario : CpuScenario or dict
     uri : str, optional
         A local QEMU libvirt URI (default: see :func:`kvmlab.host.guest.live_uri`).
-    progress : callable, optional
-        Receives a line of text at each step.
+    progress : None, bool or a tqdm-like bar
+        See :mod:`kvmlab.progress`. The unit is a step of the run (:func:`run_steps`:
+        each guest started, each guest's loops running, the settling, the measurement);
+        ``set_postfix_str`` says what it is doing.
     boot_timeout_s : float
         How long all guests may take to boot and start their loops.
 
     Returns
     -------
     CpuResult
-        With ``source='measured'`` and the host's provenance.
+        With ``source`` :data:`kvmlab.lab.MEASURED` and the host's provenance.
 
     Raises
     ------
@@ -143,17 +162,12 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
         If the scenario has more pCPUs than the host.
     HostUnavailable, ExperimentFailed
     """
-    if isinstance(scenario, dict):
-        scenario = CpuScenario.from_dict(scenario)
-    say = progress or (lambda _line: None)
+    scenario = as_scenario(scenario)
     uri = live_uri(uri)
-    conn = connect(uri)
-    try:
+    with connection(uri) as conn:
         host_cpus = conn.getInfo()[2]
         versions = _versions(conn)
         hostname = conn.getHostname()
-    finally:
-        conn.close()
     usable = min(host_cpus, host_cpu_count())
     if scenario.pcpus > usable:
         raise ScenarioError(
@@ -166,26 +180,33 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
             "lab measures does not exist there; use qemu:///system (as root)")
     # Busy guests that outlive a killed run must not disturb later measurements.
     lifetime = boot_timeout_s + SETTLE_S + scenario.duration_s + 120
-    with _measuring_lock(), contextlib.ExitStack() as stack:
+    desc = f"running {scenario.name or 'a CPU scenario'} on {uri}"
+    with _measuring_lock(), contextlib.ExitStack() as stack, progress_bar(
+            progress, total=run_steps(scenario), desc=desc, unit="step") as bar:
         guests = []
         for vm in scenario.vms:
-            say(f"starting {vm.name}: {vm.vcpus} vCPU(s)")
+            bar.set_postfix_str(f"starting {vm.name}: {vm.vcpus} vCPU(s)")
             guests.append(stack.enter_context(TransientGuest(
                 workload_script(vm), vcpus=vm.vcpus, memory_mib=128,
                 pinning=host_pinning(scenario, vm),
                 shares=None if vm.shares == DEFAULT_SHARES else vm.shares, uri=uri,
                 purpose=f"cpu-{_slug(vm.name)}", lifetime_s=lifetime)))
+            bar.update(1)
         deadline = time.monotonic() + boot_timeout_s
-        for guest in guests:
+        for vm, guest in zip(scenario.vms, guests, strict=True):
+            bar.set_postfix_str(f"waiting for the loops of {vm.name}")
             guest.wait_for(LOAD_MARKER, max(1.0, deadline - time.monotonic()))
-        say(f"all loops running; measuring for {scenario.duration_s:g} s")
+            bar.update(1)
+        bar.set_postfix_str(f"all loops running; settling for {SETTLE_S:g} s")
         time.sleep(SETTLE_S)
+        bar.update(1)
+        bar.set_postfix_str(f"measuring for {scenario.duration_s:g} s")
         pids = [g.qemu_pid() for g in guests]
         discarded: list[str] = []
         for attempt in range(1, MAX_WINDOWS + 1):
             window = _measure_window(guests, pids, scenario)
             vcpus, domstats = window.vcpu_stats(scenario)
-            idle = _idle_busy_vcpus(scenario, domstats)
+            idle = idle_busy_vcpus(scenario, domstats)
             if not idle:
                 break
             reason = (f"window {attempt}: busy vCPU(s) {', '.join(idle)} were runnable less "
@@ -193,7 +214,9 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
                       "guest or QEMU, not the host scheduler, held it back)")
             discarded.append(reason)
             if attempt < MAX_WINDOWS:
-                say(reason + "; measuring again")
+                bar.set_postfix_str(f"window {attempt} disturbed; measuring again for "
+                                    f"{scenario.duration_s:g} s")
+        bar.update(1)
         accel = guests[0].accel
     provenance = {
         "host": hostname, "uri": uri, "host_cpus": host_cpus, "accelerator": accel,
@@ -209,7 +232,7 @@ def run_on_host(scenario: CpuScenario | dict[str, Any], uri: str | None = None, 
         "domstats": domstats,
         "discarded_windows": discarded,
     }
-    return CpuResult(scenario=scenario, source="measured", vcpus=tuple(vcpus),
+    return CpuResult(scenario=scenario, source=MEASURED, vcpus=tuple(vcpus),
                      duration_s=window.wall_s, provenance=provenance)
 
 
@@ -274,11 +297,29 @@ def _measure_window(guests: list[TransientGuest], pids: list[int],
                    busy1 - busy0)
 
 
-def _idle_busy_vcpus(scenario: CpuScenario, domstats: list[dict[str, Any]]) -> list[str]:
+def idle_busy_vcpus(scenario: CpuScenario, domstats: list[dict[str, Any]]) -> list[str]:
     """The always-busy vCPUs whose thread was not runnable for most of the window.
 
     Such a thread slept (its guest halted the vCPU, or QEMU held it on a lock): the
     window measures the guest, not the host's scheduler, and is measured again.
+
+    Parameters
+    ----------
+    scenario : CpuScenario
+    domstats : list of dict
+        Per vCPU: ``vm``, ``vcpu`` and ``runnable_share`` (run plus wait, over the window).
+
+    Returns
+    -------
+    list of str
+        ``'vm/vcpu (share)'`` of each such vCPU; empty for a window to keep.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu.scenario import load_scenario
+    >>> idle_busy_vcpus(load_scenario("cpu-seed-example"),
+    ...                 [{"vm": "vm1", "vcpu": 0, "runnable_share": 0.2}])
+    ['vm1/0 (20%)']
     """
     busy = {vm.name for vm in scenario.vms if vm.busy_fraction >= 1}
     return [f"{d['vm']}/{d['vcpu']} ({d['runnable_share']:.0%})" for d in domstats

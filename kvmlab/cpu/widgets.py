@@ -1,8 +1,8 @@
 """An interactive explorer: move sliders, watch vCPUs share (or fight over) pCPUs.
 
 A thin ``ipywidgets.interactive_output`` layer over pure functions:
-:func:`~kvmlab.cpu.sweep.explore` simulates, :func:`render` draws, and
-:func:`~kvmlab.cpu.sweep.ready_rows` judges CPU ready %. Only :func:`explorer`
+:func:`explore` simulates, :func:`render` draws, and
+:func:`~kvmlab.cpu.result.ready_rows` judges CPU ready %. Only :func:`explorer`
 needs ipywidgets.
 
 Examples
@@ -23,14 +23,48 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from kvmlab.cpu.model import SCHEDULERS
+from kvmlab.cpu.model import SCHEDULERS, simulate
 from kvmlab.cpu.plot import gantt, plot_shares
-from kvmlab.cpu.result import CpuResult
-from kvmlab.cpu.sweep import explore, ready_rows
+from kvmlab.cpu.result import CpuResult, ready_rows
+from kvmlab.cpu.scenario import busy_scenario
 from kvmlab.display import Table
+from kvmlab.validate import whole_number
 
 GANTT_S = 0.1
 LIMITS = {"pcpus": (1, 8), "vms": (1, 6), "vcpus_per_vm": (1, 4)}
+
+
+def explore(pcpus: int, vms: int, vcpus_per_vm: int, load: float, scheduler: str,
+            duration_s: float = 2.0, seed: int = 0) -> CpuResult:
+    """Simulate ``vms`` alike VMs of ``vcpus_per_vm`` vCPUs each on ``pcpus`` pCPUs.
+
+    This is what the explorer widget (:func:`explorer`) runs each time a slider moves.
+
+    Parameters
+    ----------
+    pcpus, vms, vcpus_per_vm : int
+    load : float
+        The busy fraction of every vCPU, 0..1.
+    scheduler : {'fair', 'round-robin'}
+    duration_s : float
+    seed : int
+
+    Returns
+    -------
+    CpuResult
+        With a timeline, for a Gantt chart.
+
+    Examples
+    --------
+    >>> r = explore(pcpus=2, vms=3, vcpus_per_vm=1, load=1.0, scheduler="fair", duration_s=1)
+    >>> [round(v.run_share, 2) for v in r.vcpus]
+    [0.67, 0.67, 0.67]
+    """
+    vms = whole_number(vms, "vms", low=1)
+    scenario = busy_scenario(pcpus, vms * vcpus_per_vm, vcpus_per_vm, load=load,
+                             duration_s=duration_s,
+                             name=f"{vms}x{vcpus_per_vm}-vcpus-on-{pcpus}")
+    return simulate(scenario, seed=seed, scheduler=scheduler)
 
 
 def summary(result: CpuResult) -> str:
@@ -72,7 +106,7 @@ def render(result: CpuResult, gantt_s: float = GANTT_S) -> tuple[Figure, Table]:
 def explorer(*, duration_s: float = 2.0, seed: int = 0, gantt_s: float = GANTT_S) -> Any:
     """Sliders for pCPUs, VMs, vCPUs per VM and load, and a scheduler menu.
 
-    Every change re-runs :func:`~kvmlab.cpu.sweep.explore` and shows the Gantt
+    Every change re-runs :func:`explore` and shows the Gantt
     chart, the share bars and a CPU ready table.
 
     Parameters

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.validate import is_whole
 
 #: Types a parameter value may have: they are saved as JSON and compared exactly.
 PLAIN = (bool, int, float, str, type(None))
@@ -121,13 +121,28 @@ def check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
     out = tuple(seeds)
     if not out:
         raise ScenarioError("seeds is empty; give at least one seed, such as [0]")
-    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral)
-           or s < 0]
+    out = tuple(map(plain_number, out))
+    bad = [s for s in out if not (is_whole(s) and s >= 0)]
     if bad:
         raise ScenarioError(f"seeds are whole numbers of at least 0, not {bad[0]!r}")
     if len(set(out)) < len(out):
         raise ScenarioError(f"seeds lists a seed twice: {list(out)}")
-    return tuple(int(s) for s in out)
+    return out
+
+
+def plain_number(value: Any) -> Any:
+    """A numpy number as the Python number it holds; anything else as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plain_number(np.int64(3)), plain_number(np.bool_(True)), plain_number("3")
+    (3, True, '3')
+    """
+    item = getattr(value, "item", None)
+    if type(value).__module__ == "numpy" and callable(item):
+        return item()
+    return value
 
 
 def run_key(params: Mapping[str, Any], seed: int) -> str:

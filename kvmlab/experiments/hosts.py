@@ -35,8 +35,6 @@ test:///default  yes          16      3.00 GiB      1
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,9 +43,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kvmlab.display import Record, Table
 from kvmlab.errors import HostUnavailable, ScenarioError
-from kvmlab.host.connect import connect
+from kvmlab.host.connect import connection
 from kvmlab.host.inventory import list_domains, list_networks, list_pools
 from kvmlab.host.node import capabilities_summary, node_info
+from kvmlab.validate import is_real
 
 if TYPE_CHECKING:  # pragma: no cover
     import libvirt
@@ -187,6 +186,14 @@ def _summary(conn: libvirt.virConnect, attempt: _Attempt) -> dict[str, Any]:
     }
 
 
+class _ProbeFailed(Exception):
+    """A custom probe that raised or returned no mapping: the host answered, the probe did not."""
+
+    def __init__(self, reason: str, remedy: str) -> None:
+        super().__init__(reason)
+        self.reason, self.remedy = reason, remedy
+
+
 def _custom(conn: libvirt.virConnect, attempt: _Attempt, probe: Probe) -> dict[str, Any]:
     name = getattr(probe, "__name__", type(probe).__name__)
     attempt.phase = f"running the probe {name}()"
@@ -195,14 +202,12 @@ def _custom(conn: libvirt.virConnect, attempt: _Attempt, probe: Probe) -> dict[s
     except HostUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - reported for this host, never raised
-        raise HostUnavailable(
-            attempt.uri,
+        raise _ProbeFailed(
             f"connected, but the probe {name}() raised {type(exc).__name__}: {exc}",
             "fix the probe function; test it first with kvmlab.host.connect('test:///default')",
         ) from None
     if not isinstance(result, Mapping):
-        raise HostUnavailable(
-            attempt.uri,
+        raise _ProbeFailed(
             f"connected, but the probe {name}() returned {type(result).__name__}, not a mapping",
             "make the probe return a dict of what it found, e.g. {'cpus': 4}")
     return {"details": dict(result)}
@@ -214,22 +219,17 @@ def _error(reason: str, remedy: str) -> str:
 
 def _work(attempt: _Attempt, deadline: float, probe: Probe | None) -> None:
     """Body of a worker thread: probe one host and leave the outcome in ``attempt``."""
-    conn = None
     try:
         remaining = max(deadline - time.monotonic(), 0.001)
-        conn = connect(attempt.uri, timeout_s=remaining + _CONNECT_GRACE_S)
-        fields = _summary(conn, attempt) if probe is None else _custom(conn, attempt, probe)
+        with connection(attempt.uri, timeout_s=remaining + _CONNECT_GRACE_S) as conn:
+            fields = _summary(conn, attempt) if probe is None else _custom(conn, attempt, probe)
         fields["reachable"] = True
-    except HostUnavailable as exc:
+    except (HostUnavailable, _ProbeFailed) as exc:
         fields = {"reachable": False, "error": _error(exc.reason, exc.remedy)}
     except BaseException as exc:  # noqa: BLE001 - a worker thread has no one to raise to
         fields = {"reachable": False, "error": _error(
             f"unexpected {type(exc).__name__} while {attempt.phase}: {exc}",
             "run `kvmlab doctor`, and report this if it persists")}
-    finally:
-        if conn is not None:
-            with contextlib.suppress(Exception):   # closing is best effort
-                conn.close()
     with attempt.lock:
         if not attempt.abandoned:
             attempt.fields = fields
@@ -266,10 +266,10 @@ def _check(uris: Any, timeout_s: Any, probe: Any) -> list[str]:
                                 f"{type(uri).__name__} {uri!r}")
         if not uri.strip():
             raise ScenarioError(f"every URI must be a non-empty string: uris[{i}] is {uri!r}")
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)):
+    if not (is_real(timeout_s) or isinstance(timeout_s, float)):    # nan, inf: floats
         raise ScenarioError(f"timeout_s must be a number of seconds, not "
                             f"{type(timeout_s).__name__} {timeout_s!r}")
-    if not (math.isfinite(timeout_s) and timeout_s > 0):
+    if not (is_real(timeout_s) and timeout_s > 0):
         raise ScenarioError(f"timeout_s must be a positive, finite number of seconds, not "
                             f"{timeout_s!r}: it bounds how long the call may take")
     if probe is not None and not callable(probe):
@@ -336,7 +336,7 @@ def probe_hosts(uris: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S,
     A custom probe, and one that fails:
 
     >>> def guests(conn):
-    ...     return {"names": sorted(d.name() for d in conn.listAllDomains(0))}
+    ...     return {"names": sorted(d.name() for d in conn.listAllDomains())}
     >>> probe_hosts(["test:///default"], probe=guests)[0].details
     {'names': ['test']}
     >>> def broken(conn):

@@ -37,6 +37,7 @@ from typing import Any
 
 from kvmlab.exercises import Feedback, problem_text
 from kvmlab.experiments.table import t_quantile
+from kvmlab.validate import is_real
 
 KINDS = ("runs", "band", "wait")
 #: Values a grid of a ``runs`` problem picks from, per parameter.
@@ -149,17 +150,13 @@ def generate(seed: int) -> Problem:
     return Problem(seed, kind, {"pcpus": pcpus, "vcpus": rng.randint(1, 4 * pcpus)})
 
 
-def _number(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
 def check(problem: Problem, answer: Any) -> Feedback:
     """Is ``answer`` right? If not, which slip does it look like?"""
     right, g = problem.solve(), problem.given
     if problem.kind == "wait":
-        got = _number(answer)
-        if got is None:
+        if not is_real(answer):
             return Feedback(False, "Answer with a number from 0 to 1.", "type")
+        got = float(answer)
         if abs(got - right) <= TOLERANCE:
             return Feedback(True, f"Right: {right:.4f}.")
         if g["vcpus"] > g["pcpus"] and abs(got - g["pcpus"] / g["vcpus"]) <= TOLERANCE:
@@ -169,7 +166,7 @@ def check(problem: Problem, answer: Any) -> Feedback:
                                f"{g['pcpus']} pCPUs: each runs at most {g['pcpus']}/"
                                f"{g['vcpus']} of the time and waits the rest.", "other")
     if not isinstance(answer, Mapping) or set(answer) != set(right) or any(
-            _number(answer[k]) is None for k in right):
+            not is_real(answer[k]) for k in right):
         return Feedback(False, f"Answer with a dict of numbers with the keys {sorted(right)}.",
                         "type")
     if problem.kind == "runs":

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.progress import ProgressArg
+from kvmlab.validate import is_real
 
 Figures = dict[str, Any]
 
@@ -40,23 +42,14 @@ Figures = dict[str, Any]
 # -- CPU: wait share against overcommit ------------------------------------------------
 def _cpu_scenario(ratio: float, pcpus: int, vcpus_per_vm: int, load: float,
                   duration_s: float) -> Any:
-    from kvmlab.cpu.sweep import busy_scenario
+    """The scenario of one point: the CPU lab's rule (whole vCPUs only, never rounded)."""
+    from kvmlab.cpu.scenario import overcommit_scenario
 
-    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
-        raise ScenarioError(f"ratio is vCPUs per pCPU, a positive number, not {ratio!r}")
-    if isinstance(pcpus, bool) or not isinstance(pcpus, int) or pcpus < 1:
-        raise ScenarioError(f"pcpus must be a whole number of at least 1, not {pcpus!r}")
-    total = round(ratio * pcpus)
-    if abs(ratio * pcpus - total) > 1e-9:
-        raise ScenarioError(f"ratio {ratio:g} on {pcpus} pCPU(s) is {ratio * pcpus:g} vCPUs; "
-                            f"a ratio times pcpus must be a whole number of vCPUs (on "
-                            f"{pcpus} pCPU(s): steps of {1 / pcpus:g})")
-    return busy_scenario(pcpus, total, vcpus_per_vm, load=load, duration_s=duration_s,
-                         name=f"sweep-{total}-on-{pcpus}")
+    return overcommit_scenario(ratio, pcpus, vcpus_per_vm, load=load, duration_s=duration_s)
 
 
 def _cpu_figures(result: Any) -> Figures:
-    from kvmlab.cpu.sweep import mean_shares
+    from kvmlab.cpu.result import mean_shares
 
     runs = [v.run_share for v in result.vcpus]
     return {**mean_shares(result), "run_share_spread": round(max(runs) - min(runs), 6),
@@ -66,7 +59,10 @@ def _cpu_figures(result: Any) -> Figures:
 def cpu_overcommit(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
                    load: float = 1.0, duration_s: float = 2.0, scheduler: str = "fair",
                    *, seed: int = 0) -> Figures:
-    """Simulate ``round(ratio * pcpus)`` vCPUs on ``pcpus`` pCPUs; their mean shares.
+    """Simulate ``ratio * pcpus`` vCPUs on ``pcpus`` pCPUs; their mean shares.
+
+    ``ratio * pcpus`` must be a whole number of vCPUs (see
+    :func:`kvmlab.cpu.overcommit_scenario`): a ratio that is not is refused, not rounded.
 
     Examples
     --------
@@ -86,9 +82,12 @@ def cpu_overcommit(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
 
 def cpu_overcommit_on_host(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: int = 2,
                            load: float = 1.0, duration_s: float = 2.0, *,
-                           uri: str | None = None,
-                           progress: Callable[[str], None] | None = None) -> Figures:
-    """The same VMs as real guests on a libvirt host (:func:`kvmlab.cpu.run_on_host`)."""
+                           uri: str | None = None, progress: ProgressArg = None) -> Figures:
+    """The same VMs as real guests on a libvirt host (:func:`kvmlab.cpu.run_on_host`).
+
+    ``progress`` follows :mod:`kvmlab.progress`: the run reports its own steps (guests
+    started, loads running, the measurement) to it.
+    """
     from kvmlab.cpu.twin import run_on_host
 
     scenario = _cpu_scenario(ratio, pcpus, vcpus_per_vm, load, duration_s)
@@ -125,8 +124,7 @@ def tlb_working_set(working_set_kib: int = 256, pattern: str = "random", tlb_ent
     from kvmlab.memory.machine import identity_machine
     from kvmlab.memory.tlb import run, trace
 
-    if isinstance(working_set_kib, bool) or not isinstance(working_set_kib, int | float) \
-            or working_set_kib <= 0:
+    if not is_real(working_set_kib) or working_set_kib <= 0:
         raise ScenarioError(f"working_set_kib must be a positive number, "
                             f"not {working_set_kib!r}")
     size = int(working_set_kib * 1024)

@@ -10,13 +10,14 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "sweep.jsonl"
->>> ResultStore(path, {"scenario": "demo", "source": "model"}).add({"x": 1}, 0, {"y": 2.0})
->>> ResultStore(path, {"scenario": "demo", "source": "model"}).results
+>>> header = {"scenario": "demo", "source": "simulated"}
+>>> ResultStore(path, header).add({"x": 1}, 0, {"y": 2.0})
+>>> ResultStore(path, header).results
 {'{"params": {"x": 1}, "seed": 0}': {'y': 2.0}}
->>> ResultStore(path, {"scenario": "other", "source": "model"})
+>>> ResultStore(path, {"scenario": "other", "source": "simulated"})
 Traceback (most recent call last):
 ...
-kvmlab.errors.ScenarioError: .../sweep.jsonl holds runs of scenario 'demo' (model) that differ ...
+kvmlab.errors.ScenarioError: .../sweep.jsonl holds runs of scenario 'demo' (simulated) that ...
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ from typing import Any
 from kvmlab.errors import ScenarioError
 from kvmlab.experiments.grid import run_key
 from kvmlab.experiments.table import SweepTable
+from kvmlab.lab import MEASURED, SIMULATED
+from kvmlab.validate import is_whole
 
 FORMAT = "kvmlab-sweep/1"
+LEGACY_SOURCES = {"model": SIMULATED, "host": MEASURED}
+"""The ``source`` words of files saved before kvmlab's one vocabulary, and what they mean."""
 
 
 def parse(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     """Read a sweep file without changing it: its header, its runs (``params``, ``seed``,
     ``figures``) in the order saved, and how many bytes of it are whole lines (a last line
-    cut short by a kill is left out)."""
+    cut short by a kill is left out). A header's ``source`` is given in kvmlab's words
+    (``simulated`` or ``measured``), also for a file saved with the older ones."""
     data = path.read_bytes()
     complete = data[:data.rfind(b"\n") + 1]
     try:
@@ -48,6 +54,8 @@ def parse(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ScenarioError(f"{path} is not a kvmlab sweep file (its first line is not a "
                             "kvmlab-sweep header); choose another file")
+    if header.get("source") in LEGACY_SOURCES:
+        header["source"] = LEGACY_SOURCES[header["source"]]
     entries = []
     for number, line in enumerate(lines[1:], start=2):
         try:
@@ -55,7 +63,7 @@ def parse(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
         except json.JSONDecodeError:
             entry = None
         if not (isinstance(entry, dict) and isinstance(entry.get("params"), dict)
-                and isinstance(entry.get("seed"), int)
+                and is_whole(entry.get("seed"))
                 and isinstance(entry.get("figures"), dict)):
             raise ScenarioError(f"{path}, line {number}, is not a saved run: {line[:80]!r}")
         entries.append(entry)
@@ -125,7 +133,7 @@ def read_table(path: str | Path) -> SweepTable:
     --------
     >>> t = recorded_sweep("sweep-cpu-overcommit")     # measured on a real host
     >>> t.parameters[:2], set(t["source"])
-    (['ratio', 'load'], {'host'})
+    (['ratio', 'load'], {'measured'})
     """
     path = Path(path)
     if not path.exists():

@@ -33,9 +33,15 @@ from typing import Any
 
 from kvmlab.errors import ExperimentFailed, KvmlabError, ScenarioError
 from kvmlab.experiments.grid import PLAIN, check_seeds, expand, normalize, run_key
-from kvmlab.experiments.scenarios import Figures, Scenario, scenario_for
+from kvmlab.experiments.scenarios import SCENARIOS, Figures, Scenario, scenario_for
 from kvmlab.experiments.store import ResultStore
 from kvmlab.experiments.table import SweepTable
+from kvmlab.host.guest import live_uri
+from kvmlab.host.image import cache_dir
+from kvmlab.host.signals import sigterm_as_exit
+from kvmlab.lab import MEASURED, SIMULATED
+from kvmlab.progress import Progress, ProgressArg, progress_bar
+from kvmlab.validate import is_whole
 
 
 class SerialExecutor(cf.Executor):
@@ -56,12 +62,37 @@ class SerialExecutor(cf.Executor):
         return future
 
 
-def progress_bar(total: int, done: int, desc: str, show: bool) -> Any:
-    """A tqdm bar: a widget in a notebook, a line on stderr in a terminal (or nothing)."""
-    from tqdm.auto import tqdm
+class RunSteps:
+    """What one run on a host reports, shown beside the sweep's bar, which counts runs.
 
-    return tqdm(total=total, initial=done, desc=desc, unit="run", dynamic_ncols=True,
-                disable=not show)
+    A lab's ``run_on_host`` reports its own steps (guests booted, windows measured) to the
+    ``progress=`` it is given; the sweep hands it one of these, which passes what the run
+    is doing (``set_postfix_str``) on to the sweep's bar, after the run's name, and leaves
+    the counting of runs to the sweep.
+
+    Examples
+    --------
+    >>> class Bar:
+    ...     def update(self, n=1):
+    ...         print("update", n)
+    ...     def set_postfix_str(self, s="", refresh=True):
+    ...         print(s)
+    >>> steps = RunSteps(Bar(), "ratio=2, seed 0")
+    >>> steps.set_postfix_str("booting kvmlab-vm1")
+    ratio=2, seed 0: booting kvmlab-vm1
+    >>> steps.update(1)                   # a step of the run, not a run: not counted
+    """
+
+    def __init__(self, bar: Progress, run: str) -> None:
+        self.bar = bar
+        self.run = run
+
+    def update(self, n: float = 1) -> None:
+        """A step of the run: the sweep counts whole runs, so nothing to do."""
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        """Show what the run is doing beside the sweep's bar."""
+        self.bar.set_postfix_str(f"{self.run}: {s}" if s else self.run)
 
 
 def run_one(model: Callable[..., Figures], params: Mapping[str, Any], seed: int) -> Figures:
@@ -130,8 +161,7 @@ def _die_with(parent: int) -> None:
 @contextlib.contextmanager
 def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.Executor]:
     """The executor to use; one made here is shut down afterwards (at once on an error)."""
-    if max_workers is not None and (isinstance(max_workers, bool)
-                                    or not isinstance(max_workers, int) or max_workers < 1):
+    if max_workers is not None and not (is_whole(max_workers) and max_workers >= 1):
         raise ScenarioError(f"max_workers is a whole number of at least 1, not {max_workers!r}")
     if executor == "serial" or (executor is None and (runs <= 1 or max_workers == 1)):
         yield SerialExecutor()
@@ -196,8 +226,6 @@ def _plan(scenario: Any, grid: Mapping[str, Any] | None, seeds: Iterable[int],
           on_host: bool) -> _Plan:
     spec = scenario_for(scenario)
     if on_host and spec.host is None:
-        from kvmlab.experiments.scenarios import SCENARIOS
-
         able = [n for n, s in SCENARIOS.items() if s.host is not None]
         raise ScenarioError(f"{spec.name} has no real-host version; the scenarios that run "
                             f"on a host are {', '.join(able)}")
@@ -217,8 +245,8 @@ def _table(plan: _Plan, results: Mapping[str, Figures], source: str) -> SweepTab
 
 def sweep(scenario: str | Scenario | Callable[..., Figures],
           grid: Mapping[str, Any] | None = None, seeds: Iterable[int] = (0,),
-          executor: Any = None, *, save: str | Path | None = None, progress: bool = True,
-          max_workers: int | None = None) -> SweepTable:
+          executor: Any = None, *, save: str | Path | None = None,
+          progress: ProgressArg = True, max_workers: int | None = None) -> SweepTable:
     """Run the model of ``scenario`` for every point of ``grid`` and every seed.
 
     Parameters
@@ -238,16 +266,18 @@ def sweep(scenario: str | Scenario | Callable[..., Figures],
     save : str or Path, optional
         A JSON Lines file: each run is saved the moment it ends, and runs already in the
         file are not run again (the sweep resumes).
-    progress : bool
-        Show a progress bar (a widget in a notebook, a line in a terminal).
+    progress : bool or tqdm-like
+        ``True``: a bar of runs (a widget in a notebook, a line in a terminal); ``False``
+        or ``None``: silent; a tqdm-like bar of yours is told each finished run (see
+        :mod:`kvmlab.progress`).
     max_workers : int, optional
         Processes of the default executor (default: every core).
 
     Returns
     -------
     SweepTable
-        One row per run in grid order (seed fastest): parameters, seed, ``source='model'``
-        and figures, whatever order the runs finished in.
+        One row per run in grid order (seed fastest): parameters, seed,
+        ``source='simulated'`` and figures, whatever order the runs finished in.
 
     Raises
     ------
@@ -262,29 +292,26 @@ def sweep(scenario: str | Scenario | Callable[..., Figures],
     >>> [(r["working_set_kib"], r["seed"], r["hit_rate"]) for r in t]
     [(128, 0, 0.992), (128, 1, 0.992), (1024, 0, 0.2535), (1024, 1, 0.263)]
     """
-    from kvmlab.host.signals import sigterm_as_exit
-
     plan = _plan(scenario, grid, seeds, on_host=False)
     spec, runs = plan.spec, plan.runs
     if save and "<lambda>" in spec.identity():
         raise ScenarioError("a lambda has no name that saved runs can be matched by; define "
                             "the function with def to use save=")
-    store = ResultStore(save, plan.header("model")) if save else None
+    store = ResultStore(save, plan.header(SIMULATED)) if save else None
     results: dict[str, Figures] = dict(store.results) if store else {}
     todo = [(p, s) for p, s in runs if run_key(p, s) not in results]
-    bar = progress_bar(len(runs), len(runs) - len(todo), spec.name, progress)
-    try:
-        with sigterm_as_exit(), _executor(executor, max_workers, len(todo)) as pool, \
-                contextlib.closing(_outcomes(pool, spec, todo)) as outcomes:
-            for params, seed, future in outcomes:
-                figures = _figures_of(spec, params, seed, future.result)
-                results[run_key(params, seed)] = figures
-                if store:
-                    store.add(params, seed, figures)
-                bar.update(1)
-    finally:
-        bar.close()
-    return _table(plan, results, "model")
+    with progress_bar(progress, total=len(runs), desc=spec.name, unit="run") as bar, \
+            sigterm_as_exit(), _executor(executor, max_workers, len(todo)) as pool, \
+            contextlib.closing(_outcomes(pool, spec, todo)) as outcomes:
+        if len(todo) < len(runs):
+            bar.update(len(runs) - len(todo))          # saved by an earlier call
+        for params, seed, future in outcomes:
+            figures = _figures_of(spec, params, seed, future.result)
+            results[run_key(params, seed)] = figures
+            if store:
+                store.add(params, seed, figures)
+            bar.update(1)
+    return _table(plan, results, SIMULATED)
 
 
 def default_save_path(spec: Scenario, uri: str) -> Path:
@@ -299,8 +326,6 @@ def default_save_path(spec: Scenario, uri: str) -> Path:
     >>> default_save_path(scenario_for("cpu-overcommit"), "qemu:///system").name
     'cpu-overcommit-qemu-system.jsonl'
     """
-    from kvmlab.host.image import cache_dir
-
     host = re.sub(r"[^A-Za-z0-9.@-]+", "-", uri).strip("-")
     return cache_dir() / "sweeps" / f"{spec.name}-{host}.jsonl"
 
@@ -312,7 +337,7 @@ def _minutes(seconds: float) -> str:
 def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = None,
                   seeds: Iterable[int] = (0,), uri: str | None = None, *,
                   save: str | Path | None = None, fresh: bool = False,
-                  progress: bool = True) -> SweepTable:
+                  progress: ProgressArg = True) -> SweepTable:
     """Run ``scenario`` over ``grid`` on a real host, one run at a time, resumably.
 
     Each run boots its guests, measures and removes them before the next one starts (the
@@ -328,19 +353,22 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
         As for :func:`sweep`; on a real host a "seed" is a repetition (the host has its
         own randomness), and model-only parameters (``scheduler``) are refused.
     uri : str, optional
-        A local QEMU libvirt URI (default: ``KVMLAB_LIVE_URI`` or ``qemu:///system``).
+        A local QEMU libvirt URI (default: ``KVMLAB_URI`` unless it is the test driver,
+        else ``qemu:///system`` for root and ``qemu:///session`` for others).
     save : str or Path, optional
         The results file (default: one per scenario, grid, seeds and host in kvmlab's
         cache folder, so the same call resumes).
     fresh : bool
         Forget the saved runs and start again.
-    progress : bool
-        A progress bar with a time estimate, and each run's steps beside it.
+    progress : bool or tqdm-like
+        A bar of runs with a time estimate (``True``), silence (``False``, ``None``) or a
+        tqdm-like bar of yours (see :mod:`kvmlab.progress`). Each run's host function gets
+        ``progress=`` a :class:`RunSteps`, which shows the run's steps beside that bar.
 
     Returns
     -------
     SweepTable
-        With ``source='host'``.
+        With ``source='measured'``.
 
     Raises
     ------
@@ -349,15 +377,12 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
     HostUnavailable, ExperimentFailed
         From the runs (finished runs stay saved).
     """
-    from kvmlab.host.guest import live_uri
-    from kvmlab.host.signals import sigterm_as_exit
-
     plan = _plan(scenario, grid, seeds, on_host=True)
     spec, host_run = plan.spec, plan.spec.host
     assert host_run is not None
     uri = live_uri(uri)
     path = Path(save) if save else default_save_path(spec, uri)
-    header = plan.header("host", uri=uri)
+    header = plan.header(MEASURED, uri=uri)
     if fresh and path.exists():
         ResultStore(path, header)             # refuses a file that is not this sweep's
         path.unlink()
@@ -369,22 +394,27 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
     todo = [(i, s) for s in plan.seeds for i, p in enumerate(plan.points)
             if run_key(p, s) not in store.results]
     runs = len(plan.points) * len(plan.seeds)
-    bar = progress_bar(runs, runs - len(todo), f"{spec.name} on {uri}", progress)
-    if progress and todo:
-        guess = sum(cost[i] for i, _ in todo)
-        saved = f", {runs - len(todo)} already saved" if len(todo) < runs else ""
-        bar.write(f"{len(todo)} run(s) to do{saved}, about "
-                  f"{_minutes(guess) + ' in all' if guess else '? (no estimate yet)'}; "
-                  f"results go to {path}")
-    try:
-        with sigterm_as_exit():
-            for i, seed in todo:
-                params = plan.points[i]
-                bar.set_postfix_str(f"{params}, seed {seed}")
-                figures = _figures_of(spec, params, seed, lambda p=params: host_run(
-                    **p, uri=uri, progress=lambda line: bar.set_postfix_str(line)))
-                store.add(params, seed, figures)
-                bar.update(1)
-    finally:
-        bar.close()
-    return _table(plan, store.results, "host")
+    with progress_bar(progress, total=runs, desc=f"{spec.name} on {uri}", unit="run") as bar, \
+            sigterm_as_exit():
+        if len(todo) < runs:
+            bar.update(runs - len(todo))               # saved by an earlier call
+        if progress and todo:
+            guess = sum(cost[i] for i, _ in todo)
+            saved = f", {runs - len(todo)} already saved" if len(todo) < runs else ""
+            plan_text = (f"{len(todo)} run(s) to do{saved}, about "
+                         f"{_minutes(guess) + ' in all' if guess else '? (no estimate yet)'};"
+                         f" results go to {path}")
+            write = getattr(bar, "write", None)          # tqdm's: a line above the bar
+            if callable(write):
+                write(plan_text)
+            else:
+                bar.set_postfix_str(plan_text)
+        for i, seed in todo:
+            params = plan.points[i]
+            steps = RunSteps(bar, f"{params}, seed {seed}")
+            steps.set_postfix_str()
+            figures = _figures_of(spec, params, seed, lambda p=params, st=steps: host_run(
+                **p, uri=uri, progress=st))
+            store.add(params, seed, figures)
+            bar.update(1)
+    return _table(plan, store.results, MEASURED)

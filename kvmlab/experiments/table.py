@@ -1,10 +1,11 @@
 """The tidy table a sweep returns: one row per run, and plots with confidence bands.
 
-Each row holds the run's parameters, its ``seed``, its ``source`` (``'model'`` or
-``'host'``) and the figures it produced. :meth:`SweepTable.summary` groups the runs that
-differ only in their seed and gives each figure's mean with a confidence interval (Student's
-t: with few seeds the interval is wide, as it should be); :meth:`SweepTable.plot` draws the
-means as lines and the intervals as shaded bands, in one line of code.
+Each row holds the run's parameters, its ``seed``, its ``source`` (``'simulated'`` or
+``'measured'``, as :mod:`kvmlab.lab` says) and the figures it produced.
+:meth:`SweepTable.summary` groups the runs that differ only in their seed and gives each
+figure's mean with a confidence interval (Student's t: with few seeds the interval is wide,
+as it should be); :meth:`SweepTable.plot` draws the means as lines and the intervals as
+shaded bands, in one line of code.
 
 Examples
 --------
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from kvmlab.display import Table
 from kvmlab.errors import ScenarioError
+from kvmlab.validate import is_real
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -284,7 +286,7 @@ class SweepTable:
             if column is not None and column not in self.columns:
                 raise ScenarioError(f"{column!r} is not a column of this sweep; its columns "
                                     f"are {self.columns}")
-        if any(not isinstance(v, int | float) or isinstance(v, bool) for v in self[x]):
+        if any(not is_real(v) for v in self[x]):
             raise ScenarioError(f"x must be a numeric parameter; {x!r} has the values "
                                 f"{sorted(set(map(str, self[x])))}")
         varying = [p for p in self._group_columns()

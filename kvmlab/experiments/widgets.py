@@ -20,6 +20,7 @@ from typing import Any
 
 from kvmlab.errors import ScenarioError
 from kvmlab.experiments.table import SweepTable
+from kvmlab.validate import is_whole
 
 
 def first_seeds(table: SweepTable, n: int) -> SweepTable:
@@ -32,7 +33,7 @@ def first_seeds(table: SweepTable, n: int) -> SweepTable:
     [0, 2]
     """
     seeds = sorted(set(table["seed"]))
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(seeds):
+    if not (is_whole(n) and 1 <= n <= len(seeds)):
         raise ScenarioError(f"n is a number of seeds from 1 to {len(seeds)}, not {n!r}")
     keep = set(seeds[:n])
     return SweepTable([r for r in table.rows if r["seed"] in keep], table.parameters,

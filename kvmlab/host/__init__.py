@@ -1,5 +1,5 @@
 """Everything that touches a real (or libvirt test-driver) host."""
 
-from kvmlab.host.connect import DEFAULT_URI, connect, resolve_uri
+from kvmlab.host.connect import DEFAULT_URI, connect, connection, resolve_uri
 
-__all__ = ["DEFAULT_URI", "connect", "resolve_uri"]
+__all__ = ["DEFAULT_URI", "connect", "connection", "resolve_uri"]

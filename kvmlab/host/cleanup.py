@@ -18,28 +18,34 @@ import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import HostUnavailable
-from kvmlab.host.connect import connect, import_libvirt
+from kvmlab.host.connect import connection, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
-from kvmlab.host.guest import SYSTEM_IMAGES_DIR, destroy_domain, live_uri, owner_alive
+from kvmlab.host.guest import SYSTEM_IMAGES_DIR, destroy_domain, live_uri, owner_pid
 from kvmlab.host.image import cache_dir
 
 
 @dataclass(frozen=True)
 class Leftover:
-    """One object left behind: its kind, its name, and where it is."""
+    """One object left behind: its kind, its name, and where it is.
+
+    ``in_use`` when the kvmlab process that made it still runs; ``owner_pid`` is that
+    process's id, where the object names it (guests, and their staged files).
+    """
 
     kind: str
     name: str
     where: str
     in_use: bool = False
+    owner_pid: int | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        busy = ", in use by a running kvmlab process" if self.in_use else ""
+        pid = f" (pid {self.owner_pid})" if self.owner_pid is not None else ""
+        busy = f", in use by a running kvmlab process{pid}" if self.in_use else ""
         return f"{self.kind} {self.name} ({self.where}{busy})"
 
 
@@ -50,8 +56,12 @@ def _ours(name: str) -> bool:
 def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
     """Return the domains, networks, pools and volumes named ``kvmlab-*`` on ``conn``."""
     uri = conn.getURI()
-    found = [Leftover("domain", d.name(), uri, in_use=owner_alive(_description(d)))
-             for d in conn.listAllDomains() if _ours(d.name())]
+    found = []
+    for dom in conn.listAllDomains():
+        if _ours(dom.name()):
+            pid = owner_pid(_description(dom))
+            found.append(Leftover("domain", dom.name(), uri, in_use=pid is not None,
+                                  owner_pid=pid))
     found += [Leftover("network", n.name(), uri) for n in conn.listAllNetworks()
               if _ours(n.name())]
     for pool in conn.listAllStoragePools():
@@ -66,7 +76,7 @@ def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
 
 def _description(dom: Any) -> str:
     try:
-        return ET.fromstring(dom.XMLDesc(0)).findtext("description") or ""
+        return ET.fromstring(dom.XMLDesc()).findtext("description") or ""
     except Exception:  # noqa: BLE001 - a domain that vanished has no owner
         return ""
 
@@ -93,9 +103,10 @@ def find_host_leftovers() -> list[Leftover]:
     return found
 
 
-def _libvirt_conn(uri: str | None, write: bool) -> Any | None:
+def _live_connection(stack: contextlib.ExitStack, uri: str | None, write: bool) -> Any | None:
+    """A connection to the live host that ``stack`` closes, or None when there is none."""
     try:
-        return connect(live_uri(uri), write=write)
+        return stack.enter_context(connection(live_uri(uri), write=write))
     except HostUnavailable:
         return None
 
@@ -105,11 +116,12 @@ def find_leftovers(uri: str | None = None) -> list[Leftover]:
 
     A guest whose owning process still runs is marked ``in_use``, and so are its files.
     """
-    conn = _libvirt_conn(uri, write=False)
-    found = find_libvirt_leftovers(conn) if conn is not None else []
-    busy = {item.name for item in found if item.in_use}
-    return found + [Leftover(i.kind, i.name, i.where, in_use=i.name in busy)
-                    for i in find_host_leftovers()]
+    with contextlib.ExitStack() as stack:
+        conn = _live_connection(stack, uri, write=False)
+        found = find_libvirt_leftovers(conn) if conn is not None else []
+    owners = {item.name: item.owner_pid for item in found if item.in_use}
+    return found + [Leftover(i.kind, i.name, i.where, in_use=i.name in owners,
+                             owner_pid=owners.get(i.name)) for i in find_host_leftovers()]
 
 
 def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Leftover]:
@@ -121,34 +133,17 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
     alone unless ``force`` is true.
     """
     libvirt = import_libvirt()
-    conn = _libvirt_conn(uri, write=True)
     removed: list[Leftover] = []
     busy: set[str] = set()
-    if conn is not None:
-        for item in find_libvirt_leftovers(conn):
+    with contextlib.ExitStack() as stack:
+        conn = _live_connection(stack, uri, write=True)
+        for item in find_libvirt_leftovers(conn) if conn is not None else []:
             if item.in_use and not force:
                 busy.add(item.name)
                 continue
             with contextlib.suppress(libvirt.libvirtError):
-                if item.kind == "domain":
-                    destroy_domain(conn, item.name)
-                elif item.kind == "network":
-                    _stop_and_undefine(conn.networkLookupByName(item.name), libvirt)
-                elif item.kind == "volume":
-                    pool_name = item.where.rsplit(" pool ", 1)[1]
-                    conn.storagePoolLookupByName(pool_name).storageVolLookupByName(
-                        item.name).delete(0)
-                elif item.kind == "pool":
-                    pool = conn.storagePoolLookupByName(item.name)
-                    target = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
-                    if pool.isActive():
-                        for vol in pool.listAllVolumes():
-                            vol.delete(0)
-                    _stop_and_undefine(pool, libvirt)
-                    if Path(target).name.startswith(NAME_PREFIX):    # a kvmlab temp dir
-                        shutil.rmtree(target, ignore_errors=True)
+                _remove(conn, item, libvirt)
                 removed.append(item)
-        conn.close()
     for item in find_host_leftovers():
         if item.name in busy:
             continue
@@ -164,6 +159,27 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
                 path.unlink(missing_ok=True)
         removed.append(item)
     return removed
+
+
+def _remove(conn: Any, item: Leftover, libvirt: Any) -> None:
+    """Remove one libvirt object found by :func:`find_libvirt_leftovers`."""
+    if item.kind == "domain":
+        destroy_domain(conn, item.name)
+    elif item.kind == "network":
+        _stop_and_undefine(conn.networkLookupByName(item.name), libvirt)
+    elif item.kind == "volume":
+        pool_name = item.where.rsplit(" pool ", 1)[1]
+        conn.storagePoolLookupByName(pool_name).storageVolLookupByName(item.name).delete(
+            libvirt.VIR_STORAGE_VOL_DELETE_NORMAL)
+    elif item.kind == "pool":
+        pool = conn.storagePoolLookupByName(item.name)
+        target = ET.fromstring(pool.XMLDesc()).findtext("target/path") or ""
+        if pool.isActive():
+            for vol in pool.listAllVolumes():
+                vol.delete(libvirt.VIR_STORAGE_VOL_DELETE_NORMAL)
+        _stop_and_undefine(pool, libvirt)
+        if Path(target).name.startswith(NAME_PREFIX):    # a kvmlab temp dir
+            shutil.rmtree(target, ignore_errors=True)
 
 
 def _stop_and_undefine(obj: Any, libvirt: Any) -> None:

@@ -15,7 +15,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from kvmlab.errors import HostUnavailable
+from kvmlab.errors import ToolMissing
 from kvmlab.host.image import cache_dir
 
 
@@ -29,7 +29,7 @@ def static_tool(package: str, name: str) -> bytes:
 
     Raises
     ------
-    HostUnavailable
+    ToolMissing
         If there is no C compiler or static C library (the setup installs both).
     """
     code = source(package, name)
@@ -38,8 +38,8 @@ def static_tool(package: str, name: str) -> bytes:
         return target.read_bytes()
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise HostUnavailable("(local)", f"no C compiler to build the guest's {name}",
-                              "install gcc and libc6-dev (make test and make lab do)")
+        raise ToolMissing(f"a C compiler (cc or gcc, to build the guest's {name})",
+                          "install gcc and libc6-dev (make test and make lab do)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
         src = Path(tmp) / f"{name}.c"
@@ -47,9 +47,9 @@ def static_tool(package: str, name: str) -> bytes:
         out = Path(tmp) / name
         done = subprocess.run([cc, "-static", "-Os", "-Wall", "-o", str(out), str(src)],
                               capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise HostUnavailable("(local)", f"building {name} failed: "
-                                  f"{done.stderr.strip()[-400:]}",
-                                  "install gcc and libc6-dev (static glibc) and try again")
+        if done.returncode != 0:      # the shipped source compiles: the toolchain is short
+            raise ToolMissing(f"a static C library (to link the guest's {name})",
+                              "install gcc and libc6-dev (static glibc) and try again; the "
+                              f"compiler said: {done.stderr.strip()[-400:]}")
         shutil.move(str(out), target)
     return target.read_bytes()

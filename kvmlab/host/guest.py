@@ -37,12 +37,12 @@ import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed, ScenarioError
-from kvmlab.host.connect import connect, import_libvirt
+from kvmlab.host.connect import connect, connection, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX, GuestSpec, domain_xml
 from kvmlab.host.image import (
     BEGIN_MARKER,
@@ -226,10 +226,10 @@ class TransientGuest(Transient):
     def start(self) -> None:
         """Stage the files and start the transient domain."""
         self.conn = connect(self.uri, write=True)
-        self.image = self.image or build_image(progress=lambda _line: None)
+        self.image = self.image or build_image()
         if self._accel == "auto":
             choice = choose_accelerator(self.uri, self.image)
-            self.spec = _replace(self.spec, accel=choice.accel)
+            self.spec = replace(self.spec, accel=choice.accel)
             self.accel_reason = choice.reason
         self.workdir.mkdir(parents=True, exist_ok=False)
         self.workdir.chmod(0o755)
@@ -240,7 +240,7 @@ class TransientGuest(Transient):
                                self.files))
         libvirt = import_libvirt()
         try:
-            self.domain = self.conn.createXML(domain_xml(self.spec), 0)
+            self.domain = self.conn.createXML(domain_xml(self.spec), libvirt.VIR_DOMAIN_NONE)
         except libvirt.libvirtError as exc:
             raise ExperimentFailed(f"libvirt refused to start guest {self.name}: {exc}") from None
         self.started_at = time.monotonic()
@@ -303,7 +303,7 @@ class TransientGuest(Transient):
 
     def stats(self) -> dict[str, Any]:
         """Return libvirt's domain statistics (``virsh domstats``) as a dict."""
-        records = self.conn.domainListGetStats([self.conn.lookupByName(self.name)], 0)
+        records = self.conn.domainListGetStats([self.conn.lookupByName(self.name)])  # all
         return dict(records[0][1]) if records else {}
 
     def qemu_pid(self) -> int:
@@ -321,12 +321,6 @@ class TransientGuest(Transient):
             raise ExperimentFailed(f"cannot find the QEMU process of {self.name} "
                                    f"(no pid file {pidfile}); is the guest still running?"
                                    ) from None
-
-
-def _replace(spec: GuestSpec, **changes: Any) -> GuestSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)
 
 
 def destroy_domain(conn: Any, name: str) -> bool:
@@ -365,6 +359,23 @@ def owner_note() -> str:
     return f"kvmlab guest; owner pid={os.getpid()} boot={_boot_id()}"
 
 
+def owner_pid(description: str) -> int | None:
+    """The id of the running kvmlab process named in a guest's description, else None.
+
+    Examples
+    --------
+    >>> owner_pid(owner_note()) == os.getpid()
+    True
+    >>> owner_pid("kvmlab guest; owner pid=1 boot=another-boot"), owner_pid("")
+    (None, None)
+    """
+    match = re.search(r"owner pid=(\d+) boot=(\S+)", description)
+    if not match or match.group(2) != _boot_id():
+        return None
+    pid = int(match.group(1))
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
 def owner_alive(description: str) -> bool:
     """True if the kvmlab process named in a guest's description still runs.
 
@@ -375,10 +386,7 @@ def owner_alive(description: str) -> bool:
     >>> owner_alive("kvmlab guest; owner pid=1 boot=another-boot"), owner_alive("")
     (False, False)
     """
-    match = re.search(r"owner pid=(\d+) boot=(\S+)", description)
-    if not match or match.group(2) != _boot_id():
-        return False
-    return Path(f"/proc/{match.group(1)}").exists()
+    return owner_pid(description) is not None
 
 
 def _boot_id() -> str:
@@ -409,7 +417,7 @@ def choose_accelerator(uri: str, image: GuestImage | None = None, *,
     reaches its ``/init`` within a few seconds. A ``/dev/kvm`` that exists but
     cannot run a standard guest (for example a paravirtual KVM variant) gives TCG.
     """
-    image = image or cached_image() or build_image(progress=lambda _line: None)
+    image = image or cached_image() or build_image()
     key = f"{uri}|{_boot_id()}|{image.kernel_release}"
     memo = cache_dir() / "accelerator.json"
     if not recheck:
@@ -417,11 +425,8 @@ def choose_accelerator(uri: str, image: GuestImage | None = None, *,
             saved = json.loads(memo.read_text())
             if saved["key"] == key:
                 return AcceleratorChoice(**saved["choice"])
-    conn = connect(uri)
-    try:
+    with connection(uri) as conn:
         offers = libvirt_offers_kvm(conn)
-    finally:
-        conn.close()
     if not offers:
         choice = AcceleratorChoice("tcg", "libvirt offers no KVM domain on this host "
                                    "(no /dev/kvm, or QEMU may not open it)")

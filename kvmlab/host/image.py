@@ -31,12 +31,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kvmlab.errors import ExperimentFailed
+from kvmlab.errors import ExperimentFailed, ToolMissing
 from kvmlab.host import cpio
+from kvmlab.progress import ProgressArg, progress_bar
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 NET_MODULES = ("llc", "stp", "garp", "mrp", "8021q", "bridge", "veth")
@@ -47,8 +48,8 @@ BOOT_MARKER = "KVMLAB-BOOTED"
 BEGIN_MARKER = "KVMLAB-BEGIN"
 END_MARKER = "KVMLAB-END"
 SCENARIO_PATH = "kvmlab/scenario.sh"
-
-Progress = Callable[[str], None]
+BUILD_STEPS = 3
+"""Steps of :func:`build_image` (its progress bar's total): kernel, initramfs, cache."""
 
 
 def cache_dir() -> Path:
@@ -124,8 +125,8 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
         done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
     except FileNotFoundError:
-        raise ExperimentFailed(f"`{cmd[0]}` is not installed; it is needed to build the "
-                               "guest image (see README.md)") from None
+        raise ToolMissing(cmd[0], "install it: it is needed to build the guest image "
+                                  "(see README.md; make test and make lab do it)") from None
     if done.returncode != 0:
         raise ExperimentFailed(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-600:]}")
     return done.stdout
@@ -145,23 +146,40 @@ def _apt_download(package: str, workdir: Path) -> Path:
     return found[-1]
 
 
-def fetch_debian_kernel(workdir: Path, progress: Progress = print) -> tuple[Path, Path, str]:
+def fetch_debian_kernel(workdir: Path, progress: ProgressArg = None) -> tuple[Path, Path, str]:
     """Download Debian's cloud kernel into ``workdir``.
+
+    Parameters
+    ----------
+    workdir : Path
+    progress : bool or tqdm-like, optional
+        Told (``set_postfix_str``) which package is being downloaded; see
+        :mod:`kvmlab.progress`.
 
     Returns
     -------
     (vmlinuz, modules directory, kernel release)
+
+    Raises
+    ------
+    ToolMissing
+        If ``apt-get`` or ``dpkg`` is not installed.
+    ExperimentFailed
+        If the download or the unpacking fails.
     """
-    meta = _apt_download(KERNEL_PACKAGE, workdir)
-    depends = _run(["dpkg-deb", "-f", str(meta), "Depends"])
-    match = re.search(r"(linux-image-[\w.+-]+)", depends)
-    if not match:
-        raise ExperimentFailed(f"{KERNEL_PACKAGE} names no kernel package: {depends!r}")
-    package = match.group(1)
-    progress(f"downloading {package}")
-    deb = _apt_download(package, workdir)
-    tree = workdir / "tree"
-    _run(["dpkg", "-x", str(deb), str(tree)])
+    with progress_bar(progress, total=None, desc="guest kernel", unit="step") as bar:
+        bar.set_postfix_str(f"downloading {KERNEL_PACKAGE}")
+        meta = _apt_download(KERNEL_PACKAGE, workdir)
+        depends = _run(["dpkg-deb", "-f", str(meta), "Depends"])
+        match = re.search(r"(linux-image-[\w.+-]+)", depends)
+        if not match:
+            raise ExperimentFailed(f"{KERNEL_PACKAGE} names no kernel package: {depends!r}")
+        package = match.group(1)
+        bar.set_postfix_str(f"downloading {package}")
+        deb = _apt_download(package, workdir)
+        bar.set_postfix_str(f"unpacking {package}")
+        tree = workdir / "tree"
+        _run(["dpkg", "-x", str(deb), str(tree)])
     kernels = sorted((tree / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise ExperimentFailed(f"{package} holds no boot/vmlinuz-*")
@@ -186,10 +204,11 @@ def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
     """Return the base initramfs: busybox, /init, iproute2, and the network modules."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not Path(busybox).exists():
-        raise ExperimentFailed("busybox is not installed: install the busybox-static package")
+        raise ToolMissing("busybox", "install the busybox-static package")
     busybox_bytes = Path(busybox).read_bytes()
     if b"ld-linux" in busybox_bytes[:4096]:  # a dynamic ELF names its loader up front
-        raise ExperimentFailed(f"{busybox} is not statically linked: install busybox-static")
+        raise ToolMissing(f"a static busybox ({busybox} is linked dynamically)",
+                          "install the busybox-static package")
     entries: dict[str, cpio.Entry] = {}
 
     def add_dir(path: str) -> None:
@@ -210,7 +229,7 @@ def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
     for tool in USERLAND_TOOLS:
         path = shutil.which(tool) or shutil.which(tool, path="/sbin:/usr/sbin:/bin:/usr/bin")
         if path is None:
-            raise ExperimentFailed(f"iproute2's `{tool}` is not installed: install iproute2")
+            raise ToolMissing(f"iproute2's `{tool}`", "install the iproute2 package")
         add_file(f"opt/iproute2/{tool}", cpio.EXEC, Path(path).read_bytes())
         for lib in shared_libraries(path):
             add_file(lib, cpio.EXEC, Path(lib).read_bytes())
@@ -254,19 +273,29 @@ def cached_image() -> GuestImage | None:
     return None
 
 
-def build_image(force: bool = False, progress: Progress = print) -> GuestImage:
+def build_image(force: bool = False, progress: ProgressArg = None) -> GuestImage:
     """Return the guest image, building and caching it first if needed.
 
     Parameters
     ----------
     force : bool
         Rebuild even if a cached image exists.
-    progress : callable
-        Receives one line for each step (``print`` by default).
+    progress : bool or tqdm-like, optional
+        A bar of :data:`BUILD_STEPS` steps (fetch the kernel, pack the initramfs, cache
+        them), told what each step does; silent by default (see :mod:`kvmlab.progress`).
+
+    Raises
+    ------
+    ToolMissing
+        If a program the build needs (``apt-get``, ``dpkg``, busybox-static, iproute2) is
+        not installed.
+    ExperimentFailed
+        If a step fails for another reason (a download, say).
     """
     if not force and (image := cached_image()) is not None:
         return image
-    with tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
+    with progress_bar(progress, total=BUILD_STEPS, desc="guest image", unit="step") as bar, \
+            tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
         work = Path(tmp)
         if env_kernel := os.environ.get("KVMLAB_KERNEL"):
             kernel = Path(env_kernel)
@@ -275,18 +304,21 @@ def build_image(force: bool = False, progress: Progress = print) -> GuestImage:
             release = modules.name if modules else kernel.name.removeprefix("vmlinuz-")
             source = f"KVMLAB_KERNEL={kernel}"
         else:
-            progress(f"fetching the guest kernel ({KERNEL_PACKAGE}, Debian)")
-            kernel, modules, release = fetch_debian_kernel(work, progress)
+            bar.set_postfix_str(f"fetching the guest kernel ({KERNEL_PACKAGE}, Debian)")
+            kernel, modules, release = fetch_debian_kernel(work, bar)
             source = f"Debian package for {release}"
-        progress("packing the initramfs (busybox, iproute2, network modules)")
+        bar.update(1)
+        bar.set_postfix_str("packing the initramfs (busybox, iproute2, network modules)")
         initramfs = cpio.gzip_archive(userland_entries(modules))
+        bar.update(1)
         target = cache_dir() / "guest" / release
+        bar.set_postfix_str(f"caching it in {target}")
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(kernel, target / "vmlinuz")
         (target / "initramfs.gz").write_bytes(initramfs)
-    image = GuestImage(kernel=target / "vmlinuz", initramfs=target / "initramfs.gz",
-                       kernel_release=release, source=source,
-                       built=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    _index_path().write_text(json.dumps(image.to_dict(), indent=2))
-    progress(f"guest image cached in {target}")
+        image = GuestImage(kernel=target / "vmlinuz", initramfs=target / "initramfs.gz",
+                           kernel_release=release, source=source,
+                           built=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+        _index_path().write_text(json.dumps(image.to_dict(), indent=2))
+        bar.update(1)
     return image

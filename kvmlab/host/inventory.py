@@ -88,8 +88,11 @@ def state_word(state: int) -> str:
 
     Examples
     --------
-    >>> state_word(1), state_word(5), state_word(99)
-    ('running', 'shut off', 'unknown (99)')
+    >>> import libvirt
+    >>> state_word(libvirt.VIR_DOMAIN_RUNNING), state_word(libvirt.VIR_DOMAIN_SHUTOFF)
+    ('running', 'shut off')
+    >>> state_word(99)
+    'unknown (99)'
     """
     libvirt = import_libvirt()
     words = {getattr(libvirt, name): word for name, word in _STATE_CONSTANTS.items()}
@@ -99,7 +102,7 @@ def state_word(state: int) -> str:
 def _domain(dom: Any) -> DomainInfo:
     state, max_kib, kib, vcpus, _cpu_time_ns = dom.info()
     dom_id = dom.ID()
-    root = ET.fromstring(dom.XMLDesc(0))
+    root = ET.fromstring(dom.XMLDesc())
     return DomainInfo(
         name=dom.name(), id=int(dom_id) if dom_id >= 0 else None, state=state_word(state),
         vcpus=int(vcpus), memory_mib=int(kib) // 1024, max_memory_mib=int(max_kib) // 1024,
@@ -136,7 +139,7 @@ def list_domains(conn: libvirt.virConnect) -> list[DomainInfo]:
     """
     require_connection(conn)
     with reading(conn, "the list of domains"):
-        domains = conn.listAllDomains(0)
+        domains = conn.listAllDomains()
     return sorted(each(conn, "a domain", domains, _domain), key=lambda d: d.name)
 
 
@@ -244,7 +247,7 @@ _FORWARD_WORDS: dict[str | None, str] = {
 
 
 def _network(net: Any) -> NetworkInfo:
-    xml = net.XMLDesc(0)
+    xml = net.XMLDesc()
     root = ET.fromstring(xml)
     forward = root.find("forward")
     ips = root.findall("ip")
@@ -302,7 +305,7 @@ def list_networks(conn: libvirt.virConnect) -> list[NetworkInfo]:
     """
     require_connection(conn)
     with reading(conn, "the list of networks"):
-        networks = conn.listAllNetworks(0)
+        networks = conn.listAllNetworks()
     return sorted(each(conn, "a network", networks, _network), key=lambda n: n.name)
 
 
@@ -373,7 +376,7 @@ class PoolInfo(Record):
 
 
 def _volume(vol: Any) -> VolumeInfo:
-    root = ET.fromstring(vol.XMLDesc(0))
+    root = ET.fromstring(vol.XMLDesc())
     fmt = root.find("target/format")
     return VolumeInfo(
         name=vol.name(), type=root.get("type"), format=fmt.get("type") if fmt is not None else None,
@@ -385,12 +388,12 @@ def _volume(vol: Any) -> VolumeInfo:
 
 def _pool(conn: Any, pool: Any) -> PoolInfo:
     libvirt = import_libvirt()
-    root = ET.fromstring(pool.XMLDesc(0))
+    root = ET.fromstring(pool.XMLDesc())
     active = bool(pool.isActive())
     volumes: list[VolumeInfo] = []
     if active:
         try:
-            listed = pool.listAllVolumes(0)
+            listed = pool.listAllVolumes()
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # went inactive
                 raise
@@ -443,6 +446,6 @@ def list_pools(conn: libvirt.virConnect) -> list[PoolInfo]:
     """
     require_connection(conn)
     with reading(conn, "the list of storage pools"):
-        pools = conn.listAllStoragePools(0)
+        pools = conn.listAllStoragePools()
     return sorted(each(conn, "a storage pool", pools, lambda p: _pool(conn, p)),
                   key=lambda p: p.name)

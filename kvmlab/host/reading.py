@@ -41,7 +41,7 @@ def probe_error(conn: Any, what: str, exc: Exception) -> HostUnavailable:
     if code == libvirt.VIR_ERR_INVALID_CONN:
         return HostUnavailable(uri, f"could not read {what}: the connection is closed or broken",
                                "open a new one with kvmlab.host.connect()")
-    _reason, remedy = explain(uri, message)
+    _reason, remedy = explain(uri, exc)
     return HostUnavailable(uri, f"could not read {what} ({message.strip().rstrip('.')})", remedy)
 
 

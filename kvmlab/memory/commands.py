@@ -1,4 +1,10 @@
-"""``kvmlab memory``: walk, translate, trace a live guest, and practice problems.
+"""``kvmlab memory``: simulate, run and compare scenarios; walk, translate, trace a live
+guest, KSM, and practice problems.
+
+``kvmlab memory simulate|run|compare SCENARIO`` are every lab's verbs
+(:mod:`kvmlab.labcommands`) over the lab's scenarios of three kinds (KSM, traces,
+balloons); ``trace`` and ``ksm`` run the same experiments with their own options and
+output.
 
 Examples
 --------
@@ -27,6 +33,7 @@ import sys
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.labcommands import add_verbs
 from kvmlab.memory.paging import LEVEL_NAMES, PAGE_SIZES, PageTables, Walk, nested_walk
 
 SIZES = ("4K", "2M", "1G")
@@ -34,8 +41,12 @@ SIZES = ("4K", "2M", "1G")
 
 def add_parser(sub: Any) -> None:
     """Add ``memory`` and its subcommands to the ``kvmlab`` command's subparsers."""
-    mem = sub.add_parser("memory", help="the memory lab: page walks, live VA->PA->MA traces")
+    mem = sub.add_parser("memory", help="the memory lab: page walks, live VA->PA->MA traces, "
+                                        "KSM and ballooning")
     msub = mem.add_subparsers(dest="memory_command", required=True)
+    add_verbs(msub, "memory", scenario_help="a scenario JSON file or a shipped scenario name "
+                                            "(memory-ksm-ten-contents, memory-trace, "
+                                            "memory-balloon-three-guests, ...)")
 
     walk = msub.add_parser("walk", help="the worst-case two-dimensional walk (no TLB, no cache)")
     _page_options(walk)
@@ -124,7 +135,8 @@ def _walk(args: argparse.Namespace) -> int:
     return 0
 
 
-def _number(text: str, what: str) -> int:
+def parse_int(text: str, what: str) -> int:
+    """An integer given on the command line, in decimal or hex (``0x400000001234``)."""
     try:
         return int(text, 0)
     except ValueError:
@@ -135,9 +147,9 @@ def _number(text: str, what: str) -> int:
 def _translate(args: argparse.Namespace) -> int:
     from kvmlab.memory.machine import identity_machine, nested_tables, page_size
 
-    va = _number(args.va, "the virtual address")
+    va = parse_int(args.va, "the virtual address")
     host_levels = args.host_levels or args.levels
-    offset = _number(args.host_offset, "--host-offset")
+    offset = parse_int(args.host_offset, "--host-offset")
     if args.map:
         guest = PageTables(args.levels, base=0x10_0000)
         for spec in args.map:
@@ -145,7 +157,7 @@ def _translate(args: argparse.Namespace) -> int:
             if len(parts) not in (2, 3):
                 raise ScenarioError(f"--map takes VA:PA or VA:PA:SIZE, not {spec!r}")
             size = page_size(parts[2]) if len(parts) == 3 else page_size(args.guest_page)
-            guest.map(_number(parts[0], "a mapped VA"), _number(parts[1], "a mapped PA"), size)
+            guest.map(parse_int(parts[0], "a mapped VA"), parse_int(parts[1], "a mapped PA"), size)
         found = guest.walk(va).address
         host = nested_tables(guest, [] if found is None else [found],
                              page_size(args.host_page), offset, host_levels)
@@ -168,15 +180,11 @@ def _translate(args: argparse.Namespace) -> int:
 
 def _trace(args: argparse.Namespace) -> int:
     from kvmlab.data import save_recorded
+    from kvmlab.memory.scenario import TraceScenario
     from kvmlab.memory.twin import trace
 
-    def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() or done == total:
-            bar = "#" * (30 * done // total)
-            print(f"\r# tracing [{bar:<30}] {done}/{total}", end="" if done < total else "\n",
-                  file=sys.stderr)
-
-    result = trace(args.uri, samples=args.samples, seed=args.seed, progress=progress)
+    scenario = TraceScenario(samples=args.samples, seed=args.seed)
+    result = trace(scenario, uri=args.uri, progress=sys.stderr.isatty())
     if args.record:
         print(f"# recorded in {save_recorded(args.record, result.to_dict())}", file=sys.stderr)
     if args.json:
@@ -197,7 +205,8 @@ def _trace(args: argparse.Namespace) -> int:
 
 def _ksm(args: argparse.Namespace) -> int:
     from kvmlab.data import save_recorded
-    from kvmlab.memory.overcommit import KsmScenario, fit_scan_cost, simulate_ksm
+    from kvmlab.memory.model import fit_scan_cost, simulate_ksm
+    from kvmlab.memory.scenario import KsmScenario
 
     scenario = KsmScenario(args.pages, args.distinct, args.pages_to_scan, args.sleep_ms,
                            duration_s=args.duration)
@@ -205,7 +214,8 @@ def _ksm(args: argparse.Namespace) -> int:
     if args.run:
         from kvmlab.memory.twin import run_ksm
 
-        real = results["real"] = run_ksm(scenario, args.uri)
+        real = results["real"] = run_ksm(scenario, uri=args.uri,
+                                         progress=sys.stderr.isatty())
         if args.record:
             print(f"# recorded in {save_recorded(args.record, real.to_dict())}",
                   file=sys.stderr)

@@ -1,5 +1,8 @@
 """Pictures for the memory lab. Every function takes results and returns matplotlib Axes.
 
+Nothing here runs a model: the functions draw what they are given (results of
+:mod:`kvmlab.memory.result`, walks, or figures already computed).
+
 Examples
 --------
 >>> import matplotlib
@@ -13,17 +16,36 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-from kvmlab.memory.overcommit import KsmResult
+from kvmlab.memory.machine import SIZE_NAMES
 from kvmlab.memory.paging import LEVEL_NAMES, Walk, level_size
-from kvmlab.memory.twin import Translation
 
-SIZE_LABEL = {4096: "4K", 2 << 20: "2M", 1 << 30: "1G"}
+SIZE_LABEL = {size: name for name, size in SIZE_NAMES.items()}
 COLOURS = {"guest": "#4c72b0", "nested": "#dd8452", "data": "#55a868", "host": "#8172b2"}
+
+
+class KsmRun(Protocol):
+    """What :func:`ksm_timeline` draws: a :class:`~kvmlab.memory.result.KsmResult`."""
+
+    source: str
+    samples: Sequence[Any]
+
+
+class TracedAddress(Protocol):
+    """What :func:`chain` draws: a :class:`~kvmlab.memory.result.Translation`."""
+
+    va: int
+    kind: str
+    model_pa: int | None
+    hva: int | None
+    ma: int | None
+    page_size: int | None
+    refs: tuple[tuple[int, int, int], ...]
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
@@ -84,7 +106,7 @@ def reference_counts(counts: Mapping[tuple[str, str], int], ax: Axes | None = No
     return ax
 
 
-def chain(t: Translation, ax: Axes | None = None) -> Axes:
+def chain(t: TracedAddress, ax: Axes | None = None) -> Axes:
     """The seed's picture, VA → PA → MA, drawn from one traced address (with QEMU's
     virtual address in between, where the PA lives in the QEMU process)."""
     ax = _axes(ax, (10, 2.6))
@@ -150,7 +172,7 @@ def shadow_vs_nested(write_rates: Sequence[float], overhead: Mapping[str, Sequen
     return ax
 
 
-def ksm_timeline(results: Sequence[KsmResult], ax: Axes | None = None) -> Axes:
+def ksm_timeline(results: Sequence[KsmRun], ax: Axes | None = None) -> Axes:
     """``pages_sharing`` over time for each result (model and real kernel), with the end of
     every full scan marked."""
     ax = _axes(ax, (8, 4))
@@ -166,4 +188,35 @@ def ksm_timeline(results: Sequence[KsmResult], ax: Axes | None = None) -> Axes:
     ax.set_ylabel("pages saved (pages_sharing)")
     ax.legend(loc="lower right")
     ax.set_title("KSM merges nothing in its first full scan", loc="left")
+    return ax
+
+
+def prediction_bars(by_kind: Mapping[str, tuple[int, int]], ax: Axes | None = None) -> Axes:
+    """Per kind of address, the model's predictions that held and those QEMU contradicted
+    (``by_kind``: kind to (held, predictions), as a trace comparison counts them)."""
+    ax = _axes(ax, (7, 3.5))
+    kinds = list(by_kind)
+    held = [by_kind[k][0] for k in kinds]
+    wrong = [by_kind[k][1] - by_kind[k][0] for k in kinds]
+    ax.bar(kinds, held, color=COLOURS["data"], label="held")
+    ax.bar(kinds, wrong, bottom=held, color="#c44e52", label="contradicted")
+    ax.set_ylabel("addresses")
+    ax.legend(loc="lower right")
+    ax.set_title("the memory layout's predictions against QEMU's answers", loc="left")
+    return ax
+
+
+def balloon_bars(usable: Mapping[str, tuple[int, int]], ax: Axes | None = None) -> Axes:
+    """Per guest, the usable memory (MiB) the balloon leaves: planned and measured."""
+    ax = _axes(ax, (7, 3.5))
+    names = list(usable)
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [usable[n][0] for n in names], width=0.4,
+           color=COLOURS["guest"], label="model")
+    ax.bar([x + 0.2 for x in xs], [usable[n][1] for n in names], width=0.4,
+           color=COLOURS["nested"], label="measured")
+    ax.set_xticks(list(xs), names)
+    ax.set_ylabel("usable memory (MiB)")
+    ax.legend()
+    ax.set_title("what each guest may still use once its balloon is inflated", loc="left")
     return ax

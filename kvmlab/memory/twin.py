@@ -37,9 +37,8 @@ import random
 import re
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,18 @@ from typing import Any
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host import ctool
 from kvmlab.host.connect import import_libvirt
-from kvmlab.memory.overcommit import KsmResult, KsmSample, KsmScenario
+from kvmlab.lab import MEASURED
 from kvmlab.memory.paging import ADDRESS_MASK, PAGE, walk
 from kvmlab.memory.physmem import TablesInMemory
+from kvmlab.memory.result import KsmResult, KsmSample, TraceResult, Translation
+from kvmlab.memory.scenario import (
+    BalloonScenario,
+    KsmScenario,
+    MemoryScenario,
+    TraceScenario,
+    load_scenario,
+)
+from kvmlab.progress import ProgressArg, progress_bar
 
 HMP = 1
 """libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP: the command is for the human monitor."""
@@ -57,11 +65,6 @@ READY_MARKER = "KVMLAB-MEM-READY"
 TOOL = "kvmlab-pages"
 KSM_TOOL = "kvmlab-ksm"
 CR4_LA57 = 1 << 12
-KERNEL_TEXT = 0xFFFF_FFFF_8100_0000
-"""Where the kernel's text starts when the guest boots with ``nokaslr``."""
-DIRECT_MAP = {4: 0xFFFF_8880_0000_0000, 5: 0xFF11_0000_0000_0000}
-"""The start of the kernel's map of all physical memory (``page_offset_base``, nokaslr)."""
-KINDS = ("user", "kernel-text", "direct-map", "unmapped")
 
 
 # -- the monitor's answers ------------------------------------------------------------------
@@ -164,145 +167,6 @@ def read_process_memory(pid: int, address: int, size: int) -> bytes | None:
 
 
 # -- the trace ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Translation:
-    """One virtual address followed through the real machine.
-
-    ``model_pa`` comes from the model's walk over the guest's real tables, ``qemu_pa`` from
-    QEMU's ``gva2gpa``; ``hva`` is where QEMU keeps that guest-physical byte, ``ma`` the
-    machine address behind it. ``refs`` lists the walk's references as ``(level, table,
-    index)``; ``fault`` is set when the address is not mapped.
-    """
-
-    va: int
-    kind: str
-    model_pa: int | None
-    qemu_pa: int | None
-    page_size: int | None = None
-    refs: tuple[tuple[int, int, int], ...] = ()
-    fault: str | None = None
-    hva: int | None = None
-    ma: int | None = None
-    guest_pagemap_pa: int | None = None
-
-    @property
-    def agrees(self) -> bool:
-        """The model's walk and QEMU found the same PA (or both found none)."""
-        return self.model_pa == self.qemu_pa
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["refs"] = [list(r) for r in self.refs]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Translation:
-        return cls(**{**d, "refs": tuple(tuple(r) for r in d.get("refs", ()))})
-
-    def chain(self) -> str:
-        """The chain in one line, e.g. ``VA 0x7f.. -> PA 0x29c3000 -> HVA 0x7f.. -> MA 0x..``.
-
-        Examples
-        --------
-        >>> Translation(0x1000, "unmapped", None, None, fault="not present").chain()
-        'VA 0x1000 -> page fault (not present)'
-        """
-        if self.model_pa is None:
-            return f"VA {self.va:#x} -> page fault ({self.fault})"
-        parts = [f"VA {self.va:#x}", f"PA {self.model_pa:#x}"]
-        if self.hva is not None:
-            parts.append(f"HVA {self.hva:#x}")
-        if self.ma is not None:
-            parts.append(f"MA {self.ma:#x}")
-        return " -> ".join(parts)
-
-
-@dataclass
-class ChainTrace:
-    """Everything one trace found: the translations and what the machine looked like."""
-
-    translations: list[Translation]
-    cr3: int
-    levels: int
-    pattern_seen: dict[str, str] = field(default_factory=dict)
-    memory: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def agreement(self) -> tuple[int, int]:
-        """(how many translations agree, how many there are)."""
-        return sum(t.agrees for t in self.translations), len(self.translations)
-
-    def by_kind(self) -> dict[str, tuple[int, int]]:
-        """Agreement counted per kind of address."""
-        out: dict[str, tuple[int, int]] = {}
-        for t in self.translations:
-            ok, n = out.get(t.kind, (0, 0))
-            out[t.kind] = (ok + t.agrees, n + 1)
-        return out
-
-    def table(self, limit: int | None = 12) -> str:
-        """A plain-text table of the first ``limit`` translations of each kind."""
-        rows = [f"{'kind':<12} {'virtual address':>18} {'model PA':>12} {'QEMU PA':>12} "
-                f"{'page':>5} {'machine address':>16}"]
-        shown: dict[str, int] = {}
-        for t in self.translations:
-            shown[t.kind] = shown.get(t.kind, 0) + 1
-            if limit is not None and shown[t.kind] > limit:
-                continue
-            page = {4096: "4K", 2 << 20: "2M", 1 << 30: "1G"}.get(t.page_size or 0, "-")
-            rows.append(f"{t.kind:<12} {t.va:>#18x} {_hex(t.model_pa):>12} "
-                        f"{_hex(t.qemu_pa):>12} {page:>5} {_hex(t.ma):>16}")
-        return "\n".join(rows)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cr3": self.cr3, "levels": self.levels, "pattern_seen": self.pattern_seen,
-                "memory": self.memory, "provenance": self.provenance,
-                "translations": [t.to_dict() for t in self.translations]}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ChainTrace:
-        return cls([Translation.from_dict(t) for t in d["translations"]], d["cr3"],
-                   d["levels"], d.get("pattern_seen", {}), d.get("memory", {}),
-                   d.get("provenance", {}))
-
-
-def _hex(value: int | None) -> str:
-    return "-" if value is None else f"{value:#x}"
-
-
-def sample_addresses(buffer_pages: list[int], levels: int, memory_bytes: int, n: int,
-                     seed: int = 0) -> list[tuple[str, int]]:
-    """``n`` virtual addresses to trace: the program's buffer, the kernel's text, the
-    kernel's direct map of RAM, and some that nothing maps.
-
-    Examples
-    --------
-    >>> picks = sample_addresses([0x7F00_0000_0000], 4, 128 << 20, 8, seed=1)
-    >>> [kind for kind, _ in picks][:5]
-    ['user', 'kernel-text', 'direct-map', 'unmapped', 'user']
-    """
-    if n < 1:
-        raise ScenarioError(f"trace at least 1 address, not {n}")
-    if not buffer_pages:
-        raise ScenarioError("the guest program reported no buffer pages")
-    rng = random.Random(seed)
-    direct = DIRECT_MAP[levels]
-    picks: list[tuple[str, int]] = []
-    for i in range(n):
-        kind = KINDS[i % len(KINDS)]
-        if kind == "user":
-            va = buffer_pages[i // len(KINDS) % len(buffer_pages)] + rng.randrange(PAGE)
-        elif kind == "kernel-text":
-            va = KERNEL_TEXT + rng.randrange(16 << 20)
-        elif kind == "direct-map":
-            va = direct + rng.randrange(memory_bytes // 2)
-        else:
-            va = rng.choice([rng.randrange(PAGE, 0x40_0000),            # below the program
-                             direct + (64 << 30) + rng.randrange(1 << 30)])  # beyond all RAM
-        picks.append((kind, va))
-    return picks
-
-
 def parse_program_output(console: str) -> dict[str, Any]:
     """What ``kvmlab-pages`` printed: its pid, buffer, and each page's VA and guest frame.
 
@@ -334,26 +198,22 @@ def paused(domain: Any) -> Iterator[None]:
         domain.resume()
 
 
-def trace(uri: str | None = None, *, samples: int = 200, pages: int = 64,
-          seed: int | None = 0,
-          memory_mib: int = 128, progress: Callable[[int, int], None] | None = None
-          ) -> ChainTrace:
-    """Trace ``samples`` virtual addresses of a live tiny guest from VA to MA.
+def trace(scenario: TraceScenario, *, uri: str | None = None,
+          progress: ProgressArg = None) -> TraceResult:
+    """Trace the scenario's virtual addresses through a live tiny guest from VA to MA.
 
     Parameters
     ----------
+    scenario : TraceScenario
+        How many addresses (user-space in the program's buffer, kernel text, the
+        kernel's direct map, and unmapped ones, in turn), the buffer's size in pages, the
+        guest's memory, and the seed that picks the addresses (None: a new one, kept in
+        the result's scenario and provenance).
     uri : str, optional
         A local QEMU host (see :func:`kvmlab.host.guest.live_uri`); the monitor needs
         write access, the machine frames need root.
-    samples : int
-        How many addresses: user-space (the program's buffer), kernel text, the kernel's
-        direct map, and unmapped ones, in turn.
-    pages : int
-        Size of the program's buffer in 4 KiB pages.
-    seed : int or None
-        Picks the addresses; None picks a new seed (kept in the provenance).
-    progress : callable, optional
-        Called as ``progress(done, total)`` after each address.
+    progress : see :mod:`kvmlab.progress`
+        Counts addresses traced.
 
     Raises
     ------
@@ -362,43 +222,44 @@ def trace(uri: str | None = None, *, samples: int = 200, pages: int = 64,
     """
     from kvmlab.host.guest import TransientGuest
 
-    if not 1 <= pages <= 65536:
-        raise ScenarioError(f"the buffer has 1-65536 pages, not {pages}")
-    if seed is None:
-        seed = random.SystemRandom().randrange(1 << 32)
+    if scenario.seed is None:
+        scenario = scenario.with_seed(random.SystemRandom().randrange(1 << 32))
     tool = ctool.static_tool("kvmlab.memory", TOOL)
-    script = f"/kvmlab/{TOOL} {pages}\n"
-    with TransientGuest(script, vcpus=1, memory_mib=memory_mib, uri=uri, purpose="memory",
-                        cmdline="nokaslr", files={TOOL: tool}) as guest:
+    script = f"/kvmlab/{TOOL} {scenario.pages}\n"
+    with progress_bar(progress, total=scenario.samples, desc="trace", unit="address") as bar, \
+            TransientGuest(script, vcpus=1, memory_mib=scenario.memory_mib, uri=uri,
+                           purpose="memory", cmdline="nokaslr", files={TOOL: tool}) as guest:
+        bar.set_postfix_str("booting the guest")
         boot_s = guest.wait_for(READY_MARKER, 180)
         report = parse_program_output(guest.console())
         domain = guest.conn.lookupByName(guest.name)
         monitor = Monitor(domain)
         qemu_pid = guest.qemu_pid()
         started = time.monotonic()
+        bar.set_postfix_str("catching the program on the vCPU")
         with paused(domain):
             regs = _catch_the_program(domain, monitor, report["pages"][0])
             levels = 5 if regs.get("CR4", 0) & CR4_LA57 else 4
             tables = TablesInMemory(regs["CR3"] & ADDRESS_MASK, levels, monitor)
             guest_frames = {va: pa for va, pa in report["pages"]}
-            picks = sample_addresses([va for va, _ in report["pages"]], levels,
-                                     memory_mib << 20, samples, seed)
+            picks = scenario.addresses([va for va, _ in report["pages"]], levels)
+            bar.set_postfix_str("following addresses")
             translations = []
-            for done, (kind, va) in enumerate(picks, 1):
+            for kind, va in picks:
                 translations.append(_follow(kind, va, tables, monitor, qemu_pid,
                                             guest_frames.get(va - va % PAGE)))
-                if progress:
-                    progress(done, len(picks))
+                bar.update(1)
             pattern = _pattern_seen(monitor, qemu_pid, translations)
             memory = _memory_figures(domain, qemu_pid)
-        return ChainTrace(translations, regs["CR3"], levels, pattern, memory, {
+        return TraceResult(scenario, MEASURED, translations, regs["CR3"], levels, pattern,
+                           memory, {
             "uri": guest.uri, "accelerator": guest.accel, "date":
             datetime.now(UTC).isoformat(timespec="seconds"),
             "guest_kernel": (guest.image.kernel_release if guest.image else ""),
             "program_pid": report["pid"], "qemu_pid": qemu_pid, "boot_to_ready_s":
             round(boot_s, 2), "trace_s": round(time.monotonic() - started, 2),
             "monitor_commands": monitor.commands, "tables_read": tables.tables_read,
-            "seed": seed, "cpl": regs.get("CPL")})
+            "seed": scenario.seed, "cpl": regs.get("CPL")})
 
 
 def _catch_the_program(domain: Any, monitor: Monitor, first_page: tuple[int, int | None],
@@ -479,12 +340,14 @@ def parse_ksm_output(lines: list[str]) -> list[KsmSample]:
     return samples
 
 
-def run_ksm(scenario: KsmScenario, uri: str | None = None) -> KsmResult:
+def run_ksm(scenario: KsmScenario, *, uri: str | None = None,
+            progress: ProgressArg = None) -> KsmResult:
     """The scenario on the real KSM of a tiny guest's kernel (the same ``mm/ksm.c`` a host
     runs; the lab never changes the host's own KSM settings).
 
     A guest program fills the pages, marks them mergeable, tunes and starts ``ksmd``, and
-    prints its counters at every change.
+    prints its counters at every change. The model's own costs (``scan_page_us``,
+    ``merge_us``) play no part. ``progress`` counts guests run (one).
     """
     from kvmlab.host.guest import TransientGuest
 
@@ -492,9 +355,12 @@ def run_ksm(scenario: KsmScenario, uri: str | None = None) -> KsmResult:
     memory_mib = max(128, 64 + scenario.pages * 4 // 1024 * 2)
     args = (f"{scenario.pages} {scenario.distinct} {scenario.pages_to_scan} "
             f"{round(scenario.sleep_ms)} {round(scenario.duration_s * 1000)}")
-    with TransientGuest(f"/kvmlab/{KSM_TOOL} {args}\n", vcpus=1, memory_mib=memory_mib,
-                        uri=uri, purpose="ksm", files={KSM_TOOL: tool}) as guest:
+    with progress_bar(progress, total=1, desc="KSM in a guest", unit="guest") as bar, \
+            TransientGuest(f"/kvmlab/{KSM_TOOL} {args}\n", vcpus=1, memory_mib=memory_mib,
+                           uri=uri, purpose="ksm", files={KSM_TOOL: tool}) as guest:
+        bar.set_postfix_str(f"booting, then watching ksmd for {scenario.duration_s:g} s")
         out = guest.result(timeout_s=120 + 2 * scenario.duration_s)
+        bar.update(1)
     if out.exit_status != 0:
         raise ExperimentFailed(f"{KSM_TOOL} failed in the guest (exit {out.exit_status}):\n"
                                + "\n".join(out.lines[-6:]))
@@ -502,7 +368,43 @@ def run_ksm(scenario: KsmScenario, uri: str | None = None) -> KsmResult:
     if not samples:
         raise ExperimentFailed(f"{KSM_TOOL} printed no KSM counters:\n"
                                + "\n".join(out.lines[-6:]))
-    return KsmResult(scenario, [KsmSample(0.0, 0, 0, 0), *samples], "guest kernel", {
-        "uri": guest.uri, "accelerator": guest.accel,
+    return KsmResult(scenario, MEASURED, [KsmSample(0.0, 0, 0, 0), *samples], {
+        "uri": guest.uri, "accelerator": guest.accel, "runs_in": "the tiny guest's kernel",
         "guest_kernel": guest.image.kernel_release if guest.image else "",
         "date": datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+# -- any kind ---------------------------------------------------------------------------------
+def run_on_host(scenario: MemoryScenario | Mapping[str, Any] | str, *, uri: str | None = None,
+                progress: ProgressArg = None) -> KsmResult | TraceResult:
+    """Run a scenario of any kind on a real local QEMU host (in a tiny guest).
+
+    KSM scenarios run in the guest's own kernel (:func:`run_ksm`), traces follow the
+    guest's addresses (:func:`trace`). Balloon scenarios can only be simulated so far.
+
+    Raises
+    ------
+    ScenarioError
+        For a balloon scenario.
+
+    Examples
+    --------
+    >>> run_on_host({"kind": "balloon", "host_mib": 1024})
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: balloon scenarios can only be simulated so far: ...
+    """
+    scenario = load_scenario(scenario)
+    if isinstance(scenario, KsmScenario):
+        return run_ksm(scenario, uri=uri, progress=progress)
+    if isinstance(scenario, TraceScenario):
+        return trace(scenario, uri=uri, progress=progress)
+    assert isinstance(scenario, BalloonScenario)
+    raise ScenarioError("balloon scenarios can only be simulated so far: kvmlab does not yet "
+                        "inflate a real guest's balloon (use simulate)")
+
+
+__all__ = ["CR4_LA57", "KSM_TOOL", "READY_MARKER", "TOOL", "Monitor", "host_frame",
+           "parse_gpa2hva", "parse_gva2gpa", "parse_ksm_output", "parse_program_output",
+           "parse_registers", "parse_xp", "paused", "read_process_memory", "run_ksm",
+           "run_on_host", "trace"]

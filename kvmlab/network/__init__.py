@@ -1,6 +1,11 @@
 """The network lab: Linux bridges as layer-2 switches, simulated frame by frame and
 checked on a real kernel.
 
+The lab's four verbs (see :mod:`kvmlab.lab`): :func:`load_scenario` gives a
+:class:`Topology`, :func:`simulate` runs it through the model, :func:`run_on_host` in a
+tiny guest's kernel (:func:`run_many_on_host` runs many in one guest), and
+:func:`compare` says where the two differ.
+
 Examples
 --------
 >>> from kvmlab import network
@@ -11,12 +16,28 @@ Examples
 ...                       "frames": [{"from": "a:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]})
 >>> r.receivers, r.fdb
 ([('b:eth0',)], {'br0': {'52:54:00:00:01:01': 'p1'}})
+>>> t = network.load_scenario("net-flood-then-learn")
+>>> c = network.compare(network.simulate(t, seed=1), network.simulate(t, seed=2))
+>>> c.agrees, c.max_error
+(True, 0.0)
 """
 
 from __future__ import annotations
 
-from kvmlab.network.model import simulate
+from kvmlab.network.model import broadcast_domains, simulate
 from kvmlab.network.result import Event, NetworkComparison, NetworkResult, compare
-from kvmlab.network.topology import Topology
+from kvmlab.network.scenario import Topology, load_scenario
+from kvmlab.network.twin import run_many_on_host, run_on_host
 
-__all__ = ["Event", "NetworkComparison", "NetworkResult", "Topology", "compare", "simulate"]
+__all__ = [
+    "Event",
+    "NetworkComparison",
+    "NetworkResult",
+    "Topology",
+    "broadcast_domains",
+    "compare",
+    "load_scenario",
+    "run_many_on_host",
+    "run_on_host",
+    "simulate",
+]

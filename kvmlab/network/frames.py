@@ -1,4 +1,5 @@
-"""Ethernet frames and MAC addresses, as the labs send them.
+"""Ethernet frames and MAC addresses, as the labs send them, and the rules a topology's
+frames follow (:func:`parse_frames`, used by :class:`~kvmlab.network.scenario.Topology`).
 
 A MAC address is six bytes written as six pairs of hex digits separated by
 colons. The lowest bit of the first byte marks a *group* address (multicast; all
@@ -18,16 +19,27 @@ kvmlab.errors.ScenarioError: malformed MAC address '52:54:00:zz:00:01': six pair
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kvmlab.errors import ScenarioError
+from kvmlab.network.vlan import check_vid
+from kvmlab.validate import is_real, is_whole
+
+__all__ = ["BROADCAST", "ETHERTYPE_ARP", "ETHERTYPE_LAB", "FRAME_GAP_S", "LINK_LOCAL_PREFIX",
+           "MAX_FRAMES", "Frame", "Sender", "is_group", "kind_of", "parse_frames", "parse_mac"]
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ETHERTYPE_LAB = 0x88B5
 """The IEEE's EtherType for local experiments: no host's kernel answers it."""
 ETHERTYPE_ARP = 0x0806
+FRAME_GAP_S = 0.1
+"""A frame without ``at_s`` leaves this long after the frame before."""
+MAX_FRAMES = 200
+"""The most frames one topology sends."""
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -111,3 +123,97 @@ class Frame:
         if self.label:
             out["label"] = self.label
         return out
+
+
+class Sender(Protocol):
+    """What the frame rules need to know of the NIC that sends a frame."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def mac(self) -> str: ...
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface | None: ...
+
+
+def _arp_target(f: Mapping[str, Any], i: int, nic: Sender) -> str:
+    if set(f) & {"dst", "ethertype"}:
+        raise ScenarioError(f"frame {i}: an ARP request is always broadcast with EtherType "
+                            "0x0806; drop 'dst' and 'ethertype'")
+    if nic.interface is None:
+        raise ScenarioError(f"frame {i}: {nic.id} has no IPv4 address to ask from (give the "
+                            "NIC an \"ip\")")
+    try:
+        target = ipaddress.IPv4Address(f["arp"])
+    except (ipaddress.AddressValueError, ValueError):
+        raise ScenarioError(f"frame {i}: 'arp' asks for an IPv4 address, not {f['arp']!r}"
+                            ) from None
+    if target not in nic.interface.network:
+        raise ScenarioError(f"frame {i}: {target} is outside {nic.id}'s subnet "
+                            f"{nic.interface.network}: a host asks by ARP only for addresses "
+                            "on its own link (for others it asks for its gateway)")
+    return str(target)
+
+
+def parse_frames(raw: Sequence[Any], nic_of: Callable[[str], Sender],
+                 is_port: Callable[[str], bool]) -> tuple[Frame, ...]:
+    """Check a topology's frames, in the order they are sent, and build them.
+
+    Parameters
+    ----------
+    raw : list of dict
+        The frames' JSON form (see :mod:`kvmlab.network.scenario`).
+    nic_of : callable
+        The sending NIC named ``host:nic`` (a ScenarioError if there is none).
+    is_port : callable
+        Whether ``node:interface`` names a bridge port (which sends no frames).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the frame and the rule it breaks.
+    """
+    if len(raw) > MAX_FRAMES:
+        raise ScenarioError(f"at most {MAX_FRAMES} frames per topology, not {len(raw)}")
+    frames: list[Frame] = []
+    clock = 0.0
+    known = {"from", "dst", "src", "at_s", "ethertype", "label", "arp", "vlan"}
+    for i, f in enumerate(raw):
+        if not isinstance(f, Mapping) or "from" not in f or ("dst" not in f and "arp" not in f):
+            raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}} or '
+                                f'{{"from": "host:nic", "arp": IPv4}}, not {f!r}')
+        if unknown := set(f) - known:
+            raise ScenarioError(f"frame {i}: unknown field(s) {sorted(unknown)}; known: "
+                                f"{sorted(known)}")
+        sender = f["from"]
+        if not isinstance(sender, str) or is_port(sender):
+            raise ScenarioError(f"frame {i} is sent from {sender!r}: frames come from a "
+                                "host's NIC (host:nic), not from a bridge port")
+        nic = nic_of(sender)
+        src = parse_mac(f.get("src", nic.mac))
+        if is_group(src):
+            raise ScenarioError(f"frame {i}: source {src} is a group address; a source MAC "
+                                "is always unicast")
+        at = f.get("at_s", clock + FRAME_GAP_S if frames else 0.0)
+        if not is_real(at) or at < clock:
+            raise ScenarioError(f"frame {i}: at_s is seconds, not before the frame before "
+                                f"({clock}), not {at!r}")
+        ethertype = f.get("ethertype", ETHERTYPE_LAB)
+        if not is_whole(ethertype) or not 0x0600 <= ethertype <= 0xFFFF or ethertype in (
+                0x8100, 0x88A8):
+            raise ScenarioError(f"frame {i}: ethertype {ethertype!r} must be 0x0600-0xffff "
+                                "and not a VLAN tag's (0x8100, 0x88a8)")
+        clock = float(at)
+        target = None
+        if "arp" in f:
+            target = _arp_target(f, i, nic)
+            ethertype = ETHERTYPE_ARP
+        dst = BROADCAST if target is not None else parse_mac(f["dst"])
+        vlan = f.get("vlan")
+        if vlan is not None:
+            vlan = check_vid(vlan, f"frame {i}'s tag", priority_tag_ok=True)
+        frames.append(Frame(sender, dst, src, clock, ethertype, str(f.get("label", "")),
+                            target, vlan))
+    return tuple(frames)

@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 from kvmlab.network.frames import BROADCAST
-from kvmlab.network.topology import PORT_FLAGS, Topology
+from kvmlab.network.scenario import PORT_FLAGS, Topology
 
 MULTICAST = "01:00:5e:00:00:fb"
 UNKNOWN = "52:54:00:ff:ff:01"

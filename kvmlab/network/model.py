@@ -21,11 +21,12 @@ A host whose NIC has the address an ARP request asks for answers it: the reply
 goes from that NIC to the request's source MAC, through the same bridges.
 
 Every step is an :class:`Event`; :func:`simulate` returns them all with the
-forwarding tables after each, so a notebook can step through them.
+forwarding tables after each, so a notebook can step through them. The model has no
+randomness: the same topology gives the same result whatever the seed.
 
 Examples
 --------
->>> from kvmlab.network.topology import Topology
+>>> from kvmlab.network.scenario import Topology
 >>> t = Topology.from_dict({
 ...     "hosts": [{"name": n, "nics": ["eth0"]} for n in ("a", "b", "c")],
 ...     "bridges": [{"name": "br0", "ports": ["p1", "p2", "p3"]}],
@@ -41,21 +42,26 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import simpy
 
-from kvmlab.network.frames import Frame, kind_of
+from kvmlab.lab import SIMULATED
+from kvmlab.network.frames import BROADCAST, Frame, kind_of
 from kvmlab.network.result import Event, NetworkResult
-from kvmlab.network.topology import Bridge, Topology
+from kvmlab.network.scenario import SETTLE_S, Bridge, Topology, load_scenario
 from kvmlab.network.vlan import egress, ingress_vid
+from kvmlab.progress import Progress, ProgressArg, progress_bar
+from kvmlab.validate import whole_number
+
+__all__ = ["HOP_S", "BridgeState", "FdbEntry", "Network", "broadcast_domains", "simulate"]
 
 HOP_S = 1e-6
 """Time a frame takes across one link or bridge in the model (only orders events)."""
-SETTLE_S = 0.5
-"""How long after the last frame the forwarding tables are read."""
 _FLAG = {"unicast": "flood", "multicast": "mcast_flood", "broadcast": "bcast_flood"}
 
 
@@ -86,8 +92,9 @@ class BridgeState:
 class Network:
     """A topology running on a simpy environment."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, bar: Progress | None = None) -> None:
         self.topology = topology
+        self.bar = bar
         self.env = simpy.Environment()
         self.bridges = {b.name: BridgeState(b) for b in topology.bridges}
         self.events: list[Event] = []
@@ -112,6 +119,9 @@ class Network:
         if frame.arp_target is not None:
             what = f"ARP request {what}: who has {frame.arp_target}?"
         self._log(i, frame.sender, "send", what)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"frame {i} at {frame.at_s:g} s")
         yield from self._cross(i, frame, frame.sender)
 
     def _cross(self, i: int, frame: Frame, out_of: str,
@@ -234,27 +244,66 @@ def _ingress_refusal(port: str, vlans: dict[int, tuple[bool, bool]], tag: int | 
            f"{', '.join(map(str, vlans)) or 'none'})"
 
 
-def simulate(topology: Topology | dict[str, Any]) -> NetworkResult:
+def simulate(scenario: Topology | Mapping[str, Any] | str | Path, *, seed: int = 0,
+             progress: ProgressArg = None) -> NetworkResult:
     """Send the topology's frames through the model; who received what, and the tables.
 
     Parameters
     ----------
-    topology : Topology or dict
+    scenario : Topology, dict, str or Path
+        The topology (see :func:`~kvmlab.network.scenario.load_scenario`).
+    seed : int
+        Recorded in the provenance; the bridge model has no randomness, so every seed
+        gives the same result.
+    progress : None, bool or tqdm-like
+        See :mod:`kvmlab.progress`; the unit is frames sent.
 
     Returns
     -------
     NetworkResult
-        ``receivers`` per frame, the final forwarding tables (``fdb``), and every
-        event with the tables after it.
+        ``source='simulated'``: ``receivers`` per frame, the final forwarding tables
+        (``fdb``), and every event with the tables after it.
+
+    Examples
+    --------
+    >>> r = simulate("net-hub", seed=7)
+    >>> r.source, r.provenance["seed"], r.fdb
+    ('simulated', 7, {'br0': {}})
     """
-    if not isinstance(topology, Topology):
-        topology = Topology.from_dict(topology)
-    net = Network(topology)
-    net.run()
+    topology = load_scenario(scenario)
+    seed = whole_number(seed, "seed")
+    with progress_bar(progress, total=len(topology.frames), desc=topology.name or "network",
+                      unit="frame") as bar:
+        net = Network(topology, bar)
+        net.run()
     return NetworkResult(
-        topology=topology, source="model",
+        topology=topology, source=SIMULATED,
         receivers=[tuple(sorted(set(r))) for r in net.received],
         replies=[tuple(sorted(set(r))) for r in net.replies], repliers=net.repliers,
         tags=net.tags,
         fdb={b: s.alive(net.env.now) for b, s in net.bridges.items()},
-        events=net.events, provenance={"model": "kvmlab.network.model"})
+        events=net.events, provenance={"model": "kvmlab.network.model", "seed": seed})
+
+
+def broadcast_domains(topology: Topology | Mapping[str, Any] | str | Path) -> list[set[str]]:
+    """The broadcast domains of a topology: NICs that hear each other's untagged broadcasts.
+
+    Found by asking the model itself: every NIC sends one untagged broadcast, and two
+    NICs are in one domain when a broadcast of either reaches the other untagged. (A NIC
+    on a trunk hears several VLANs, tagged: it belongs to none of them alone.)
+
+    Examples
+    --------
+    >>> [sorted(d) for d in broadcast_domains("vlan-seed-two-switches")]
+    [['a1:eth0', 'b1:eth0'], ['a2:eth0', 'b2:eth0'], ['a3:eth0', 'b3:eth0']]
+    """
+    topology = load_scenario(topology)
+    nics = [n.id for n in topology.nics]
+    probe = topology.with_frames([{"from": n, "dst": BROADCAST, "at_s": 0.001 * k}
+                                  for k, n in enumerate(nics)])
+    heard = nx.Graph()
+    heard.add_nodes_from(nics)
+    for nic, tags in zip(nics, simulate(probe).tags, strict=True):
+        heard.add_edges_from((nic, other) for other, tag in tags.items()
+                             if other != nic and tag is None)
+    return sorted((set(c) for c in nx.connected_components(heard)), key=lambda c: sorted(c))

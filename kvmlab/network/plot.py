@@ -1,49 +1,64 @@
-"""Pictures of a topology: hosts and bridges as a graph, links labelled with their interfaces.
+"""Pictures of a topology (hosts and bridges as a graph, links labelled with their
+interfaces) and of a comparison between the model and a real kernel. Nothing here runs
+the model: the results and domains come in ready.
 
 Examples
 --------
 >>> import matplotlib
 >>> matplotlib.use("Agg")
->>> from kvmlab.data import scenario_dict
->>> ax = draw_topology(Topology.from_dict(scenario_dict("net-two-bridges")))
+>>> from kvmlab.network.scenario import load_scenario
+>>> ax = draw_topology(load_scenario("net-two-bridges"))
 >>> sorted(t.get_text() for t in ax.texts)[:4]
 ['br0', 'br1', 'eth0', 'eth0']
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import matplotlib.pyplot as plt
 import networkx as nx
 
-from kvmlab.network.topology import Topology
+from kvmlab.network.scenario import Topology
+
+__all__ = ["AGREE_COLOUR", "BRIDGE_COLOUR", "DIFFER_COLOUR", "DOMAIN_COLOURS", "HOST_COLOUR",
+           "RECEIVED_COLOUR", "draw_comparison", "draw_domains", "draw_topology"]
 
 HOST_COLOUR = "tab:blue"
 BRIDGE_COLOUR = "tab:orange"
 RECEIVED_COLOUR = "tab:green"
+AGREE_COLOUR = "tab:green"
+DIFFER_COLOUR = "tab:red"
 
 
 DOMAIN_COLOURS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
                   "tab:gray", "tab:green")
 
 
-def draw_domains(topology: Topology, ax: Any = None) -> Any:
+def draw_domains(topology: Topology, domains: Iterable[set[str]], ax: Any = None) -> Any:
     """Draw ``topology`` with each host coloured by its broadcast domain (hosts alone in
     theirs stay blue); the legend lists the domains.
 
+    Parameters
+    ----------
+    topology : Topology
+    domains : list of set of str
+        Sets of NICs (``host:nic``), as :func:`kvmlab.network.model.broadcast_domains`
+        finds them.
+    ax : matplotlib Axes, optional
+
     Examples
     --------
-    >>> from kvmlab.data import scenario_dict
-    >>> ax = draw_domains(Topology.from_dict(scenario_dict("vlan-seed-two-switches")))
+    >>> from kvmlab.network.scenario import load_scenario
+    >>> domains = [{"a1:eth0", "b1:eth0"}, {"a2:eth0", "b2:eth0"}, {"a3:eth0", "b3:eth0"}]
+    >>> ax = draw_domains(load_scenario("vlan-seed-two-switches"), domains)
     >>> len(ax.get_legend().get_texts())
     3
     """
     from matplotlib.patches import Patch
 
-    from kvmlab.network.vlan import broadcast_domains
-
-    domains = [d for d in broadcast_domains(topology) if len(d) > 1]
+    domains = [d for d in domains if len(d) > 1]
     colour = {nic.split(":")[0]: DOMAIN_COLOURS[k % len(DOMAIN_COLOURS)]
               for k, d in enumerate(domains) for nic in d}
     ax = draw_topology(topology, ax, host_colours=colour)
@@ -85,4 +100,52 @@ def draw_topology(topology: Topology, ax: Any = None, receivers: tuple[str, ...]
                         bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
     ax.set_title(topology.name or "topology", loc="left", fontsize=10)
     ax.set_axis_off()
+    return ax
+
+
+def draw_comparison(comparison: Any, ax: Any = None) -> Any:
+    """Frame by frame, one mark per aspect (receivers, tags on arrival, ARP reply): a green
+    dot where the model and the kernel agree, a red cross where they differ; the title
+    counts the frames and names the forwarding tables that differ.
+
+    Parameters
+    ----------
+    comparison : NetworkComparison
+        From :func:`kvmlab.network.result.compare`.
+    ax : matplotlib Axes, optional
+
+    Examples
+    --------
+    >>> from kvmlab.network.model import simulate
+    >>> from kvmlab.network.result import compare
+    >>> r = simulate("net-flood-then-learn")
+    >>> ax = draw_comparison(compare(r, r))
+    >>> ax.get_title(loc="left")
+    'net-flood-then-learn: 0 of 3 frames differ; forwarding tables differ: none'
+    """
+    from matplotlib.lines import Line2D
+
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(7, 2.4), layout="constrained")
+    n = len(comparison.simulated.receivers)
+    rows = {"receivers": comparison.frame_differences,
+            "tags on arrival": comparison.tag_differences,
+            "ARP reply": comparison.reply_differences}
+    for y, differences in enumerate(rows.values()):
+        differ = {d[0] for d in differences}
+        same = [i for i in range(n) if i not in differ]
+        ax.scatter(same, [y] * len(same), marker="o", color=AGREE_COLOUR)
+        ax.scatter(sorted(differ), [y] * len(differ), marker="x", s=80, color=DIFFER_COLOUR)
+    ax.set_yticks(range(len(rows)), list(rows))
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlim(-0.6, max(n, 1) - 0.4)
+    ax.set_xlabel("frame")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(handles=[Line2D([], [], marker="o", ls="", color=AGREE_COLOUR, label="agree"),
+                       Line2D([], [], marker="x", ls="", color=DIFFER_COLOUR, label="differ")],
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    tables = ", ".join(comparison.fdb_differences) or "none"
+    name = comparison.simulated.topology.name or "topology"
+    ax.set_title(f"{name}: {len(comparison.differing_frames)} of {n} frames differ; "
+                 f"forwarding tables differ: {tables}", loc="left", fontsize=10)
     return ax

@@ -27,7 +27,8 @@ from kvmlab.host.reading import each, reading
 _FLAG_FILES = {"learning": "learning", "flood": "unicast_flood",
                "mcast_flood": "multicast_flood", "bcast_flood": "broadcast_flood",
                "hairpin": "hairpin_mode"}
-_FDB_ENTRY = struct.Struct("=6sBBIBBH")   # struct __fdb_entry in linux/if_bridge.h
+FDB_ENTRY = struct.Struct("=6sBBIBBH")
+"""One entry of a bridge's ``brforward`` file: ``struct __fdb_entry`` in linux/if_bridge.h."""
 USER_HZ = 100
 
 
@@ -77,13 +78,13 @@ def parse_brforward(data: bytes, ports: dict[int, str]) -> list[FdbEntry]:
 
     Examples
     --------
-    >>> entry = _FDB_ENTRY.pack(bytes.fromhex("525400000001"), 1, 0, 250, 0, 0, 0)
+    >>> entry = FDB_ENTRY.pack(bytes.fromhex("525400000001"), 1, 0, 250, 0, 0, 0)
     >>> parse_brforward(entry, {1: "vnet0"})
     [FdbEntry(mac='52:54:00:00:00:01', port='vnet0', local=False, age_s=2.5)]
     """
     out = []
-    for off in range(0, len(data) - _FDB_ENTRY.size + 1, _FDB_ENTRY.size):
-        mac, port_lo, is_local, timer, port_hi, _pad, _unused = _FDB_ENTRY.unpack_from(data,
+    for off in range(0, len(data) - FDB_ENTRY.size + 1, FDB_ENTRY.size):
+        mac, port_lo, is_local, timer, port_hi, _pad, _unused = FDB_ENTRY.unpack_from(data,
                                                                                        off)
         number = port_lo | (port_hi << 8)
         out.append(FdbEntry(":".join(f"{b:02x}" for b in mac), ports.get(number, str(number)),

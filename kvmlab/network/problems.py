@@ -24,7 +24,7 @@ from kvmlab.exercises import Feedback, problem_text
 from kvmlab.network.generate import random_topology
 from kvmlab.network.model import simulate
 from kvmlab.network.result import NetworkResult
-from kvmlab.network.topology import Topology
+from kvmlab.network.scenario import Topology
 from kvmlab.network.vlan import explain_port_vlans
 
 

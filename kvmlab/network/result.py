@@ -2,13 +2,13 @@
 
 Examples
 --------
->>> from kvmlab.network import simulate
+>>> from kvmlab.network.model import simulate
 >>> t = {"hosts": [{"name": "a", "nics": ["eth0"]}, {"name": "b", "nics": ["eth0"]}],
 ...      "links": [["a:eth0", "b:eth0"]],
 ...      "frames": [{"from": "a:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]}
 >>> r = simulate(t)
->>> r.receivers, compare(r, r).agrees
-([('b:eth0',)], True)
+>>> r.receivers, compare(r, r).agrees, compare(r, r).max_error
+([('b:eth0',)], True, 0.0)
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvmlab.network.topology import Topology
+from kvmlab.errors import ScenarioError
+from kvmlab.lab import SOURCES, Comparison, check_pair
+from kvmlab.network.scenario import Topology
+
+__all__ = ["Event", "NetworkComparison", "NetworkResult", "compare"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,16 @@ class Event:
 class NetworkResult:
     """Which NICs received each frame, and each bridge's forwarding table at the end.
 
+    :func:`~kvmlab.network.model.simulate` and :func:`~kvmlab.network.twin.run_on_host`
+    both return one.
+
     Attributes
     ----------
+    topology : Topology
+        The scenario (also as :attr:`scenario`).
+    source : str
+        ``'simulated'`` (the model) or ``'measured'`` (a real kernel; its
+        provenance names the kernel).
     receivers : list of tuple of str
         For frame i, the NICs (``host:nic``) it arrived at, sorted, each once (a frame
         that comes back through a hairpin port can reach a NIC twice: see the events).
@@ -70,6 +82,16 @@ class NetworkResult:
     repliers: list[str | None] = field(default_factory=list)
     tags: list[dict[str, int | None]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ScenarioError(f"a result's source is one of {', '.join(SOURCES)}, not "
+                                f"{self.source!r}")
+
+    @property
+    def scenario(self) -> Topology:
+        """The topology that was run (the lab contract's name for :attr:`topology`)."""
+        return self.topology
+
     def to_dict(self) -> dict[str, Any]:
         out = {"source": self.source, "receivers": [list(r) for r in self.receivers],
                "fdb": self.fdb, "topology": self.topology.to_dict(),
@@ -89,8 +111,27 @@ class NetworkResult:
 
 
 @dataclass(frozen=True)
-class NetworkComparison:
-    """Where the model and the real kernel differ (nowhere, ideally)."""
+class NetworkComparison(Comparison):
+    """Where the model and the real kernel differ (nowhere, ideally).
+
+    :attr:`max_error` counts the differences: the frames that reached other NICs, or
+    with other tags, or whose ARP reply differs (each frame once), plus the bridges whose
+    forwarding tables differ at the end. Its unit is "frames and tables"; 0.0 means the
+    two sides agree in everything.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from kvmlab.network.model import simulate
+    >>> r = simulate("net-flood-then-learn")
+    >>> other = replace(r, source="measured", receivers=[(), *r.receivers[1:]],
+    ...                 tags=[{}, *r.tags[1:]], fdb={"br0": {}})
+    >>> c = compare(r, other)
+    >>> c.agrees, c.max_error, c.differing_frames
+    (False, 2.0, [0])
+    >>> list(c.to_dict())[:3]
+    ['agrees', 'max_error', 'frame_differences']
+    """
 
     simulated: NetworkResult
     measured: NetworkResult
@@ -126,14 +167,27 @@ class NetworkComparison:
 
     @property
     def fdb_differences(self) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+        """Bridge name to (simulated, real) forwarding table, for the tables that differ."""
         return {b: (self.simulated.fdb.get(b, {}), self.measured.fdb.get(b, {}))
                 for b in sorted(set(self.simulated.fdb) | set(self.measured.fdb))
                 if self.simulated.fdb.get(b, {}) != self.measured.fdb.get(b, {})}
 
     @property
+    def differing_frames(self) -> list[int]:
+        """The frames that differ in receivers, tags on arrival or ARP reply, in order."""
+        return sorted({d[0] for d in (*self.frame_differences, *self.tag_differences,
+                                      *self.reply_differences)})
+
+    @property
     def agrees(self) -> bool:
+        """True when every frame and every forwarding table is the same on both sides."""
         return (not self.frame_differences and not self.fdb_differences
                 and not self.reply_differences and not self.tag_differences)
+
+    @property
+    def max_error(self) -> float:
+        """How many frames and forwarding tables differ (0.0: none)."""
+        return float(len(self.differing_frames) + len(self.fdb_differences))
 
     def table(self) -> str:
         """Frame by frame, the receivers side by side, then the tables."""
@@ -154,9 +208,16 @@ class NetworkComparison:
                         f"fdb {name}: same ({len(a)} entries)")
         return "\n".join(rows)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"agrees": self.agrees,
-                "frame_differences": [{"frame": i, "simulated": list(a), "real": list(b)}
+    def plot(self, ax: Any = None) -> Any:
+        """Frame by frame, a mark per aspect (receivers, tags, ARP reply): agree or differ;
+        see :func:`kvmlab.network.plot.draw_comparison`."""
+        from kvmlab.network.plot import draw_comparison
+
+        return draw_comparison(self, ax)
+
+    def details(self) -> dict[str, Any]:
+        """The differences, frame by frame and table by table."""
+        return {"frame_differences": [{"frame": i, "simulated": list(a), "real": list(b)}
                                       for i, a, b in self.frame_differences],
                 "fdb_differences": {b: {"simulated": x, "real": y}
                                     for b, (x, y) in self.fdb_differences.items()},
@@ -167,5 +228,29 @@ class NetworkComparison:
 
 
 def compare(simulated: NetworkResult, measured: NetworkResult) -> NetworkComparison:
-    """Frame by frame receivers, and the final forwarding tables."""
+    """Frame by frame receivers, tags and ARP replies, and the final forwarding tables.
+
+    Parameters
+    ----------
+    simulated, measured : NetworkResult
+        Two results of the same topology (usually the model's and a real kernel's).
+
+    Raises
+    ------
+    ScenarioError
+        If either is not a NetworkResult, or they ran different topologies.
+
+    Examples
+    --------
+    >>> from kvmlab.network.model import simulate
+    >>> compare(simulate("net-hub"), simulate("net-arp"))
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: compare takes two results of the same topology, not ...
+    """
+    check_pair(simulated, measured, NetworkResult)
+    if simulated.topology != measured.topology:
+        raise ScenarioError("compare takes two results of the same topology, not "
+                            f"{simulated.topology.name or 'one'!r} and "
+                            f"{measured.topology.name or 'another'!r}")
     return NetworkComparison(simulated, measured)

@@ -9,23 +9,33 @@ NIC, sends each frame from its NIC at its planned time, and reports every frame
 each NIC received; then ``bridge fdb show`` gives the learned addresses.
 
 Everything happens inside the guest: nothing touches the host's own network.
+:func:`run_on_host` runs one topology; :func:`run_many_on_host` runs many side by side in
+one guest (one boot for all).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import platform
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed
 from kvmlab.host.guest import TransientGuest
 from kvmlab.host.image import GuestImage
+from kvmlab.lab import MEASURED
 from kvmlab.network.frames import Frame
-from kvmlab.network.model import SETTLE_S
 from kvmlab.network.result import NetworkResult
+from kvmlab.network.scenario import SETTLE_S, Topology, load_scenario
 from kvmlab.network.tool import frames_tool
-from kvmlab.network.topology import Topology
+from kvmlab.progress import ProgressArg, progress_bar
+
+__all__ = ["ARP_END", "BRIDGE", "FDB_MARKER", "IP", "MAGIC", "MIN_FRAME", "START_S", "ArpReply",
+           "Batches", "Part", "Report", "frame_bytes", "guest_script", "parse_arp_reply",
+           "parse_fdb_line", "part_result", "parts_of", "plan", "read_report", "run_many_on_host",
+           "run_on_host", "send_order", "setup_batches"]
 
 IP = "/opt/iproute2/ip"
 BRIDGE = "/opt/iproute2/bridge"
@@ -283,12 +293,16 @@ def plan(parts: list[Part]) -> str:
 
 
 @dataclass
-class _Seen:
+class Report:
+    """What the guest reported, for every part at once: per frame (numbered across the
+    parts) the NICs (``"netns nic"``) that received it with their tag, when each frame left
+    (in send order), the learned fdb entries, and the ARP replies the NICs received."""
+
     received: list[dict[str, int | None]]
     sent_at: list[float]
     fdb: list[dict[str, str]]
-    arp_replies: list[ArpReply]
     """Each fdb entry also says which namespace it was read in (``ns``, ``-``: the shared)."""
+    arp_replies: list[ArpReply]
 
 
 def parse_fdb_line(line: str) -> dict[str, str] | None:
@@ -313,8 +327,9 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
     return entry if {"ifname", "master"} <= set(entry) else None
 
 
-def _read(lines: list[str], n_frames: int) -> _Seen:
-    seen = _Seen([{} for _ in range(n_frames)], [], [], [])
+def read_report(lines: list[str], n_frames: int) -> Report:
+    """Read the guest's console lines (``TX``, ``RX`` and the fdb dump) into a report."""
+    seen = Report([{} for _ in range(n_frames)], [], [], [])
     in_fdb: str | None = None
     for line in lines:
         if line.startswith(FDB_MARKER):
@@ -345,7 +360,7 @@ def _read(lines: list[str], n_frames: int) -> _Seen:
     return seen
 
 
-def _arp_answers(part: Part, seen: _Seen, sent_at: dict[int, float]
+def _arp_answers(part: Part, seen: Report, sent_at: dict[int, float]
                  ) -> tuple[list[tuple[str, ...]], list[str | None]]:
     """Which request each ARP reply of this part answers: the latest one sent before it from
     the reply's target (MAC and IP) for the reply's sender IP."""
@@ -368,8 +383,10 @@ def _arp_answers(part: Part, seen: _Seen, sent_at: dict[int, float]
     return [tuple(sorted(r)) for r in replies], repliers
 
 
-def _result(part: Part, seen: _Seen, provenance: dict[str, Any],
-            sent_at: dict[int, float]) -> NetworkResult:
+def part_result(part: Part, seen: Report, provenance: dict[str, Any],
+                sent_at: dict[int, float]) -> NetworkResult:
+    """One part's result, in its topology's own names, from the guest's report;
+    ``sent_at`` is when each of the part's frames left (seconds, by frame)."""
     t = part.topology
     host_of = {part.netns(h.name): h.name for h in t.hosts}
     receivers, tags = [], []
@@ -389,62 +406,82 @@ def _result(part: Part, seen: _Seen, provenance: dict[str, Any],
             for e in seen.fdb if e["master"] == name and e["ifname"] in port_of
             and e["ns"] == ns))
     replies, repliers = _arp_answers(part, seen, sent_at)
-    return NetworkResult(topology=t, source="real kernel", receivers=receivers, fdb=fdb,
+    return NetworkResult(topology=t, source=MEASURED, receivers=receivers, fdb=fdb,
                          provenance=provenance, replies=replies, repliers=repliers, tags=tags)
 
 
-def run_many_on_kernel(topologies: list[Topology | dict[str, Any]], uri: str | None = None,
-                       *, image: GuestImage | None = None,
-                       timeout_s: float = 300.0) -> list[NetworkResult]:
+def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Path], *,
+                     uri: str | None = None, progress: ProgressArg = None,
+                     image: GuestImage | None = None,
+                     timeout_s: float = 300.0) -> list[NetworkResult]:
     """Run several topologies side by side in one guest (one boot), each isolated.
 
     Each topology gets its own bridges and namespaces; their frames interleave in
-    time but cannot meet. Returns one result per topology, in order.
+    time but cannot meet. Returns one result per topology, in order (see
+    :func:`run_on_host`); ``progress`` counts the three steps of the run.
     """
-    tops = [t if isinstance(t, Topology) else Topology.from_dict(t) for t in topologies]
+    tops = [load_scenario(t) for t in scenarios]
     parts = parts_of(tops)
     n_frames = sum(len(t.frames) for t in tops)
     if n_frames > 65535:
         raise ExperimentFailed(f"{n_frames} frames in one run; at most 65535")
-    batches = setup_batches(parts)
-    files = {"kvmlab-frames": frames_tool(), "plan": plan(parts).encode(), **batches.files()}
-    # namespaces and veth pairs take memory: 128 MiB runs out near a hundred hosts
-    memory = 192 + sum(len(t.hosts) for t in tops)
-    with TransientGuest(guest_script(parts, batches), uri=uri, purpose="network",
-                        cmdline="ipv6.disable=1", image=image, files=files,
-                        memory_mib=memory) as guest:
-        out = guest.result(timeout_s)
-        accel = guest.accel
-    if out.exit_status != 0:
-        raise ExperimentFailed("building the topology in the guest failed (exit status "
-                               f"{out.exit_status}):\n" + "\n".join(out.lines[-15:]))
-    seen = _read(out.lines, n_frames)
-    if len(seen.sent_at) != n_frames:
-        raise ExperimentFailed(f"the guest sent {len(seen.sent_at)} of {n_frames} frames:\n"
-                               + "\n".join(out.lines[-15:]))
-    order = send_order(parts)
-    late = [round(seen.sent_at[k] - (at / 1e6 - START_S), 4) for k, (at, _p, _i)
-            in enumerate(order)]
-    sent = {p.first_frame + i: seen.sent_at[k] for k, (_at, p, i) in enumerate(order)}
-    provenance = {"guest_kernel": out.values().get("KERNEL", "unknown"),
-                  "accelerator": accel, "host_kernel": platform.release(),
-                  "max_late_s": max(late, default=0.0), "topologies_in_guest": len(tops),
-                  "method": "veth pairs, namespaces and bridges in a tiny guest; "
-                            "kvmlab-frames on AF_PACKET sockets; bridge fdb show"}
-    return [_result(part, seen, provenance,
-                    {i: sent[part.first_frame + i] for i in range(len(part.topology.frames))})
-            for part in parts]
+    with progress_bar(progress, total=3, desc="network on a real kernel", unit="step") as bar:
+        bar.set_postfix_str("building the plan and the frame tool")
+        batches = setup_batches(parts)
+        files = {"kvmlab-frames": frames_tool(), "plan": plan(parts).encode(),
+                 **batches.files()}
+        bar.update(1)
+        bar.set_postfix_str(f"a tiny guest builds {len(tops)} topology(ies) and sends "
+                            f"{n_frames} frames")
+        # namespaces and veth pairs take memory: 128 MiB runs out near a hundred hosts
+        memory = 192 + sum(len(t.hosts) for t in tops)
+        with TransientGuest(guest_script(parts, batches), uri=uri, purpose="network",
+                            cmdline="ipv6.disable=1", image=image, files=files,
+                            memory_mib=memory) as guest:
+            out = guest.result(timeout_s)
+            accel = guest.accel
+        bar.update(1)
+        bar.set_postfix_str("reading what each NIC received")
+        if out.exit_status != 0:
+            raise ExperimentFailed("building the topology in the guest failed (exit status "
+                                   f"{out.exit_status}):\n" + "\n".join(out.lines[-15:]))
+        seen = read_report(out.lines, n_frames)
+        if len(seen.sent_at) != n_frames:
+            raise ExperimentFailed(f"the guest sent {len(seen.sent_at)} of {n_frames} frames:\n"
+                                   + "\n".join(out.lines[-15:]))
+        order = send_order(parts)
+        late = [round(seen.sent_at[k] - (at / 1e6 - START_S), 4) for k, (at, _p, _i)
+                in enumerate(order)]
+        sent = {p.first_frame + i: seen.sent_at[k] for k, (_at, p, i) in enumerate(order)}
+        kernel = out.values().get("KERNEL", "unknown")
+        provenance = {"measured_on": f"Linux {kernel} in a tiny guest ({accel})",
+                      "guest_kernel": kernel, "accelerator": accel,
+                      "host_kernel": platform.release(),
+                      "max_late_s": max(late, default=0.0), "topologies_in_guest": len(tops),
+                      "method": "veth pairs, namespaces and bridges in a tiny guest; "
+                                "kvmlab-frames on AF_PACKET sockets; bridge fdb show"}
+        results = [part_result(part, seen, provenance,
+                               {i: sent[part.first_frame + i]
+                                for i in range(len(part.topology.frames))})
+                   for part in parts]
+        bar.update(1)
+    return results
 
 
-def run_on_kernel(topology: Topology | dict[str, Any], uri: str | None = None, *,
-                  image: GuestImage | None = None, timeout_s: float = 180.0) -> NetworkResult:
-    """Build ``topology`` in a tiny guest's kernel, send its frames, and read back.
+def run_on_host(scenario: Topology | Mapping[str, Any] | str | Path, *, uri: str | None = None,
+                progress: ProgressArg = None, image: GuestImage | None = None,
+                timeout_s: float = 180.0) -> NetworkResult:
+    """Build the topology in a tiny guest's kernel, send its frames, and read back.
 
     Parameters
     ----------
-    topology : Topology or dict
+    scenario : Topology, dict, str or Path
+        The topology (see :func:`~kvmlab.network.scenario.load_scenario`).
     uri : str, optional
         A local QEMU libvirt URI (see :func:`kvmlab.host.guest.live_uri`).
+    progress : None, bool or tqdm-like
+        See :mod:`kvmlab.progress`; the unit is the run's three steps (plan, guest,
+        reading back).
     image : GuestImage, optional
         The guest image (default: the cached one, built if needed).
     timeout_s : float
@@ -453,8 +490,9 @@ def run_on_kernel(topology: Topology | dict[str, Any], uri: str | None = None, *
     Returns
     -------
     NetworkResult
-        ``source='real kernel'``: the receivers of each frame and the bridges'
-        learned addresses, with the guest kernel's version and how late the frames
-        left against their plan (``max_late_s``).
+        ``source='measured'``: the receivers of each frame and the bridges'
+        learned addresses; the provenance names the guest kernel and says how late
+        the frames left against their plan (``max_late_s``).
     """
-    return run_many_on_kernel([topology], uri, image=image, timeout_s=timeout_s)[0]
+    return run_many_on_host([scenario], uri=uri, progress=progress, image=image,
+                            timeout_s=timeout_s)[0]

@@ -28,6 +28,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.validate import is_whole
+
+__all__ = ["DEFAULT_PVID", "MAX_VID", "MIN_VID", "VLAN_KEYS", "PortVlans", "check_vid", "egress",
+           "explain_port_vlans", "ingress_vid", "libvirt_vlan", "port_vlans"]
 
 MIN_VID, MAX_VID = 1, 4094
 DEFAULT_PVID = 1
@@ -40,7 +44,7 @@ PortVlans = dict[int, tuple[bool, bool]]
 
 def check_vid(vid: Any, what: str, priority_tag_ok: bool = False) -> int:
     """A VLAN ID that the rule allows, else a ScenarioError naming the rule."""
-    if isinstance(vid, bool) or not isinstance(vid, int):
+    if not is_whole(vid):
         raise ScenarioError(f"{what}: a VLAN ID is a whole number, not {vid!r}")
     if vid == 0 and priority_tag_ok:
         return 0
@@ -126,37 +130,6 @@ def egress(vlans: PortVlans, vid: int) -> tuple[bool, int | None]:
     if vid not in vlans:
         return False, None
     return True, (None if vlans[vid][1] else vid)
-
-
-def broadcast_domains(topology: Any) -> list[set[str]]:
-    """The broadcast domains of a topology: NICs that hear each other's untagged broadcasts.
-
-    Found by asking the model itself: every NIC sends one untagged broadcast, and two
-    NICs are in one domain when a broadcast of either reaches the other untagged. (A NIC
-    on a trunk hears several VLANs, tagged: it belongs to none of them alone.)
-
-    Examples
-    --------
-    >>> from kvmlab.data import scenario_dict
-    >>> from kvmlab.network import Topology
-    >>> t = Topology.from_dict(scenario_dict("vlan-seed-two-switches"))
-    >>> [sorted(d) for d in broadcast_domains(t)]
-    [['a1:eth0', 'b1:eth0'], ['a2:eth0', 'b2:eth0'], ['a3:eth0', 'b3:eth0']]
-    """
-    import networkx as nx
-
-    from kvmlab.network.frames import BROADCAST
-    from kvmlab.network.model import simulate
-
-    nics = [n.id for n in topology.nics]
-    probe = topology.with_frames([{"from": n, "dst": BROADCAST, "at_s": 0.001 * k}
-                                  for k, n in enumerate(nics)])
-    heard = nx.Graph()
-    heard.add_nodes_from(nics)
-    for nic, tags in zip(nics, simulate(probe).tags, strict=True):
-        heard.add_edges_from((nic, other) for other, tag in tags.items()
-                             if other != nic and tag is None)
-    return sorted((set(c) for c in nx.connected_components(heard)), key=lambda c: sorted(c))
 
 
 def libvirt_vlan(vlan: Any) -> PortVlans:

@@ -2,9 +2,8 @@
 
 Examples
 --------
->>> from kvmlab.data import scenario_dict
->>> from kvmlab.network import simulate
->>> r = simulate(scenario_dict("net-flood-then-learn"))
+>>> from kvmlab.network.model import simulate
+>>> r = simulate("net-flood-then-learn")
 >>> print(event_view(r, 1))
 step 2 of 12 at 0.000001 s: frame 0 (vm1 to vm2: unknown, flooded)
   br0:vnet0  learn  52:54:00:00:00:0a is behind vnet0
@@ -20,7 +19,8 @@ from kvmlab.errors import ScenarioError
 from kvmlab.network.frames import BROADCAST
 from kvmlab.network.model import simulate
 from kvmlab.network.result import NetworkResult
-from kvmlab.network.topology import Topology
+from kvmlab.network.scenario import Topology
+from kvmlab.validate import is_whole
 
 UNKNOWN_MAC = "52:54:00:ee:ee:ee"
 
@@ -35,7 +35,7 @@ def one_bridge(guests: int = 3, ageing_s: float = 300, hairpin: bool = False,
     >>> [p.name for p in t.bridges[0].ports], t.nic("vm1:eth0").mac
     (['vnet0', 'vnet1'], '52:54:00:00:00:01')
     """
-    if isinstance(guests, bool) or not isinstance(guests, int) or not 1 <= guests <= 8:
+    if not is_whole(guests) or not 1 <= guests <= 8:
         raise ScenarioError(f"between 1 and 8 guests, not {guests!r}")
     flags = {"hairpin": hairpin, "flood": flood, "learning": learning}
     return Topology.from_dict({

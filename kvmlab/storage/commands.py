@@ -1,36 +1,46 @@
-"""``kvmlab storage``: predict an image, make it with QEMU's tools, compare the two."""
+"""``kvmlab storage``: predict an image, make it with QEMU's tools, compare the two.
+
+``kvmlab storage simulate|run|compare SCENARIO`` (:mod:`kvmlab.labcommands`); a raw
+image's file system block size is ``--block-size`` (the model's; the host's own is used
+when measuring).
+
+Examples
+--------
+>>> from kvmlab.cli import main
+>>> main(["storage", "simulate", "storage-first-writes"])     # doctest: +ELLIPSIS
+{
+  "source": "simulated",
+  ...
+0
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
+
+from kvmlab.labcommands import add_verbs
+from kvmlab.storage.raw import FS_BLOCK
+
+__all__ = ["add_parser"]
+
+
+def _options(parser: argparse.ArgumentParser, verb: str) -> None:
+    if verb != "run":
+        parser.add_argument("--block-size", type=int, default=FS_BLOCK, metavar="BYTES",
+                            help="the file system block size the model assumes for raw "
+                                 f"images (default {FS_BLOCK})")
+
+
+def _simulate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"block_size": args.block_size}
 
 
 def add_parser(sub: Any) -> None:
     """Add this lab's command and its subcommands to the ``kvmlab`` command."""
     storage = sub.add_parser("storage", help="the storage lab: qcow2 images, model and qemu-img")
     ssub = storage.add_subparsers(dest="storage_command", required=True)
-    for name, text in {"simulate": "predict the image (map, allocated clusters, end offset)",
-                       "run": "make the image with qemu-img/qemu-io and report the same fields",
-                       "compare": "both, and where they differ"}.items():
-        c = ssub.add_parser(name, help=text)
-        c.add_argument("scenario", help="a storage scenario JSON file")
-        c.set_defaults(func=_storage)
-
-
-def _storage(args: argparse.Namespace) -> int:
-    from kvmlab import storage
-
-    scenario = storage.StorageScenario.load(args.scenario)
-    if args.storage_command == "simulate":
-        out = storage.simulate(scenario).to_dict()
-    elif args.storage_command == "run":
-        out = storage.run_with_qemu(scenario).to_dict()
-    else:
-        comparison = storage.compare(storage.simulate(scenario), storage.run_with_qemu(scenario))
-        print(comparison.summary(), file=sys.stderr)
-        out = comparison.to_dict()
-    print(json.dumps(out, indent=2))
-    return 0
+    add_verbs(ssub, "storage",
+              scenario_help="a storage scenario JSON file or a shipped scenario name "
+                            "(e.g. storage-first-writes)",
+              options=_options, simulate_kwargs=_simulate_kwargs, recorded=False)

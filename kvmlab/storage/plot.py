@@ -1,6 +1,10 @@
-"""Figures of the storage lab: each function takes a model or results and returns an Axes.
+"""Figures of the storage lab: each function takes an image or results and returns an Axes.
 
-Pass ``ax`` to draw into a figure of your own; without it a new figure is made.
+They only draw what they are given: build the image with
+:func:`kvmlab.storage.model.image_after` (or :meth:`Qcow2Model.from_scenario
+<kvmlab.storage.qcow2.Qcow2Model.from_scenario>`), the results with ``simulate``,
+``run_on_host`` or ``simulate_io``. Pass ``ax`` to draw into a figure of your own;
+without it a new figure is made.
 The colours mean the same in every figure: metadata clusters in greys, browns and
 purples (:data:`KIND_COLOURS`), data clusters in the colour of the write that
 allocated them (:func:`write_colour`), guest bytes by the depth of the image
@@ -10,12 +14,13 @@ Examples
 --------
 >>> import matplotlib
 >>> matplotlib.use("Agg")
+>>> from kvmlab.storage.model import image_after, simulate
 >>> s = {"virtual_size": 10485760, "cluster_size": 65536,
 ...      "writes": [[1048576, 65536], [100, 10]]}
->>> ax = cluster_map(s)
+>>> ax = cluster_map(image_after(s))
 >>> len(ax.patches)                     # 4 empty-image clusters, 1 L2 table, 2 data
 7
->>> ax = guest_map(Qcow2Model.from_scenario(StorageScenario.from_dict(s)).map())
+>>> ax = guest_map(simulate(s))
 >>> len(ax.patches)                     # one patch per map entry
 4
 """
@@ -31,10 +36,14 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch, Rectangle
 
+from kvmlab.display import human_bytes
 from kvmlab.errors import ScenarioError
-from kvmlab.storage.io import IoResult
 from kvmlab.storage.qcow2 import Allocation, Qcow2Model
-from kvmlab.storage.scenario import StorageScenario
+from kvmlab.validate import whole_number
+
+__all__ = ["DIFFER_COLOUR", "KIND_COLOURS", "KIND_LABELS", "UNALLOCATED_COLOUR",
+           "allocation_colour", "cluster_map", "depth_colour", "guest_map", "map_pair",
+           "plot_io", "write_colour"]
 
 KIND_COLOURS: dict[str, str] = {
     "header": "#3b3b3b",
@@ -87,28 +96,6 @@ def allocation_colour(a: Allocation) -> str:
     return write_colour(a.write) if a.kind == "data" else KIND_COLOURS[a.kind]
 
 
-def human_size(n: int) -> str:
-    """Bytes in the largest binary unit that divides them, else with two decimals.
-
-    Examples
-    --------
-    >>> human_size(0), human_size(65536), human_size(1048576), human_size(1572864)
-    ('0', '64 KiB', '1 MiB', '1536 KiB')
-    >>> human_size(100), human_size(1500000)
-    ('100 B', '1.43 MiB')
-    """
-    if n == 0:
-        return "0"
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    for power in range(len(units) - 1, 0, -1):
-        if n % 1024 ** power == 0:
-            return f"{n // 1024 ** power} {units[power]}"
-    for power in range(len(units) - 1, 0, -1):
-        if n >= 1024 ** power:
-            return f"{n / 1024 ** power:.2f} {units[power]}"
-    return f"{n} B"
-
-
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     if ax is not None:
         return ax
@@ -121,38 +108,8 @@ def _ink(colour: str) -> str:
     return "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.55 else "black"
 
 
-def model_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int | None = None
-                ) -> Qcow2Model:
-    """The image of ``scenario`` after its first ``n_writes`` writes (all when None).
-
-    Examples
-    --------
-    >>> s = {"virtual_size": 10485760, "cluster_size": 65536,
-    ...      "writes": [[1048576, 65536], [100, 10]]}
-    >>> [model_after(s, n).allocated_clusters for n in range(3)]
-    [0, 1, 2]
-    """
-    if not isinstance(scenario, StorageScenario):
-        scenario = StorageScenario.from_dict(scenario)
-    total = len(scenario.writes)
-    if n_writes is None:
-        n_writes = total
-    if isinstance(n_writes, bool) or not isinstance(n_writes, int) or not 0 <= n_writes <= total:
-        raise ScenarioError(f"the number of writes to apply must be between 0 and {total}, "
-                            f"not {n_writes!r}")
-    if scenario.format != "qcow2":
-        raise ScenarioError("a cluster map shows a qcow2 image; a raw image has no clusters "
-                            "(guest byte N is file byte N: draw it with guest_map)")
-    return Qcow2Model.from_scenario(StorageScenario(
-        virtual_size=scenario.virtual_size, cluster_size=scenario.cluster_size,
-        writes=scenario.writes[:n_writes], format=scenario.format, backing=scenario.backing,
-        name=scenario.name,
-        snapshots=tuple(sn for sn in scenario.snapshots if sn.after <= n_writes)))
-
-
-def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, Any],
-                ax: Axes | None = None, upto_write: int | None = None,
-                columns: int = 16, min_clusters: int = 0) -> Axes:
+def cluster_map(image: Any, ax: Axes | None = None, columns: int = 16,
+                min_clusters: int = 0) -> Axes:
     """The image file as a grid of clusters, in file order, coloured by what each holds.
 
     Metadata cells are marked H (header), RT (refcount table), RB (refcount
@@ -163,12 +120,11 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
 
     Parameters
     ----------
-    model_or_scenario : Qcow2Model, StorageScenario or dict
-        An image, or a scenario to build one from.
+    image : ImageLayout or Qcow2Model
+        The image after some of a scenario's writes
+        (:func:`kvmlab.storage.model.image_after`: the clusters its last write added are
+        outlined in black, and the legend says where each write went), or an image.
     ax : matplotlib Axes, optional
-    upto_write : int, optional
-        With a scenario: draw the image after its first ``upto_write`` writes,
-        with the clusters the last of them added outlined in black.
     columns : int
         Clusters per row; each row starts at the file offset shown on the left.
     min_clusters : int
@@ -180,25 +136,24 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
     matplotlib Axes
         ``ax.patches`` holds one rectangle per cluster, in file order.
     """
-    scenario: StorageScenario | None = None
-    if isinstance(model_or_scenario, Qcow2Model):
-        if upto_write is not None:
-            raise ScenarioError("upto_write needs a scenario to replay; a Qcow2Model only "
-                                "knows its final state")
-        model = model_or_scenario
+    scenario: Any = None
+    upto_write: int | None = None
+    fresh: frozenset[int] = frozenset()
+    if isinstance(image, Qcow2Model):
+        model = image
+    elif isinstance(getattr(image, "image", None), Qcow2Model):
+        model, scenario = image.image, image.scenario
+        upto_write, fresh = image.writes_applied, image.new_clusters
     else:
-        scenario = (model_or_scenario if isinstance(model_or_scenario, StorageScenario)
-                    else StorageScenario.from_dict(model_or_scenario))
-        model = model_after(scenario, upto_write)
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ScenarioError("cluster_map draws a qcow2 image: an ImageLayout (from "
+                            "kvmlab.storage.image_after(scenario, n_writes), which replays a "
+                            "scenario's writes) or a Qcow2Model, not "
+                            f"{type(image).__name__}")
+    if whole_number(columns, "columns") < 1:
         raise ScenarioError(f"columns must be a whole number of at least 1, not {columns!r}")
-    if isinstance(min_clusters, bool) or not isinstance(min_clusters, int) or min_clusters < 0:
+    if whole_number(min_clusters, "min_clusters") < 0:
         raise ScenarioError(f"min_clusters must be a whole number, not {min_clusters!r}")
     layout = model.layout()
-    fresh: set[int] = set()
-    if scenario is not None and upto_write:
-        before = model_after(scenario, upto_write - 1).allocations
-        fresh = {a.cluster for a in layout if before.get(a.cluster) != a}
     kinds = [k for k in KIND_COLOURS
              if not k.startswith("snapshot") or any(a.kind == k for a in layout)]
     shared = any(model.refcount(a.cluster) > 1 for a in layout)
@@ -236,19 +191,18 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
     ax.set_xticks([c + 0.5 for c in range(columns)], [str(c) for c in range(columns)],
                   fontsize=7)
     ax.set_yticks([r + 0.5 for r in range(rows)],
-                  [human_size(r * columns * cs) for r in range(rows)], fontsize=8)
+                  [human_bytes(r * columns * cs) for r in range(rows)], fontsize=8)
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_xlabel(f"cluster within the row ({human_size(cs)} each)", fontsize=8)
+    ax.set_xlabel(f"cluster within the row ({human_bytes(cs)} each)", fontsize=8)
     ax.set_ylabel("file offset", fontsize=8)
-    title = (f"image file: {n} clusters of {human_size(cs)} in use, ends at "
+    title = (f"image file: {n} clusters of {human_bytes(cs)} in use, ends at "
              f"{model.image_end_offset:,} bytes")
     if model.snapshots:
         title += f"; snapshots: {', '.join(model.snapshots)}"
     if scenario is not None:
-        shown = len(scenario.writes) if upto_write is None else upto_write
-        title += f" (after {shown} of {len(scenario.writes)} writes)"
+        title += f" (after {upto_write} of {len(scenario.writes)} writes)"
     ax.set_title(title, loc="left", fontsize=10)
     handles = [Patch(facecolor=KIND_COLOURS[k], label=f"{KIND_LABELS[k]}: {k}"
                      if k not in ("L1", "L2") else f"{k} table")
@@ -262,13 +216,13 @@ def cluster_map(model_or_scenario: Qcow2Model | StorageScenario | Mapping[str, A
         where = ""
         if scenario is not None and w is not None:
             offset, length = scenario.writes[w]
-            where = f": {human_size(length)} at {human_size(offset)}"
+            where = f": {human_bytes(length)} at {human_bytes(offset)}"
         handles.append(Patch(facecolor=write_colour(w),
                              label="data" if w is None else f"data of write {w}{where}"))
     if len(writes) > _LEGEND_WRITES:
         handles.append(Patch(facecolor="none", edgecolor="none",
                              label=f"... {len(writes) - _LEGEND_WRITES} more writes"))
-    if fresh:
+    if fresh and upto_write:
         handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2,
                              label=f"added by write {upto_write - 1}"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
@@ -322,9 +276,20 @@ def guest_map(result_or_map: Any, ax: Axes | None = None) -> Axes:
         ax.add_patch(Rectangle((e["start"], 0), e["length"], 1, facecolor=colour,
                                edgecolor=colour, linewidth=0.8,
                                gid=f"{e['start']}+{e['length']} depth {e['depth']}"))
-    ax.set_xlim(0, end)
     ax.set_ylim(0, 1)
     ax.set_yticks([])
+    _guest_axis(ax, end)
+    ax.legend(handles=_map_legend(depths, unallocated), loc="upper left",
+              bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    held = sum(e["length"] for e in entries if e.get("data"))
+    ax.set_title(f"guest disk of {human_bytes(end)}: {held / end:.1%} of it held by an image",
+                 loc="left", fontsize=10)
+    return ax
+
+
+def _guest_axis(ax: Axes, end: int) -> None:
+    """Guest offsets from 0 to ``end`` on the x axis, in eighths, in one binary unit."""
+    ax.set_xlim(0, end)
     power = next(p for p in (4, 3, 2, 1, 0) if end >= 1024 ** p)
     unit = ("B", "KiB", "MiB", "GiB", "TiB")[power]
     ticks = [end * i / 8 for i in range(9)]
@@ -332,17 +297,89 @@ def guest_map(result_or_map: Any, ax: Axes | None = None) -> Axes:
                   fontsize=8)
     ax.set_xlabel("guest offset (a thin stripe is a small range: zoom in with set_xlim)",
                   fontsize=8)
+
+
+def _map_legend(depths: set[int], unallocated: bool) -> list[Any]:
     names = {0: "this image (depth 0)", 1: "backing file (depth 1)"}
-    handles = [Patch(facecolor=depth_colour(d), label=names.get(d, f"depth {d}"))
-               for d in sorted(depths)]
+    handles: list[Any] = [Patch(facecolor=depth_colour(d), label=names.get(d, f"depth {d}"))
+                          for d in sorted(depths)]
     if unallocated:
         handles.append(Patch(facecolor=UNALLOCATED_COLOUR, edgecolor="0.6",
                              label="in no image: reads as zeros"))
+    return handles
+
+
+DIFFER_COLOUR = "tab:red"
+"""The outline of a map entry that the other map does not have (:func:`map_pair`)."""
+
+
+def map_pair(first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str, Any]],
+             ax: Axes | None = None, labels: tuple[str, str] = ("simulated", "measured")
+             ) -> Axes:
+    """Two maps as strips, ``first`` above ``second``, entries that differ outlined in red.
+
+    Entries are paired in order, as :func:`kvmlab.storage.compare` pairs them (give it
+    maps as the image format sees them: :func:`kvmlab.storage.result.image_view`).
+
+    Parameters
+    ----------
+    first, second : list of dict
+        Maps in ``qemu-img map --output=json`` form.
+    ax : matplotlib Axes, optional
+    labels : (str, str)
+        What each strip is (``'simulated'``, ``'measured'``).
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax.patches`` holds one rectangle per entry of ``first``, then of ``second``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> a = [{"start": 0, "length": 4096, "depth": 0, "zero": False, "data": True,
+    ...       "offset": 0}]
+    >>> ax = map_pair(a, [{**a[0], "offset": 8192}])
+    >>> len(ax.patches), ax.get_title(loc="left")
+    (2, 'simulated and measured maps: 1 of 1 entries differ')
+    """
+    maps = (list(first), list(second))
+    if not maps[0] and not maps[1]:
+        raise ScenarioError("both maps are empty: there is nothing to draw")
+    pairs = max(len(maps[0]), len(maps[1]))
+    differ = [i for i in range(pairs)
+              if i >= len(maps[0]) or i >= len(maps[1]) or maps[0][i] != maps[1][i]]
+    end = max(e["start"] + e["length"] for m in maps for e in m)
+    ax = _new_axes(ax, (10, 2.6))
+    depths: set[int] = set()
+    unallocated = False
+    for row, (entries, bottom) in enumerate(zip(maps, (1.15, 0.0), strict=True)):
+        for i, e in enumerate(entries):
+            if e.get("data"):
+                colour = depth_colour(e["depth"])
+                depths.add(e["depth"])
+            else:
+                colour = UNALLOCATED_COLOUR
+                unallocated = True
+            odd = i in differ
+            ax.add_patch(Rectangle((e["start"], bottom), e["length"], 0.85,
+                                   facecolor=colour,
+                                   edgecolor=DIFFER_COLOUR if odd else colour,
+                                   linewidth=2.0 if odd else 0.8, zorder=3 if odd else 2,
+                                   gid=f"{labels[row]} {e['start']}+{e['length']}"
+                                   + (" differs" if odd else "")))
+    ax.set_ylim(0, 2.0)
+    ax.set_yticks([0.425, 1.575], [labels[1], labels[0]], fontsize=8)
+    _guest_axis(ax, end)
+    handles = _map_legend(depths, unallocated)
+    if differ:
+        handles.append(Patch(facecolor="white", edgecolor=DIFFER_COLOUR, linewidth=2,
+                             label="differs from the other map"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
               frameon=False)
-    held = sum(e["length"] for e in entries if e.get("data"))
-    ax.set_title(f"guest disk of {human_size(end)}: {held / end:.1%} of it held by an image",
-                 loc="left", fontsize=10)
+    verdict = f"{len(differ)} of {pairs} entries differ" if differ else "the same"
+    ax.set_title(f"{labels[0]} and {labels[1]} maps: {verdict}", loc="left", fontsize=10)
     return ax
 
 
@@ -351,8 +388,7 @@ def _unit(seconds: list[float]) -> tuple[float, str]:
     return (1e3, "ms") if top >= 1e-3 else (1e6, "µs")
 
 
-def plot_io(results: Sequence[IoResult] | Mapping[str, IoResult], ax: Axes | None = None
-            ) -> Axes:
+def plot_io(results: Sequence[Any] | Mapping[str, Any], ax: Axes | None = None) -> Axes:
     """Throughput bars (left axis) and latency markers (right axis) for several results.
 
     Bars are coloured by format (raw grey, qcow2 blue, overlay orange) and
@@ -374,7 +410,8 @@ def plot_io(results: Sequence[IoResult] | Mapping[str, IoResult], ax: Axes | Non
     --------
     >>> import matplotlib
     >>> matplotlib.use("Agg")
-    >>> from kvmlab.storage.io import IoWorkload, simulate_io
+    >>> from kvmlab.storage.model import simulate_io
+    >>> from kvmlab.storage.scenario import IoWorkload
     >>> w = IoWorkload(count=32)
     >>> ax = plot_io([simulate_io(w.replace(format="raw")), simulate_io(w)])
     >>> [round(bar.get_height()) for bar in ax.containers[0]]
@@ -425,8 +462,3 @@ def plot_io(results: Sequence[IoResult] | Mapping[str, IoResult], ax: Axes | Non
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.12, 1), fontsize=8,
               frameon=False)
     return ax
-
-
-__all__ = ["KIND_COLOURS", "KIND_LABELS", "UNALLOCATED_COLOUR", "allocation_colour",
-           "cluster_map", "depth_colour", "guest_map", "human_size", "model_after", "plot_io",
-           "write_colour"]

@@ -34,10 +34,11 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from kvmlab.display import human_bytes
 from kvmlab.exercises import Feedback, problem_text
-from kvmlab.storage.plot import human_size
 from kvmlab.storage.qcow2 import Allocation, Qcow2Model
 from kvmlab.storage.scenario import StorageScenario
+from kvmlab.validate import is_whole
 
 NOWHERE = "nowhere"
 """The answer when no cluster of the file holds a guest byte (it reads as zeros)."""
@@ -58,7 +59,7 @@ class Problem:
         The seed it was generated from (``generate(seed)`` makes it again).
     scenario : StorageScenario
         The image and the writes (``kvmlab.storage.simulate`` or
-        ``run_with_qemu`` check it).
+        ``kvmlab.storage.run_on_host`` check it).
     kind : str
         ``'offset'`` (where does ``guest_offset`` live in the file?), ``'clusters'``
         (how many clusters long is the file?) or ``'end'`` (where does it end?).
@@ -88,10 +89,10 @@ class Problem:
                             "disk.qcow2"]),
                  "", "so the guest writes, in this order:"]
         for i, (offset, length) in enumerate(s.writes):
-            lines.append(f"  write {i}: {_bytes(length)} at guest offset {_offset(offset)}")
-        lines += ["", _fill(f"Clusters are {human_size(cs)}; one L2 table has "
+            lines.append(f"  write {i}: {human_bytes(length)} at guest offset {_offset(offset)}")
+        lines += ["", fill(f"Clusters are {human_bytes(cs)}; one L2 table has "
                             f"{model.l2_entries} entries, so it maps "
-                            f"{human_size(model.l2_entries * cs)} of the guest disk."), ""]
+                            f"{human_bytes(model.l2_entries * cs)} of the guest disk."), ""]
         if self.kind == "offset":
             lines += [f"At which byte offset of the file does guest byte {self.guest_offset:,} "
                       "live?",
@@ -140,8 +141,22 @@ class Problem:
         p.text(self.question)
 
 
-def _fill(text: str) -> str:
-    return textwrap.fill(text, width=88)
+_SIZE_SPACE = re.compile(r"(\d) (B|KiB|MiB|GiB|TiB|PiB)\b")
+
+
+def fill(text: str, indent: str = "") -> str:
+    """``text`` wrapped at 88 columns (later lines indented by ``indent``), never between
+    a number and its unit.
+
+    Examples
+    --------
+    >>> print(fill("a" * 80 + " 4.00 KiB", indent="  "))
+    aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+      4.00 KiB
+    """
+    kept = _SIZE_SPACE.sub("\\1\N{NO-BREAK SPACE}\\2", text)
+    return textwrap.fill(kept, width=88, subsequent_indent=indent).replace(
+        "\N{NO-BREAK SPACE}", " ")
 
 
 def _size_arg(n: int) -> str:
@@ -149,10 +164,6 @@ def _size_arg(n: int) -> str:
         if n % unit == 0:
             return f"{n // unit}{suffix}"
     return str(n)
-
-
-def _bytes(n: int) -> str:
-    return human_size(n) if n >= KiB else f"{n} B"
 
 
 def _offset(n: int) -> str:
@@ -232,8 +243,8 @@ def _describe(a: Allocation, model: Qcow2Model, l2_of: dict[int, int]) -> str:
     if a.kind == "L2":
         span = model.l2_entries * model.cluster_size
         l1 = l2_of[a.cluster]
-        return (f"L2 table for guest bytes {human_size(l1 * span)} to "
-                f"{human_size((l1 + 1) * span)}")
+        return (f"L2 table for guest bytes {human_bytes(l1 * span)} to "
+                f"{human_bytes((l1 + 1) * span)}")
     return {"L1": "L1 table"}.get(a.kind, a.kind)
 
 
@@ -247,11 +258,11 @@ def worked_answer(problem: Problem) -> str:
     >>> print(worked_answer(Problem(0, s, "end")))   # doctest: +ELLIPSIS
     The empty image: cluster 0: header, cluster 1: refcount table, cluster 2: refcount
       block, cluster 3: L1 table.
-    write 0 (64 KiB at 1,048,576) touches guest cluster 16, which is new: cluster 4: L2 table
-      for guest bytes 0 to 512 MiB, cluster 5: data of guest cluster 16.
+    write 0 (64.00 KiB at 1,048,576) touches guest cluster 16, which is new: cluster 4: L2
+      table for guest bytes 0 B to 512.00 MiB, cluster 5: data of guest cluster 16.
     write 1 (10 B at 100) touches guest cluster 0, which is new: cluster 6: data of guest
       cluster 0.
-    The file has 7 clusters of 64 KiB, so it ends at 7 x 65,536 = 458,752 bytes.
+    The file has 7 clusters of 64.00 KiB, so it ends at 7 x 65,536 = 458,752 bytes.
     """
     s = problem.scenario
     cs = s.cluster_size
@@ -263,7 +274,7 @@ def worked_answer(problem: Problem) -> str:
         return ", ".join(f"cluster {a.cluster}: {_describe(a, model, l2_of)}" for a in found)
 
     def wrap(text: str) -> str:
-        return textwrap.fill(text, width=88, subsequent_indent="  ")
+        return fill(text, indent="  ")
 
     lines.append(wrap(f"The empty image: {clusters(model.layout())}."))
     for i, (offset, length) in enumerate(s.writes):
@@ -273,7 +284,7 @@ def worked_answer(problem: Problem) -> str:
                    else f"guest clusters {first}-{last}")
         model.write(offset, length, index=i)
         new = [a for a in model.layout() if a.cluster >= before]
-        head = f"write {i} ({_bytes(length)} at {offset:,}) touches {touched}"
+        head = f"write {i} ({human_bytes(length)} at {offset:,}) touches {touched}"
         if new:
             news = "which is new" if first == last else "new ones get clusters"
             lines.append(wrap(f"{head}, {news}: {clusters(new)}."))
@@ -282,9 +293,9 @@ def worked_answer(problem: Problem) -> str:
                               "data is overwritten in place."))
     n = model.next_free
     if problem.kind == "clusters":
-        lines.append(f"The file has {n} clusters of {human_size(cs)}.")
+        lines.append(f"The file has {n} clusters of {human_bytes(cs)}.")
     elif problem.kind == "end":
-        lines.append(f"The file has {n} clusters of {human_size(cs)}, so it ends at "
+        lines.append(f"The file has {n} clusters of {human_bytes(cs)}, so it ends at "
                      f"{n} x {cs:,} = {n * cs:,} bytes.")
     else:
         x = problem.guest_offset
@@ -320,10 +331,8 @@ def parse_answer(answer: Any) -> Answer | None:
     >>> parse_answer("Nowhere"), parse_answer("a lot"), parse_answer(True)
     ('nowhere', None, None)
     """
-    if isinstance(answer, bool):
-        return None
-    if isinstance(answer, int):
-        return answer
+    if is_whole(answer):
+        return int(answer)
     if isinstance(answer, float):
         return int(answer) if answer.is_integer() else None
     if not isinstance(answer, str):
@@ -518,7 +527,7 @@ def _praise(problem: Problem, right: Answer) -> str:
         return f"Right: the file has {right} clusters ({int(right) * cs:,} bytes)."
     if problem.kind == "end":
         return (f"Right: the file ends at {right:,} bytes ({int(right) // cs} clusters), "
-                f"whatever the virtual size ({human_size(problem.scenario.virtual_size)}).")
+                f"whatever the virtual size ({human_bytes(problem.scenario.virtual_size)}).")
     if right == NOWHERE:
         return ("Right: no cluster holds it. The guest reads zeros there, and the file spends "
                 "no space on it.")
@@ -550,5 +559,5 @@ def main_problem(seed: int, show_answer: bool) -> str:
         f"  run the commands above, then: qemu-img {tool} disk.qcow2"])
 
 
-__all__ = ["KINDS", "NOWHERE", "Feedback", "Problem", "check", "generate", "main_problem",
-           "parse_answer", "worked_answer"]
+__all__ = ["KINDS", "NOWHERE", "Feedback", "Problem", "check", "fill", "generate",
+           "main_problem", "parse_answer", "worked_answer"]

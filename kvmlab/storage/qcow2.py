@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kvmlab.errors import ScenarioError
-from kvmlab.storage.scenario import StorageScenario
+from kvmlab.progress import Progress
+from kvmlab.storage.reader import Qcow2File
+from kvmlab.storage.scenario import Snapshot, StorageScenario
 
 REFCOUNT_BITS = 16
 """qemu-img's default refcount width."""
@@ -121,24 +123,29 @@ class Qcow2Model:
         self._alloc(self._l1_clusters(), "L1")
 
     @classmethod
-    def from_scenario(cls, scenario: StorageScenario) -> Qcow2Model:
+    def from_scenario(cls, scenario: StorageScenario, bar: Progress | None = None
+                      ) -> Qcow2Model:
         """Create the image of ``scenario`` (its backing image first), then apply its writes
-        and take its snapshots in order."""
+        and take its snapshots in order.
+
+        ``bar`` (a :mod:`kvmlab.progress` bar), if given, advances by one per write or
+        snapshot of the image itself.
+        """
         backing: Layer | None = None
         if isinstance(scenario.backing, StorageScenario):
             backing = cls.from_scenario(scenario.backing)
-        elif isinstance(scenario.backing, str):
-            from kvmlab.storage.reader import read_qcow2
-
-            backing = read_qcow2(scenario.backing)
+        elif isinstance(scenario.backing, Qcow2File):
+            backing = FileLayer(scenario.backing)
         image = cls(scenario.virtual_size, scenario.cluster_size, backing)
         index = 0
         for step in scenario.steps():
-            if isinstance(step, tuple):
+            if isinstance(step, Snapshot):
+                image.snapshot(step.name)
+            else:
                 image.write(*step, index=index)
                 index += 1
-            else:
-                image.snapshot(step.name)
+            if bar is not None:
+                bar.update(1)
         return image
 
     # -- allocation ------------------------------------------------------------------
@@ -314,6 +321,28 @@ class Qcow2Model:
         return [self.allocations[c] for c in sorted(self.allocations)]
 
 
+class FileLayer:
+    """A real qcow2 file, read before the model runs, as the backing layer of a model.
+
+    Examples
+    --------
+    >>> base = Qcow2File("base.qcow2", 1048576, 65536, clusters=((0, 5),))
+    >>> FileLayer(base).ranges(0, 65536, 1)
+    [(0, 65536, 1, True, False, True, 327680)]
+    """
+
+    def __init__(self, image: Qcow2File) -> None:
+        self.path = image.path
+        self.virtual_size = image.virtual_size
+        self.cluster_size = image.cluster_size
+        self.data = image.data
+        self.zero = frozenset(image.zero_clusters)
+
+    def ranges(self, start: int, end: int, depth: int) -> list[Range]:
+        """Where guest bytes ``start``..``end`` live in this file."""
+        return cluster_ranges(self, start, end, depth)
+
+
 def snapshot_entry_size(snapshot_id: int, name: str) -> int:
     """Bytes one snapshot takes in the snapshot table (QEMU's layout, padded to 8).
 
@@ -334,7 +363,7 @@ def cluster_ranges(image: Any, start: int, end: int, depth: int) -> list[Range]:
 
     ``image`` has ``cluster_size``, ``data`` (guest cluster to file cluster), and
     may have ``zero`` (clusters marked as reading zeros) and ``backing`` (a layer
-    below); the model and the reader of real files share this walk.
+    below); the model and a real file read into a :class:`FileLayer` share this walk.
     """
     cs = image.cluster_size
     zero = getattr(image, "zero", ())

@@ -27,7 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.progress import Progress
 from kvmlab.storage.scenario import StorageScenario
+from kvmlab.validate import whole_number
 
 FS_BLOCK = 4096
 """The file system's block size (ext4 and XFS default)."""
@@ -50,7 +52,7 @@ class RawModel:
 
     def __init__(self, virtual_size: int, preallocation: str = "off",
                  block_size: int = FS_BLOCK) -> None:
-        if block_size <= 0 or block_size & (block_size - 1):
+        if whole_number(block_size, "block_size") <= 0 or block_size & (block_size - 1):
             raise ScenarioError(f"a file system block is a power of two bytes, not {block_size}")
         self.virtual_size = virtual_size
         self.preallocation = preallocation
@@ -62,11 +64,15 @@ class RawModel:
             self.write(0, min(FIRST_BLOCK, virtual_size))
 
     @classmethod
-    def from_scenario(cls, scenario: StorageScenario, block_size: int = FS_BLOCK) -> RawModel:
-        """Create the raw image of ``scenario`` and apply its writes."""
+    def from_scenario(cls, scenario: StorageScenario, block_size: int = FS_BLOCK,
+                      bar: Progress | None = None) -> RawModel:
+        """Create the raw image of ``scenario`` and apply its writes (``bar``, a
+        :mod:`kvmlab.progress` bar, advances by one per write)."""
         image = cls(scenario.virtual_size, scenario.preallocation, block_size)
         for offset, length in scenario.writes:
             image.write(offset, length)
+            if bar is not None:
+                bar.update(1)
         return image
 
     @property

@@ -1,4 +1,5 @@
-"""Storage scenarios: an image, its format and cluster size, and the guest's writes.
+"""Storage scenarios: an image, its format and cluster size, and the guest's writes; and
+the I/O workloads of the I/O model.
 
 The JSON form, which scripts may rely on::
 
@@ -7,8 +8,9 @@ The JSON form, which scripts may rely on::
 
 ``writes`` are ``[offset, length]`` pairs in bytes, in the order the guest issues
 them. ``backing`` (optional) makes the image a copy-on-write overlay: either the
-path of an existing qcow2 image, or a scenario of its own (the base image, made
-first from its writes). ``snapshots`` (optional, qcow2 only) takes internal
+path of an existing qcow2 image (its tables are read once, when the scenario is
+loaded: see :class:`~kvmlab.storage.reader.Qcow2File`), or a scenario of its own
+(the base image, made first from its writes). ``snapshots`` (optional, qcow2 only) takes internal
 snapshots between the writes, as ``qemu-img snapshot -c NAME`` does::
 
     "snapshots": [{"after": 2, "name": "before-upgrade"}]
@@ -19,6 +21,10 @@ takes a snapshot once the first two writes are done.
 clusters, backing file or snapshots; ``preallocation`` is ``"off"`` (sparse, the
 default), ``"falloc"`` (blocks reserved, still reading as holes) or ``"full"``
 (every byte written at creation).
+
+:func:`load_scenario` takes a shipped scenario's name (``storage-first-writes``), a
+JSON file, a dict or a scenario. :class:`IoWorkload` (with :class:`DiskParams`) is
+what the I/O model (:func:`kvmlab.storage.model.simulate_io`) runs.
 
 Examples
 --------
@@ -31,17 +37,26 @@ Examples
 Traceback (most recent call last):
 ...
 kvmlab.errors.ScenarioError: cluster_size must be a power of two between 512 B and 2 MiB, not 3000
+>>> load_scenario("storage-first-writes").writes
+((1048576, 65536), (100, 10))
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.data import read_json
+from kvmlab.data import read_json, scenario_dict, scenario_names
 from kvmlab.errors import ScenarioError
+from kvmlab.storage.reader import Qcow2File, read_qcow2
+from kvmlab.validate import is_whole, real_number, whole_number
+
+__all__ = ["DEFAULT_CLUSTER", "DISKS", "FORMATS", "HDD", "IO_FORMATS", "IO_PATTERNS",
+           "MAX_CLUSTER", "MIN_CLUSTER", "PREALLOCATION", "SECTOR", "SSD", "DiskParams",
+           "IoWorkload", "Snapshot", "StorageScenario", "as_scenario", "load_scenario"]
 
 FORMATS = ("qcow2", "raw")
 PREALLOCATION = ("off", "falloc", "full")
@@ -52,12 +67,6 @@ MAX_CLUSTER = 2 * 1024 * 1024
 DEFAULT_CLUSTER = 65536
 
 
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ScenarioError(f"{what} must be a whole number of bytes, not {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class StorageScenario:
     """An image to create and the writes a guest makes to it."""
@@ -66,7 +75,7 @@ class StorageScenario:
     cluster_size: int = DEFAULT_CLUSTER
     writes: tuple[tuple[int, int], ...] = ()
     format: str = "qcow2"
-    backing: StorageScenario | str | None = None
+    backing: StorageScenario | Qcow2File | None = None
     name: str = ""
     snapshots: tuple[Snapshot, ...] = ()
     preallocation: str = "off"
@@ -92,13 +101,13 @@ class StorageScenario:
             raise ScenarioError(f"format {fmt!r} is not modelled; use one of {FORMATS}")
         if "virtual_size" not in data:
             raise ScenarioError("a storage scenario needs 'virtual_size' (bytes)")
-        size = _int(data["virtual_size"], "virtual_size")
+        size = whole_number(data["virtual_size"], "virtual_size")
         if size <= 0 or size % 512:
             raise ScenarioError(f"virtual_size must be a positive multiple of 512 bytes "
                                 f"(a disk is made of 512-byte sectors), not {size}")
         if fmt == "raw":
             _raw_rules(data)
-        cluster = _int(data.get("cluster_size", DEFAULT_CLUSTER), "cluster_size")
+        cluster = whole_number(data.get("cluster_size", DEFAULT_CLUSTER), "cluster_size")
         if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
             raise ScenarioError(f"cluster_size must be a power of two between 512 B and "
                                 f"2 MiB, not {cluster}")
@@ -115,7 +124,8 @@ class StorageScenario:
         elif isinstance(backing, str):
             if not Path(backing).is_file():
                 raise ScenarioError(f"backing file {backing!r} does not exist")
-        elif backing is not None:
+            backing = read_qcow2(backing)
+        elif backing is not None and not isinstance(backing, Qcow2File):
             raise ScenarioError("backing is the path of an image or a scenario of its own")
         preallocation = data.get("preallocation", "off")
         if preallocation not in PREALLOCATION:
@@ -144,11 +154,12 @@ class StorageScenario:
         return out + pending
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (a backing file by its path)."""
         out: dict[str, Any] = {"format": self.format, "virtual_size": self.virtual_size,
                                "cluster_size": self.cluster_size,
                                "writes": [list(w) for w in self.writes]}
         if self.backing is not None:
-            out["backing"] = (self.backing if isinstance(self.backing, str)
+            out["backing"] = (self.backing.path if isinstance(self.backing, Qcow2File)
                               else self.backing.to_dict())
         if self.name:
             out["name"] = self.name
@@ -194,7 +205,7 @@ def _snapshots(raw: Any, n_writes: int) -> tuple[Snapshot, ...]:
         if not isinstance(item, Mapping) or set(item) != {"after", "name"}:
             raise ScenarioError(f'each snapshot is {{"after": N, "name": NAME}}, not {item!r}')
         after = item["after"]
-        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= n_writes:
+        if not is_whole(after) or not 0 <= after <= n_writes:
             raise ScenarioError(f"a snapshot's 'after' counts writes done before it: a whole "
                                 f"number from 0 to {n_writes}, not {after!r}")
         name = item["name"]
@@ -216,7 +227,8 @@ def _snapshots(raw: Any, n_writes: int) -> tuple[Snapshot, ...]:
 def _write(w: Any, size: int) -> tuple[int, int]:
     if not isinstance(w, Sequence) or isinstance(w, str) or len(w) != 2:
         raise ScenarioError(f"each write is [offset, length] in bytes, not {w!r}")
-    offset, length = _int(w[0], "a write's offset"), _int(w[1], "a write's length")
+    offset = whole_number(w[0], "a write's offset")
+    length = whole_number(w[1], "a write's length")
     if offset < 0:
         raise ScenarioError(f"a write's offset cannot be negative, got {offset}")
     if length <= 0:
@@ -225,3 +237,263 @@ def _write(w: Any, size: int) -> tuple[int, int]:
         raise ScenarioError(f"the write [{offset}, {length}] ends at byte {offset + length}, "
                             f"beyond the virtual size {size}")
     return offset, length
+
+
+def as_scenario(scenario: StorageScenario | Mapping[str, Any]) -> StorageScenario:
+    """``scenario`` itself, or the scenario a dict describes.
+
+    Examples
+    --------
+    >>> as_scenario({"virtual_size": 1048576}).cluster_size
+    65536
+    >>> as_scenario("storage-first-writes")             # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: expected a StorageScenario or a dict, not 'storage-first...
+    """
+    if isinstance(scenario, StorageScenario):
+        return scenario
+    if isinstance(scenario, Mapping):
+        return StorageScenario.from_dict(scenario)
+    raise ScenarioError(f"expected a StorageScenario or a dict, not {scenario!r} "
+                        "(load_scenario takes names and files)")
+
+
+def load_scenario(scenario: str | Path | Mapping[str, Any] | StorageScenario
+                  ) -> StorageScenario:
+    """A shipped scenario by name (``storage-first-writes``), a JSON file, a dict or a
+    scenario, checked.
+
+    A backing image given as a path is read here (its L1 and L2 tables), so the model
+    never opens a file.
+
+    Examples
+    --------
+    >>> load_scenario("storage-first-writes").name
+    'storage-first-writes'
+    >>> load_scenario("storage-nope")                      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: no storage scenario 'storage-nope': give a JSON file or ...
+    """
+    if isinstance(scenario, StorageScenario | Mapping):
+        return as_scenario(scenario)
+    if not isinstance(scenario, str | Path):
+        raise ScenarioError("a storage scenario is a name, a JSON file, a dict or a "
+                            f"StorageScenario, not {scenario!r}")
+    path = Path(scenario)
+    if path.suffix == ".json" or path.exists():
+        return StorageScenario.load(path)
+    names = scenario_names("storage-")
+    if str(scenario) not in names:
+        raise ScenarioError(f"no storage scenario {str(scenario)!r}: give a JSON file or one of "
+                            f"the shipped ones: {', '.join(names) or '(none)'}")
+    return StorageScenario.from_dict(scenario_dict(str(scenario)))
+
+
+# ----------------------------------------------------------------------------- I/O workloads
+
+IO_FORMATS = ("raw", "qcow2", "overlay")
+"""The images the I/O model knows: ``overlay`` is a qcow2 image over a full qcow2 base."""
+IO_PATTERNS = ("sequential", "random")
+SECTOR = 512
+MAX_COUNT = 100_000
+MAX_PASSES = 10
+MAX_QUEUE_DEPTH = 64
+MAX_GUEST_CLUSTERS = 65536
+
+@dataclass(frozen=True)
+class DiskParams:
+    """What one disk operation costs: ``seek_s`` when it does not start where the last
+    one ended, plus ``length / bandwidth_bytes_per_s``.
+
+    The defaults look like a SATA SSD (60 µs to reach a new place, 500 MB/s);
+    :data:`HDD` looks like a 7200 rpm disk (8 ms, 150 MB/s). Neither was measured.
+
+    Examples
+    --------
+    >>> SSD.op_s(65536, contiguous=True) < SSD.op_s(65536, contiguous=False)
+    True
+    >>> round(HDD.op_s(4096, contiguous=False) * 1000, 3)   # ms: almost all positioning
+    8.027
+    """
+
+    seek_s: float = 60e-6
+    bandwidth_bytes_per_s: float = 500e6
+    name: str = "ssd"
+
+    def __post_init__(self) -> None:
+        if real_number(self.seek_s, "a disk's seek_s") < 0:
+            raise ScenarioError(f"a disk's seek_s cannot be negative, not {self.seek_s}")
+        if real_number(self.bandwidth_bytes_per_s, "a disk's bandwidth_bytes_per_s") <= 0:
+            raise ScenarioError("a disk's bandwidth_bytes_per_s must be positive, not "
+                                f"{self.bandwidth_bytes_per_s}")
+
+    def op_s(self, length: int, contiguous: bool) -> float:
+        """Seconds for one operation of ``length`` bytes."""
+        return (0.0 if contiguous else self.seek_s) + length / self.bandwidth_bytes_per_s
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | str) -> DiskParams:
+        """A preset name (``'ssd'``, ``'hdd'``) or a dict of the fields."""
+        if isinstance(data, str):
+            if data not in DISKS:
+                raise ScenarioError(f"disk must be one of {sorted(DISKS)} or a dict with "
+                                    f"seek_s and bandwidth_bytes_per_s, not {data!r}")
+            return DISKS[data]
+        if not isinstance(data, Mapping):
+            raise ScenarioError("disk must be a preset name or a dict with seek_s and "
+                                "bandwidth_bytes_per_s")
+        known = {"seek_s", "bandwidth_bytes_per_s", "name"}
+        if unknown := set(data) - known:
+            raise ScenarioError(f"unknown disk field(s) {sorted(unknown)}; known: "
+                                f"{sorted(known)}")
+        return cls(**{"name": "custom", **data})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dataclasses.asdict(self)
+
+
+SSD = DiskParams()
+HDD = DiskParams(seek_s=8e-3, bandwidth_bytes_per_s=150e6, name="hdd")
+DISKS: dict[str, DiskParams] = {"ssd": SSD, "hdd": HDD}
+"""The disk presets by name."""
+
+
+@dataclass(frozen=True)
+class IoWorkload:
+    """What the guest does, to which kind of image, on which disk.
+
+    Attributes
+    ----------
+    format : str
+        ``'raw'``, ``'qcow2'`` or ``'overlay'`` (a qcow2 image over a full qcow2 base).
+    pattern : str
+        ``'sequential'`` (wrapping round at the end of the disk) or ``'random'``
+        (offsets aligned to the request size).
+    request_size : int
+        Bytes per request, a positive multiple of 512, at most ``virtual_size``.
+    count : int
+        Requests per pass.
+    read_fraction : float
+        Share of the requests that are reads (0: all writes, 1: all reads).
+    passes : int
+        How many times the same sequence of requests is issued (a second pass of
+        writes finds its clusters allocated).
+    virtual_size, cluster_size : int
+        The guest disk's size and the image's cluster size, in bytes.
+    l2_cache_tables : int
+        L2 tables held in memory per qcow2 image (least recently used goes first).
+    queue_depth : int
+        Requests the guest keeps in flight at once.
+    prefill : bool
+        Start from an image that already holds data everywhere (its clusters in
+        guest order) instead of an empty one; the overlay's base is always full.
+    disk : DiskParams
+        The disk's costs (:data:`SSD` by default).
+
+    Examples
+    --------
+    >>> w = IoWorkload.from_dict({"format": "overlay", "pattern": "random",
+    ...                           "request_size": 4096, "disk": "hdd"})
+    >>> w.disk.name, IoWorkload.from_dict(w.to_dict()) == w
+    ('hdd', True)
+    >>> IoWorkload(request_size=1000)
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: request_size must be a positive multiple of 512 bytes, not 1000
+    """
+
+    format: str = "qcow2"
+    pattern: str = "sequential"
+    request_size: int = 65536
+    count: int = 256
+    read_fraction: float = 0.0
+    passes: int = 1
+    virtual_size: int = 1024 ** 3
+    cluster_size: int = DEFAULT_CLUSTER
+    l2_cache_tables: int = 4
+    queue_depth: int = 1
+    prefill: bool = False
+    disk: DiskParams = field(default=SSD)
+
+    def __post_init__(self) -> None:
+        if self.format not in IO_FORMATS:
+            raise ScenarioError(f"format must be one of {', '.join(map(repr, IO_FORMATS))}, "
+                                f"not {self.format!r}")
+        if self.pattern not in IO_PATTERNS:
+            raise ScenarioError(f"pattern must be 'sequential' or 'random', not "
+                                f"{self.pattern!r}")
+        size = whole_number(self.virtual_size, "virtual_size")
+        if size <= 0 or size % SECTOR:
+            raise ScenarioError(f"virtual_size must be a positive multiple of 512 bytes, "
+                                f"not {size}")
+        request = whole_number(self.request_size, "request_size")
+        if request <= 0 or request % SECTOR:
+            raise ScenarioError(f"request_size must be a positive multiple of 512 bytes, "
+                                f"not {request}")
+        if request > size:
+            raise ScenarioError(f"request_size ({request}) must be within the virtual size "
+                                f"({size})")
+        cluster = whole_number(self.cluster_size, "cluster_size")
+        if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
+            raise ScenarioError(f"cluster_size must be a power of two between 512 B and "
+                                f"2 MiB, not {cluster}")
+        if self.format != "raw" and -(-size // cluster) > MAX_GUEST_CLUSTERS:
+            raise ScenarioError(f"the model keeps at most {MAX_GUEST_CLUSTERS} guest clusters "
+                                f"(virtual_size / cluster_size); use larger clusters or a "
+                                f"smaller disk")
+        for what, high in (("count", MAX_COUNT), ("passes", MAX_PASSES),
+                           ("l2_cache_tables", 4096), ("queue_depth", MAX_QUEUE_DEPTH)):
+            number = whole_number(getattr(self, what), what)
+            if not 1 <= number <= high:
+                raise ScenarioError(f"{what} must be between 1 and {high}, not {number}")
+        share = real_number(self.read_fraction, "read_fraction")
+        if not 0 <= share <= 1:
+            raise ScenarioError(f"read_fraction is a share of the requests, between 0 and 1, "
+                                f"not {share}")
+        if not isinstance(self.prefill, bool):
+            raise ScenarioError(f"prefill must be true or false, not {self.prefill!r}")
+        if not isinstance(self.disk, DiskParams):
+            raise ScenarioError("disk must be a DiskParams (or, in from_dict, a preset name)")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IoWorkload:
+        """Build and check a workload; a broken rule raises ScenarioError naming it."""
+        if not isinstance(data, Mapping):
+            raise ScenarioError("an I/O workload is a dict of IoWorkload's fields")
+        known = {f.name for f in dataclasses.fields(cls)}
+        if unknown := set(data) - known:
+            raise ScenarioError(f"unknown workload field(s) {sorted(unknown)}; known: "
+                                f"{sorted(known)}")
+        values = dict(data)
+        if "disk" in values and not isinstance(values["disk"], DiskParams):
+            values["disk"] = DiskParams.from_dict(values["disk"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the disk as a dict of its fields)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["disk"] = self.disk.to_dict()
+        return out
+
+    def replace(self, **changes: Any) -> IoWorkload:
+        """A copy with some fields changed (and checked again)."""
+        if isinstance(changes.get("disk"), str | Mapping):
+            changes["disk"] = DiskParams.from_dict(changes["disk"])
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def operation(self) -> str:
+        """``'write'``, ``'read'`` or for example ``'30% reads'``."""
+        if self.read_fraction == 0:
+            return "write"
+        if self.read_fraction == 1:
+            return "read"
+        return f"{self.read_fraction:.0%} reads"
+
+    @property
+    def label(self) -> str:
+        """A short name for figures: ``'qcow2, sequential write'``."""
+        return f"{self.format}, {self.pattern} {self.operation}"

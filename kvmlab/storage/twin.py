@@ -1,31 +1,70 @@
 """The same scenario on a real image: ``qemu-img create``, ``qemu-io`` writes, and
 ``qemu-img map``/``check`` as ground truth; ``qemu-img snapshot -c`` for internal snapshots.
 
-Everything happens in a temporary directory named ``kvmlab-storage-*``, removed
-afterwards whatever happens.
+Everything happens on this machine, in a temporary directory named ``kvmlab-storage-*``,
+removed afterwards whatever happens; nothing is booted and no libvirt is needed.
+
+Examples
+--------
+>>> local_uri("qemu:///session"), local_uri(None)
+('qemu:///session', None)
+>>> local_uri("qemu+ssh://root@example.org/system")      # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: the storage lab makes its images with this machine's qemu-img ...
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kvmlab.errors import ExperimentFailed, HostUnavailable
+from kvmlab.errors import ExperimentFailed, ScenarioError, ToolMissing
+from kvmlab.lab import MEASURED
+from kvmlab.progress import Progress, ProgressArg, progress_bar
+from kvmlab.storage.reader import Qcow2File
 from kvmlab.storage.result import StorageResult
-from kvmlab.storage.scenario import Snapshot, StorageScenario
+from kvmlab.storage.scenario import Snapshot, StorageScenario, as_scenario
+
+__all__ = ["TOOLS", "inspect", "local_uri", "make_image", "run_on_host"]
+
+TOOLS = ("qemu-img", "qemu-io")
+"""The programs the twin runs (both in Debian's and Ubuntu's ``qemu-utils``)."""
+_REMEDY = "install qemu-utils (make test and make lab do)"
+_LOCAL_PATHS = ("/system", "/session")
 
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise HostUnavailable("(local)", f"{name} is not installed",
-                              "install qemu-utils (make test and make lab do)")
+        raise ToolMissing(name, _REMEDY)
     return path
+
+
+def local_uri(uri: str | None) -> str | None:
+    """``uri`` if it names this machine's QEMU (or is None); else a ScenarioError.
+
+    The images are made by the local ``qemu-img`` and ``qemu-io``, so a remote host or
+    another hypervisor cannot be asked to make them.
+    """
+    if uri is None:
+        return None
+    scheme, sep, rest = str(uri).partition("://")
+    host, _, path = rest.partition("/")
+    if (sep and scheme in ("qemu", "qemu+unix") and not host
+            and "/" + path.split("?")[0].rstrip("/") in _LOCAL_PATHS):
+        return uri
+    raise ScenarioError(f"the storage lab makes its images with this machine's qemu-img and "
+                        f"qemu-io, so it runs on the local QEMU host only: uri must be None, "
+                        f"qemu:///system or qemu:///session, not {uri!r}")
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> str:
@@ -49,16 +88,30 @@ def _sessions(scenario: StorageScenario) -> list[list[tuple[int, int]] | Snapsho
     return out
 
 
-def make_image(scenario: StorageScenario, path: Path) -> Path:
+def _count_steps(scenario: StorageScenario) -> int:
+    """Programs :func:`make_image` runs for ``scenario``: create, then one per session."""
+    below = _count_steps(scenario.backing) if isinstance(scenario.backing,
+                                                         StorageScenario) else 0
+    return below + 1 + len(_sessions(scenario))
+
+
+def make_image(scenario: StorageScenario, path: Path, bar: Progress | None = None) -> Path:
     """Create the scenario's image at ``path`` (its backing first), then apply its writes
     and take its snapshots in order.
 
     The writes between two snapshots go to one ``qemu-io`` process (through its
     standard input), as the model assumes: a new process searches for free
-    clusters from the start of the file again.
+    clusters from the start of the file again. ``bar`` (a :mod:`kvmlab.progress` bar),
+    if given, advances by one per program run.
     """
     qemu_img, qemu_io = _tool("qemu-img"), _tool("qemu-io")
     fmt = scenario.format
+
+    def step(text: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(text)
+            bar.update(1)
+
     if fmt == "raw":
         cmd = [qemu_img, "create", "-q", "-f", "raw", "-o",
                f"preallocation={scenario.preallocation}"]
@@ -66,21 +119,24 @@ def make_image(scenario: StorageScenario, path: Path) -> Path:
         cmd = [qemu_img, "create", "-q", "-f", "qcow2", "-o",
                f"cluster_size={scenario.cluster_size}"]
     if isinstance(scenario.backing, StorageScenario):
-        base = make_image(scenario.backing, path.with_name(path.stem + "-base.qcow2"))
+        base = make_image(scenario.backing, path.with_name(path.stem + "-base.qcow2"), bar)
         cmd += ["-b", str(base), "-F", "qcow2"]
-    elif isinstance(scenario.backing, str):
-        cmd += ["-b", str(Path(scenario.backing).resolve()), "-F", "qcow2"]
+    elif isinstance(scenario.backing, Qcow2File):
+        cmd += ["-b", str(Path(scenario.backing.path).resolve()), "-F", "qcow2"]
     _run([*cmd, str(path), str(scenario.virtual_size)])
+    step(f"qemu-img create {path.name}")
     n = 0
     for session in _sessions(scenario):
         if isinstance(session, Snapshot):
             _run([qemu_img, "snapshot", "-c", session.name, str(path)])
+            step(f"qemu-img snapshot -c {session.name}")
             continue
         commands = []
         for offset, length in session:
             commands.append(f"write -P {1 + n % 250} {offset} {length}")
             n += 1
         _run([qemu_io, "-f", fmt, str(path)], stdin="\n".join(commands) + "\n")
+        step(f"qemu-io: {len(session)} write(s)")
     return path
 
 
@@ -95,31 +151,65 @@ def inspect(path: Path, fmt: str = "qcow2") -> dict[str, Any]:
     return seen
 
 
-def run_with_qemu(scenario: StorageScenario | dict[str, Any]) -> StorageResult:
+def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | None = None,
+                progress: ProgressArg = None) -> StorageResult:
     """Make the scenario's image with QEMU's own tools and report what they see.
 
     For a raw image, the allocated "clusters" are the file system blocks that
     ``qemu-img map`` shows as data, and the end offset is the file's length.
+
+    Parameters
+    ----------
+    scenario : StorageScenario or dict
+    uri : str, optional
+        None (this machine), or a local QEMU URI (``qemu:///system``,
+        ``qemu:///session``); anything else is refused, since the images are made by this
+        machine's ``qemu-img``.
+    progress : None, bool or a tqdm-like bar
+        Advances by one per program run: each ``qemu-img create``, ``qemu-io`` session and
+        ``qemu-img snapshot``, and the final look with ``qemu-img map/check/info``.
+
+    Returns
+    -------
+    StorageResult
+        With ``source='measured'``; the tool, its version, the host and the date are in
+        ``provenance``.
+
+    Raises
+    ------
+    ToolMissing
+        If ``qemu-img`` or ``qemu-io`` is not installed.
+    ScenarioError
+        If ``uri`` is not this machine's QEMU, or the scenario breaks a rule.
+    ExperimentFailed
+        If one of the programs fails.
     """
-    if isinstance(scenario, dict):
-        scenario = StorageScenario.from_dict(scenario)
-    with tempfile.TemporaryDirectory(prefix="kvmlab-storage-") as tmp:
+    scenario = as_scenario(scenario)
+    local_uri(uri)
+    qemu_img = _tool("qemu-img")
+    _tool("qemu-io")
+    with (progress_bar(progress, total=_count_steps(scenario) + 1, desc="qemu-img",
+                       unit="step") as bar,
+          tempfile.TemporaryDirectory(prefix="kvmlab-storage-") as tmp):
         path = Path(tmp) / f"disk.{scenario.format}"
-        make_image(scenario, path)
+        make_image(scenario, path, bar)
         seen = inspect(path, scenario.format)
+        bar.set_postfix_str("qemu-img map, check, info")
+        bar.update(1)
         block_size = os.statvfs(tmp).f_bsize
-    version = _run([_tool("qemu-img"), "--version"]).splitlines()[0]
+    version = _run([qemu_img, "--version"]).splitlines()[0]
     provenance = {"tool": version, "method": "qemu-io writes, qemu-img map/check/info "
-                  "--output=json", "block_size": block_size,
-                  "actual_size": seen["info"].get("actual-size"),
+                  "--output=json", "host": socket.gethostname(), "uri": uri,
+                  "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                  "block_size": block_size, "actual_size": seen["info"].get("actual-size"),
                   "snapshots": [sn["name"] for sn in seen["info"].get("snapshots", [])]}
     if scenario.format == "raw":
         data = sum(e["length"] for e in seen["map"] if e["data"])
-        return StorageResult(scenario=scenario, source="qemu-img", map=seen["map"],
+        return StorageResult(scenario=scenario, source=MEASURED, map=seen["map"],
                              allocated_clusters=-(-data // block_size),
                              image_end_offset=seen["info"]["virtual-size"],
                              provenance=provenance)
-    return StorageResult(scenario=scenario, source="qemu-img", map=seen["map"],
+    return StorageResult(scenario=scenario, source=MEASURED, map=seen["map"],
                          allocated_clusters=seen["check"].get("allocated-clusters", 0),
                          image_end_offset=seen["check"]["image-end-offset"],
                          provenance=provenance)

@@ -4,7 +4,7 @@ A thin ``ipywidgets.interactive_output`` layer over pure functions:
 :func:`layout_after` and :func:`describe_write` say what the image holds after
 some of a scenario's writes, :func:`io_workload` and :func:`io_compare` build and
 simulate an I/O workload. Only :func:`cluster_slider` and :func:`io_explorer`
-need ipywidgets.
+need ipywidgets (and matplotlib): they draw through the results' own ``plot()``.
 
 Examples
 --------
@@ -19,28 +19,28 @@ cluster 0). The file now ends at 458,752 bytes (7 clusters).
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-from kvmlab.display import Table
+from kvmlab.display import human_bytes
 from kvmlab.errors import ScenarioError
-from kvmlab.storage.io import DISKS, FORMATS, PATTERNS, IoResult, IoWorkload, simulate_io
-from kvmlab.storage.plot import cluster_map, human_size, model_after, plot_io
+from kvmlab.storage.model import image_after, model_after, simulate_io
+from kvmlab.storage.problems import fill
 from kvmlab.storage.qcow2 import Allocation
-from kvmlab.storage.scenario import StorageScenario
+from kvmlab.storage.result import IoResult, IoResults
+from kvmlab.storage.scenario import (
+    DISKS,
+    IO_FORMATS,
+    IO_PATTERNS,
+    IoWorkload,
+    StorageScenario,
+    as_scenario,
+)
 
 OPERATIONS: dict[str, float] = {"write": 0.0, "read": 1.0, "mixed (half reads)": 0.5}
 """The explorer's operations and the read_fraction each stands for."""
 
 REQUEST_SIZES = (512, 4096, 16384, 65536, 262144, 1048576)
-
-
-def _scenario(scenario: StorageScenario | Mapping[str, Any]) -> StorageScenario:
-    return scenario if isinstance(scenario, StorageScenario) else StorageScenario.from_dict(
-        scenario)
 
 
 def layout_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int
@@ -56,7 +56,7 @@ def layout_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int
     >>> len(layout_after(s, 0)), len(layout_after(s, 1))
     (4, 6)
     """
-    return model_after(_scenario(scenario), n_writes).layout()
+    return model_after(scenario, n_writes).layout()
 
 
 def _what(a: Allocation) -> str:
@@ -88,32 +88,32 @@ def describe_write(scenario: StorageScenario | Mapping[str, Any], n_writes: int)
     >>> s = {"virtual_size": 1048576, "cluster_size": 4096, "writes": [[0, 512], [0, 4096]]}
     >>> print(describe_write(s, 0))
     The empty image: header, refcount table, refcount block and L1 table (4 clusters of
-    4 KiB). The file ends at 16,384 bytes.
+    4.00 KiB). The file ends at 16,384 bytes.
     >>> print(describe_write(s, 2))   # doctest: +ELLIPSIS
-    write 1: 4 KiB at guest offset 0 (guest cluster 0). Nothing new: ... in place. ...
+    write 1: 4.00 KiB at guest offset 0 (guest cluster 0). Nothing new: ... in place. ...
     """
-    s = _scenario(scenario)
+    s = as_scenario(scenario)
     after = model_after(s, n_writes)
     end = f"{after.image_end_offset:,} bytes ({after.next_free} clusters)"
     if n_writes == 0:
         text = (f"The empty image: header, refcount table, refcount block and L1 table "
-                f"({after.next_free} clusters of {human_size(s.cluster_size)}). The file ends "
+                f"({after.next_free} clusters of {human_bytes(s.cluster_size)}). The file ends "
                 f"at {after.image_end_offset:,} bytes.")
-        return textwrap.fill(text, width=88)
+        return fill(text)
     before = model_after(s, n_writes - 1).next_free
     offset, length = s.writes[n_writes - 1]
     cs = s.cluster_size
     first, last = offset // cs, (offset + length - 1) // cs
     guest = f"guest cluster {first}" if first == last else f"guest clusters {first}-{last}"
     new = [a for a in after.layout() if a.cluster >= before]
-    head = (f"write {n_writes - 1}: {human_size(length)} at guest offset {offset:,} "
+    head = (f"write {n_writes - 1}: {human_bytes(length)} at guest offset {offset:,} "
             f"({guest}).")
     if new:
         body = f"New: {_clusters(new)}. The file now ends at {end}."
     else:
         body = (f"Nothing new: every cluster it touches was allocated before, so the data is "
                 f"overwritten in place. The file still ends at {end}.")
-    return textwrap.fill(f"{head} {body}", width=88)
+    return fill(f"{head} {body}")
 
 
 def cluster_slider(scenario: StorageScenario | Mapping[str, Any], columns: int = 16) -> Any:
@@ -125,16 +125,17 @@ def cluster_slider(scenario: StorageScenario | Mapping[str, Any], columns: int =
         The slider (``box.children[0]``) above the output (``box.children[1]``).
     """
     import ipywidgets as w
+    import matplotlib.pyplot as plt
     from IPython.display import display
 
-    s = _scenario(scenario)
+    s = as_scenario(scenario)
     room = model_after(s).next_free
     slider = w.IntSlider(value=0, min=0, max=len(s.writes), description="writes applied",
                          style={"description_width": "initial"},
                          layout=w.Layout(width="420px"))
 
     def show(n: int) -> None:
-        ax = cluster_map(s, upto_write=n, columns=columns, min_clusters=room)
+        ax = image_after(s, n).plot(columns=columns, min_clusters=room)
         print(describe_write(s, n))
         display(ax.figure)
         plt.close(ax.figure)
@@ -166,7 +167,7 @@ def io_workload(format: str = "qcow2", pattern: str = "sequential", request_size
                                  "count": count, "prefill": prefill, **more})
 
 
-def io_compare(workload: IoWorkload, seed: int = 0) -> list[IoResult]:
+def io_compare(workload: IoWorkload, seed: int = 0) -> IoResults:
     """The workload on a raw image first (the baseline), then as given (if not raw).
 
     Examples
@@ -178,7 +179,7 @@ def io_compare(workload: IoWorkload, seed: int = 0) -> list[IoResult]:
     results = [simulate_io(workload.replace(format="raw"), seed=seed)]
     if workload.format != "raw":
         results.append(simulate_io(workload, seed=seed))
-    return results
+    return IoResults(results)
 
 
 def io_summary(result: IoResult) -> str:
@@ -187,13 +188,13 @@ def io_summary(result: IoResult) -> str:
     Examples
     --------
     >>> print(io_summary(simulate_io(io_workload("qcow2", count=16))))   # doctest: +ELLIPSIS
-    qcow2, sequential write on ssd: 16 requests of 64 KiB, ... MB/s, mean latency ... ms; ...
+    qcow2, sequential write on ssd: 16 requests of 64.00 KiB, ... MB/s, mean latency ...
     """
     w = result.workload
     mb_s = result.throughput_bytes_per_s / 1e6
     speed = f"{mb_s:.1f} MB/s" if mb_s != float("inf") else "no disk I/O at all"
     return (f"{w.label} on {w.disk.name}: {len(result.requests)} requests of "
-            f"{human_size(w.request_size)}, {speed}, mean latency "
+            f"{human_bytes(w.request_size)}, {speed}, mean latency "
             f"{result.mean_latency_s * 1e3:.3f} ms; {result.metadata_reads} metadata reads, "
             f"{result.metadata_writes} metadata writes, {result.cow_bytes:,} copy-on-write "
             f"bytes, {result.allocated_clusters} new clusters")
@@ -211,16 +212,17 @@ def io_explorer(*, count: int = 256, seed: int = 0, virtual_size: int = 1024 ** 
         The controls (``box.children[0]``) above the output (``box.children[1]``).
     """
     import ipywidgets as w
+    import matplotlib.pyplot as plt
     from IPython.display import display
 
     style = {"description_width": "initial"}
     layout = w.Layout(width="260px")
     controls = {
-        "format": w.Dropdown(options=list(FORMATS), value="qcow2", description="format",
+        "format": w.Dropdown(options=list(IO_FORMATS), value="qcow2", description="format",
                              style=style, layout=layout),
-        "pattern": w.Dropdown(options=list(PATTERNS), value="sequential",
+        "pattern": w.Dropdown(options=list(IO_PATTERNS), value="sequential",
                               description="pattern", style=style, layout=layout),
-        "request_size": w.Dropdown(options=[(human_size(n), n) for n in REQUEST_SIZES],
+        "request_size": w.Dropdown(options=[(human_bytes(n), n) for n in REQUEST_SIZES],
                                    value=65536, description="request size", style=style,
                                    layout=layout),
         "operation": w.Dropdown(options=list(OPERATIONS), value="write",
@@ -240,10 +242,10 @@ def io_explorer(*, count: int = 256, seed: int = 0, virtual_size: int = 1024 ** 
         results = io_compare(workload, seed=seed)
         for r in results:
             print(io_summary(r))
-        ax = plot_io(results)
+        ax = results.plot()
         display(ax.figure)
         plt.close(ax.figure)
-        display(Table([r.row() for r in results], title="simulated (a teaching model)"))
+        display(results.table())
 
     out = w.interactive_output(show, controls)
     names = list(controls)

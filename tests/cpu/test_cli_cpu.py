@@ -33,7 +33,8 @@ def test_compare_with_a_recording_prints_errors(capsys):
     assert main(["cpu", "compare", "cpu-seed-example", "--recorded", names[0]]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
-    assert out["max_abs_error"] <= 0.05
+    assert list(out)[:2] == ["agrees", "max_error"]
+    assert out["max_error"] <= 0.05 and out["agrees"] is True
     assert "largest error" in captured.err
 
 

@@ -24,15 +24,25 @@ from kvmlab.cpu.plot import (
     side_by_side,
     vcpu_colors,
 )
-from kvmlab.cpu.sweep import (
-    busy_scenario,
+from kvmlab.cpu.recordings import (
     compare_recorded,
     comparison_rows,
-    overcommit_sweep,
+    overcommit_points,
     recorded_points,
     scheduler_fit,
 )
+from kvmlab.cpu.scenario import busy_scenario, overcommit_scenario
 from kvmlab.errors import ScenarioError
+from kvmlab.experiments import sweep
+
+RATIOS = [0.5, 1, 1.5, 2, 2.5, 3]
+
+
+def sweep_points(ratios=RATIOS, duration_s=2.0, seeds=(0,), **grid):
+    """The wait-versus-overcommit points of the one sweep engine, on the model."""
+    table = sweep("cpu-overcommit", {"ratio": list(ratios), "duration_s": duration_s, **grid},
+                  seeds=seeds, executor="serial", progress=False)
+    return overcommit_points(table)
 
 
 @pytest.fixture(autouse=True)
@@ -207,7 +217,7 @@ def test_comparison_bars_equal_the_shares_and_errors_are_written(seed_result):
     texts = [t.get_text() for t in ax.texts]
     for r in rows:
         assert f"{r.run_error:+.3f}" in texts and f"{r.wait_error:+.3f}" in texts
-    assert f"{comparison.max_abs_error:.3f}" in ax.get_title(loc="left")
+    assert f"{comparison.max_error:.3f}" in ax.get_title(loc="left")
 
 
 def test_comparison_plot_method_uses_it(seed_result):
@@ -246,34 +256,37 @@ def test_wait_plot_accepts_records_and_splits_loads():
 
 # -- the sweep -------------------------------------------------------------------------
 def test_sweep_of_busy_vms_matches_the_closed_form():
-    points = overcommit_sweep(duration_s=1.0)
-    assert [p["overcommit"] for p in points] == [0.5, 1, 1.5, 2, 2.5, 3]
+    points = sweep_points(duration_s=1.0)
+    assert [p["overcommit"] for p in points] == RATIOS
     for p in points:
         assert p["source"] == "simulated"
         assert p["wait_share"] == pytest.approx(max(0.0, 1 - 1 / p["overcommit"]), abs=0.01)
         assert p["run_share"] + p["wait_share"] == pytest.approx(1.0, abs=1e-6)
 
 
-def test_sweep_builds_vms_of_the_asked_size_and_rounds_ratios():
+def test_sweep_builds_vms_of_the_asked_size_and_refuses_ratios_of_part_vcpus():
     s = busy_scenario(3, 7, 3, load=0.5)
     assert [vm.vcpus for vm in s.vms] == [3, 3, 1]
     assert {vm.load for vm in s.vms} == {0.5}
-    (p,) = overcommit_sweep(pcpus=3, ratios=(1.2,), duration_s=0.2)
-    assert p["vcpus"] == 4 and p["overcommit"] == pytest.approx(4 / 3) and p["ratio"] == 1.2
-    with pytest.raises(ScenarioError, match="no vCPU"):
-        overcommit_sweep(ratios=(0.1,))
+    (p,) = sweep_points(pcpus=3, ratios=(4 / 3,), duration_s=0.2)
+    assert p["overcommit"] == pytest.approx(4 / 3) and p["ratio"] == 4 / 3
+    assert [vm.vcpus for vm in overcommit_scenario(4 / 3, pcpus=3).vms] == [2, 2]
+    for ratio, vcpus in ((1.2, "3.6"), (0.1, "0.2")):      # never rounded to whole vCPUs
+        with pytest.raises(ScenarioError, match=f"is {vcpus} vCPUs; a ratio times pcpus "
+                                                "must be a whole number"):
+            sweep_points(pcpus=3 if ratio == 1.2 else 2, ratios=(ratio,), duration_s=0.2)
 
 
 def test_sweep_is_deterministic_and_partly_busy_vcpus_wait_less():
-    busy = overcommit_sweep(ratios=(2,), duration_s=1.0)
-    half = overcommit_sweep(ratios=(2,), duration_s=1.0, load=0.5, repeats=2)
-    assert half == overcommit_sweep(ratios=(2,), duration_s=1.0, load=0.5, repeats=2)
+    busy = sweep_points(ratios=(2,), duration_s=1.0)
+    half = sweep_points(ratios=(2,), duration_s=1.0, load=0.5, seeds=range(2))
+    assert half == sweep_points(ratios=(2,), duration_s=1.0, load=0.5, seeds=range(2))
     assert 0 < half[0]["wait_share"] < busy[0]["wait_share"]
-    assert half[0]["repeats"] == 2 and half[0]["load"] == 0.5
+    assert half[0]["seeds"] == 2 and half[0]["load"] == 0.5
 
 
 def test_round_robin_sweep_also_waits():
-    (p,) = overcommit_sweep(ratios=(3,), duration_s=0.5, scheduler="round-robin")
+    (p,) = sweep_points(ratios=(3,), duration_s=0.5, scheduler="round-robin")
     assert p["scheduler"] == "round-robin"
     assert p["wait_share"] == pytest.approx(2 / 3, abs=0.01)
 

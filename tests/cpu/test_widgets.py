@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from kvmlab.cpu import CpuScenario, ready_verdict, simulate
 from kvmlab.cpu import widgets as cpu_widgets
-from kvmlab.cpu.sweep import ready_rows
+from kvmlab.cpu.result import ready_rows
 from kvmlab.cpu.widgets import explore, explorer, render, summary
 from kvmlab.errors import ScenarioError
 

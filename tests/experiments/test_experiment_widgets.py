@@ -75,7 +75,7 @@ def test_the_slider_redraws_with_the_seeds_it_says(monkeypatch):
 
 def test_the_recorded_host_sweep_is_whole_and_close_to_the_model_for_busy_vcpus():
     host = recorded_sweep("sweep-cpu-overcommit")
-    assert len(host) == 6 * 2 * 3 and set(host["source"]) == {"host"}
+    assert len(host) == 6 * 2 * 3 and set(host["source"]) == {"measured"}
     assert host.parameters == ["ratio", "load", "duration_s"]
     busy = host.where(load=1.0).without("duration_s")
     model = sweep("cpu-overcommit", {"ratio": sorted(set(busy["ratio"]))}, seeds=[0],

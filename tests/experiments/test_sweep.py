@@ -21,12 +21,15 @@ import kvmlab
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.experiments import (
     ResultStore,
+    Scenario,
     SweepTable,
     check_seeds,
     expand,
+    read_table,
     run_key,
     scenario_for,
     sweep,
+    sweep_on_host,
 )
 from kvmlab.experiments.scenarios import cpu_overcommit, tlb_working_set
 
@@ -107,6 +110,16 @@ def test_bad_seeds_name_the_rule(seeds, rule):
         check_seeds(seeds)
 
 
+def test_numpy_seeds_are_whole_numbers_and_its_booleans_are_not():
+    np = pytest.importorskip("numpy")
+    assert check_seeds(np.arange(3)) == (0, 1, 2)
+    assert all(type(s) is int for s in check_seeds(np.arange(3)))
+    with pytest.raises(ScenarioError, match="whole numbers"):
+        check_seeds([np.bool_(True)])
+    with pytest.raises(ScenarioError, match="whole numbers"):
+        check_seeds([True])
+
+
 def test_an_unknown_parameter_is_named_with_a_suggestion():
     with pytest.raises(ScenarioError, match=r"no parameter 'ratoi'; did you mean 'ratio'\?"):
         sweep("cpu-overcommit", {"ratoi": [1, 2]}, progress=False)
@@ -146,7 +159,7 @@ def test_each_row_is_the_model_run_with_its_parameters_and_seed():
     for row in table:
         params = {k: row[k] for k in table.parameters}
         assert {k: row[k] for k in table.figures} == cpu_overcommit(**params, seed=row["seed"])
-        assert row["source"] == "model"
+        assert row["source"] == "simulated"
     busy = table.where(load=1.0)
     assert [r["wait_share"] for r in busy.where(seed=0)] == [0.0, 0.0, 0.5, 0.666667]
 
@@ -257,6 +270,79 @@ def test_a_progress_bar_counts_every_run(capsys):
     sweep(noisy, {"x": [1, 2]}, seeds=[0, 1], executor="serial", progress=True)
     err = capsys.readouterr().err
     assert "noisy" in err and "4/4" in err
+
+
+class Recorder:
+    """A tqdm-like bar that remembers what it was told (kvmlab.progress's protocol)."""
+
+    total = None
+
+    def __init__(self):
+        self.done, self.notes = 0, []
+
+    def update(self, n=1):
+        self.done += n
+
+    def set_postfix_str(self, s="", refresh=True):
+        self.notes.append(s)
+
+
+def test_a_bar_of_ones_own_is_told_every_run_and_left_open(tmp_path):
+    bar = Recorder()
+    sweep(noisy, {"x": [1, 2]}, seeds=[0, 1], executor="serial", progress=bar)
+    assert (bar.total, bar.done) == (4, 4)
+    again = Recorder()                    # a resumed sweep counts the saved runs at once
+    sweep(noisy, {"x": [1, 2]}, seeds=[0], executor="serial", save=tmp_path / "r.jsonl",
+          progress=False)
+    sweep(noisy, {"x": [1, 2]}, seeds=[0, 1], executor="serial", save=tmp_path / "r.jsonl",
+          progress=again)
+    assert (again.total, again.done) == (4, 4)
+
+
+def test_a_progress_that_is_no_bar_is_refused():
+    with pytest.raises(ScenarioError, match="tqdm-like"):
+        sweep(noisy, {"x": [1]}, executor="serial", progress=lambda *_: None)
+
+
+def fake_host(x: int = 0, *, uri: str | None = None, progress=None) -> dict[str, object]:
+    """A 'real host' run that reports its steps the way every lab's run_on_host does."""
+    from kvmlab.progress import progress_bar
+
+    with progress_bar(progress, total=2, desc="fake", unit="step") as bar:
+        bar.set_postfix_str(f"booting on {uri}")
+        bar.update(1)
+        bar.set_postfix_str("measuring")
+        bar.update(1)
+    return {"y": x * 10}
+
+
+def fake_model(x: int = 0, *, seed: int = 0) -> dict[str, object]:
+    return {"y": x * 10}
+
+
+def test_a_host_sweep_shows_each_runs_steps_beside_its_bar(tmp_path):
+    bar = Recorder()
+    spec = Scenario("fake", fake_model, fake_host)
+    table = sweep_on_host(spec, {"x": [1, 2]}, seeds=[0], uri="test:///default",
+                          save=tmp_path / "host.jsonl", progress=bar)
+    assert [(r["x"], r["y"], r["source"]) for r in table] == [(1, 10, "measured"),
+                                                             (2, 20, "measured")]
+    assert (bar.total, bar.done) == (2, 2)       # runs, not the runs' own steps
+    assert "{'x': 1}, seed 0: booting on test:///default" in bar.notes
+    assert "{'x': 2}, seed 0: measuring" in bar.notes
+
+
+def test_files_saved_with_the_older_source_words_still_resume(tmp_path):
+    path = tmp_path / "old.jsonl"
+    sweep(noisy, {"x": [1]}, seeds=[0], executor="serial", save=path, progress=False)
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["source"] == "simulated"
+    path.write_text("\n".join([json.dumps({**header, "source": "model"}), *lines[1:]]) + "\n")
+    table = sweep(noisy, {"x": [1]}, seeds=[0, 1], executor="serial", save=path,
+                  progress=False)
+    assert len(table) == 2 and set(table["source"]) == {"simulated"}
+    assert set(read_table(path)["source"]) == {"simulated"}
 
 
 # -- saved and resumed -----------------------------------------------------------------
@@ -426,10 +512,10 @@ def test_plotting_draws_a_line_and_a_band_per_value_and_refuses_mixed_points():
 
 def test_a_model_and_a_host_table_plot_together(tmp_path):
     model = sweep("cpu-overcommit", {"ratio": [1, 2]}, seeds=[0], progress=False)
-    host = SweepTable([{**r, "source": "host", "wait_share": r["wait_share"] + 0.1}
+    host = SweepTable([{**r, "source": "measured", "wait_share": r["wait_share"] + 0.1}
                        for r in model], model.parameters, model.figures, model.name)
     ax = SweepTable.concat([model, host]).plot("ratio", "wait_share", by="source")
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["host", "model"]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["measured", "simulated"]
 
 
 def test_a_save_file_in_a_new_folder_starts_with_its_header(tmp_path: Path):

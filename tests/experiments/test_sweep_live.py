@@ -63,6 +63,6 @@ def test_a_host_sweep_interrupted_resumes_and_agrees_with_the_model(
     model = sweep("cpu-overcommit", GRID, seeds=[0], executor="serial", progress=False)
     for real, simulated in zip(table, model, strict=True):
         print(real["ratio"], "host", real["wait_share"], "model", simulated["wait_share"])
-        assert real["source"] == "host" and simulated["source"] == "model"
+        assert real["source"] == "measured" and simulated["source"] == "simulated"
         assert abs(real["wait_share"] - simulated["wait_share"]) <= TOLERANCE, (real,
                                                                                  simulated)

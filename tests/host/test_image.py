@@ -1,8 +1,10 @@
 import gzip
+import shutil
 
 import pytest
 
-from kvmlab.host import image
+from kvmlab.errors import ToolMissing
+from kvmlab.host import ctool, image
 from kvmlab.host.guest import parse_console
 
 
@@ -59,3 +61,52 @@ def test_userland_holds_busybox_init_and_iproute2(tmp_path):
 def test_parse_console(console, booted, lines, status):
     out = parse_console(console)
     assert (out.booted, out.lines, out.exit_status) == (booted, lines, status)
+
+
+def test_a_missing_program_is_a_missing_tool(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolMissing, match="dpkg-deb is not installed") as info:
+        image._run(["dpkg-deb", "--version"])
+    assert info.value.tool == "dpkg-deb"
+
+
+def test_no_busybox_is_a_missing_tool(monkeypatch):
+    monkeypatch.setattr(image.shutil, "which", lambda *_args, **_kw: "/nonexistent/busybox")
+    with pytest.raises(ToolMissing, match="busybox-static"):
+        image.userland_entries(None)
+
+
+def test_no_compiler_is_a_missing_tool(monkeypatch, tmp_path):
+    monkeypatch.setenv("KVMLAB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(ctool.shutil, "which", lambda *_args, **_kw: None)
+    with pytest.raises(ToolMissing, match="C compiler") as info:
+        ctool.static_tool("kvmlab.network", "kvmlab-frames")
+    assert "gcc" in info.value.remedy
+
+
+class Recorder:
+    total = None
+
+    def __init__(self):
+        self.done, self.notes = 0, []
+
+    def update(self, n=1):
+        self.done += n
+
+    def set_postfix_str(self, s="", refresh=True):
+        self.notes.append(s)
+
+
+def test_building_the_image_reports_its_steps(monkeypatch, tmp_path):
+    if shutil.which("busybox") is None or shutil.which("ip") is None:
+        pytest.skip("busybox or iproute2 is not installed")
+    kernel = tmp_path / "vmlinuz-6.1.0-test"
+    kernel.write_bytes(b"not really a kernel")
+    monkeypatch.setenv("KVMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KVMLAB_KERNEL", str(kernel))
+    monkeypatch.delenv("KVMLAB_KERNEL_MODULES", raising=False)
+    bar = Recorder()
+    built = image.build_image(force=True, progress=bar)
+    assert (bar.total, bar.done) == (image.BUILD_STEPS, image.BUILD_STEPS)
+    assert any("initramfs" in note for note in bar.notes)
+    assert built.kernel_release == "6.1.0-test" and image.cached_image() == built

@@ -3,8 +3,9 @@ only from the second full scan, and the timing once the scan cost is measured.""
 
 import pytest
 
-from kvmlab.memory.overcommit import KsmScenario, fit_scan_cost, simulate_ksm
-from kvmlab.memory.twin import run_ksm
+from kvmlab.memory import compare, run_on_host, simulate
+from kvmlab.memory.model import fit_scan_cost, simulate_ksm
+from kvmlab.memory.scenario import KsmScenario
 
 pytestmark = pytest.mark.live
 
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.live
 ], ids=["ten-contents", "one-content-600", "one-content-257"])
 def test_real_ksm_merges_what_the_model_predicts(scenario, live_uri, guest_image,
                                                   no_leftovers):
-    real = run_ksm(scenario, live_uri)
+    real = run_on_host(scenario, uri=live_uri)
+    assert real.source == "measured"
     fitted = fit_scan_cost(scenario, real.full_scan_s())
     model = simulate_ksm(fitted)
     print(f"\n{scenario}: real {real.final()} merged at {real.merged_at_s()} s; model "
@@ -31,3 +33,7 @@ def test_real_ksm_merges_what_the_model_predicts(scenario, live_uri, guest_image
     slack = 0.10 * real.merged_at_s() + wakeup_s
     assert abs(model.merged_at_s() - real.merged_at_s()) <= slack, (model.merged_at_s(),
                                                                      real.merged_at_s(), slack)
+    # the lab's comparison judges it the same way
+    comparison = compare(simulate(scenario), real)
+    assert comparison.agrees and comparison.model == model, comparison.table()
+    assert comparison.tolerance_s == pytest.approx(slack)

@@ -3,7 +3,8 @@ the PA that QEMU finds, for kernel and user addresses (marked live)."""
 
 import pytest
 
-from kvmlab.memory.twin import KINDS, trace
+from kvmlab.memory import compare, run_on_host, simulate
+from kvmlab.memory.scenario import KINDS, TraceScenario
 
 pytestmark = pytest.mark.live
 SAMPLES = 240
@@ -14,9 +15,10 @@ def chain(live_uri, guest_image):
     from kvmlab.host.cleanup import find_leftovers
 
     before = set(find_leftovers(live_uri))
-    result = trace(live_uri, samples=SAMPLES, seed=None)
+    result = run_on_host(TraceScenario(samples=SAMPLES, seed=None), uri=live_uri)
     assert set(find_leftovers(live_uri)) - before == set(), "the trace left objects behind"
     ok, n = result.agreement()
+    assert result.scenario.seed == result.provenance["seed"] is not None
     print(f"\nseed {result.provenance['seed']}: {ok}/{n} addresses agree "
           f"({result.provenance['accelerator']}); by kind {result.by_kind()}\n{result.table(3)}")
     return result
@@ -30,6 +32,12 @@ def test_the_model_walking_real_tables_finds_qemu_s_pa_for_every_address(chain):
     assert all(t.model_pa is not None for t in mapped)
     assert all(t.model_pa is None and t.fault for t in chain.translations
                if t.kind == "unmapped")
+
+
+def test_what_the_memory_layout_predicts_holds_in_the_real_guest(chain):
+    comparison = compare(simulate(chain.scenario), chain)
+    assert comparison.agrees and comparison.max_error == 0.0, comparison.table()
+    assert comparison.by_kind() == {kind: (SAMPLES // 4, SAMPLES // 4) for kind in KINDS}
 
 
 def test_the_guest_kernel_s_own_pagemap_agrees_for_the_program_s_pages(chain):

@@ -1,18 +1,13 @@
-"""KSM on simpy and the balloon's arithmetic."""
+"""KSM on simpy and the balloon's arithmetic: the model, its scenarios and its results."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvmlab.errors import ScenarioError
-from kvmlab.memory.overcommit import (
-    BalloonGuest,
-    KsmResult,
-    KsmScenario,
-    balloon_plan,
-    fit_scan_cost,
-    simulate_ksm,
-)
+from kvmlab.memory.model import balloon_plan, fit_scan_cost, simulate_ksm
+from kvmlab.memory.result import KsmResult
+from kvmlab.memory.scenario import BalloonGuest, KsmScenario
 
 
 @st.composite

@@ -9,13 +9,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from kvmlab.data import load_recorded
-from kvmlab.memory import plot
+from kvmlab.memory import plot, recorded_result
 from kvmlab.memory import widgets as memory_widgets
 from kvmlab.memory.machine import identity_machine, worst_case_walk
-from kvmlab.memory.overcommit import KsmResult, KsmScenario, simulate_ksm
+from kvmlab.memory.model import simulate_ksm
+from kvmlab.memory.scenario import KsmScenario
 from kvmlab.memory.tlb import run, trace
-from kvmlab.memory.twin import ChainTrace
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +33,7 @@ def test_the_walk_grid_numbers_every_reference_once(guest, host):
 
 
 def test_the_recorded_trace_agrees_everywhere_and_draws_its_chain():
-    chain = ChainTrace.from_dict(load_recorded("memory-trace"))
+    chain = recorded_result("memory-trace")
     assert chain.agreement()[0] == chain.agreement()[1] >= 200
     assert chain.pattern_seen["via_pa"] == chain.pattern_seen["via_hva"] == "KVMLAB-PAGE-000000"
     t = next(t for t in chain.translations if t.kind == "user")
@@ -64,7 +63,7 @@ def test_hit_rates_and_shadow_plots_carry_their_lines():
 
 def test_the_ksm_timeline_marks_each_full_scan():
     model = simulate_ksm(KsmScenario(100, 10, pages_to_scan=25, sleep_ms=5, duration_s=0.1))
-    real = KsmResult.from_dict(load_recorded("memory-ksm-ten-contents"))
+    real = recorded_result("memory-ksm-ten-contents")
     ax = plot.ksm_timeline([model, real])
     scans = model.samples[-1].full_scans + real.samples[-1].full_scans
     assert len(ax.lines) == 2 + scans

@@ -7,17 +7,14 @@ import pytest
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.memory.paging import PageTables, walk
 from kvmlab.memory.physmem import TablesInMemory
+from kvmlab.memory.result import TraceResult, Translation
+from kvmlab.memory.scenario import DIRECT_MAP, KERNEL_TEXT, TraceScenario, sample_addresses
 from kvmlab.memory.twin import (
-    DIRECT_MAP,
-    KERNEL_TEXT,
-    ChainTrace,
-    Translation,
     parse_gpa2hva,
     parse_gva2gpa,
     parse_program_output,
     parse_registers,
     parse_xp,
-    sample_addresses,
 )
 
 REGISTERS = """CPU#0
@@ -99,11 +96,12 @@ def test_samples_cover_every_kind_and_stay_in_their_regions(levels):
 
 
 def test_a_trace_survives_json_and_counts_agreement():
-    trace = ChainTrace([Translation(0x7F00, "user", 0x2000, 0x2000, 4096, ((4, 0x5000, 0),),
-                                    hva=0x7F11_0000_2000, ma=0x1_2345_6000),
-                        Translation(0x1000, "unmapped", None, None, fault="not present"),
-                        Translation(0x7F08, "user", 0x2008, 0x3008, 4096)], 0x5000, 4)
-    again = ChainTrace.from_dict(json.loads(json.dumps(trace.to_dict())))
+    trace = TraceResult(TraceScenario(samples=3), "measured", [
+        Translation(0x7F00, "user", 0x2000, 0x2000, 4096, ((4, 0x5000, 0),),
+                    hva=0x7F11_0000_2000, ma=0x1_2345_6000),
+        Translation(0x1000, "unmapped", None, None, fault="not present"),
+        Translation(0x7F08, "user", 0x2008, 0x3008, 4096)], 0x5000, 4)
+    again = TraceResult.from_dict(json.loads(json.dumps(trace.to_dict())))
     assert again == trace
     assert again.agreement() == (2, 3)
     assert again.by_kind() == {"user": (1, 2), "unmapped": (1, 1)}

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from kvmlab.data import scenario_dict, scenario_names
-from kvmlab.network import Topology, compare, simulate
+from kvmlab.lab import MEASURED
+from kvmlab.network import Topology, compare, run_many_on_host, run_on_host, simulate
 from kvmlab.network.generate import random_topology
-from kvmlab.network.twin import run_many_on_kernel, run_on_kernel
 
 pytestmark = pytest.mark.live
 N_RANDOM = 60
@@ -23,7 +23,7 @@ def test_model_equals_real_kernel(live_uri, guest_image, no_leftovers):
     tops = [Topology.from_dict(scenario_dict(n)) for n in named]
     tops += [random_topology(s) for s in seeds]
     tops += [random_topology(s, vlans=True) for s in seeds]      # VLAN-aware bridges
-    real = run_many_on_kernel(tops, live_uri, image=guest_image)
+    real = run_many_on_host(tops, uri=live_uri, image=guest_image)
     failures = []
     for t, r in zip(tops, real, strict=True):
         comparison = compare(simulate(t), r)
@@ -37,6 +37,6 @@ def test_model_equals_real_kernel(live_uri, guest_image, no_leftovers):
 
 
 def test_one_topology_alone(live_uri, guest_image, no_leftovers):
-    r = run_on_kernel(scenario_dict("net-seed-bridge"), live_uri, image=guest_image)
-    assert r.source == "real kernel" and r.provenance["guest_kernel"] != "unknown"
+    r = run_on_host(scenario_dict("net-seed-bridge"), uri=live_uri, image=guest_image)
+    assert r.source == MEASURED and r.provenance["guest_kernel"] != "unknown"
     assert compare(simulate(scenario_dict("net-seed-bridge")), r).agrees

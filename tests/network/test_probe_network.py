@@ -1,6 +1,6 @@
 """The read-only host probe, on a sysfs tree laid out like the kernel's."""
 
-from kvmlab.network.probe import _FDB_ENTRY, host_bridges
+from kvmlab.network.probe import FDB_ENTRY, host_bridges
 
 
 def make_bridge(root, name, ports, fdb):
@@ -16,7 +16,7 @@ def make_bridge(root, name, ports, fdb):
                   "hairpin_mode"):
             (p / f).write_text("1\n" if flags.get(f, f != "hairpin_mode") else "0\n")
     (dev / "brforward").write_bytes(b"".join(
-        _FDB_ENTRY.pack(bytes.fromhex(mac.replace(":", "")), port_no, local, timer, 0, 0, 0)
+        FDB_ENTRY.pack(bytes.fromhex(mac.replace(":", "")), port_no, local, timer, 0, 0, 0)
         for mac, port_no, local, timer in fdb))
 
 

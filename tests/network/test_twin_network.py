@@ -7,12 +7,12 @@ from kvmlab.network.tool import source
 from kvmlab.network.twin import (
     FDB_MARKER,
     MAGIC,
-    _read,
-    _result,
     frame_bytes,
     guest_script,
+    part_result,
     parts_of,
     plan,
+    read_report,
     setup_batches,
 )
 
@@ -58,8 +58,8 @@ def test_the_report_becomes_receivers_and_tables_in_the_topologys_own_names():
     lines = ["TX 300100 h0_0 eth0", f"RX 300200 h0_1 eth0 - {f0}", f"RX 300300 h0_0 eth0 - {f0}",
              "RX 300400 h0_2 eth0 - ffffffffffff", "TX 400000 h0_0 eth0", "TX 500000 h0_0 eth0",
              "END 900000", FDB_MARKER, *fdb]
-    seen = _read(lines, len(HAIRPIN.frames))
-    r = _result(parts[0], seen, {}, {0: 0.0, 1: 0.1, 2: 0.2})
+    seen = read_report(lines, len(HAIRPIN.frames))
+    r = part_result(parts[0], seen, {}, {0: 0.0, 1: 0.1, 2: 0.2})
     assert r.receivers[0] == ("vm1:eth0", "vm2:eth0") and r.receivers[1] == ()
     assert r.fdb == {"br0": {"52:54:00:00:00:0a": "vnet0"}}
     assert len(seen.sent_at) == 3
@@ -82,8 +82,8 @@ def test_an_arp_reply_is_read_and_matched_to_its_request():
     lines = ["TX 300000 h0_0 eth0", f"RX 300100 h0_1 eth0 - {request}",
              f"RX 300200 h0_0 eth0 - {reply.hex()}", "TX 400000 h0_0 eth0",
              "TX 500000 h0_2 eth0", "END 900000", FDB_MARKER]
-    seen = _read(lines, len(t.frames))
-    r = _result(parts[0], seen, {}, {0: 0.0, 1: 0.1, 2: 0.2})
+    seen = read_report(lines, len(t.frames))
+    r = part_result(parts[0], seen, {}, {0: 0.0, 1: 0.1, 2: 0.2})
     assert r.receivers[0] == ("vm2:eth0",)
     assert (r.repliers[0], r.replies[0]) == ("vm2:eth0", ("vm1:eth0",))
     assert r.repliers[1:] == [None, None]

@@ -10,18 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kvmlab.errors import ScenarioError
-from kvmlab.storage.io import (
-    DISKS,
-    HDD,
-    SSD,
-    TEACHING_NOTE,
-    DiskParams,
-    IoResult,
-    IoWorkload,
-    plan_requests,
-    simulate_io,
-)
+from kvmlab.lab import SIMULATED
+from kvmlab.storage.model import TEACHING_NOTE, plan_requests, simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
+from kvmlab.storage.result import IoResult
+from kvmlab.storage.scenario import DISKS, HDD, SSD, DiskParams, IoWorkload
 
 KiB, MiB = 1024, 1024 * 1024
 FAST = settings(max_examples=30, deadline=None,
@@ -267,7 +260,7 @@ def test_a_row_and_a_label_for_tables():
     assert r.label == "qcow2, sequential 50% reads"
     row = r.row()
     assert row["workload"] == r.label and row["MB/s"] == round(r.throughput_bytes_per_s / 1e6, 1)
-    assert isinstance(r, IoResult) and r.source == "model"
+    assert isinstance(r, IoResult) and r.source == SIMULATED
     two = simulate_io(IoWorkload(count=8, passes=2))
     assert [two.row(k)["new clusters"] for k in (0, 1)] == [8, 0]
     with pytest.raises(ScenarioError, match="pass_index"):

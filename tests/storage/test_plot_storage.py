@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import to_rgba
 
 from kvmlab.errors import ScenarioError
-from kvmlab.storage import StorageScenario, plot, simulate
-from kvmlab.storage.io import IoWorkload, simulate_io
+from kvmlab.storage import StorageScenario, image_after, plot, simulate
+from kvmlab.storage.model import model_after, simulate_io
 from kvmlab.storage.plot import (
     KIND_COLOURS,
     UNALLOCATED_COLOUR,
@@ -22,12 +22,11 @@ from kvmlab.storage.plot import (
     cluster_map,
     depth_colour,
     guest_map,
-    human_size,
-    model_after,
     plot_io,
     write_colour,
 )
 from kvmlab.storage.qcow2 import Qcow2Model
+from kvmlab.storage.scenario import IoWorkload
 
 MiB = 1024 * 1024
 SEED_SCENARIO = {"virtual_size": 10 * MiB, "cluster_size": 65536,
@@ -79,7 +78,7 @@ def test_one_patch_per_cluster_coloured_by_kind(s):
 
 
 def test_the_seed_scenario_draws_metadata_then_data():
-    ax = cluster_map(SEED_SCENARIO)
+    ax = cluster_map(image_after(SEED_SCENARIO))
     kinds = [p.get_gid().split(": ")[1] for p in ax.patches]
     assert kinds == ["header", "refcount table", "refcount block", "L1", "L2", "data", "data"]
     assert facecolours(ax)[5] == pytest.approx(to_rgba(write_colour(0)))
@@ -92,28 +91,30 @@ def test_the_seed_scenario_draws_metadata_then_data():
 
 
 def test_upto_write_draws_the_image_as_it_was_and_outlines_the_new_clusters():
-    empty = cluster_map(SEED_SCENARIO, upto_write=0)
+    empty = cluster_map(image_after(SEED_SCENARIO, 0))
     assert len(empty.patches) == 4
     assert all(p.get_linewidth() == 1.0 for p in empty.patches)
-    one = cluster_map(SEED_SCENARIO, upto_write=1, min_clusters=7)
+    one = cluster_map(image_after(SEED_SCENARIO, 1), min_clusters=7)
     assert len(one.patches) == 6
     assert [p.get_linewidth() for p in one.patches] == [1.0] * 4 + [2.0] * 2
     assert one.get_xlim() == (0, 7)                      # room for the final 7 clusters
     assert "after 1 of 2 writes" in one.get_title(loc="left")
 
 
-def test_cluster_map_needs_a_scenario_to_replay_writes():
-    with pytest.raises(ScenarioError, match="upto_write needs a scenario"):
-        cluster_map(Qcow2Model(MiB, 4096), upto_write=1)
+def test_cluster_map_draws_an_image_and_does_not_replay_a_scenario():
+    with pytest.raises(ScenarioError, match=r"image_after\(scenario, n_writes\), which replays"):
+        cluster_map(SEED_SCENARIO)
     with pytest.raises(ScenarioError, match="between 0 and 2"):
-        cluster_map(SEED_SCENARIO, upto_write=3)
+        image_after(SEED_SCENARIO, 3)
     with pytest.raises(ScenarioError, match="columns"):
-        cluster_map(SEED_SCENARIO, columns=0)
+        cluster_map(image_after(SEED_SCENARIO), columns=0)
+    assert len(cluster_map(Qcow2Model(MiB, 4096)).patches) == 4
 
 
 def test_cluster_map_draws_into_a_given_axes():
     _fig, ax = plt.subplots()
-    assert cluster_map(SEED_SCENARIO, ax=ax) is ax
+    assert cluster_map(image_after(SEED_SCENARIO), ax=ax) is ax
+    assert image_after(SEED_SCENARIO).plot(ax=ax) is ax
 
 
 def test_allocation_colour_and_model_after_agree_with_the_model():
@@ -182,16 +183,17 @@ def test_plot_io_takes_labels_and_marks_runs_without_disk_io():
         plot_io([])
 
 
-def test_human_size():
-    assert [human_size(n) for n in (0, 512, 4096, 3 * MiB, 1024 ** 3)] == [
-        "0", "512 B", "4 KiB", "3 MiB", "1 GiB"]
+def test_sizes_are_shown_in_binary_units():
+    ax = cluster_map(image_after({**SEED_SCENARIO, "cluster_size": 4096}), columns=4)
+    assert ax.get_xlabel() == "cluster within the row (4.00 KiB each)"
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["0 B", "16.00 KiB"]
 
 
 def test_a_snapshot_shows_as_hatched_shared_clusters_and_its_tables():
     s = {"virtual_size": 10 * MiB, "cluster_size": 65536,
          "writes": [[0, 65536], [3 * MiB, 4096]],
          "snapshots": [{"after": 1, "name": "a"}, {"after": 1, "name": "b"}]}
-    ax = plot.cluster_map(s, upto_write=2)
+    ax = plot.cluster_map(image_after(s, 2))
     gids = [patch.get_gid() for patch in ax.patches]
     assert "cluster 5: data (refcount 3)" in gids
     assert any(g.startswith("cluster 6: snapshot L1") for g in gids)
@@ -206,4 +208,4 @@ def test_a_snapshot_shows_as_hatched_shared_clusters_and_its_tables():
 
 def test_a_raw_image_has_no_cluster_map():
     with pytest.raises(ScenarioError, match="raw image has no clusters"):
-        plot.cluster_map({"format": "raw", "virtual_size": MiB})
+        image_after({"format": "raw", "virtual_size": MiB})

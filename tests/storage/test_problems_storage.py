@@ -101,7 +101,7 @@ def test_solve_follows_the_layout():
 
 def test_worked_answer_walks_through_every_write():
     text = " ".join(worked_answer(offset_problem(600 * MiB + 4000)).split())
-    assert "cluster 7: L2 table for guest bytes 512 MiB to 1 GiB" in text
+    assert "cluster 7: L2 table for guest bytes 512.00 MiB to 1.00 GiB" in text
     assert "8 x 65,536 + 4,000 = 528,288" in text
     assert "nowhere" in worked_answer(offset_problem(2 * MiB))
     again = StorageScenario.from_dict({"virtual_size": GiB, "cluster_size": CS,
@@ -200,8 +200,8 @@ def test_unreadable_or_missing_answers_are_explained():
 def test_right_answers_say_why():
     assert check(offset_problem(MiB + 1424), 5 * CS + 1424).message == (
         "Right: guest byte 1,050,000 lives at file offset 329,104 (cluster 5 of the file).")
-    assert "whatever the virtual size (1 GiB)" in check(Problem(0, SCENARIO, "end"),
-                                                         9 * CS).message
+    assert "whatever the virtual size (1.00 GiB)" in check(Problem(0, SCENARIO, "end"),
+                                                              9 * CS).message
 
 
 # -- the command line's text ----------------------------------------------------------------

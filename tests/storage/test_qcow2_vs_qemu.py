@@ -52,13 +52,13 @@ def check_agreement(data, exact=True):
     """The model agrees with qemu-img; ``exact`` also asks for the very same map entries
     (without it, holes that the file system keeps inside data clusters may split them:
     see storage.result.image_view)."""
-    predicted = storage.simulate(data)
-    real = storage.run_with_qemu(data)
-    comparison = storage.compare(predicted, real)
+    simulated = storage.simulate(data)
+    measured = storage.run_on_host(data)
+    comparison = storage.compare(simulated, measured)
     assert comparison.agrees, comparison.summary() + f"\n{comparison.map_differences[:3]}"
     if exact:
-        assert predicted.map == real.map       # every key, every range, every offset
-    return real
+        assert simulated.map == measured.map       # every key, every range, every offset
+    return measured
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,7 +137,7 @@ def test_an_existing_file_as_backing(tmp_path):
 
 def test_runs_leave_nothing_behind():
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "kvmlab-storage-*")))
-    storage.run_with_qemu({"format": "qcow2", "virtual_size": MiB, "writes": [[0, 1]]})
+    storage.run_on_host({"format": "qcow2", "virtual_size": MiB, "writes": [[0, 1]]})
     with pytest.raises(ScenarioError):
-        storage.run_with_qemu({"format": "qcow2", "virtual_size": MiB, "writes": [[MiB, 1]]})
+        storage.run_on_host({"format": "qcow2", "virtual_size": MiB, "writes": [[MiB, 1]]})
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "kvmlab-storage-*"))) == before

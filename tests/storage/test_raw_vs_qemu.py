@@ -31,23 +31,23 @@ def raw_scenarios(draw):
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_scenarios())
 def test_raw_model_equals_qemu_img(data):
-    predicted = storage.simulate(data, block_size=BLOCK)
-    real = storage.run_with_qemu(data)
-    assert predicted.map == real.map
-    assert predicted.allocated_clusters == real.allocated_clusters
-    assert predicted.image_end_offset == real.image_end_offset == data["virtual_size"]
+    simulated = storage.simulate(data, block_size=BLOCK)
+    measured = storage.run_on_host(data)
+    assert simulated.map == measured.map
+    assert simulated.allocated_clusters == measured.allocated_clusters
+    assert simulated.image_end_offset == measured.image_end_offset == data["virtual_size"]
     # what the file takes on the host: the blocks, plus (at most a few) blocks of the
     # file system's own extent tree
-    reserved = predicted.provenance["reserved_bytes"]
-    assert reserved <= real.provenance["actual_size"] <= reserved + 4 * BLOCK
+    reserved = simulated.provenance["reserved_bytes"]
+    assert reserved <= measured.provenance["actual_size"] <= reserved + 4 * BLOCK
 
 
 def test_a_sparse_file_holds_only_what_was_written():
-    real = storage.run_with_qemu({"format": "raw", "virtual_size": MiB,
+    real = storage.run_on_host({"format": "raw", "virtual_size": MiB,
                                   "writes": [[200_000, 70_000]]})
     data = [(e["start"], e["length"]) for e in real.map if e["data"]]
     assert data == [(0, BLOCK), (200_000 // BLOCK * BLOCK, 18 * BLOCK)]
-    full = storage.run_with_qemu({"format": "raw", "virtual_size": MiB, "writes": [],
+    full = storage.run_on_host({"format": "raw", "virtual_size": MiB, "writes": [],
                                   "preallocation": "full"})
     assert [e["data"] for e in full.map] == [True]
 

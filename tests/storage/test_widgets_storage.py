@@ -13,9 +13,11 @@ import matplotlib.pyplot as plt
 
 from kvmlab.errors import ScenarioError
 from kvmlab.storage import StorageScenario
+from kvmlab.storage import plot as storage_plot
 from kvmlab.storage import widgets as storage_widgets
-from kvmlab.storage.io import IoWorkload, simulate_io
+from kvmlab.storage.model import simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
+from kvmlab.storage.scenario import IoWorkload
 from kvmlab.storage.widgets import (
     cluster_slider,
     describe_write,
@@ -75,7 +77,7 @@ def test_layout_after_takes_dicts_and_checks_the_count():
 def test_describe_write_says_what_each_write_added():
     assert describe_write(SEED_SCENARIO, 0).startswith("The empty image: header")
     first = " ".join(describe_write(SEED_SCENARIO, 1).split())
-    assert "write 0: 64 KiB at guest offset 1,048,576 (guest cluster 16)" in first
+    assert "write 0: 64.00 KiB at guest offset 1,048,576 (guest cluster 16)" in first
     assert "cluster 4 (L2 table), cluster 5 (data of guest cluster 16)" in first
     assert "393,216 bytes (6 clusters)" in first
     third = " ".join(describe_write(SEED_SCENARIO, 3).split())
@@ -86,18 +88,18 @@ def test_cluster_slider_redraws_as_writes_arrive(monkeypatch):
     import ipywidgets as w
 
     calls = []
-    real = storage_widgets.cluster_map
+    real = storage_plot.cluster_map
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
+    def spy(image, **kwargs):
+        calls.append({"upto_write": image.writes_applied, **kwargs})
+        return real(image, **kwargs)
 
-    monkeypatch.setattr(storage_widgets, "cluster_map", spy)
+    monkeypatch.setattr(storage_plot, "cluster_map", spy)
     box = cluster_slider(SEED_SCENARIO, columns=8)
     slider, out = box.children
     assert isinstance(slider, w.IntSlider) and isinstance(out, w.Output)
     assert (slider.min, slider.max, slider.value) == (0, 3, 0)
-    assert calls[-1] == {"upto_write": 0, "columns": 8, "min_clusters": 7}
+    assert calls[-1] == {"upto_write": 0, "ax": None, "columns": 8, "min_clusters": 7}
     slider.value = 2
     assert calls[-1]["upto_write"] == 2
     assert not plt.get_fignums()
@@ -127,7 +129,7 @@ def test_io_compare_puts_the_raw_baseline_first():
 def test_io_summary_names_the_figures():
     r = simulate_io(io_workload("qcow2", count=8))
     text = io_summary(r)
-    assert text.startswith("qcow2, sequential write on ssd: 8 requests of 64 KiB")
+    assert text.startswith("qcow2, sequential write on ssd: 8 requests of 64.00 KiB")
     assert f"{r.metadata_writes} metadata writes" in text
     empty = simulate_io(io_workload("qcow2", operation="read", count=2))
     assert "no disk I/O at all" in io_summary(empty)

@@ -1,5 +1,5 @@
-"""Topologies as plain data: hosts with NICs, Linux bridges with ports, the links
-between them, and the frames the hosts send.
+"""The network lab's scenario, a topology as plain data: hosts with NICs, Linux bridges with
+ports, the links between them, and the frames the hosts send.
 
 The JSON form::
 
@@ -32,6 +32,8 @@ Examples
 ...                         "frames": [{"from": "a:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]})
 >>> t.nic("a:eth0").mac, t.frames[0].at_s
 ('52:54:00:00:01:01', 0.0)
+>>> load_scenario("net-hub").bridges[0].ageing_s
+0.0
 >>> Topology.from_dict({"bridges": [{"name": "this-name-is-too-long"}]})
 Traceback (most recent call last):
 ...
@@ -49,26 +51,25 @@ from typing import Any
 
 import networkx as nx
 
-from kvmlab.data import read_json
+from kvmlab.data import read_json, scenario_dict, scenario_names
 from kvmlab.errors import ScenarioError
-from kvmlab.network.frames import (
-    BROADCAST,
-    ETHERTYPE_ARP,
-    ETHERTYPE_LAB,
-    Frame,
-    is_group,
-    parse_mac,
-)
+from kvmlab.network.frames import Frame, is_group, parse_frames, parse_mac
 from kvmlab.network.vlan import VLAN_KEYS, PortVlans, check_vid, port_vlans
+from kvmlab.validate import is_real
+
+__all__ = ["DEFAULT_AGEING_S", "PORT_FLAGS", "PREFIXES", "SETTLE_S", "Bridge", "Host", "Nic",
+           "Port", "Topology", "check_ifname", "load_scenario"]
 
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 DEFAULT_AGEING_S = 300.0
 """Linux's default: a learned address is forgotten after 300 s of silence."""
-FRAME_GAP_S = 0.1
+SETTLE_S = 0.5
+"""How long after the last frame the forwarding tables are read (by the model and the kernel)."""
 PORT_FLAGS = {"learning": True, "flood": True, "mcast_flood": True, "bcast_flood": True,
               "hairpin": False}
 """A new bridge port's flags in Linux (``bridge link show -d``)."""
-MAX_FRAMES = 200
+PREFIXES = ("net-", "vlan-")
+"""The shipped scenarios of this lab: ``data/scenarios/net-*`` and ``vlan-*``."""
 
 
 def check_ifname(name: Any, what: str) -> str:
@@ -269,7 +270,7 @@ class Topology:
         topo = cls(hosts=hosts, bridges=bridges, links=links, name=topo.name,
                    description=topo.description)
         _check_no_loops(topo)
-        frames = _frames(_list(data, "frames"), topo)
+        frames = parse_frames(_list(data, "frames"), topo.nic, topo.is_port)
         return cls(hosts=hosts, bridges=bridges, links=links, frames=frames, name=topo.name,
                    description=topo.description)
 
@@ -303,8 +304,8 @@ class Topology:
 
     def with_frames(self, frames: Sequence[Mapping[str, Any]]) -> Topology:
         """The same network with other frames."""
-        return Topology(self.hosts, self.bridges, self.links, _frames(frames, self),
-                        self.name, self.description)
+        return Topology(self.hosts, self.bridges, self.links,
+                        parse_frames(frames, self.nic, self.is_port), self.name, self.description)
 
 
 def _vlans_dict(port: Port) -> dict[str, Any]:
@@ -385,8 +386,7 @@ def _bridge(data: Any) -> Bridge:
         raise ScenarioError(f'each bridge is {{"name": ..., "ports": [...]}}, not {data!r}')
     name = check_ifname(data["name"], "bridge")
     ageing = data.get("ageing_s", DEFAULT_AGEING_S)
-    if (isinstance(ageing, bool) or not isinstance(ageing, int | float)
-            or not 0 <= ageing <= 1_000_000):
+    if not is_real(ageing) or not 0 <= ageing <= 1_000_000:
         raise ScenarioError(f"bridge {name}: ageing_s is seconds from 0 (never learn: a hub) "
                             f"to 1000000, not {ageing!r}")
     if abs(ageing * 100 - round(ageing * 100)) > 1e-9:
@@ -475,65 +475,52 @@ def _check_no_loops(topo: Topology) -> None:
             g.add_edge(x, y)
 
 
-def _arp_target(f: Mapping[str, Any], i: int, nic: Nic) -> str:
-    if set(f) & {"dst", "ethertype"}:
-        raise ScenarioError(f"frame {i}: an ARP request is always broadcast with EtherType "
-                            "0x0806; drop 'dst' and 'ethertype'")
-    if nic.interface is None:
-        raise ScenarioError(f"frame {i}: {nic.id} has no IPv4 address to ask from (give the "
-                            "NIC an \"ip\")")
-    try:
-        target = ipaddress.IPv4Address(f["arp"])
-    except (ipaddress.AddressValueError, ValueError):
-        raise ScenarioError(f"frame {i}: 'arp' asks for an IPv4 address, not {f['arp']!r}"
-                            ) from None
-    if target not in nic.interface.network:
-        raise ScenarioError(f"frame {i}: {target} is outside {nic.id}'s subnet "
-                            f"{nic.interface.network}: a host asks by ARP only for addresses "
-                            "on its own link (for others it asks for its gateway)")
-    return str(target)
 
+def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology) -> Topology:
+    """The topology a scenario argument stands for, checked.
 
-def _frames(raw: Sequence[Any], topo: Topology) -> tuple[Frame, ...]:
-    if len(raw) > MAX_FRAMES:
-        raise ScenarioError(f"at most {MAX_FRAMES} frames per topology, not {len(raw)}")
-    frames: list[Frame] = []
-    clock = 0.0
-    known = {"from", "dst", "src", "at_s", "ethertype", "label", "arp", "vlan"}
-    for i, f in enumerate(raw):
-        if not isinstance(f, Mapping) or "from" not in f or ("dst" not in f and "arp" not in f):
-            raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}} or '
-                                f'{{"from": "host:nic", "arp": IPv4}}, not {f!r}')
-        if unknown := set(f) - known:
-            raise ScenarioError(f"frame {i}: unknown field(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}")
-        sender = f["from"]
-        if not isinstance(sender, str) or topo.is_port(sender):
-            raise ScenarioError(f"frame {i} is sent from {sender!r}: frames come from a "
-                                "host's NIC (host:nic), not from a bridge port")
-        nic = topo.nic(sender)
-        src = parse_mac(f.get("src", nic.mac))
-        if is_group(src):
-            raise ScenarioError(f"frame {i}: source {src} is a group address; a source MAC "
-                                "is always unicast")
-        at = f.get("at_s", clock + FRAME_GAP_S if frames else 0.0)
-        if isinstance(at, bool) or not isinstance(at, int | float) or at < clock:
-            raise ScenarioError(f"frame {i}: at_s is seconds, not before the frame before "
-                                f"({clock}), not {at!r}")
-        ethertype = f.get("ethertype", ETHERTYPE_LAB)
-        if isinstance(ethertype, bool) or not isinstance(ethertype, int) or not (
-                0x0600 <= ethertype <= 0xFFFF) or ethertype in (0x8100, 0x88A8):
-            raise ScenarioError(f"frame {i}: ethertype {ethertype!r} must be 0x0600-0xffff "
-                                "and not a VLAN tag's (0x8100, 0x88a8)")
-        clock = float(at)
-        target = None
-        if "arp" in f:
-            target = _arp_target(f, i, nic)
-            ethertype = ETHERTYPE_ARP
-        dst = BROADCAST if target is not None else parse_mac(f["dst"])
-        vlan = f.get("vlan")
-        if vlan is not None:
-            vlan = check_vid(vlan, f"frame {i}'s tag", priority_tag_ok=True)
-        frames.append(Frame(sender, dst, src, clock, ethertype, str(f.get("label", "")),
-                            target, vlan))
-    return tuple(frames)
+    Parameters
+    ----------
+    scenario : str, Path, dict or Topology
+        A shipped scenario's name (``net-flood-then-learn``, ``vlan-seed-two-switches``:
+        see :data:`PREFIXES`), a topology JSON file, its JSON form as a dict, or a
+        :class:`Topology` (returned as it is).
+
+    Returns
+    -------
+    Topology
+
+    Raises
+    ------
+    ScenarioError
+        If the name is neither a file nor a shipped topology, or the topology breaks a
+        rule (the message names it).
+
+    Examples
+    --------
+    >>> load_scenario("net-two-bridges").name
+    'net-two-bridges'
+    >>> load_scenario({"hosts": [{"name": "a", "nics": ["eth0"]}],
+    ...                "bridges": [{"name": "br0", "ports": ["p1"]}],
+    ...                "links": [["a:eth0", "br0:p1"]]}).nics[0].id
+    'a:eth0'
+    >>> load_scenario("net-nothing-like-this")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: no topology file or shipped topology 'net-nothing-like-this'; ...
+    """
+    if isinstance(scenario, Topology):
+        return scenario
+    if isinstance(scenario, Mapping):
+        return Topology.from_dict(scenario)
+    if not isinstance(scenario, str | Path):
+        raise ScenarioError("a network scenario is a shipped name, a JSON file, a dict or a "
+                            f"Topology, not {type(scenario).__name__}")
+    path = Path(scenario)
+    if path.exists() or path.suffix == ".json":
+        return Topology.load(path)
+    shipped = [n for prefix in PREFIXES for n in scenario_names(prefix)]
+    if str(scenario) in shipped:
+        return Topology.from_dict(scenario_dict(str(scenario)))
+    raise ScenarioError(f"no topology file or shipped topology {str(scenario)!r}; the shipped "
+                        f"ones are {', '.join(shipped)}")

@@ -1,0 +1,216 @@
+"""Recorded real-host runs beside the model: chart points and comparison rows.
+
+The functions here are pure (no plotting, no widgets): they boil results, recordings
+and sweeps down to plain dicts and rows that :mod:`kvmlab.cpu.plot` draws and the CPU
+notebook tabulates. Sweeps themselves run in :func:`kvmlab.sweep` (the
+``cpu-overcommit`` scenario); :func:`overcommit_points` turns its table into points.
+
+A *point* is a dict with at least ``overcommit`` (vCPUs per pCPU), ``wait_share``
+(the mean wait share of the vCPUs, 0..1) and ``source`` (:data:`kvmlab.lab.SIMULATED`
+or :data:`kvmlab.lab.MEASURED`); :func:`kvmlab.cpu.plot.plot_wait_vs_overcommit` draws
+a list of them.
+
+Examples
+--------
+Busy VMs on 2 pCPUs: no waiting up to one vCPU per pCPU, then each vCPU waits
+``1 - 1/ratio`` of the time.
+
+>>> import kvmlab
+>>> table = kvmlab.sweep("cpu-overcommit", {"ratio": [1, 2, 3], "duration_s": 1},
+...                      executor="serial", progress=False)
+>>> [(p["overcommit"], round(p["wait_share"], 2)) for p in overcommit_points(table)]
+[(1.0, 0.0), (2.0, 0.5), (3.0, 0.67)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kvmlab.cpu.model import SCHEDULERS, simulate
+from kvmlab.cpu.ready import ready_verdict
+from kvmlab.cpu.result import Comparison, CpuResult, compare, mean_shares, recorded_result
+from kvmlab.data import recorded_names, scenario_names
+
+__all__ = ["OVERCOMMIT_RECORDINGS", "ComparisonRow", "compare_recorded", "comparison_rows",
+           "overcommit_points", "recorded_points", "result_point", "scheduler_fit"]
+
+#: Recordings whose points belong on the wait-versus-overcommit chart (all VMs busy).
+OVERCOMMIT_RECORDINGS = ("cpu-no-overcommit", "cpu-overcommit-*", "cpu-seed-example")
+
+
+def result_point(result: CpuResult, name: str = "") -> dict[str, Any]:
+    """One point of a wait-versus-overcommit chart, from any result.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu import busy_scenario
+    >>> p = result_point(simulate(busy_scenario(2, 6), record_timeline=False))
+    >>> p["overcommit"], round(p["wait_share"], 3), p["verdict"], p["source"]
+    (3.0, 0.667, 'problem', 'simulated')
+    """
+    scenario = result.scenario
+    loads = {vm.busy_fraction for vm in scenario.vms}
+    shares = mean_shares(result)
+    return {
+        "name": name or scenario.name,
+        "source": result.source,
+        "overcommit": scenario.overcommit,
+        "pcpus": scenario.pcpus,
+        "vcpus": scenario.total_vcpus,
+        "load": loads.pop() if len(loads) == 1 else None,
+        **shares,
+        "verdict": ready_verdict(shares["ready_pct"]),
+    }
+
+
+def overcommit_points(table: Any) -> list[dict[str, Any]]:
+    """The points of a ``cpu-overcommit`` sweep: per grid point, the means over its seeds.
+
+    Parameters
+    ----------
+    table : SweepTable
+        What :func:`kvmlab.sweep` (its rows' ``source`` is :data:`kvmlab.lab.SIMULATED`)
+        or :func:`kvmlab.sweep_on_host` (:data:`kvmlab.lab.MEASURED`) returned for
+        ``'cpu-overcommit'``, or a recorded sweep of it.
+
+    Returns
+    -------
+    list of dict
+        One point per grid point (and source), in grid order: its parameters, ``source``,
+        ``overcommit``, the mean ``run_share`` and ``wait_share``, ``ready_pct`` and its
+        ``verdict``, and ``seeds`` (how many runs were averaged).
+
+    Examples
+    --------
+    >>> import kvmlab
+    >>> t = kvmlab.sweep("cpu-overcommit", {"ratio": 2, "load": 0.5, "duration_s": 1},
+    ...                  seeds=range(2), executor="serial", progress=False)
+    >>> [(p["load"], p["seeds"], p["verdict"]) for p in overcommit_points(t)]
+    [(0.5, 2, 'problem')]
+    """
+    points = []
+    for row in table.summary(["run_share", "wait_share", "overcommit"]):
+        params = {k: v for k, v in row.items() if k in table.parameters}
+        ready = round(100 * row["wait_share"], 4)
+        points.append({**params, "source": row["source"], "overcommit": row["overcommit"],
+                       "load": params.get("load"), "run_share": row["run_share"],
+                       "wait_share": row["wait_share"], "ready_pct": ready,
+                       "verdict": ready_verdict(ready), "seeds": row["n"]})
+    return points
+
+
+def _matching(patterns: Iterable[str]) -> list[str]:
+    names: list[str] = []
+    for pattern in patterns:
+        found = (recorded_names(pattern[:-1]) if pattern.endswith("*")
+                 else [n for n in recorded_names(pattern) if n == pattern])
+        names.extend(n for n in found if n not in names)
+    return names
+
+
+def recorded_points(names: Iterable[str] = OVERCOMMIT_RECORDINGS) -> list[dict[str, Any]]:
+    """Points measured on a real host, from the recordings in ``data/recorded/``.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Recording names; a trailing ``*`` matches every recording with that prefix.
+        Names with no recording are skipped, so the list may be empty.
+
+    Examples
+    --------
+    >>> all(p["source"] == "measured" for p in recorded_points())
+    True
+    """
+    return sorted((result_point(recorded_result(n), n) for n in _matching(names)),
+                  key=lambda p: (p["overcommit"], p["name"]))
+
+
+def compare_recorded(names: Iterable[str] | None = None, seed: int = 0,
+                     scheduler: str = "fair") -> dict[str, Comparison]:
+    """Simulate each recorded scenario and compare it with its recording.
+
+    Parameters
+    ----------
+    names : iterable of str, optional
+        Recording names (default: every shipped scenario that has a recording).
+    seed : int
+    scheduler : {'fair', 'round-robin'}
+
+    Returns
+    -------
+    dict
+        Recording name to :class:`~kvmlab.cpu.result.Comparison`; empty when
+        nothing has been recorded.
+
+    Examples
+    --------
+    >>> comparisons = compare_recorded()
+    >>> all(c.measured.source == "measured" for c in comparisons.values())
+    True
+    """
+    if names is None:
+        names = [n for n in scenario_names("cpu-") if n in recorded_names("cpu-")]
+    out = {}
+    for name in names:
+        measured = recorded_result(name)
+        simulated = simulate(measured.scenario, seed=seed, scheduler=scheduler,
+                             record_timeline=False)
+        out[name] = compare(simulated, measured)
+    return out
+
+
+def scheduler_fit(measured: CpuResult, seed: int = 0) -> dict[str, float]:
+    """How well each scheduler of the model explains a measurement: its largest error.
+
+    A host that puts each VM in a cgroup of its own should fit ``'fair'`` best; a
+    host that does not (no per-VM cgroups) looks more like ``'round-robin'``, which
+    treats every thread alike.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu import busy_scenario
+    >>> r = simulate(busy_scenario(2, 4), record_timeline=False)
+    >>> scheduler_fit(r)
+    {'fair': 0.0, 'round-robin': 0.0}
+    """
+    return {name: compare(simulate(measured.scenario, seed=seed, scheduler=name,
+                                   record_timeline=False), measured).max_error
+            for name in SCHEDULERS}
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One line of a summary of comparisons (see :func:`comparison_rows`)."""
+
+    scenario: str
+    overcommit: float
+    simulated_wait: float
+    measured_wait: float
+    largest_error: float
+    accelerator: str
+    agrees: bool
+
+
+def comparison_rows(comparisons: Mapping[str, Comparison]) -> list[ComparisonRow]:
+    """One summary row per comparison: mean wait shares, the largest error, the verdict.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu import busy_scenario
+    >>> r = simulate(busy_scenario(2, 4), record_timeline=False)
+    >>> row = comparison_rows({"same": compare(r, r)})[0]
+    >>> row.largest_error, row.agrees
+    (0.0, True)
+    """
+    rows = []
+    for name, c in comparisons.items():
+        rows.append(ComparisonRow(
+            name, c.simulated.scenario.overcommit,
+            round(mean_shares(c.simulated)["wait_share"], 3),
+            round(mean_shares(c.measured)["wait_share"], 3),
+            round(c.max_error, 3), str(c.measured.provenance.get("accelerator", "-")),
+            c.agrees))
+    return rows

@@ -1,0 +1,173 @@
+"""Every lab keeps the contract of :mod:`kvmlab.lab`: the same verbs, results and comparisons.
+
+For each lab: a small shipped scenario is loaded by name, simulated twice (once from its
+dict form, with a bar of our own) and compared with itself; the comparison agrees with an
+error of exactly 0, lays itself out as a table, draws on an Axes and says ``agrees`` and
+``max_error`` first. A live test runs the same scenarios on the local QEMU host.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.axes import Axes
+
+from kvmlab.errors import ScenarioError
+from kvmlab.lab import LABS, MEASURED, SIMULATED, Comparison, LabResult, lab
+
+SMALL: dict[str, tuple[str, dict[str, Any]]] = {
+    "cpu": ("cpu-seed-example", {"duration_s": 2.0}),
+    "memory": ("memory-ksm-one-content", {}),
+    "storage": ("storage-first-writes", {}),
+    "network": ("net-seed-bridge", {}),
+}
+"""Per lab: a small shipped scenario, and what to change in it to keep the tests quick."""
+
+VERBS = ("load_scenario", "simulate", "run_on_host", "compare")
+
+
+class Recorder:
+    """A tqdm-like bar of our own (kvmlab.progress's protocol) that remembers the calls."""
+
+    total = None
+
+    def __init__(self) -> None:
+        self.done: float = 0
+        self.notes: list[str] = []
+
+    def update(self, n: float = 1) -> None:
+        self.done += n
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.notes.append(s)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def small_scenario(name: str) -> Any:
+    """The lab's small scenario, loaded by name and shortened through its dict form."""
+    module = lab(name)
+    shipped, changes = SMALL[name]
+    scenario = module.load_scenario(shipped)
+    if changes:
+        scenario = module.load_scenario({**scenario.to_dict(), **changes})
+    return scenario
+
+
+def test_every_lab_has_a_small_scenario():
+    assert set(SMALL) == set(LABS)
+
+
+# --------------------------------------------------------------------------- the verbs
+
+
+def keyword(signature: inspect.Signature, name: str, default: Any) -> None:
+    param = signature.parameters.get(name)
+    assert param is not None, f"no {name}= in {signature}"
+    assert param.kind is inspect.Parameter.KEYWORD_ONLY, f"{name} is not keyword-only"
+    assert param.default == default, f"{name} defaults to {param.default!r}, not {default!r}"
+
+
+def positional(signature: inspect.Signature) -> list[str]:
+    return [p.name for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_every_lab_exports_the_four_verbs_with_the_contracts_signatures(name):
+    module = lab(name)
+    assert set(VERBS) <= set(module.__all__), f"kvmlab.{name}.__all__ lacks a verb"
+    assert len(positional(inspect.signature(module.load_scenario))) == 1
+    simulate = inspect.signature(module.simulate)
+    assert positional(simulate) == ["scenario"]
+    keyword(simulate, "seed", 0)
+    keyword(simulate, "progress", None)
+    run = inspect.signature(module.run_on_host)
+    assert positional(run) == ["scenario"]
+    keyword(run, "uri", None)
+    keyword(run, "progress", None)
+    assert positional(inspect.signature(module.compare)) == ["simulated", "measured"]
+    if hasattr(module, "recorded_result"):
+        assert "recorded_result" in module.__all__
+        assert len(positional(inspect.signature(module.recorded_result))) == 1
+
+
+# --------------------------------------------------------------------------- simulate, compare
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_a_simulation_compared_with_itself_agrees_exactly(name):
+    module = lab(name)
+    scenario = small_scenario(name)
+    simulated = module.simulate(scenario, seed=0)
+    again = module.simulate(scenario.to_dict(), seed=0, progress=Recorder())
+    assert isinstance(simulated, LabResult)
+    assert type(again) is type(simulated)
+    assert simulated.source == again.source == SIMULATED
+    assert json.loads(json.dumps(simulated.to_dict()))["source"] == SIMULATED
+
+    comparison = module.compare(simulated, again)
+    assert isinstance(comparison, Comparison)
+    assert comparison.agrees is True
+    assert comparison.max_error == 0
+    text = comparison.table()
+    assert isinstance(text, str) and text.strip()
+    assert str(comparison) == text
+    assert isinstance(comparison.plot(), Axes)
+    _fig, ax = plt.subplots()
+    assert comparison.plot(ax=ax) is ax
+    as_dict = comparison.to_dict()
+    assert list(as_dict)[:2] == ["agrees", "max_error"]
+    assert (as_dict["agrees"], as_dict["max_error"]) == (True, 0.0)
+    json.dumps(as_dict)                     # `kvmlab LAB compare` prints it as JSON
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_compare_refuses_what_is_not_a_pair_of_the_labs_results(name):
+    module = lab(name)
+    simulated = module.simulate(small_scenario(name), seed=0)
+    with pytest.raises(ScenarioError, match="compare takes two"):
+        module.compare(simulated, "measured")
+    with pytest.raises(ScenarioError, match="compare takes two"):
+        module.compare(None, simulated)
+
+
+@pytest.mark.parametrize("name", [n for n in LABS if hasattr(lab(n), "recorded_result")])
+def test_a_recorded_host_run_is_a_measured_result_of_the_same_type(name):
+    module = lab(name)
+    shipped, _changes = SMALL[name]
+    recorded = module.recorded_result(shipped)
+    simulated = module.simulate(recorded.scenario, seed=0)
+    assert type(recorded) is type(simulated)
+    assert recorded.source == MEASURED
+    assert recorded.provenance, "a recording says where and when it was measured"
+    comparison = module.compare(simulated, recorded)
+    assert list(comparison.to_dict())[:2] == ["agrees", "max_error"]
+    assert comparison.max_error >= 0
+
+
+# --------------------------------------------------------------------------- a real host
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("name", LABS)
+def test_a_run_on_the_host_is_the_same_kind_of_result_and_agrees(name, live_uri, guest_image,
+                                                                  no_leftovers):
+    module = lab(name)
+    scenario = small_scenario(name)
+    bar = Recorder()
+    measured = module.run_on_host(scenario, uri=live_uri, progress=bar)
+    simulated = module.simulate(scenario, seed=0)
+    assert type(measured) is type(simulated)
+    assert measured.source == MEASURED
+    comparison = module.compare(simulated, measured)
+    print(f"\n{name} on {live_uri}:\n{comparison.table()}")
+    assert comparison.agrees, comparison.to_dict()
