@@ -39,11 +39,13 @@ VERBS = {
 Options = Callable[[argparse.ArgumentParser, str], None]
 Kwargs = Callable[[argparse.Namespace], dict[str, Any]]
 Adjust = Callable[[Any, argparse.Namespace], Any]
+Report = Callable[[Any, argparse.Namespace], None]
 
 
 def add_verbs(sub: Any, name: str, *, scenario_help: str, options: Options | None = None,
               simulate_kwargs: Kwargs | None = None, adjust: Adjust | None = None,
-              recorded: bool = True) -> dict[str, argparse.ArgumentParser]:
+              report: Report | None = None, recorded: bool = True
+              ) -> dict[str, argparse.ArgumentParser]:
     """Add ``simulate``, ``run`` and ``compare`` for lab ``name`` to subparsers ``sub``.
 
     Parameters
@@ -59,6 +61,9 @@ def add_verbs(sub: Any, name: str, *, scenario_help: str, options: Options | Non
         ``simulate_kwargs(args)`` gives extra keyword arguments of the lab's ``simulate``.
     adjust : callable, optional
         ``adjust(scenario, args)`` returns the scenario changed by options (a duration).
+    report : callable, optional
+        ``report(result, args)`` prints more of a ``simulate`` or ``run`` result on
+        standard error (the model's steps, say) after its JSON.
     recorded : bool
         Offer ``--record`` and ``--recorded`` (the lab has ``recorded_result``).
 
@@ -82,11 +87,12 @@ def add_verbs(sub: Any, name: str, *, scenario_help: str, options: Options | Non
         if recorded and verb == "compare":
             p.add_argument("--recorded", metavar="NAME",
                            help="compare with a recorded run instead of measuring")
-        if options is not None:
-            options(p, verb)
         p.set_defaults(func=run_verb, lab=name, verb=verb,
                        simulate_kwargs=simulate_kwargs or (lambda args: {}),
-                       adjust=adjust or (lambda scenario, args: scenario))
+                       adjust=adjust or (lambda scenario, args: scenario),
+                       report=report or (lambda result, args: None))
+        if options is not None:
+            options(p, verb)
         parsers[verb] = p
     return parsers
 
@@ -106,24 +112,25 @@ def run_verb(args: argparse.Namespace) -> int:
         scenario = measured.scenario
     else:
         scenario = args.adjust(module.load_scenario(args.scenario), args)
-    if args.verb == "simulate":
-        out = module.simulate(scenario, seed=args.seed, progress=_progress(),
-                              **args.simulate_kwargs(args)).to_dict()
-    elif args.verb == "run":
-        result = module.run_on_host(scenario, uri=args.uri, progress=_progress())
+    if args.verb in ("simulate", "run"):
+        if args.verb == "simulate":
+            result = module.simulate(scenario, seed=args.seed, progress=_progress(),
+                                     **args.simulate_kwargs(args))
+        else:
+            result = module.run_on_host(scenario, uri=args.uri, progress=_progress())
         if getattr(args, "record", None):
             from kvmlab.data import save_recorded
 
             path = save_recorded(args.record, result.to_dict())
             print(f"# recorded in {path}", file=sys.stderr)
-        out = result.to_dict()
-    else:
-        if not recorded_name:
-            measured = module.run_on_host(scenario, uri=args.uri, progress=_progress())
-        simulated = module.simulate(scenario, seed=args.seed, progress=_progress(),
-                                    **args.simulate_kwargs(args))
-        comparison = module.compare(simulated, measured)
-        print(comparison.table(), file=sys.stderr)
-        out = comparison.to_dict()
-    print(json.dumps(out, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
+        args.report(result, args)
+        return 0
+    if not recorded_name:
+        measured = module.run_on_host(scenario, uri=args.uri, progress=_progress())
+    simulated = module.simulate(scenario, seed=args.seed, progress=_progress(),
+                                **args.simulate_kwargs(args))
+    comparison = module.compare(simulated, measured)
+    print(comparison.table(), file=sys.stderr)
+    print(json.dumps(comparison.to_dict(), indent=2))
     return 0

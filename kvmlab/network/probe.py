@@ -142,7 +142,7 @@ def guest_nics(conn: Any) -> list[GuestNic]:
         domains = conn.listAllDomains(1)      # VIR_CONNECT_LIST_DOMAINS_ACTIVE
 
     def nics(dom: Any) -> list[GuestNic]:
-        root = ET.fromstring(dom.XMLDesc(0))
+        root = ET.fromstring(dom.XMLDesc())
         out = []
         for iface in root.findall("devices/interface"):
             source = iface.find("source")

@@ -104,7 +104,7 @@ class TransientPool(Transient):
         xml = volume_xml(name, capacity_bytes, fmt, backing_path)
         libvirt = import_libvirt()
         try:
-            return self.pool.createXML(xml, 0)
+            return self.pool.createXML(xml)
         except libvirt.libvirtError as exc:
             raise ExperimentFailed(f"libvirt refused to create volume {name}: {exc}") from None
 

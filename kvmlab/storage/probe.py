@@ -73,7 +73,7 @@ def backing_chain(path: str | Path, limit: int = 16) -> tuple[str, ...]:
 
 def _volume_backing(vol: Any) -> str | None:
     try:
-        return ET.fromstring(vol.XMLDesc(0)).findtext("backingStore/path")
+        return ET.fromstring(vol.XMLDesc()).findtext("backingStore/path")
     except Exception:  # noqa: BLE001 - a volume that vanished has no backing
         return None
 
