@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kvmlab.errors import ScenarioError
+
+T = TypeVar("T")
 
 
 def data_dir() -> Path:
@@ -97,3 +100,62 @@ def save_recorded(name: str, data: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
+
+
+def load_scenario_as(scenario: Any, kind: type[T] | tuple[type, ...],
+                     from_dict: Callable[[Mapping[str, Any]], T], *, what: str,
+                     prefixes: Sequence[str]) -> T:
+    """The scenario a ``scenario`` argument stands for: every lab's ``load_scenario``.
+
+    Parameters
+    ----------
+    scenario : str, Path, dict or scenario object
+        A shipped scenario's name (one starting with one of ``prefixes``), a JSON file,
+        the JSON form as a dict, or a scenario object of ``kind`` (returned as it is).
+    kind : type or tuple of types
+        The lab's scenario type(s).
+    from_dict : callable
+        Builds and checks a scenario from its JSON form.
+    what : str
+        The lab's word for a scenario in messages (``"storage scenario"``).
+    prefixes : sequence of str
+        Names of the lab's shipped scenarios start with one of these.
+
+    Raises
+    ------
+    ScenarioError
+        If the name is neither a file nor a shipped scenario of the lab (the message lists
+        the shipped ones), the file cannot be read, or a rule is broken.
+
+    Examples
+    --------
+    >>> load_scenario_as("cpu-seed-example", dict, dict, what="scenario",
+    ...                  prefixes=["cpu-"])["pcpus"]
+    2
+    >>> load_scenario_as("net-hub", dict, dict, what="CPU scenario", prefixes=["cpu-"])
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: no CPU scenario file or shipped CPU scenario 'net-hub'; ...
+    >>> load_scenario_as(42, dict, dict, what="CPU scenario", prefixes=["cpu-"])
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: a CPU scenario is a shipped name, a JSON file, a dict or a \
+dict, not int
+    """
+    if isinstance(scenario, kind):
+        return scenario        # type: ignore[return-value]
+    if isinstance(scenario, Mapping):
+        return from_dict(scenario)
+    if not isinstance(scenario, str | Path):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        raise ScenarioError(f"a {what} is a shipped name, a JSON file, a dict or a "
+                            f"{' or '.join(k.__name__ for k in kinds)}, not "
+                            f"{type(scenario).__name__}")
+    path = Path(scenario)
+    if path.suffix == ".json" or path.exists():
+        return from_dict(read_json(path, what))
+    shipped = [n for prefix in prefixes for n in scenario_names(prefix)]
+    if str(scenario) not in shipped:
+        raise ScenarioError(f"no {what} file or shipped {what} {str(scenario)!r}; the shipped "
+                            f"ones are {', '.join(shipped) or '(none)'}")
+    return from_dict(scenario_dict(str(scenario)))

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 
 from kvmlab.errors import ScenarioError
 from kvmlab.lab import LABS, MEASURED, SIMULATED, Comparison, LabResult, lab
+from tests.fakes import Recorder
 
 SMALL: dict[str, tuple[str, dict[str, Any]]] = {
     "cpu": ("cpu-seed-example", {"duration_s": 2.0}),
@@ -30,20 +31,6 @@ SMALL: dict[str, tuple[str, dict[str, Any]]] = {
 VERBS = ("load_scenario", "simulate", "run_on_host", "compare")
 
 
-class Recorder:
-    """A tqdm-like bar of our own (kvmlab.progress's protocol) that remembers the calls."""
-
-    total = None
-
-    def __init__(self) -> None:
-        self.done: float = 0
-        self.notes: list[str] = []
-
-    def update(self, n: float = 1) -> None:
-        self.done += n
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        self.notes.append(s)
 
 
 @pytest.fixture(autouse=True)

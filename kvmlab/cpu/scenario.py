@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.data import read_json, scenario_dict
+from kvmlab.data import load_scenario_as, read_json
 from kvmlab.errors import ScenarioError
 from kvmlab.validate import is_real, is_whole, real_number, whole_number
 
@@ -305,15 +305,8 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | CpuScenario) -> Cpu
     >>> load_scenario({"pcpus": 2, "duration_s": 1, "vms": [{"name": "a", "vcpus": 3}]}).overcommit
     1.5
     """
-    if isinstance(scenario, CpuScenario | Mapping):
-        return as_scenario(scenario)
-    if not isinstance(scenario, str | Path):
-        raise ScenarioError(f"a scenario is a name, a JSON file, a dict or a CpuScenario, "
-                            f"not {scenario!r}")
-    path = Path(scenario)
-    if path.suffix == ".json" or path.exists():
-        return CpuScenario.load(path)
-    return CpuScenario.from_dict(scenario_dict(str(scenario)))
+    return load_scenario_as(scenario, CpuScenario, CpuScenario.from_dict,
+                            what="scenario", prefixes=["cpu-"])
 
 
 def busy_scenario(pcpus: int, total_vcpus: int, vcpus_per_vm: int = 2, *, load: float = 1.0,

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kvmlab.data import read_json, scenario_dict
+from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
 from kvmlab.validate import is_real, is_whole, whole_number
 
@@ -417,17 +417,8 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | MemoryScenario
                   ) -> MemoryScenario:
     """A scenario: a shipped one by name (``memory-ksm-ten-contents``), a JSON file, its
     JSON form as a dict, or a scenario object (returned as it is)."""
-    if isinstance(scenario, KsmScenario | TraceScenario | BalloonScenario):
-        return scenario
-    if isinstance(scenario, Mapping):
-        return scenario_from_dict(scenario)
-    if not isinstance(scenario, str | Path):
-        raise ScenarioError(f"a scenario is a name, a path, a dict or a scenario object, not "
-                            f"{type(scenario).__name__}")
-    path = Path(scenario)
-    if path.suffix == ".json" or path.exists():
-        return scenario_from_dict(read_json(path))
-    return scenario_from_dict(scenario_dict(str(scenario)))
+    return load_scenario_as(scenario, (KsmScenario, TraceScenario, BalloonScenario),
+                            scenario_from_dict, what="memory scenario", prefixes=["memory-"])
 
 
 __all__ = ["DIRECT_MAP", "KERNEL_TEXT", "KINDS", "SCENARIO_TYPES", "BalloonGuest",

@@ -51,7 +51,7 @@ from typing import Any
 
 import networkx as nx
 
-from kvmlab.data import read_json, scenario_dict, scenario_names
+from kvmlab.data import load_scenario_as, read_json
 from kvmlab.errors import ScenarioError
 from kvmlab.network.frames import Frame, is_group, parse_frames, parse_mac
 from kvmlab.network.vlan import VLAN_KEYS, PortVlans, check_vid, port_vlans
@@ -509,18 +509,5 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology) -> Topolo
     ...
     kvmlab.errors.ScenarioError: no topology file or shipped topology 'net-nothing-like-this'; ...
     """
-    if isinstance(scenario, Topology):
-        return scenario
-    if isinstance(scenario, Mapping):
-        return Topology.from_dict(scenario)
-    if not isinstance(scenario, str | Path):
-        raise ScenarioError("a network scenario is a shipped name, a JSON file, a dict or a "
-                            f"Topology, not {type(scenario).__name__}")
-    path = Path(scenario)
-    if path.exists() or path.suffix == ".json":
-        return Topology.load(path)
-    shipped = [n for prefix in PREFIXES for n in scenario_names(prefix)]
-    if str(scenario) in shipped:
-        return Topology.from_dict(scenario_dict(str(scenario)))
-    raise ScenarioError(f"no topology file or shipped topology {str(scenario)!r}; the shipped "
-                        f"ones are {', '.join(shipped)}")
+    return load_scenario_as(scenario, Topology, Topology.from_dict, what="topology",
+                            prefixes=PREFIXES)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.data import read_json, scenario_dict, scenario_names
+from kvmlab.data import load_scenario_as, read_json
 from kvmlab.errors import ScenarioError
 from kvmlab.storage.reader import Qcow2File, read_qcow2
 from kvmlab.validate import is_whole, real_number, whole_number
@@ -274,21 +274,10 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | StorageScenario
     >>> load_scenario("storage-nope")                      # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    kvmlab.errors.ScenarioError: no storage scenario 'storage-nope': give a JSON file or ...
+    kvmlab.errors.ScenarioError: no storage scenario file or shipped storage scenario ...
     """
-    if isinstance(scenario, StorageScenario | Mapping):
-        return as_scenario(scenario)
-    if not isinstance(scenario, str | Path):
-        raise ScenarioError("a storage scenario is a name, a JSON file, a dict or a "
-                            f"StorageScenario, not {scenario!r}")
-    path = Path(scenario)
-    if path.suffix == ".json" or path.exists():
-        return StorageScenario.load(path)
-    names = scenario_names("storage-")
-    if str(scenario) not in names:
-        raise ScenarioError(f"no storage scenario {str(scenario)!r}: give a JSON file or one of "
-                            f"the shipped ones: {', '.join(names) or '(none)'}")
-    return StorageScenario.from_dict(scenario_dict(str(scenario)))
+    return load_scenario_as(scenario, StorageScenario, StorageScenario.from_dict,
+                            what="storage scenario", prefixes=["storage-"])
 
 
 # ----------------------------------------------------------------------------- I/O workloads

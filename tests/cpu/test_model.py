@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from kvmlab.cpu import CpuScenario, fair_shares, flat_shares, simulate
 from kvmlab.errors import ScenarioError
 from tests.cpu.test_scenario import scenarios
+from tests.fakes import Recorder
 
 EPS = 1e-9
 
@@ -99,27 +100,13 @@ def test_a_trace_is_replayed():
     assert r.vcpu("vm1", 0).run_share == pytest.approx(60 / 100, abs=0.03)
 
 
-class FractionRecorder:
-    """A tqdm-like bar that notes the fraction done after each update."""
-
-    total = None
-
-    def __init__(self):
-        self.done, self.seen = 0, []
-
-    def update(self, n=1):
-        self.done += n
-        self.seen.append(self.done / self.total)
-
-    def set_postfix_str(self, s="", refresh=True):
-        pass
 
 
 def test_progress_is_reported_up_to_done():
-    bar = FractionRecorder()
+    bar = Recorder()
     simulate({"pcpus": 1, "duration_s": 1, "vms": [{"name": "a", "vcpus": 1}]},
              progress=bar)
-    seen = bar.seen
+    seen = bar.fractions
     assert seen and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
     assert len(seen) <= 100                 # a cheap bar: at most one step per percent
 

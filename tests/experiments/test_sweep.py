@@ -32,6 +32,7 @@ from kvmlab.experiments import (
     sweep_on_host,
 )
 from kvmlab.experiments.scenarios import cpu_overcommit, tlb_working_set
+from tests.fakes import Recorder
 
 GRID = {"ratio": [0.5, 1, 2, 3], "load": [1.0, 0.6], "duration_s": 1}
 SEEDS = range(3)
@@ -272,19 +273,6 @@ def test_a_progress_bar_counts_every_run(capsys):
     assert "noisy" in err and "4/4" in err
 
 
-class Recorder:
-    """A tqdm-like bar that remembers what it was told (kvmlab.progress's protocol)."""
-
-    total = None
-
-    def __init__(self):
-        self.done, self.notes = 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def set_postfix_str(self, s="", refresh=True):
-        self.notes.append(s)
 
 
 def test_a_bar_of_ones_own_is_told_every_run_and_left_open(tmp_path):

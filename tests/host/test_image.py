@@ -6,6 +6,7 @@ import pytest
 from kvmlab.errors import ToolMissing
 from kvmlab.host import ctool, image
 from kvmlab.host.guest import parse_console
+from tests.fakes import Recorder
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -84,17 +85,6 @@ def test_no_compiler_is_a_missing_tool(monkeypatch, tmp_path):
     assert "gcc" in info.value.remedy
 
 
-class Recorder:
-    total = None
-
-    def __init__(self):
-        self.done, self.notes = 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def set_postfix_str(self, s="", refresh=True):
-        self.notes.append(s)
 
 
 def test_building_the_image_reports_its_steps(monkeypatch, tmp_path):

@@ -26,6 +26,7 @@ from kvmlab.memory.scenario import (
     KsmScenario,
     TraceScenario,
 )
+from tests.fakes import Recorder
 
 PACKAGE = Path(memory.__file__).parent
 SHIPPED = ["memory-ksm-ten-contents", "memory-ksm-one-content", "memory-trace",
@@ -33,17 +34,6 @@ SHIPPED = ["memory-ksm-ten-contents", "memory-ksm-one-content", "memory-trace",
 RECORDED = ["memory-ksm-ten-contents", "memory-ksm-one-content", "memory-trace"]
 
 
-class Recorder:
-    total = None
-
-    def __init__(self):
-        self.done, self.notes = 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def set_postfix_str(self, s="", refresh=True):
-        self.notes.append(s)
 
 
 def test_the_lab_exports_the_verbs_and_has_every_room():
@@ -106,7 +96,7 @@ def test_bad_scenarios_name_the_rule(data, rule):
 
 
 def test_a_scenario_that_is_neither_name_nor_data_is_refused():
-    with pytest.raises(ScenarioError, match="a name, a path, a dict or a scenario"):
+    with pytest.raises(ScenarioError, match="a shipped name, a JSON file, a dict or a KsmScenario"):
         memory.load_scenario(42)
 
 

@@ -15,23 +15,13 @@ from kvmlab.cli import main
 from kvmlab.data import scenario_dict
 from kvmlab.errors import ScenarioError
 from kvmlab.lab import MEASURED, ROOMS, SIMULATED, Comparison, LabResult, lab
+from tests.fakes import Recorder
 
 matplotlib.use("Agg")
 
 PACKAGE = Path(network.__file__).parent
 
 
-class Recorder:
-    total = None
-
-    def __init__(self):
-        self.done, self.notes = 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def set_postfix_str(self, s="", refresh=True):
-        self.notes.append(s)
 
 
 def test_the_package_exports_the_four_verbs():

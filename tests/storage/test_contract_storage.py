@@ -22,6 +22,7 @@ from kvmlab.errors import ScenarioError, ToolMissing
 from kvmlab.lab import MEASURED, SIMULATED, Comparison
 from kvmlab.storage import twin
 from kvmlab.storage.reader import Qcow2File
+from tests.fakes import Recorder
 
 HAVE_QEMU = shutil.which("qemu-img") is not None and shutil.which("qemu-io") is not None
 needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-utils is not installed")
@@ -30,17 +31,6 @@ FIRST = {"format": "qcow2", "virtual_size": 10 * MiB, "cluster_size": 65536,
          "writes": [[MiB, 65536], [100, 10]]}
 
 
-class Recorder:
-    total = None
-
-    def __init__(self):
-        self.done, self.notes = 0, []
-
-    def update(self, n=1):
-        self.done += n
-
-    def set_postfix_str(self, s="", refresh=True):
-        self.notes.append(s)
 
 
 @pytest.fixture(autouse=True)
@@ -70,10 +60,10 @@ def test_load_scenario_takes_names_files_dicts_and_scenarios(tmp_path):
     from_file = storage.load_scenario(path)
     assert from_file == storage.load_scenario(str(path)) == storage.load_scenario(FIRST)
     assert storage.load_scenario(from_file) is from_file
-    with pytest.raises(ScenarioError, match=r"no storage scenario 'cpu-seed-example'.*"
-                                            r"storage-first-writes"):
+    with pytest.raises(ScenarioError, match=r"no storage scenario file or shipped storage "
+                                            r"scenario 'cpu-seed-example'.*storage-first-writes"):
         storage.load_scenario("cpu-seed-example")
-    with pytest.raises(ScenarioError, match="a name, a JSON file, a dict"):
+    with pytest.raises(ScenarioError, match="a shipped name, a JSON file, a dict"):
         storage.load_scenario(42)
 
 
