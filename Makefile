@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kvmlab-installed
 
-.PHONY: lab test setup host venv guest doctor cleanup
+.PHONY: lab test setup host venv guest doctor cleanup dist
 
 lab: setup
 	bash scripts/lab.sh
@@ -36,3 +36,7 @@ doctor: setup
 
 cleanup: venv
 	$(BIN)/kvmlab doctor --cleanup
+
+# The sdist and the wheel a pip user installs (scenarios, recordings and notebooks inside).
+dist: venv
+	$(BIN)/python -m build --outdir dist

@@ -35,7 +35,7 @@ def _doctor(args: argparse.Namespace) -> int:
         return 0
     d = diagnose(args.uri, trial_boot=not args.no_trial)
     print(d.to_json() if args.json else d.report())
-    return 0
+    return d.exit_status()
 
 
 def _guest_build(args: argparse.Namespace) -> int:
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in (*LABS, "experiments"):
         import_module(f"kvmlab.{name}.commands").add_parser(sub)
+    import_module("kvmlab.notebooks").add_parsers(sub)     # `kvmlab notebooks`, `kvmlab lab`
 
     room = sub.add_parser("classroom", help="student versions of the notebooks, and their shape")
     rsub = room.add_subparsers(dest="classroom_command", required=True)
@@ -167,9 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERNAL_ERROR = 70
+"""The exit status of a failure that is kvmlab's own fault (``EX_SOFTWARE`` of sysexits)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``kvmlab`` command; return its exit status."""
-    args = build_parser().parse_args(argv)
+    """Run the ``kvmlab`` command; return its exit status.
+
+    0 is success; 2 a broken rule (``kvmlab: error: ...``), a file or folder that cannot be
+    used (an ``OSError``: ``--save`` naming a folder, ``--csv`` into a missing one), or a
+    bad argument (argparse's ``SystemExit(2)``, as for every command line); 130 Ctrl-C;
+    :data:`INTERNAL_ERROR` (70) any other exception, printed on one line as
+    ``kvmlab: internal error: <type>: <message> (please report this, with the command)``.
+
+    Examples
+    --------
+    >>> main(["cpu", "simulate", "no-such-scenario"])
+    2
+    """
+    args = build_parser().parse_args(argv)   # a bad argument: argparse exits with status 2
     try:
         return int(args.func(args))
     except KvmlabError as exc:
@@ -181,6 +198,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:          # e.g. `kvmlab cpu simulate ... | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:           # a file or folder given on the command line: say which
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"kvmlab: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:         # noqa: BLE001 - the last line of defence
+        message = " ".join(str(exc).split())[:500]
+        print(f"kvmlab: internal error: {type(exc).__name__}: {message} "
+              "(please report this, with the command)", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,14 @@
-"""Shipped scenarios and recorded real-host runs (``data/`` in the repository).
+"""Scenarios and recorded real-host runs: shipped in the package, and the user's own.
 
-``data/scenarios/<name>.json`` holds a scenario; ``data/recorded/<name>.json`` holds
-what a real host measured for it, with provenance (host, libvirt and QEMU
-versions, accelerator, date), so a classroom without libvirt still compares its
-simulations with reality. ``KVMLAB_DATA_DIR`` points elsewhere.
+A scenario is ``scenarios/<name>.json``; a recording, ``recorded/<name>.json``, is what a
+real host measured for a scenario, with provenance (host, libvirt and QEMU versions,
+accelerator, date), so a classroom without libvirt still compares its simulations with
+reality. Both are looked up by name, first in the user's data directory
+(``$XDG_DATA_HOME/kvmlab``, by default ``~/.local/share/kvmlab``; ``kvmlab cpu run
+--record NAME`` writes there), then in the data shipped inside the package (the package
+``kvmlab.shipped``, read through :mod:`importlib.resources`; in the repository it is the
+folder ``data/``). ``KVMLAB_DATA_DIR``, when set, replaces both: data is read from it and
+recordings are written to it.
 
 Examples
 --------
@@ -11,13 +16,19 @@ Examples
 True
 >>> scenario_dict("cpu-seed-example")["pcpus"]
 2
+>>> check_name("../etc/passwd", "recording")
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: a recording name is a name, not a path: ...
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,15 +36,100 @@ from kvmlab.errors import ScenarioError
 
 T = TypeVar("T")
 
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""What a scenario or recording name looks like (and no ``..`` in it)."""
+
+
+def check_name(name: str, what: str = "recording") -> str:
+    """``name`` itself if it is a plain name (``[A-Za-z0-9][A-Za-z0-9._-]*``, no ``..``).
+
+    Names of shipped and recorded data are file names, never paths: a ``/`` or a ``..``
+    would reach outside the data directories.
+
+    Raises
+    ------
+    ScenarioError
+        If ``name`` breaks the rule; the message states it.
+
+    Examples
+    --------
+    >>> check_name("cpu-overcommit-2x.v2")
+    'cpu-overcommit-2x.v2'
+    >>> check_name("runs/today")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: a recording name is a name, not a path: 'runs/today' ...
+    """
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name) or ".." in name:
+        raise ScenarioError(
+            f"a {what} name is a name, not a path: {name!r} breaks the rule (letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit; no '/', no '..')")
+    return name
+
+
+def shipped_dir() -> Path:
+    """The data shipped in the package (``data/`` in the repository).
+
+    Examples
+    --------
+    >>> sorted(p.name for p in shipped_dir().iterdir() if p.is_dir())[-2:]
+    ['recorded', 'scenarios']
+    """
+    root = resources.files("kvmlab.shipped")
+    if not isinstance(root, Path):         # pragma: no cover - only a zip import does this
+        raise ScenarioError("kvmlab's data cannot be read from a zip file: install kvmlab "
+                            "unpacked (as pip does)")
+    return root
+
+
+def user_data_dir() -> Path:
+    """Where the user's own recordings (and scenarios) live, and where new ones go.
+
+    ``KVMLAB_DATA_DIR`` if set, else ``$XDG_DATA_HOME/kvmlab`` (an absolute
+    ``XDG_DATA_HOME`` only), else ``~/.local/share/kvmlab``.
+
+    Examples
+    --------
+    >>> import os
+    >>> user_data_dir().name == "kvmlab" or "KVMLAB_DATA_DIR" in os.environ
+    True
+    """
+    if os.environ.get("KVMLAB_DATA_DIR"):
+        return Path(os.environ["KVMLAB_DATA_DIR"])
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "kvmlab"
+
+
+def data_dirs() -> list[Path]:
+    """The data directories, searched in this order: ``KVMLAB_DATA_DIR`` alone if set,
+    else the user's data directory and then the shipped data.
+
+    Examples
+    --------
+    >>> data_dirs()[-1] == shipped_dir() or "KVMLAB_DATA_DIR" in __import__("os").environ
+    True
+    """
+    if os.environ.get("KVMLAB_DATA_DIR"):
+        return [Path(os.environ["KVMLAB_DATA_DIR"])]
+    return [user_data_dir(), shipped_dir()]
+
 
 def data_dir() -> Path:
-    """The data directory: ``KVMLAB_DATA_DIR``, else ``data/`` beside the package."""
-    return Path(os.environ.get("KVMLAB_DATA_DIR") or Path(__file__).parents[1] / "data")
+    """The directory of the shipped data, or ``KVMLAB_DATA_DIR`` if set."""
+    return data_dirs()[-1]
+
+
+def _names(folder: str, prefix: str, suffix: str = ".json") -> list[str]:
+    found = {p.name.removesuffix(suffix) for d in data_dirs() if (d / folder).is_dir()
+             for p in (d / folder).iterdir()
+             if p.name.startswith(prefix) and p.name.endswith(suffix)}
+    return sorted(n for n in found if NAME_RULE.fullmatch(n) and ".." not in n)
 
 
 def scenario_names(prefix: str = "") -> list[str]:
-    """Names of the shipped scenarios starting with ``prefix``."""
-    return sorted(p.stem for p in (data_dir() / "scenarios").glob(f"{prefix}*.json"))
+    """Names of the scenarios (the user's and the shipped ones) starting with ``prefix``."""
+    return _names("scenarios", prefix)
 
 
 def read_json(path: str | Path, what: str = "scenario") -> Any:
@@ -55,8 +151,8 @@ def read_json(path: str | Path, what: str = "scenario") -> Any:
 
 
 def data_file(folder: str, what: str, name: str, suffix: str = ".json") -> Path:
-    """The path of shipped file ``name`` in ``data/FOLDER``; if missing, an error listing
-    the ones there are.
+    """The path of data file ``name`` in ``FOLDER`` of the first data directory that has
+    it; if none has it, an error listing the ones there are.
 
     Examples
     --------
@@ -67,36 +163,43 @@ def data_file(folder: str, what: str, name: str, suffix: str = ".json") -> Path:
     ...
     kvmlab.errors.ScenarioError: no recorded sweep 'nope'; there are: sweep-cpu-overcommit
     """
-    folder_path = data_dir() / folder
-    path = folder_path / f"{name}{suffix}"
-    if not path.exists():
-        there = sorted(p.name.removesuffix(suffix) for p in folder_path.glob(f"*{suffix}"))
-        raise ScenarioError(f"no {what} {name!r}; there are: {', '.join(there) or '(none)'}")
-    return path
+    check_name(name, what)
+    for directory in data_dirs():
+        path = directory / folder / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    there = _names(folder, "", suffix)
+    raise ScenarioError(f"no {what} {name!r}; there are: {', '.join(there) or '(none)'}")
 
 
 def _read(folder: str, what: str, name: str) -> dict[str, Any]:
-    return json.loads(data_file(folder, what, name).read_text())
+    return read_json(data_file(folder, what, name), what)
 
 
 def scenario_dict(name: str) -> dict[str, Any]:
-    """The JSON form of shipped scenario ``name``."""
+    """The JSON form of scenario ``name`` (the user's, else the shipped one)."""
     return _read("scenarios", "shipped scenario", name)
 
 
 def recorded_names(prefix: str = "") -> list[str]:
-    """Names of the recorded real-host runs starting with ``prefix``."""
-    return sorted(p.stem for p in (data_dir() / "recorded").glob(f"{prefix}*.json"))
+    """Names of the recorded real-host runs (the user's and the shipped ones) starting
+    with ``prefix``."""
+    return _names("recorded", prefix)
 
 
 def load_recorded(name: str) -> dict[str, Any]:
-    """The recorded real-host run ``name`` (a result's JSON form with provenance)."""
+    """The recorded real-host run ``name`` (a result's JSON form with provenance); the
+    user's recording of that name comes before a shipped one."""
     return _read("recorded", "recorded run", name)
 
 
 def save_recorded(name: str, data: dict[str, Any]) -> Path:
-    """Write a recorded run (used by ``kvmlab cpu run --record``)."""
-    path = data_dir() / "recorded" / f"{name}.json"
+    """Write a recorded run into the user's data directory; return its path.
+
+    Used by ``kvmlab cpu run --record NAME``; ``name`` must be a plain name
+    (see :func:`check_name`). The package's own data is never written.
+    """
+    path = user_data_dir() / "recorded" / f"{check_name(name)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path

@@ -17,7 +17,7 @@ Work it out, then run again with -c to see the answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +57,23 @@ def problem_text(seed: int, question: str, answer: Sequence[str] | None) -> str:
     lines += (list(answer) if answer is not None
               else ["Work it out, then run again with -c to see the answer."])
     return "\n".join(lines)
+
+
+def check_answer(check: Callable[[Any, Any], Feedback], problem: Any, answer: Any) -> Feedback:
+    """``check(problem, answer)``, or "not answered yet" while ``answer`` is None.
+
+    An exercise's answer starts as None, so that an empty answer is never taken for one
+    that happens to be right (an empty list of NICs, say) and the feedback gives nothing
+    away before the student has tried.
+
+    Examples
+    --------
+    >>> print(check_answer(lambda p, a: Feedback(a == p, "Right."), 3, None))
+    Not answered yet: fill in my_answer above, then run this cell again.
+    >>> print(check_answer(lambda p, a: Feedback(a == p, "Right."), 3, 3))
+    Right.
+    """
+    if answer is None:
+        return Feedback(False, "Not answered yet: fill in my_answer above, then run this cell "
+                               "again.", "unanswered")
+    return check(problem, answer)

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from kvmlab.data import check_name, save_recorded
 from kvmlab.errors import ScenarioError
 from kvmlab.lab import lab
 
@@ -86,7 +87,8 @@ def add_verbs(sub: Any, name: str, *, scenario_help: str, options: Options | Non
                            help="also save the result as a recording named NAME")
         if recorded and verb == "compare":
             p.add_argument("--recorded", metavar="NAME",
-                           help="compare with a recorded run instead of measuring")
+                           help="compare with a recorded run of the same scenario instead "
+                                "of measuring")
         p.set_defaults(func=run_verb, lab=name, verb=verb,
                        simulate_kwargs=simulate_kwargs or (lambda args: {}),
                        adjust=adjust or (lambda scenario, args: scenario),
@@ -104,12 +106,20 @@ def _progress() -> bool:
 def run_verb(args: argparse.Namespace) -> int:
     """Carry out one verb for the lab named in ``args``; print JSON; return 0."""
     module = lab(args.lab)
+    if getattr(args, "record", None):
+        check_name(args.record)              # refused before the run, not after it
     recorded_name = getattr(args, "recorded", None)
     if recorded_name:
         if not hasattr(module, "recorded_result"):
             raise ScenarioError(f"the {args.lab} lab has no recorded runs")
         measured = module.recorded_result(recorded_name)
         scenario = measured.scenario
+        named = module.load_scenario(args.scenario)
+        if getattr(named, "name", None) != getattr(scenario, "name", None):
+            raise ScenarioError(
+                f"the recording {recorded_name!r} ran scenario "
+                f"{getattr(scenario, 'name', None)!r}, not {args.scenario!r}: name the "
+                f"recording's own scenario, or record a run of {args.scenario!r} first")
     else:
         scenario = args.adjust(module.load_scenario(args.scenario), args)
     if args.verb in ("simulate", "run"):
@@ -119,8 +129,6 @@ def run_verb(args: argparse.Namespace) -> int:
         else:
             result = module.run_on_host(scenario, uri=args.uri, progress=_progress())
         if getattr(args, "record", None):
-            from kvmlab.data import save_recorded
-
             path = save_recorded(args.record, result.to_dict())
             print(f"# recorded in {path}", file=sys.stderr)
         print(json.dumps(result.to_dict(), indent=2))

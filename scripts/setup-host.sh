@@ -8,6 +8,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils
   libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
   busybox-static cpio iproute2 procps python3-venv python3-dev gcc libc6-dev make
+  openssh-server openssh-client
   chromium chromium-driver
 )
 

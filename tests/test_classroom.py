@@ -9,11 +9,19 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 from kvmlab.classroom import (  # noqa: E402
     CODE_STUB,
     TEXT_STUB,
+    answer_metadata,
+    autograder_metadata,
+    grading_problems,
     is_solution,
+    is_tests,
     solution_metadata,
+    strip_hidden_tests,
     strip_solution,
     structure_problems,
     student_version,
@@ -74,14 +82,99 @@ def test_the_student_version_drops_solutions_and_keeps_everything_else(path):
         if is_solution(t):
             assert "SOLUTION" not in s.source and (CODE_STUB in s.source
                                                    or TEXT_STUB in s.source)
+        elif is_tests(t):
+            assert "HIDDEN" not in s.source and s.source == strip_hidden_tests(t).source
+            assert "assert" in s.source                  # the visible tests stay
         else:
             assert s.source == t.source
     text = "\n".join(c.source for c in student.cells)
-    checks = len(re.findall(r"\bcheck\(", "\n".join(c.source for c in teacher.cells
-                                                   if not is_solution(c))))
+    checks = len(re.findall(r"\bcheck\(", "\n".join("\n".join(kept_lines(c))
+                                                   for c in teacher.cells)))
     assert len(re.findall(r"\bcheck\(", text)) >= checks
-    if path.stem != "00-start-here":
-        assert "problems.check(problem, my_answer)" in text     # the student's check stays
+    if path.stem != "00-start-here":                        # the student's check stays
+        assert ("problems.check(problem, my_answer)" in text
+                or "check_answer(problems.check, problem, my_answer)" in text), path.name
+
+
+def kept_lines(cell):
+    """The lines of a teacher's cell that the student must get, in order."""
+    if is_solution(cell) and "BEGIN SOLUTION" not in cell.source:
+        return []
+    begin, end = (("BEGIN SOLUTION", "END SOLUTION") if is_solution(cell)
+                  else ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS") if is_tests(cell)
+                  else (None, None))
+    kept, inside = [], False
+    for line in cell.source.splitlines():
+        if begin and begin in line:
+            inside = True
+        elif end and end in line:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return kept
+
+
+def is_subsequence(part, whole):
+    rest = iter(whole)
+    return all(any(line == other for other in rest) for line in part)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_student_version_keeps_every_line_that_is_not_an_answer(path):
+    teacher = nbformat.read(path, as_version=4)
+    student = student_version(teacher)
+    for t, s in zip(teacher.cells, student.cells, strict=True):
+        assert is_subsequence(kept_lines(t), s.source.splitlines()), t.source[:80]
+
+
+# Lines of text (not empty: an empty first or last line is not text that can go missing).
+line = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1,
+               max_size=20).filter(
+    lambda text: "SOLUTION" not in text and "HIDDEN" not in text)
+
+
+@given(before=st.lists(line, max_size=4), answer=st.lists(line, max_size=4),
+       after=st.lists(line, max_size=4), kind=st.sampled_from(["code", "markdown"]))
+def test_every_line_outside_the_markers_survives(before, answer, after, kind):
+    source = "\n".join([*before, "### BEGIN SOLUTION", *answer, "### END SOLUTION", *after])
+    cell = solution_cell(source, kind)
+    got = strip_solution(cell).source.splitlines()
+    stub = CODE_STUB if kind == "code" else TEXT_STUB
+    assert got == [*before, stub, *after]
+    tests = nbformat.v4.new_code_cell(
+        source.replace("SOLUTION", "HIDDEN TESTS"),
+        metadata={"nbgrader": autograder_metadata("t", 1)})
+    assert strip_hidden_tests(tests).source.splitlines() == [*before, *after]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_check_refuses_text_hidden_in_a_solution_cell(path, tmp_path, capsys):
+    nb = nbformat.read(path, as_version=4)
+    answers = max(i for i, c in enumerate(nb.cells)
+                  if is_solution(c) and c.cell_type == "markdown")
+    nb.cells[answers].source += "\n\n## Where to go next\n\nThe next lab."
+    bad = tmp_path / path.name
+    nbformat.write(nb, bad)
+    assert main(["classroom", "check", str(bad)]) == 1
+    assert "holds a heading ('## Where to go next')" in capsys.readouterr().out
+
+
+def test_what_nbgrader_refuses_is_named():
+    plain_answer = nbformat.v4.new_markdown_cell(
+        "An answer.", metadata={"nbgrader": solution_metadata("a")})
+    no_points = nbformat.v4.new_markdown_cell(
+        "An answer.", metadata={"nbgrader": answer_metadata("b", 0)})
+    untagged = nbformat.v4.new_code_cell("assert x", metadata={
+        "nbgrader": autograder_metadata("c", 1)})
+    whole = nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": solution_metadata("a")})
+    found = grading_problems(nbformat.v4.new_notebook(
+        cells=[plain_answer, no_points, untagged, whole]))
+    assert "Markdown solution cell 'a' is not a grade cell with points (nbgrader refuses it)" \
+        in found
+    assert "grade cell 'b' carries no points" in found
+    assert any("tests cell 'c' is not tagged 'raises-exception'" in f for f in found)
+    assert "grade_id 'a' is used twice" in found
+    assert any("code solution cell 'a' has no 'BEGIN SOLUTION' marker" in f for f in found)
 
 
 def test_the_command_line_writes_student_versions_and_checks_shape(tmp_path, capsys):

@@ -60,3 +60,23 @@ def test_each_lab_prints_a_seeded_problem_and_with_c_its_answer(lab, capsys):
     assert len(shown) > len(hidden)
     assert main(["problems", lab, "-s", "5"]) == 0
     assert capsys.readouterr().out == hidden                 # the same seed, the same problem
+
+
+
+def test_compare_refuses_a_recording_of_another_scenario(capsys):
+    assert main(["cpu", "compare", "cpu-seed-example", "--recorded", "cpu-overcommit-2x"]) == 2
+    err = capsys.readouterr().err
+    assert "'cpu-overcommit-2x'" in err and "not 'cpu-seed-example'" in err
+    assert main(["cpu", "compare", "cpu-overcommit-2x", "--recorded", "cpu-overcommit-2x"]) == 0
+    assert '"agrees"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lab", sorted(LABS))
+def test_an_unanswered_exercise_is_not_yet_whatever_the_lab(lab):
+    from kvmlab.exercises import check_answer
+
+    generate, right, _, check = LABS[lab]
+    problem = generate(0)
+    unanswered = check_answer(check, problem, None)
+    assert not unanswered.correct and unanswered.hint == "unanswered"
+    assert check_answer(check, problem, right(problem)).correct

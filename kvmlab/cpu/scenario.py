@@ -33,20 +33,50 @@ kvmlab.errors.ScenarioError: VM 'a' pins a vCPU to pCPU 2, but the host has pCPU
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.data import load_scenario_as, read_json
+from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
-from kvmlab.validate import is_real, is_whole, real_number, whole_number
+from kvmlab.validate import (
+    check_keys,
+    is_real,
+    is_whole,
+    json_file_or,
+    list_of,
+    mapping,
+    read_json_file,
+    real_number,
+    text,
+    whole_number,
+)
 
-__all__ = ["DEFAULT_PERIOD_MS", "DEFAULT_SHARES", "CpuScenario", "VmSpec", "as_scenario",
+__all__ = ["DEFAULT_PERIOD_MS", "DEFAULT_SHARES", "MAX_DURATION_S", "MAX_MODEL_COST",
+           "MAX_PCPUS", "MAX_VCPUS", "CpuScenario", "VmSpec", "as_scenario",
            "busy_scenario", "load_scenario", "overcommit_scenario"]
 
 DEFAULT_SHARES = 1024
 DEFAULT_PERIOD_MS = 200.0
+
+# -- bounds: what the model computes in reasonable time and memory -------------------------
+MAX_PCPUS = 1024
+MAX_VCPUS = 4096
+"""The most vCPUs of one scenario (all VMs); 10**9 vCPUs once took 2.8 GB, then MemoryError."""
+MAX_DURATION_S = 3600.0
+"""The longest run, simulated or measured, in seconds (an hour)."""
+MIN_SLICE_MS = 0.01
+MIN_PERIOD_MS = 0.1
+MAX_MS = 3_600_000.0
+"""The bounds of a time slice, a duty-cycle period and a trace value, in ms."""
+MAX_MODEL_COST = 400_000
+"""The most work the model is given: scheduling slices (pcpus x duration / slice_ms)
+plus a quarter of the vCPUs' busy/idle switches (vCPUs x duration / cycle x switches per
+cycle). Measured on a 2-core x86_64 machine (Python 3.11, simpy 4): one slice costs about
+50 us and one switch about 12 us, so the model ends within about 20 s, and within ~30 s on a
+machine shared with another job; the peak memory for 400,000 slices with the timeline kept
+is about 100 MB."""
 
 
 @dataclass(frozen=True)
@@ -142,31 +172,34 @@ class CpuScenario:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CpuScenario:
         """Build a scenario from its JSON form; raise ScenarioError naming a broken rule."""
-        if not isinstance(data, Mapping):
-            raise ScenarioError("a CPU scenario is a JSON object with pcpus, duration_s, vms")
-        known = {"pcpus", "duration_s", "vms", "slice_ms", "name", "description"}
-        if unknown := set(data) - known:
-            raise ScenarioError(f"unknown scenario field(s) {sorted(unknown)}; "
-                                f"known: {sorted(known)}")
+        data = mapping(data, "a CPU scenario (pcpus, duration_s, vms)")
+        check_keys(data, ("pcpus", "duration_s", "vms", "slice_ms", "name", "description"),
+                   "the CPU scenario")
         for key in ("pcpus", "duration_s", "vms"):
             if key not in data:
                 raise ScenarioError(f"a CPU scenario needs {key!r}")
-        pcpus = whole_number(data["pcpus"], "pcpus (the number of physical CPUs)", low=1)
-        duration = real_number(data["duration_s"], "duration_s")
+        what = "pcpus (the number of physical CPUs)"
+        pcpus = whole_number(whole_number(data["pcpus"], what, low=1), what, high=MAX_PCPUS)
+        duration = real_number(data["duration_s"], "duration_s", high=MAX_DURATION_S,
+                               unit="s")
         if duration <= 0:
             raise ScenarioError(f"duration_s must be positive, not {duration:g}")
-        slice_ms = real_number(data.get("slice_ms", 3.0), "slice_ms")
-        if slice_ms <= 0:
-            raise ScenarioError(f"slice_ms must be positive, not {slice_ms:g}")
-        raw_vms = data["vms"]
-        if not isinstance(raw_vms, Sequence) or isinstance(raw_vms, str) or not raw_vms:
-            raise ScenarioError("vms must be a non-empty list of VMs")
+        slice_ms = real_number(data.get("slice_ms", 3.0), "slice_ms", low=MIN_SLICE_MS,
+                               high=MAX_MS, unit="ms")
+        raw_vms = list_of(data["vms"], "vms (a non-empty list of VMs)", low=1, high=MAX_VCPUS)
         vms = tuple(_vm_from_dict(v, pcpus) for v in raw_vms)
         names = [vm.name for vm in vms]
         if len(set(names)) != len(names):
             raise ScenarioError(f"VM names must be unique, got {names}")
+        total = sum(vm.vcpus for vm in vms)
+        if total > MAX_VCPUS:
+            raise ScenarioError(f"the VMs have {total} vCPUs; the model takes at most "
+                                f"{MAX_VCPUS}")
+        _check_cost(pcpus, duration, slice_ms, vms)
         return cls(pcpus=pcpus, duration_s=duration, vms=vms, slice_ms=slice_ms,
-                   name=str(data.get("name", "")), description=str(data.get("description", "")))
+                   name=text(data.get("name", ""), "the scenario's name"),
+                   description=text(data.get("description", ""), "the description",
+                                    high=100_000))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -183,24 +216,41 @@ class CpuScenario:
     @classmethod
     def load(cls, path: str | Path) -> CpuScenario:
         """Read a scenario from a JSON file."""
-        return cls.from_dict(read_json(path, "scenario"))
+        return cls.from_dict(read_json_file(path, "scenario"))
 
     def with_duration(self, duration_s: float) -> CpuScenario:
         """The same scenario, watched for ``duration_s`` seconds."""
         return CpuScenario.from_dict({**self.to_dict(), "duration_s": duration_s})
 
 
+def _check_cost(pcpus: int, duration_s: float, slice_ms: float,
+                vms: tuple[VmSpec, ...]) -> None:
+    """Refuse a scenario whose model run costs more than :data:`MAX_MODEL_COST`."""
+    slices = pcpus * duration_s * 1000 / slice_ms
+    switches = 0.0
+    for vm in vms:
+        segments = vm.segments_ms()
+        cycle = sum(b + i for b, i in segments)
+        if vm.busy_fraction < 1:
+            switches += vm.vcpus * duration_s * 1000 / cycle * 2 * len(segments)
+    cost = slices + switches / 4
+    if cost > MAX_MODEL_COST:
+        raise ScenarioError(
+            f"this scenario is too large for the model: {slices:.3g} scheduling slices "
+            f"(pcpus x duration_s / slice_ms) and {switches:.3g} busy/idle switches; the "
+            f"model takes slices + switches/4 <= {MAX_MODEL_COST} (about 20 s). Shorten "
+            "duration_s, or lengthen slice_ms or period_ms")
+
+
 def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
-    if not isinstance(data, Mapping):
-        raise ScenarioError(f"each VM is a JSON object, not {data!r}")
-    known = {"name", "vcpus", "pin", "shares", "load", "period_ms", "trace"}
-    name = str(data.get("name", ""))
-    if unknown := set(data) - known:
-        raise ScenarioError(f"VM {name!r}: unknown field(s) {sorted(unknown)}; "
-                            f"known: {sorted(known)}")
+    data = mapping(data, "each VM")
+    name = text(data.get("name", ""), "a VM's name", high=100)
+    check_keys(data, ("name", "vcpus", "pin", "shares", "load", "period_ms", "trace"),
+               f"VM {name!r}")
     if not name:
         raise ScenarioError("every VM needs a name")
-    vcpus = whole_number(data.get("vcpus"), f"VM {name!r}: vcpus", low=1)
+    vcpus = whole_number(whole_number(data.get("vcpus"), f"VM {name!r}: vcpus", low=1),
+                         f"VM {name!r}: vcpus", high=MAX_VCPUS)
     shares = data.get("shares", DEFAULT_SHARES)
     if not is_whole(shares) or not 2 <= shares <= 10000:
         raise ScenarioError(f"VM {name!r}: shares must be a positive whole number from 2 to "
@@ -209,25 +259,26 @@ def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
     if not 0 <= load <= 1:
         raise ScenarioError(f"VM {name!r}: load is the busy fraction of each vCPU and must "
                             f"be between 0 and 1, not {load:g}")
-    period = real_number(data.get("period_ms", DEFAULT_PERIOD_MS), f"VM {name!r}: period_ms")
-    if period <= 0:
-        raise ScenarioError(f"VM {name!r}: period_ms must be positive, not {period:g}")
+    period = real_number(data.get("period_ms", DEFAULT_PERIOD_MS), f"VM {name!r}: period_ms",
+                         low=MIN_PERIOD_MS, high=MAX_MS, unit="ms")
     pin = _pin(data.get("pin"), name, vcpus, pcpus)
     trace = None
     if data.get("trace") is not None:
-        trace = tuple(_segment(seg, name) for seg in data["trace"])
-        if not trace or sum(b + i for b, i in trace) <= 0:
+        raw = list_of(data["trace"], f"VM {name!r}: trace (a list of [busy_ms, idle_ms])",
+                      high=10_000)
+        trace = tuple(_segment(seg, name) for seg in raw)
+        if not trace or sum(b + i for b, i in trace) < MIN_PERIOD_MS:
             raise ScenarioError(f"VM {name!r}: a trace needs at least one [busy_ms, idle_ms] "
-                                "pair with a positive total")
+                                f"pair, with a total of at least {MIN_PERIOD_MS} ms")
     return VmSpec(name=name, vcpus=vcpus, pin=pin, shares=shares, load=load,
                   period_ms=period, trace=trace)
 
 
 def _segment(seg: Any, name: str) -> tuple[float, float]:
-    if not isinstance(seg, Sequence) or len(seg) != 2:
+    if not isinstance(seg, list | tuple) or len(seg) != 2:
         raise ScenarioError(f"VM {name!r}: each trace entry is [busy_ms, idle_ms], "
                             f"not {seg!r}")
-    busy, idle = (real_number(x, f"VM {name!r}: trace value") for x in seg)
+    busy, idle = (real_number(x, f"VM {name!r}: trace value", high=MAX_MS) for x in seg)
     if busy < 0 or idle < 0:
         raise ScenarioError(f"VM {name!r}: trace times cannot be negative, got {list(seg)}")
     return busy, idle
@@ -236,10 +287,10 @@ def _segment(seg: Any, name: str) -> tuple[float, float]:
 def _pin(raw: Any, name: str, vcpus: int, pcpus: int) -> tuple[tuple[int, ...], ...] | None:
     if raw is None:
         return None
-    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+    if not isinstance(raw, list | tuple) or not raw or len(raw) > MAX_VCPUS:
         raise ScenarioError(f"VM {name!r}: pin is a list of pCPU numbers (or one such list "
                             f"per vCPU), not {raw!r}")
-    per_vcpu = all(isinstance(x, Sequence) and not isinstance(x, str) for x in raw)
+    per_vcpu = all(isinstance(x, list | tuple) for x in raw)
     sets = [list(x) for x in raw] if per_vcpu else [list(raw)]
     if per_vcpu and len(sets) != vcpus:
         raise ScenarioError(f"VM {name!r}: pin lists one pCPU set per vCPU, so it needs "
@@ -305,7 +356,7 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | CpuScenario) -> Cpu
     >>> load_scenario({"pcpus": 2, "duration_s": 1, "vms": [{"name": "a", "vcpus": 3}]}).overcommit
     1.5
     """
-    return load_scenario_as(scenario, CpuScenario, CpuScenario.from_dict,
+    return load_scenario_as(json_file_or(scenario), CpuScenario, CpuScenario.from_dict,
                             what="scenario", prefixes=["cpu-"])
 
 
@@ -326,7 +377,8 @@ def busy_scenario(pcpus: int, total_vcpus: int, vcpus_per_vm: int = 2, *, load: 
     """
     if not is_whole(total_vcpus) or total_vcpus < 1:
         raise ScenarioError(f"a scenario needs at least one vCPU, not {total_vcpus!r}")
-    vcpus_per_vm = whole_number(vcpus_per_vm, "vcpus_per_vm", low=1)
+    whole_number(total_vcpus, "total_vcpus", high=MAX_VCPUS)
+    vcpus_per_vm = whole_number(vcpus_per_vm, "vcpus_per_vm", low=1, high=MAX_VCPUS)
     sizes = [vcpus_per_vm] * (total_vcpus // vcpus_per_vm)
     if total_vcpus % vcpus_per_vm:
         sizes.append(total_vcpus % vcpus_per_vm)
@@ -381,7 +433,10 @@ must be a whole number of vCPUs (on 3 pCPU(s): steps of 0.333333)
     """
     if not is_real(ratio) or ratio <= 0:
         raise ScenarioError(f"ratio is vCPUs per pCPU, a positive number, not {ratio!r}")
-    pcpus = whole_number(pcpus, "pcpus", low=1)
+    pcpus = whole_number(pcpus, "pcpus", low=1, high=MAX_PCPUS)
+    if ratio * pcpus > MAX_VCPUS:
+        raise ScenarioError(f"ratio {ratio:g} on {pcpus} pCPU(s) is {ratio * pcpus:g} vCPUs; "
+                            f"the model takes at most {MAX_VCPUS}")
     total = round(ratio * pcpus)
     if abs(ratio * pcpus - total) > 1e-9:
         raise ScenarioError(f"ratio {ratio:g} on {pcpus} pCPU(s) is {ratio * pcpus:g} vCPUs; "

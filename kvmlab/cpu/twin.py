@@ -40,8 +40,8 @@ from kvmlab.cpu.probe import VcpuThread, host_busy_s, host_cpu_count, vcpu_threa
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ExperimentFailed, ScenarioError
-from kvmlab.host.connect import connection, version_string
-from kvmlab.host.guest import TransientGuest, is_system_uri, live_uri
+from kvmlab.host.connect import connection, is_local_uri, version_string
+from kvmlab.host.guest import TransientGuest, live_uri
 from kvmlab.host.image import cache_dir
 from kvmlab.lab import MEASURED
 from kvmlab.progress import ProgressArg, progress_bar
@@ -143,7 +143,7 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     ----------
     scenario : CpuScenario or dict
     uri : str, optional
-        A local QEMU libvirt URI (default: see :func:`kvmlab.host.guest.live_uri`).
+        A QEMU libvirt URI, local or remote (default: see :func:`kvmlab.host.guest.live_uri`).
     progress : None, bool or a tqdm-like bar
         See :mod:`kvmlab.progress`. The unit is a step of the run (:func:`run_steps`:
         each guest started, each guest's loops running, the settling, the measurement);
@@ -168,16 +168,12 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         host_cpus = conn.getInfo()[2]
         versions = _versions(conn)
         hostname = conn.getHostname()
-    usable = min(host_cpus, host_cpu_count())
+    usable = min(host_cpus, host_cpu_count()) if is_local_uri(uri) else host_cpus
     if scenario.pcpus > usable:
         raise ScenarioError(
             f"the scenario has {scenario.pcpus} pCPUs but the host at {uri} has {usable}: "
             f"a real run cannot show more CPUs than it has (use pcpus <= {usable}, or "
             "simulate() alone)")
-    if not is_system_uri(uri):
-        raise ScenarioError(
-            f"{uri} runs guests without a cgroup per VM, so the fairness between VMs this "
-            "lab measures does not exist there; use qemu:///system (as root)")
     # Busy guests that outlive a killed run must not disturb later measurements.
     lifetime = boot_timeout_s + SETTLE_S + scenario.duration_s + 120
     desc = f"running {scenario.name or 'a CPU scenario'} on {uri}"
@@ -191,6 +187,8 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
                 pinning=host_pinning(scenario, vm),
                 shares=None if vm.shares == DEFAULT_SHARES else vm.shares, uri=uri,
                 purpose=f"cpu-{_slug(vm.name)}", lifetime_s=lifetime)))
+            if len(guests) == 1:
+                _require_cgroup_per_vm(guests[0], uri)
             bar.update(1)
         deadline = time.monotonic() + boot_timeout_s
         for vm, guest in zip(scenario.vms, guests, strict=True):
@@ -201,10 +199,12 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         time.sleep(SETTLE_S)
         bar.update(1)
         bar.set_postfix_str(f"measuring for {scenario.duration_s:g} s")
-        pids = [g.qemu_pid() for g in guests]
+        local = [g.local_qemu_pid() for g in guests]
+        pids = [p for p in local if p is not None] if None not in local else None
         discarded: list[str] = []
         for attempt in range(1, MAX_WINDOWS + 1):
-            window = _measure_window(guests, pids, scenario)
+            window = (_measure_window(guests, pids, scenario) if pids is not None
+                      else _measure_remote_window(guests, scenario))
             vcpus, domstats = window.vcpu_stats(scenario)
             idle = idle_busy_vcpus(scenario, domstats)
             if not idle:
@@ -221,10 +221,12 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     provenance = {
         "host": hostname, "uri": uri, "host_cpus": host_cpus, "accelerator": accel,
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
-        "host_kernel": platform.release(),
+        "host_kernel": platform.release() if pids is not None else "(remote)",
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "method": "schedstat of each vCPU thread, sampled twice (wait of a busy loop: "
-                  "window minus run time)",
+        "method": ("schedstat of each vCPU thread, sampled twice (wait of a busy loop: "
+                   "window minus run time)" if pids is not None else
+                   "libvirt's vcpu.N.time and vcpu.N.delay (QEMU runs on another machine), "
+                   "sampled twice (wait of a busy loop: window minus run time)"),
         # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
         # other threads, libvirt, and whatever else ran. Much above 0.1 disturbs the shares.
         "other_load_pcpus": round(window.busy_s / window.wall_s
@@ -295,6 +297,57 @@ def _measure_window(guests: list[TransientGuest], pids: list[int],
     stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
     return _Window(before, after, stats_before, stats_after, wall, stats_t1 - stats_t0,
                    busy1 - busy0)
+
+
+def _require_cgroup_per_vm(guest: TransientGuest, uri: str) -> None:
+    """Refuse a host that runs guests without a cgroup each: the lab measures their fairness.
+
+    The running guest's ``<resource><partition>`` says it, as the target host reports it.
+    """
+    if guest.cgroup_partition() is None:
+        raise ScenarioError(
+            f"the host at {uri} runs guests without a cgroup per VM (the running guest has "
+            "no <resource><partition>), so the fairness between VMs this lab measures does "
+            "not exist there; use a QEMU system daemon (qemu:///system, or "
+            "qemu+ssh://root@HOST/system)")
+
+
+def _threads_from_stats(stats: dict[str, Any], vcpus: int) -> list[VcpuThread]:
+    """A guest's vCPUs as libvirt's statistics show them (``vcpu.N.time``, ``.delay``).
+
+    Examples
+    --------
+    >>> t = _threads_from_stats({"vcpu.0.time": 5, "vcpu.0.delay": 2, "vcpu.0.wait": 9}, 1)
+    >>> (t[0].vcpu, t[0].run_ns, t[0].wait_ns)
+    (0, 5, 2)
+    """
+    return [VcpuThread(vcpu=n, tid=0, name=f"CPU {n}", last_pcpu=-1, allowed_pcpus=(),
+                       run_ns=int(stats.get(f"vcpu.{n}.time", 0)),
+                       wait_ns=int(stats.get(f"vcpu.{n}.delay", 0)), slices=0)
+            for n in range(vcpus)]
+
+
+def _node_busy_s(conn: Any) -> float:
+    """CPU seconds the target host has spent busy, all CPUs summed (libvirt's node stats)."""
+    stats = conn.getCPUStats(-1)
+    return (stats.get("kernel", 0) + stats.get("user", 0)) / 1e9
+
+
+def _measure_remote_window(guests: list[TransientGuest], scenario: CpuScenario) -> _Window:
+    """One window read through libvirt alone: QEMU runs on another machine."""
+    conn = guests[0].conn
+    t0 = time.monotonic()
+    busy0 = _node_busy_s(conn)
+    stats_before = [g.stats() for g in guests]
+    time.sleep(scenario.duration_s)
+    stats_after = [g.stats() for g in guests]
+    busy1 = _node_busy_s(conn)
+    wall = time.monotonic() - t0
+    before = [_threads_from_stats(st, vm.vcpus) for st, vm in zip(stats_before, scenario.vms,
+                                                                    strict=True)]
+    after = [_threads_from_stats(st, vm.vcpus) for st, vm in zip(stats_after, scenario.vms,
+                                                                  strict=True)]
+    return _Window(before, after, stats_before, stats_after, wall, wall, busy1 - busy0)
 
 
 def idle_busy_vcpus(scenario: CpuScenario, domstats: list[dict[str, Any]]) -> list[str]:

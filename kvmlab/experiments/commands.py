@@ -111,8 +111,10 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ScenarioError("name a scenario (kvmlab sweep --list shows them)")
     grid = dict(parse_values(s) for s in args.set)
     seeds = parse_seeds(args.seeds)
-    if args.host is not None:
-        table = sweep_on_host(args.scenario, grid, seeds, uri=args.host or None,
+    if args.host and args.uri and args.host != args.uri:
+        raise ScenarioError(f"--host {args.host} and --uri {args.uri} name two hosts: give one")
+    if args.host is not None or args.uri:
+        table = sweep_on_host(args.scenario, grid, seeds, uri=args.uri or args.host or None,
                               save=args.save, fresh=args.fresh, progress=not args.quiet)
     else:
         table = sweep(args.scenario, grid, seeds, executor="serial" if args.serial else None,
@@ -144,6 +146,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--host", nargs="?", const="", metavar="URI",
                    help="run on a real host (default URI: the local QEMU host), one run at "
                         "a time, resumable")
+    s.add_argument("--uri", metavar="URI",
+                   help="with --host (or alone): the libvirt URI of the host, local or remote, "
+                        "e.g. qemu+ssh://root@lab2/system")
     s.add_argument("--save", help="JSON Lines file: runs saved as they end; a rerun resumes")
     s.add_argument("--fresh", action="store_true", help="with --host: forget saved runs")
     s.add_argument("--workers", type=int, help="processes (default: every core)")

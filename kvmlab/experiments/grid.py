@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,13 +29,21 @@ from kvmlab.validate import is_whole
 
 #: Types a parameter value may have: they are saved as JSON and compared exactly.
 PLAIN = (bool, int, float, str, type(None))
+MAX_GRID_POINTS = 100_000
+"""The most points a grid may have (the product of its parameters' numbers of values): each
+point is at least one run, and a sweep keeps every run's row in memory."""
+MAX_INT = 2**63
+"""The largest whole number a grid value may be (its JSON must read back the same)."""
 
 
 def _values(name: str, value: Any) -> list[Any]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         values = [value]
     else:
-        values = list(value)
+        values = list(itertools.islice(value, MAX_GRID_POINTS + 1))
+        if len(values) > MAX_GRID_POINTS:
+            raise ScenarioError(f"grid parameter {name!r} has more than {MAX_GRID_POINTS} "
+                                "values")
     if not values:
         raise ScenarioError(f"grid parameter {name!r} has no values; give at least one")
     for v in values:
@@ -44,6 +53,15 @@ def _values(name: str, value: Any) -> list[Any]:
                 "values must be numbers, strings, booleans or None (they are saved as JSON)")
         if isinstance(v, float) and v != v:
             raise ScenarioError(f"grid parameter {name!r} has the value NaN; give a number")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioError(f"grid parameter {name!r} has the value {v}; give a finite "
+                                "number")
+        if is_whole(v) and abs(v) > MAX_INT:
+            raise ScenarioError(f"grid parameter {name!r} has a whole number of "
+                                f"{len(str(abs(v)))} digits; at most 2**63 is taken")
+        if isinstance(v, str) and len(v) > 1000:
+            raise ScenarioError(f"grid parameter {name!r} has a text of {len(v)} characters; "
+                                "at most 1000 are taken")
     if len({json.dumps(v) for v in values}) < len(values):
         raise ScenarioError(f"grid parameter {name!r} lists a value twice: {values!r}")
     return values
@@ -100,7 +118,11 @@ def normalize(grid: Mapping[str, Any] | None) -> dict[str, list[Any]]:
             raise ScenarioError(f"grid parameter names are Python names, not {name!r}")
         if name == "seed":
             raise ScenarioError("'seed' is not a grid parameter: pass seeds=[...] instead")
-    return {name: _values(name, grid[name]) for name in grid}
+    out = {name: _values(name, grid[name]) for name in grid}
+    if math.prod(len(v) for v in out.values()) > MAX_GRID_POINTS:
+        raise ScenarioError(f"the grid has {math.prod(len(v) for v in out.values())} points "
+                            f"(every combination of its values); at most {MAX_GRID_POINTS}")
+    return out
 
 
 def check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
@@ -118,13 +140,16 @@ def check_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
     if not isinstance(seeds, Iterable) or isinstance(seeds, str | bytes):
         raise ScenarioError(f"seeds must be a list of whole numbers such as range(5), "
                             f"not {seeds!r}")
-    out = tuple(seeds)
+    out = tuple(itertools.islice(seeds, MAX_GRID_POINTS + 1))
+    if len(out) > MAX_GRID_POINTS:
+        raise ScenarioError(f"seeds has more than {MAX_GRID_POINTS} seeds")
     if not out:
         raise ScenarioError("seeds is empty; give at least one seed, such as [0]")
     out = tuple(map(plain_number, out))
-    bad = [s for s in out if not (is_whole(s) and s >= 0)]
+    bad = [s for s in out if not (is_whole(s) and 0 <= s <= MAX_INT)]
     if bad:
-        raise ScenarioError(f"seeds are whole numbers of at least 0, not {bad[0]!r}")
+        raise ScenarioError(f"seeds are whole numbers of at least 0 (and at most 2**63), "
+                            f"not {str(bad[0])[:40]}")
     if len(set(out)) < len(out):
         raise ScenarioError(f"seeds lists a seed twice: {list(out)}")
     return out

@@ -34,7 +34,7 @@ from typing import Any
 
 from kvmlab.errors import ScenarioError
 from kvmlab.progress import ProgressArg
-from kvmlab.validate import is_real
+from kvmlab.validate import is_real, real_number, whole_number
 
 Figures = dict[str, Any]
 
@@ -111,6 +111,16 @@ def cpu_overcommit_estimate_s(ratio: float = 2.0, pcpus: int = 2, vcpus_per_vm: 
 
 
 # -- Memory: TLB hit rate against the working set ---------------------------------------
+MAX_WORKING_SET_KIB = 256 * 1024
+"""The largest working set of ``tlb-working-set``, in KiB (256 MiB). Measured on a 2-core
+x86_64 machine (Python 3.11): a working set of 64 MiB in 4 KiB pages takes ~9 s, 1 GiB
+~20 s and 100 MB (1e9 KiB never ended)."""
+MAX_ACCESSES = 500_000
+"""The most accesses of one ``tlb-working-set`` trace: 200,000 take ~1.6 s."""
+MAX_CACHE_ENTRIES = 65536
+"""The most TLB or page-walk-cache entries modelled."""
+
+
 def tlb_working_set(working_set_kib: int = 256, pattern: str = "random", tlb_entries: int = 64,
                     pwc_entries: int = 32, page: str = "4K", host_page: str = "4K",
                     accesses: int = 20_000, *, seed: int = 0) -> Figures:
@@ -127,6 +137,10 @@ def tlb_working_set(working_set_kib: int = 256, pattern: str = "random", tlb_ent
     if not is_real(working_set_kib) or working_set_kib <= 0:
         raise ScenarioError(f"working_set_kib must be a positive number, "
                             f"not {working_set_kib!r}")
+    real_number(working_set_kib, "working_set_kib", high=MAX_WORKING_SET_KIB, unit="KiB")
+    whole_number(accesses, "accesses", low=1, high=MAX_ACCESSES)
+    whole_number(tlb_entries, "tlb_entries", low=0, high=MAX_CACHE_ENTRIES)
+    whole_number(pwc_entries, "pwc_entries", low=0, high=MAX_CACHE_ENTRIES)
     size = int(working_set_kib * 1024)
     guest, host = identity_machine(size, page, host_page)
     result = run(trace(pattern, accesses, size, seed=seed), guest, host,

@@ -23,18 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import HostUnavailable
-from kvmlab.host.connect import connection, import_libvirt
+from kvmlab.host.connect import connection, import_libvirt, is_local_uri
 from kvmlab.host.domxml import NAME_PREFIX
-from kvmlab.host.guest import SYSTEM_IMAGES_DIR, destroy_domain, live_uri, owner_pid
+from kvmlab.host.guest import destroy_domain, live_uri
 from kvmlab.host.image import cache_dir
+from kvmlab.host.owner import parse_owner
+from kvmlab.host.staging import OWNER_FILE, SYSTEM_IMAGES_DIR, pool_owner, remove_pool
 
 
 @dataclass(frozen=True)
 class Leftover:
-    """One object left behind: its kind, its name, and where it is.
+    """One ``kvmlab-`` object: its kind, its name, where it is, and whether it is in use.
 
-    ``in_use`` when the kvmlab process that made it still runs; ``owner_pid`` is that
-    process's id, where the object names it (guests, and their staged files).
+    ``in_use`` when the kvmlab process that made it still runs (its owner record names a
+    process with the same id *and start time* on this boot); ``owner_pid`` is that
+    process's id. ``elsewhere`` when its owner ran on another machine, whose processes
+    cannot be seen from here: such an object may be in use and is not a sure leftover.
     """
 
     kind: str
@@ -42,11 +46,39 @@ class Leftover:
     where: str
     in_use: bool = False
     owner_pid: int | None = field(default=None, compare=False)
+    elsewhere: str = field(default="", compare=False)
+
+    @property
+    def left_over(self) -> bool:
+        """True when nothing can still be using it: no live owner, here or elsewhere."""
+        return not self.in_use and not self.elsewhere
 
     def __str__(self) -> str:
-        pid = f" (pid {self.owner_pid})" if self.owner_pid is not None else ""
-        busy = f", in use by a running kvmlab process{pid}" if self.in_use else ""
-        return f"{self.kind} {self.name} ({self.where}{busy})"
+        if self.in_use:
+            state = f", in use by pid {self.owner_pid}"
+        elif self.elsewhere:
+            state = f", made by {self.elsewhere} (cannot tell from here whether it still runs)"
+        else:
+            state = ""
+        return f"{self.kind} {self.name} ({self.where}{state})"
+
+
+def _with_owner(kind: str, name: str, where: str, record: str) -> Leftover:
+    """A Leftover whose state comes from an owner record (see :mod:`kvmlab.host.owner`)."""
+    owner = parse_owner(record)
+    state = owner.state() if owner is not None else "gone"
+    return Leftover(kind, name, where, in_use=state == "alive",
+                    owner_pid=owner.pid if owner is not None and state == "alive" else None,
+                    elsewhere=owner.describe() if owner is not None and state == "elsewhere"
+                    else "")
+
+
+def _like(item: Leftover, other: Leftover | None) -> Leftover:
+    """``item`` with the owner state of ``other`` (its guest), if ``item`` has none."""
+    if other is None or item.in_use or item.elsewhere:
+        return item
+    return Leftover(item.kind, item.name, item.where, other.in_use, other.owner_pid,
+                    other.elsewhere)
 
 
 def _ours(name: str) -> bool:
@@ -59,14 +91,14 @@ def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
     found = []
     for dom in conn.listAllDomains():
         if _ours(dom.name()):
-            pid = owner_pid(_description(dom))
-            found.append(Leftover("domain", dom.name(), uri, in_use=pid is not None,
-                                  owner_pid=pid))
+            found.append(_with_owner("domain", dom.name(), uri, _description(dom)))
+    guests = {item.name: item for item in found}
     found += [Leftover("network", n.name(), uri) for n in conn.listAllNetworks()
               if _ours(n.name())]
     for pool in conn.listAllStoragePools():
         if _ours(pool.name()):
-            found.append(Leftover("pool", pool.name(), uri))
+            found.append(_like(_with_owner("pool", pool.name(), uri, pool_owner(conn, pool)),
+                               guests.get(pool.name())))
         if pool.isActive():
             with contextlib.suppress(Exception):
                 found += [Leftover("volume", v.name(), f"{uri} pool {pool.name()}")
@@ -98,9 +130,16 @@ def find_host_leftovers() -> list[Leftover]:
                 found.append(Leftover("link", link["ifname"], "this host"))
     for root in (SYSTEM_IMAGES_DIR, cache_dir() / "run"):
         with contextlib.suppress(OSError):
-            found += [Leftover("files", p.name, str(root)) for p in sorted(root.iterdir())
-                      if _ours(p.name)]
+            found += [_with_owner("files", p.name, str(root), _owner_file(p))
+                      for p in sorted(root.iterdir()) if _ours(p.name)]
     return found
+
+
+def _owner_file(path: Path) -> str:
+    try:
+        return (path / OWNER_FILE).read_text()
+    except OSError:
+        return ""
 
 
 def _live_connection(stack: contextlib.ExitStack, uri: str | None, write: bool) -> Any | None:
@@ -112,16 +151,19 @@ def _live_connection(stack: contextlib.ExitStack, uri: str | None, write: bool) 
 
 
 def find_leftovers(uri: str | None = None) -> list[Leftover]:
-    """Return every ``kvmlab-`` object on the live host ``uri`` and on this machine.
+    """Return every ``kvmlab-`` object on the live host ``uri`` (and on this machine).
 
-    A guest whose owning process still runs is marked ``in_use``, and so are its files.
+    An object whose owning process still runs is marked ``in_use``, and so are the
+    files and pools of such a guest. This machine's namespaces, links and staged files
+    are included when ``uri`` is a local host.
     """
     with contextlib.ExitStack() as stack:
         conn = _live_connection(stack, uri, write=False)
         found = find_libvirt_leftovers(conn) if conn is not None else []
-    owners = {item.name: item.owner_pid for item in found if item.in_use}
-    return found + [Leftover(i.kind, i.name, i.where, in_use=i.name in owners,
-                             owner_pid=owners.get(i.name)) for i in find_host_leftovers()]
+    if not is_local_uri(live_uri(uri)):
+        return found
+    guests = {item.name: item for item in found if item.kind == "domain"}
+    return found + [_like(i, guests.get(i.name)) for i in find_host_leftovers()]
 
 
 def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Leftover]:
@@ -129,8 +171,8 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
 
     Guests are destroyed (and undefined), networks and pools stopped and
     undefined, volumes deleted, namespaces and links deleted, staged files removed.
-    Guests still owned by a running kvmlab process (and their files) are left
-    alone unless ``force`` is true.
+    Objects still owned by a running kvmlab process (and their files), or made by a
+    process of another machine, are left alone unless ``force`` is true.
     """
     libvirt = import_libvirt()
     removed: list[Leftover] = []
@@ -138,14 +180,14 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
     with contextlib.ExitStack() as stack:
         conn = _live_connection(stack, uri, write=True)
         for item in find_libvirt_leftovers(conn) if conn is not None else []:
-            if item.in_use and not force:
+            if not item.left_over and not force:
                 busy.add(item.name)
                 continue
             with contextlib.suppress(libvirt.libvirtError):
                 _remove(conn, item, libvirt)
                 removed.append(item)
-    for item in find_host_leftovers():
-        if item.name in busy:
+    for item in find_host_leftovers() if is_local_uri(live_uri(uri)) else []:
+        if item.name in busy or (not item.left_over and not force):
             continue
         if item.kind == "netns":
             subprocess.run(["ip", "netns", "delete", item.name], capture_output=True, timeout=30)
@@ -174,12 +216,9 @@ def _remove(conn: Any, item: Leftover, libvirt: Any) -> None:
     elif item.kind == "pool":
         pool = conn.storagePoolLookupByName(item.name)
         target = ET.fromstring(pool.XMLDesc()).findtext("target/path") or ""
-        if pool.isActive():
-            for vol in pool.listAllVolumes():
-                vol.delete(libvirt.VIR_STORAGE_VOL_DELETE_NORMAL)
-        _stop_and_undefine(pool, libvirt)
-        if Path(target).name.startswith(NAME_PREFIX):    # a kvmlab temp dir
-            shutil.rmtree(target, ignore_errors=True)
+        remove_pool(pool)              # volumes, the directory on the host, the pool
+        if is_local_uri(conn.getURI()) and Path(target).name.startswith(NAME_PREFIX):
+            shutil.rmtree(target, ignore_errors=True)     # a local kvmlab temp dir
 
 
 def _stop_and_undefine(obj: Any, libvirt: Any) -> None:

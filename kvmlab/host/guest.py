@@ -31,9 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
-import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -42,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed, ScenarioError
-from kvmlab.host.connect import connect, connection, import_libvirt
+from kvmlab.host.connect import connect, connection, import_libvirt, is_local_uri
 from kvmlab.host.domxml import NAME_PREFIX, GuestSpec, domain_xml
 from kvmlab.host.image import (
     BEGIN_MARKER,
@@ -54,9 +52,17 @@ from kvmlab.host.image import (
     cached_image,
     scenario_archive,
 )
+from kvmlab.host.owner import boot_id, owner_record, parse_owner
 from kvmlab.host.signals import Transient
+from kvmlab.host.staging import (
+    SYSTEM_IMAGES_DIR,
+    LocalStaging,
+    PoolStaging,
+    is_system_uri,
+    local_qemu_pid,
+    staging_for,
+)
 
-SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
 DEFAULT_LIFETIME_S = 1800.0
 
 
@@ -91,19 +97,6 @@ def live_uri(uri: str | None = None) -> str:
     if env and not env.startswith("test:"):
         return env
     return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"
-
-
-def is_system_uri(uri: str) -> bool:
-    """True for the privileged local QEMU driver (``qemu:///system``, ``qemu+unix:///system``).
-
-    Examples
-    --------
-    >>> is_system_uri("qemu+unix:///system"), is_system_uri("qemu:///session")
-    (True, False)
-    """
-    scheme, _, rest = uri.partition("://")
-    return scheme.split("+")[0] == "qemu" and rest.split("?")[0].rstrip("/") in ("/system",
-                                                                                  "system")
 
 
 def staging_root(uri: str) -> Path:
@@ -207,6 +200,7 @@ class TransientGuest(Transient):
         self.uri = live_uri(uri)
         self.name = f"{NAME_PREFIX}{purpose}-{secrets.token_hex(4)}"
         self.workdir = staging_root(self.uri) / self.name
+        self.staging: LocalStaging | PoolStaging | None = None
         self.spec = GuestSpec(
             name=self.name, vcpus=vcpus, memory_mib=memory_mib,
             kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
@@ -231,13 +225,13 @@ class TransientGuest(Transient):
             choice = choose_accelerator(self.uri, self.image)
             self.spec = replace(self.spec, accel=choice.accel)
             self.accel_reason = choice.reason
-        self.workdir.mkdir(parents=True, exist_ok=False)
-        self.workdir.chmod(0o755)
-        shutil.copyfile(self.image.kernel, self.spec.kernel)
-        Path(self.spec.initrd).write_bytes(
-            self.image.initramfs.read_bytes()
-            + scenario_archive(lifetime_guard(self.lifetime_s) + self.script,
-                               self.files))
+        # A local host reads the files here; any other gets them uploaded through libvirt.
+        self.staging = staging_for(self.uri, self.conn, self.name, self.workdir.parent)
+        self.staging.put(self.image.kernel, self.image.initramfs.read_bytes()
+                         + scenario_archive(lifetime_guard(self.lifetime_s) + self.script,
+                                            self.files))
+        self.spec = replace(self.spec, kernel=self.staging.kernel, initrd=self.staging.initrd,
+                            console_log=self.staging.console_log)
         libvirt = import_libvirt()
         try:
             self.domain = self.conn.createXML(domain_xml(self.spec), libvirt.VIR_DOMAIN_NONE)
@@ -249,10 +243,12 @@ class TransientGuest(Transient):
         """Destroy the domain (if it still runs) and delete its files. Idempotent."""
         if self.conn is not None:
             destroy_domain(self.conn, self.name)
+        if self.staging is not None:
+            self.staging.close()
+        if self.conn is not None:
             with contextlib.suppress(Exception):
                 self.conn.close()
             self.conn = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- observing -------------------------------------------------------------------
     @property
@@ -262,16 +258,26 @@ class TransientGuest(Transient):
 
     def console(self) -> str:
         """Return everything the guest has printed on its serial console so far."""
-        try:
-            return Path(self.spec.console_log).read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self.staging.console() if self.staging is not None else ""
 
     def is_running(self) -> bool:
-        """Return True while the domain exists and runs."""
+        """Return True while the domain exists and runs.
+
+        Raises
+        ------
+        ExperimentFailed
+            If the connection to the host was lost (a remote host's ssh, a restarted
+            daemon): then nothing can be said about the guest.
+        """
         try:
             return bool(self.conn.lookupByName(self.name).isActive())
-        except Exception:  # noqa: BLE001 - the domain is gone
+        except Exception:  # noqa: BLE001 - the domain is gone, or the connection
+            alive = False
+            with contextlib.suppress(Exception):
+                alive = bool(self.conn.isAlive())
+            if not alive:
+                raise ExperimentFailed(f"lost the connection to {self.uri} while guest "
+                                       f"{self.name} ran") from None
             return False
 
     def wait_for(self, text: str, timeout_s: float = 60.0) -> float:
@@ -294,7 +300,7 @@ class TransientGuest(Transient):
                 raise ExperimentFailed(
                     f"guest {self.name} ({self.accel}) {state} {text!r} within {timeout_s:g} s; "
                     f"last console lines:\n{tail}")
-            time.sleep(0.05)
+            time.sleep(self.staging.poll_s if self.staging is not None else 0.05)
 
     def result(self, timeout_s: float = 120.0) -> ScenarioOutput:
         """Wait for the scenario to end and return its output."""
@@ -306,8 +312,42 @@ class TransientGuest(Transient):
         records = self.conn.domainListGetStats([self.conn.lookupByName(self.name)])  # all
         return dict(records[0][1]) if records else {}
 
+    def cgroup_partition(self) -> str | None:
+        """The cgroup partition the target host put this guest in, or None if none.
+
+        Asked of the host through libvirt (the running domain's
+        ``<resource><partition>``, which a daemon that makes a cgroup per VM fills in,
+        e.g. ``/machine``), never guessed from the URI.
+        """
+        try:
+            xml = self.conn.lookupByName(self.name).XMLDesc(0)
+        except Exception:  # noqa: BLE001 - the domain is gone
+            return None
+        return ET.fromstring(xml).findtext("resource/partition") or None
+
+    def local_qemu_pid(self) -> int | None:
+        """The id of the guest's QEMU process if it runs on this machine, else None.
+
+        Decided by finding the process here (:func:`kvmlab.host.staging.local_qemu_pid`),
+        not by the URI: ``qemu+ssh://`` to this machine's own sshd runs QEMU here too.
+        """
+        return local_qemu_pid(self.name)
+
     def qemu_pid(self) -> int:
-        """Return the host process id of the guest's QEMU process."""
+        """Return the host process id of the guest's QEMU process (on this machine).
+
+        Raises
+        ------
+        ExperimentFailed
+            If the guest's QEMU process does not run on this machine (a remote host), or
+            the guest has stopped.
+        """
+        if (pid := self.local_qemu_pid()) is not None:
+            return pid
+        if not is_local_uri(self.uri):
+            raise ExperimentFailed(
+                f"the QEMU process of {self.name} runs on the host behind {self.uri}, not on "
+                "this machine: its /proc files cannot be read from here")
         if is_system_uri(self.uri):
             pidfile = Path("/run/libvirt/qemu") / f"{self.name}.pid"
         else:            # the session daemon's run directory
@@ -355,8 +395,11 @@ def libvirt_offers_kvm(conn: Any) -> bool:
 
 
 def owner_note() -> str:
-    """A guest's libvirt description naming the process that owns it (see cleanup)."""
-    return f"kvmlab guest; owner pid={os.getpid()} boot={_boot_id()}"
+    """A guest's libvirt description naming the process that owns it (see cleanup).
+
+    The owner is the process id, its start time and the boot id (:mod:`kvmlab.host.owner`).
+    """
+    return f"kvmlab guest; {owner_record()}"
 
 
 def owner_pid(description: str) -> int | None:
@@ -369,11 +412,8 @@ def owner_pid(description: str) -> int | None:
     >>> owner_pid("kvmlab guest; owner pid=1 boot=another-boot"), owner_pid("")
     (None, None)
     """
-    match = re.search(r"owner pid=(\d+) boot=(\S+)", description)
-    if not match or match.group(2) != _boot_id():
-        return None
-    pid = int(match.group(1))
-    return pid if Path(f"/proc/{pid}").exists() else None
+    owner = parse_owner(description)
+    return owner.pid if owner is not None and owner.state() == "alive" else None
 
 
 def owner_alive(description: str) -> bool:
@@ -387,13 +427,6 @@ def owner_alive(description: str) -> bool:
     (False, False)
     """
     return owner_pid(description) is not None
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
 
 
 def trial_boot(uri: str, image: GuestImage, accel: str,
@@ -418,7 +451,7 @@ def choose_accelerator(uri: str, image: GuestImage | None = None, *,
     cannot run a standard guest (for example a paravirtual KVM variant) gives TCG.
     """
     image = image or cached_image() or build_image()
-    key = f"{uri}|{_boot_id()}|{image.kernel_release}"
+    key = f"{uri}|{boot_id()}|{image.kernel_release}"
     memo = cache_dir() / "accelerator.json"
     if not recheck:
         with contextlib.suppress(OSError, ValueError, KeyError):

@@ -58,8 +58,9 @@ def add_parser(sub: Any) -> None:
     tr.add_argument("--map", action="append", default=[], metavar="VA:PA[:SIZE]",
                     help="a guest mapping (repeatable; SIZE 4K, 2M or 1G); default: the lab "
                          "machine's working set at 0x400000000000")
-    tr.add_argument("--host-offset", default="0x100000000",
-                    help="machine address of guest-physical 0 (default 0x100000000)")
+    tr.add_argument("--host-offset", default=None,
+                    help="with --map: machine address of guest-physical 0 (default "
+                         "0x100000000)")
     _page_options(tr)
     tr.add_argument("--json", action="store_true", help="print JSON for programs")
     tr.set_defaults(func=_translate)
@@ -138,6 +139,8 @@ def _walk(args: argparse.Namespace) -> int:
 def parse_int(text: str, what: str) -> int:
     """An integer given on the command line, in decimal or hex (``0x400000001234``)."""
     try:
+        if len(text) > 40:
+            raise ValueError(text)
         return int(text, 0)
     except ValueError:
         raise ScenarioError(f"{what} must be a number such as 0x400000001234, "
@@ -149,15 +152,29 @@ def _translate(args: argparse.Namespace) -> int:
 
     va = parse_int(args.va, "the virtual address")
     host_levels = args.host_levels or args.levels
-    offset = parse_int(args.host_offset, "--host-offset")
+    if args.host_offset is not None and not args.map:
+        raise ScenarioError("--host-offset places the guest's memory given with --map; the "
+                            "lab machine (no --map) has its own layout: add --map VA:PA, or "
+                            "drop --host-offset")
+    offset = parse_int(args.host_offset or "0x100000000", "--host-offset")
+    if not 0 <= offset < 1 << 52:
+        raise ScenarioError(f"--host-offset is a machine address from 0 to 2**52, not "
+                            f"{args.host_offset}")
     if args.map:
         guest = PageTables(args.levels, base=0x10_0000)
+        mapped: list[tuple[int, int, str]] = []
         for spec in args.map:
             parts = spec.split(":")
             if len(parts) not in (2, 3):
                 raise ScenarioError(f"--map takes VA:PA or VA:PA:SIZE, not {spec!r}")
             size = page_size(parts[2]) if len(parts) == 3 else page_size(args.guest_page)
-            guest.map(parse_int(parts[0], "a mapped VA"), parse_int(parts[1], "a mapped PA"), size)
+            start = parse_int(parts[0], "a mapped VA")
+            for other, other_size, other_spec in mapped:
+                if start < other + other_size and other < start + size:
+                    raise ScenarioError(f"--map {spec} overlaps --map {other_spec}: a virtual "
+                                        "address has one mapping; give each page once")
+            guest.map(start, parse_int(parts[1], "a mapped PA"), size)
+            mapped.append((start, size, spec))
         found = guest.walk(va).address
         host = nested_tables(guest, [] if found is None else [found],
                              page_size(args.host_page), offset, host_levels)

@@ -32,14 +32,23 @@ kvmlab.errors.ScenarioError: a memory scenario's kind must be 'ksm', 'trace' or 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
-from kvmlab.validate import is_real, is_whole, whole_number
+from kvmlab.validate import (
+    check_keys,
+    is_real,
+    is_whole,
+    json_file_or,
+    list_of,
+    mapping,
+    text,
+    whole_number,
+)
 
 PAGE = 4096
 KINDS = ("user", "kernel-text", "direct-map", "unmapped")
@@ -52,21 +61,33 @@ MAX_BUFFER_PAGES = 65536
 MEMORY_MIB = (64, 4096)
 """The smallest and the largest traced guest, in MiB."""
 
+# -- bounds: what the models compute in reasonable time and memory -------------------------
+MAX_KSM_PAGES = 1 << 22
+"""The most mergeable pages (16 GiB of 4 KiB pages): the KSM model keeps two flags per
+page, about 70 MB at this bound."""
+MAX_KSM_SCANS = 2_000_000
+"""The most page scans a KSM model run makes (about duration_s / (scan_page_us + sleep_ms /
+pages_to_scan)). Measured on a 2-core x86_64 machine (Python 3.11, simpy 4): 6-9 us per
+scan, so a run at the bound ends within about 15 s (20-30 s on a busy shared machine)."""
+MAX_DURATION_S = 3600.0
+"""The longest KSM run watched, simulated or real, in seconds."""
+MAX_MS = 3_600_000.0
+"""The largest time in ms or us a KSM scenario may give (an hour, in ms)."""
+MAX_GUESTS = 1000
+MAX_HOST_MIB = 1 << 30
+"""The most guests of a balloon scenario, and the largest host or guest (1 PiB) in MiB."""
+
 
 def _check_keys(cls: type, data: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """``data`` without its ``kind`` (which must be ``kind`` if given); unknown keys refused."""
-    if not isinstance(data, Mapping):
-        raise ScenarioError(f"a {kind} scenario is a JSON object (a dict), not "
-                            f"{type(data).__name__}")
-    given = dict(data)
+    given = dict(mapping(data, f"a {kind} scenario"))
     found = given.pop("kind", kind)
     if found != kind:
         raise ScenarioError(f"this is a {kind!r} scenario, not {found!r}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise ScenarioError(f"a {kind} scenario has no field {', '.join(map(repr, unknown))}; "
-                            f"its fields are {', '.join(sorted(known))}")
+    check_keys(given, (f.name for f in fields(cls)), f"the {kind} scenario")
+    for f in fields(cls):
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in given:
+            raise ScenarioError(f"a {kind} scenario needs {f.name!r}")
     return given
 
 
@@ -81,14 +102,16 @@ def _json(scenario: Any) -> dict[str, Any]:
 
 
 def _check_texts(scenario: Any) -> None:
-    for key in ("name", "description"):
-        if not isinstance(getattr(scenario, key), str):
-            raise ScenarioError(f"a scenario's {key} is text, not {getattr(scenario, key)!r}")
+    text(scenario.name, "a scenario's name")
+    text(scenario.description, "a scenario's description", high=100_000)
 
 
 def _fraction_free(value: Any, name: str) -> float:
     if not is_real(value) or value < 0:
         raise ScenarioError(f"{name} must be a finite number >= 0, not {value!r}")
+    high = MAX_DURATION_S if name == "duration_s" else MAX_MS
+    if value > high:
+        raise ScenarioError(f"{name} must be at most {high:g}, not {value!r}")
     return float(value)
 
 
@@ -145,12 +168,15 @@ class KsmScenario:
         _check_texts(self)
         if not is_whole(self.pages) or self.pages < 1:
             raise ScenarioError(f"KSM needs at least 1 mergeable page, not {self.pages!r}")
+        whole_number(self.pages, "pages", high=MAX_KSM_PAGES)
         whole_number(self.distinct, "distinct contents")
         if not 1 <= self.distinct <= self.pages:
             raise ScenarioError(f"distinct contents must be 1-{self.pages} (the pages), "
                                 f"not {self.distinct}")
-        whole_number(self.pages_to_scan, "pages_to_scan", low=1)
-        whole_number(self.max_page_sharing, "max_page_sharing", low=2)
+        whole_number(whole_number(self.pages_to_scan, "pages_to_scan", low=1), "pages_to_scan",
+                     high=MAX_KSM_PAGES)
+        whole_number(whole_number(self.max_page_sharing, "max_page_sharing", low=2),
+                     "max_page_sharing", high=MAX_KSM_PAGES)
         for name in ("sleep_ms", "scan_page_us", "duration_s", "merge_us"):
             object.__setattr__(self, name, _fraction_free(getattr(self, name), name))
         if self.duration_s == 0:
@@ -158,6 +184,17 @@ class KsmScenario:
         if self.scan_page_us == 0 and self.sleep_ms == 0:
             raise ScenarioError("scan_page_us and sleep_ms cannot both be 0: ksmd would never "
                                 "let time pass")
+        if self.duration_s > MAX_DURATION_S:
+            raise ScenarioError(f"duration_s must be at most {MAX_DURATION_S:g} s, not "
+                                f"{self.duration_s:g}")
+        scans = self.pages_to_scan + self.duration_s / (
+            self.scan_page_us / 1e6 + self.sleep_ms / 1000 / self.pages_to_scan)
+        if scans > MAX_KSM_SCANS:
+            raise ScenarioError(
+                f"this KSM scenario is too large for the model: about {scans:.3g} page scans "
+                f"(duration_s / (scan_page_us + sleep_ms / pages_to_scan)); the model takes "
+                f"at most {MAX_KSM_SCANS} (about 15 s). Shorten duration_s, or raise "
+                "scan_page_us or sleep_ms")
 
     def expected_final(self) -> tuple[int, int]:
         """(pages_shared, pages_sharing) once everything mergeable is merged.
@@ -321,10 +358,10 @@ class BalloonGuest:
     used_mib: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ScenarioError(f"a guest's name is a non-empty string, not {self.name!r}")
+        text(self.name, "a guest's name", empty=False, high=100)
         if not is_whole(self.memory_mib) or self.memory_mib < 1:
             raise ScenarioError(f"guest {self.name}: memory must be at least 1 MiB")
+        whole_number(self.memory_mib, f"guest {self.name}: memory_mib", high=MAX_HOST_MIB)
         whole_number(self.balloon_mib, f"guest {self.name}: balloon_mib")
         if not 0 <= self.balloon_mib < self.memory_mib:
             raise ScenarioError(f"guest {self.name}: the balloon holds 0 to less than the "
@@ -374,7 +411,8 @@ class BalloonScenario:
         _check_texts(self)
         if not is_whole(self.host_mib) or self.host_mib < 1:
             raise ScenarioError(f"the host needs at least 1 MiB, not {self.host_mib!r}")
-        guests = tuple(self.guests)
+        whole_number(self.host_mib, "host_mib", high=MAX_HOST_MIB)
+        guests = tuple(list_of(self.guests, "guests", high=MAX_GUESTS))
         if not all(isinstance(g, BalloonGuest) for g in guests):
             raise ScenarioError("a balloon scenario's guests are BalloonGuest objects")
         names = [g.name for g in guests]
@@ -390,9 +428,7 @@ class BalloonScenario:
     def from_dict(cls, data: Mapping[str, Any]) -> BalloonScenario:
         """A scenario from its JSON form (``kind`` may be left out)."""
         given = _check_keys(cls, data, cls.KIND)
-        guests = given.get("guests", ())
-        if not isinstance(guests, Iterable) or isinstance(guests, str | Mapping):
-            raise ScenarioError(f"guests is a list of guests, not {guests!r}")
+        guests = list_of(given.get("guests", ()), "guests (a list of guests)", high=MAX_GUESTS)
         return cls(given.get("host_mib"), tuple(  # type: ignore[arg-type]
             g if isinstance(g, BalloonGuest) else BalloonGuest.from_dict(g) for g in guests),
             given.get("name", ""), given.get("description", ""))
@@ -407,7 +443,7 @@ SCENARIO_TYPES: dict[str, type[KsmScenario] | type[TraceScenario] | type[Balloon
 def scenario_from_dict(data: Mapping[str, Any]) -> MemoryScenario:
     """The scenario of the ``kind`` the JSON form names."""
     kind = data.get("kind") if isinstance(data, Mapping) else None
-    if kind not in SCENARIO_TYPES:
+    if not isinstance(kind, str) or kind not in SCENARIO_TYPES:
         raise ScenarioError("a memory scenario's kind must be 'ksm', 'trace' or 'balloon', "
                             f"not {kind!r}")
     return SCENARIO_TYPES[kind].from_dict(data)
@@ -417,8 +453,9 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | MemoryScenario
                   ) -> MemoryScenario:
     """A scenario: a shipped one by name (``memory-ksm-ten-contents``), a JSON file, its
     JSON form as a dict, or a scenario object (returned as it is)."""
-    return load_scenario_as(scenario, (KsmScenario, TraceScenario, BalloonScenario),
-                            scenario_from_dict, what="memory scenario", prefixes=["memory-"])
+    return load_scenario_as(json_file_or(scenario, "memory scenario"),
+                            (KsmScenario, TraceScenario, BalloonScenario), scenario_from_dict,
+                            what="memory scenario", prefixes=["memory-"])
 
 
 __all__ = ["DIRECT_MAP", "KERNEL_TEXT", "KINDS", "SCENARIO_TYPES", "BalloonGuest",

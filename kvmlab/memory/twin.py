@@ -210,8 +210,10 @@ def trace(scenario: TraceScenario, *, uri: str | None = None,
         guest's memory, and the seed that picks the addresses (None: a new one, kept in
         the result's scenario and provenance).
     uri : str, optional
-        A local QEMU host (see :func:`kvmlab.host.guest.live_uri`); the monitor needs
-        write access, the machine frames need root.
+        A QEMU host, local or remote (see :func:`kvmlab.host.guest.live_uri`); the monitor
+        needs write access. The machine frames need root and QEMU running on this machine:
+        for a guest on another machine the provenance's ``not_measured`` says what is
+        left out (VA -> PA is still traced).
     progress : see :mod:`kvmlab.progress`
         Counts addresses traced.
 
@@ -234,7 +236,8 @@ def trace(scenario: TraceScenario, *, uri: str | None = None,
         report = parse_program_output(guest.console())
         domain = guest.conn.lookupByName(guest.name)
         monitor = Monitor(domain)
-        qemu_pid = guest.qemu_pid()
+        # Machine addresses come from /proc/<QEMU pid>/pagemap: only where QEMU runs here.
+        qemu_pid = guest.local_qemu_pid()
         started = time.monotonic()
         bar.set_postfix_str("catching the program on the vCPU")
         with paused(domain):
@@ -259,7 +262,8 @@ def trace(scenario: TraceScenario, *, uri: str | None = None,
             "program_pid": report["pid"], "qemu_pid": qemu_pid, "boot_to_ready_s":
             round(boot_s, 2), "trace_s": round(time.monotonic() - started, 2),
             "monitor_commands": monitor.commands, "tables_read": tables.tables_read,
-            "seed": scenario.seed, "cpl": regs.get("CPL")})
+            "seed": scenario.seed, "cpl": regs.get("CPL"),
+            **({} if qemu_pid is not None else {"not_measured": NOT_HERE})})
 
 
 def _catch_the_program(domain: Any, monitor: Monitor, first_page: tuple[int, int | None],
@@ -277,7 +281,14 @@ def _catch_the_program(domain: Any, monitor: Monitor, first_page: tuple[int, int
                            f"(its buffer at {va:#x} never resolved through the vCPU's CR3)")
 
 
-def _follow(kind: str, va: int, tables: TablesInMemory, monitor: Monitor, qemu_pid: int,
+NOT_HERE = ("machine addresses (MA), the pattern read through QEMU's memory and QEMU's "
+            "resident size: the guest's QEMU process runs on another machine, and they are "
+            "read from its /proc files (pagemap, mem, status), which only that machine has; "
+            "VA -> PA (the guest's page tables, through the monitor) is measured")
+
+
+def _follow(kind: str, va: int, tables: TablesInMemory, monitor: Monitor,
+            qemu_pid: int | None,
             guest_frame: int | None) -> Translation:
     w = walk(va, tables)
     qemu_pa = monitor.gva2gpa(va)
@@ -285,14 +296,14 @@ def _follow(kind: str, va: int, tables: TablesInMemory, monitor: Monitor, qemu_p
     if w.address is None:
         return Translation(va, kind, None, qemu_pa, refs=refs, fault=w.fault)
     hva = monitor.gpa2hva(w.address)
-    frame = host_frame(qemu_pid, hva) if hva is not None else None
+    frame = host_frame(qemu_pid, hva) if hva is not None and qemu_pid is not None else None
     ma = frame * PAGE + hva % PAGE if frame is not None and hva is not None else None
     guest_pa = guest_frame + va % PAGE if guest_frame is not None else None
     return Translation(va, kind, w.address, qemu_pa, w.page_size, refs, None, hva, ma,
                        guest_pa)
 
 
-def _pattern_seen(monitor: Monitor, qemu_pid: int,
+def _pattern_seen(monitor: Monitor, qemu_pid: int | None,
                   translations: list[Translation]) -> dict[str, str]:
     """The first user page's pattern as the guest wrote it, read by PA and by HVA."""
     first = next((t for t in translations if t.kind == "user" and t.model_pa is not None),
@@ -303,17 +314,17 @@ def _pattern_seen(monitor: Monitor, qemu_pid: int,
     by_pa = monitor.read_page(start)[:18]
     seen = {"va": hex(first.va - first.va % PAGE), "pa": hex(start),
             "via_pa": by_pa.decode("ascii", "replace")}
-    if first.hva is not None:
+    if first.hva is not None and qemu_pid is not None:
         by_hva = read_process_memory(qemu_pid, first.hva - first.hva % PAGE, 18)
         if by_hva is not None:
             seen["via_hva"] = by_hva.decode("ascii", "replace")
     return seen
 
 
-def _memory_figures(domain: Any, qemu_pid: int) -> dict[str, Any]:
+def _memory_figures(domain: Any, qemu_pid: int | None) -> dict[str, Any]:
     """libvirt's memory figures for the guest and the host's view of the QEMU process."""
     stats = {k: int(v) for k, v in domain.memoryStats().items()}
-    status = Path(f"/proc/{qemu_pid}/status").read_text()
+    status = Path(f"/proc/{qemu_pid}/status").read_text() if qemu_pid is not None else ""
     rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
     return {"libvirt_kib": stats, "qemu_rss_kib": int(rss.group(1)) if rss else None,
             "max_memory_kib": int(domain.maxMemory())}

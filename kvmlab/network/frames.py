@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from kvmlab.errors import ScenarioError
 from kvmlab.network.vlan import check_vid
-from kvmlab.validate import is_real, is_whole
+from kvmlab.validate import check_keys, is_real, is_whole, list_of, mapping, text
 
 __all__ = ["BROADCAST", "ETHERTYPE_ARP", "ETHERTYPE_LAB", "FRAME_GAP_S", "LINK_LOCAL_PREFIX",
            "MAX_FRAMES", "Frame", "Sender", "is_group", "kind_of", "parse_frames", "parse_mac"]
@@ -40,6 +40,9 @@ FRAME_GAP_S = 0.1
 """A frame without ``at_s`` leaves this long after the frame before."""
 MAX_FRAMES = 200
 """The most frames one topology sends."""
+MAX_AT_S = 3600.0
+"""The latest a frame may leave, in seconds after the start (the model and a real run wait
+for it)."""
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -146,6 +149,8 @@ def _arp_target(f: Mapping[str, Any], i: int, nic: Sender) -> str:
         raise ScenarioError(f"frame {i}: {nic.id} has no IPv4 address to ask from (give the "
                             "NIC an \"ip\")")
     try:
+        if not isinstance(f["arp"], str):
+            raise ValueError(f["arp"])
         target = ipaddress.IPv4Address(f["arp"])
     except (ipaddress.AddressValueError, ValueError):
         raise ScenarioError(f"frame {i}: 'arp' asks for an IPv4 address, not {f['arp']!r}"
@@ -175,18 +180,18 @@ def parse_frames(raw: Sequence[Any], nic_of: Callable[[str], Sender],
     ScenarioError
         Naming the frame and the rule it breaks.
     """
+    raw = list_of(raw, "frames")
     if len(raw) > MAX_FRAMES:
         raise ScenarioError(f"at most {MAX_FRAMES} frames per topology, not {len(raw)}")
     frames: list[Frame] = []
     clock = 0.0
-    known = {"from", "dst", "src", "at_s", "ethertype", "label", "arp", "vlan"}
+    known = ("from", "dst", "src", "at_s", "ethertype", "label", "arp", "vlan")
     for i, f in enumerate(raw):
-        if not isinstance(f, Mapping) or "from" not in f or ("dst" not in f and "arp" not in f):
+        f = mapping(f, f"frame {i}")
+        check_keys(f, known, f"frame {i}")
+        if "from" not in f or ("dst" not in f and "arp" not in f):
             raise ScenarioError(f'each frame is {{"from": "host:nic", "dst": MAC, ...}} or '
-                                f'{{"from": "host:nic", "arp": IPv4}}, not {f!r}')
-        if unknown := set(f) - known:
-            raise ScenarioError(f"frame {i}: unknown field(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}")
+                                f'{{"from": "host:nic", "arp": IPv4}}, not {str(f)[:80]}')
         sender = f["from"]
         if not isinstance(sender, str) or is_port(sender):
             raise ScenarioError(f"frame {i} is sent from {sender!r}: frames come from a "
@@ -197,9 +202,9 @@ def parse_frames(raw: Sequence[Any], nic_of: Callable[[str], Sender],
             raise ScenarioError(f"frame {i}: source {src} is a group address; a source MAC "
                                 "is always unicast")
         at = f.get("at_s", clock + FRAME_GAP_S if frames else 0.0)
-        if not is_real(at) or at < clock:
+        if not is_real(at) or not clock <= at <= MAX_AT_S:
             raise ScenarioError(f"frame {i}: at_s is seconds, not before the frame before "
-                                f"({clock}), not {at!r}")
+                                f"({clock}) and at most {MAX_AT_S:g}, not {at!r}")
         ethertype = f.get("ethertype", ETHERTYPE_LAB)
         if not is_whole(ethertype) or not 0x0600 <= ethertype <= 0xFFFF or ethertype in (
                 0x8100, 0x88A8):
@@ -214,6 +219,7 @@ def parse_frames(raw: Sequence[Any], nic_of: Callable[[str], Sender],
         vlan = f.get("vlan")
         if vlan is not None:
             vlan = check_vid(vlan, f"frame {i}'s tag", priority_tag_ok=True)
-        frames.append(Frame(sender, dst, src, clock, ethertype, str(f.get("label", "")),
+        label = text(f.get("label", ""), f"frame {i}'s label")
+        frames.append(Frame(sender, dst, src, clock, ethertype, label,
                             target, vlan))
     return tuple(frames)

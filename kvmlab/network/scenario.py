@@ -51,11 +51,20 @@ from typing import Any
 
 import networkx as nx
 
-from kvmlab.data import load_scenario_as, read_json
+from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
 from kvmlab.network.frames import Frame, is_group, parse_frames, parse_mac
 from kvmlab.network.vlan import VLAN_KEYS, PortVlans, check_vid, port_vlans
-from kvmlab.validate import is_real
+from kvmlab.validate import (
+    boolean,
+    check_keys,
+    is_real,
+    json_file_or,
+    list_of,
+    mapping,
+    read_json_file,
+    text,
+)
 
 __all__ = ["DEFAULT_AGEING_S", "PORT_FLAGS", "PREFIXES", "SETTLE_S", "Bridge", "Host", "Nic",
            "Port", "Topology", "check_ifname", "load_scenario"]
@@ -68,6 +77,10 @@ SETTLE_S = 0.5
 PORT_FLAGS = {"learning": True, "flood": True, "mcast_flood": True, "bcast_flood": True,
               "hairpin": False}
 """A new bridge port's flags in Linux (``bridge link show -d``)."""
+MAX_NODES = 256
+"""The most hosts, bridges, NICs per host, ports per bridge or links of a topology: the
+model's loop checks and flooding walk the graph for every link and frame, and 256 bridges
+in a line with 200 frames already take seconds."""
 PREFIXES = ("net-", "vlan-")
 """The shipped scenarios of this lab: ``data/scenarios/net-*`` and ``vlan-*``."""
 
@@ -228,16 +241,14 @@ class Topology:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Topology:
         """Build and check a topology; a broken rule raises ScenarioError naming it."""
-        if not isinstance(data, Mapping):
-            raise ScenarioError("a topology is a JSON object with hosts, bridges, links "
-                                "and frames")
-        known = {"name", "description", "hosts", "bridges", "links", "frames"}
-        if unknown := set(data) - known:
-            raise ScenarioError(f"unknown topology field(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}")
+        data = mapping(data, "a topology (hosts, bridges, links and frames)")
+        check_keys(data, ("name", "description", "hosts", "bridges", "links", "frames"),
+                   "the topology")
         hosts = tuple(_host(h, i) for i, h in enumerate(_list(data, "hosts")))
         bridges = tuple(_bridge(b) for b in _list(data, "bridges"))
         nodes = [h.name for h in hosts] + [b.name for b in bridges]
+        if not nodes:
+            raise ScenarioError("a topology needs at least one host or bridge")
         if dup := _first_duplicate(nodes):
             raise ScenarioError(f"two hosts or bridges are called {dup!r}; names are unique")
         for where in {b.host for b in bridges}:          # names are per network namespace
@@ -254,8 +265,10 @@ class Topology:
         ips = [n.ip.split("/")[0] for h in hosts for n in h.nics if n.ip]
         if dup := _first_duplicate(ips):
             raise ScenarioError(f"two NICs have the address {dup}; each needs its own")
-        topo = cls(hosts=hosts, bridges=bridges, name=str(data.get("name", "")),
-                   description=str(data.get("description", "")))
+        topo = cls(hosts=hosts, bridges=bridges,
+                   name=text(data.get("name", ""), "the topology's name"),
+                   description=text(data.get("description", ""), "the description",
+                                    high=100_000))
         _check_bridge_hosts(topo)
         interfaces = ({n.id for n in topo.nics}
                       | {p.id for b in bridges for p in b.ports if not topo.sub_device(p.id)})
@@ -270,7 +283,7 @@ class Topology:
         topo = cls(hosts=hosts, bridges=bridges, links=links, name=topo.name,
                    description=topo.description)
         _check_no_loops(topo)
-        frames = parse_frames(_list(data, "frames"), topo.nic, topo.is_port)
+        frames = parse_frames(data.get("frames", []), topo.nic, topo.is_port)
         return cls(hosts=hosts, bridges=bridges, links=links, frames=frames, name=topo.name,
                    description=topo.description)
 
@@ -300,7 +313,7 @@ class Topology:
     @classmethod
     def load(cls, path: str | Path) -> Topology:
         """Read a topology from a JSON file."""
-        return cls.from_dict(read_json(path, "topology"))
+        return cls.from_dict(read_json_file(path, "topology"))
 
     def with_frames(self, frames: Sequence[Mapping[str, Any]]) -> Topology:
         """The same network with other frames."""
@@ -315,11 +328,8 @@ def _vlans_dict(port: Port) -> dict[str, Any]:
                       for vid, (pvid, untagged) in port.vlans.items()]}
 
 
-def _list(data: Mapping[str, Any], key: str) -> Sequence[Any]:
-    value = data.get(key, [])
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        raise ScenarioError(f"{key} must be a list")
-    return value
+def _list(data: Mapping[str, Any], key: str, high: int = MAX_NODES) -> Sequence[Any]:
+    return list_of(data.get(key, []), key, high=high)
 
 
 def _first_duplicate(items: Sequence[str]) -> str | None:
@@ -333,15 +343,18 @@ def _first_duplicate(items: Sequence[str]) -> str | None:
 
 def _host(data: Any, index: int) -> Host:
     if not isinstance(data, Mapping) or "name" not in data:
-        raise ScenarioError(f'each host is {{"name": ..., "nics": [...]}}, not {data!r}')
+        raise ScenarioError(f'each host is {{"name": ..., "nics": [...]}}, not '
+                            f'{str(data)[:80]}')
     name = check_ifname(data["name"], "host")
+    check_keys(data, ("name", "nics", "vlan_devices"), f"host {name!r}")
     nics = []
     for j, nic in enumerate(_list(data, "nics")):
         if isinstance(nic, str):
             nic = {"name": nic}
         if not isinstance(nic, Mapping) or "name" not in nic:
             raise ScenarioError(f'each NIC is a name or {{"name": ..., "mac": ...}}, '
-                                f"not {nic!r}")
+                                f"not {str(nic)[:80]}")
+        check_keys(nic, ("name", "mac", "ip"), f"NIC '{name}:{nic['name']}'")
         mac = nic.get("mac", f"52:54:00:00:{index + 1:02x}:{j + 1:02x}")
         mac = parse_mac(mac)
         if is_group(mac):
@@ -349,6 +362,7 @@ def _host(data: Any, index: int) -> Host:
                                 f"{mac}; a NIC's own address is unicast")
         ip = nic.get("ip")
         if ip is not None:
+            text(ip, f"NIC {name}:{nic['name']}: ip")
             try:
                 iface = ipaddress.IPv4Interface(ip)
             except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
@@ -364,11 +378,12 @@ def _host(data: Any, index: int) -> Host:
         raise ScenarioError(f"host {name!r} has two NICs called {dup!r}")
     subs: dict[str, tuple[str, int]] = {}
     for sub in _list(data, "vlan_devices"):
-        if not isinstance(sub, Mapping) or set(sub) != {"name", "parent", "id"}:
+        if not isinstance(sub, Mapping) or not {"name", "parent", "id"} <= set(sub):
             raise ScenarioError(f'each VLAN sub-device is {{"name": "eth0.10", "parent": '
-                                f'"eth0", "id": 10}}, not {sub!r}')
+                                f'"eth0", "id": 10}}, not {str(sub)[:80]}')
+        check_keys(sub, ("name", "parent", "id"), f"a VLAN sub-device of host {name!r}")
         sub_name = check_ifname(sub["name"], "VLAN sub-device")
-        if sub["parent"] not in {n.name for n in nics}:
+        if not isinstance(sub["parent"], str) or sub["parent"] not in {n.name for n in nics}:
             raise ScenarioError(f"host {name}: {sub_name}'s parent {sub['parent']!r} is not "
                                 "one of its NICs")
         vid = check_vid(sub["id"], f"host {name}: {sub_name}")
@@ -383,8 +398,11 @@ def _host(data: Any, index: int) -> Host:
 
 def _bridge(data: Any) -> Bridge:
     if not isinstance(data, Mapping) or "name" not in data:
-        raise ScenarioError(f'each bridge is {{"name": ..., "ports": [...]}}, not {data!r}')
+        raise ScenarioError(f'each bridge is {{"name": ..., "ports": [...]}}, not '
+                            f'{str(data)[:80]}')
     name = check_ifname(data["name"], "bridge")
+    check_keys(data, ("name", "ageing_s", "ports", "vlan_filtering", "host"),
+               f"bridge {name!r}")
     ageing = data.get("ageing_s", DEFAULT_AGEING_S)
     if not is_real(ageing) or not 0 <= ageing <= 1_000_000:
         raise ScenarioError(f"bridge {name}: ageing_s is seconds from 0 (never learn: a hub) "
@@ -392,9 +410,7 @@ def _bridge(data: Any) -> Bridge:
     if abs(ageing * 100 - round(ageing * 100)) > 1e-9:
         raise ScenarioError(f"bridge {name}: ageing_s {ageing} is finer than the kernel's "
                             "hundredths of a second")
-    filtering = data.get("vlan_filtering", False)
-    if not isinstance(filtering, bool):
-        raise ScenarioError(f"bridge {name}: vlan_filtering is true or false")
+    filtering = boolean(data.get("vlan_filtering", False), f"bridge {name}: vlan_filtering")
     host = data.get("host")
     if host is not None and not isinstance(host, str):
         raise ScenarioError(f"bridge {name}: host is the name of the host it lives in")
@@ -403,7 +419,10 @@ def _bridge(data: Any) -> Bridge:
         if isinstance(p, str):
             p = {"name": p}
         if not isinstance(p, Mapping) or "name" not in p:
-            raise ScenarioError(f'each port is a name or {{"name": ..., flags}}, not {p!r}')
+            raise ScenarioError(f'each port is a name or {{"name": ..., flags}}, not '
+                                f'{str(p)[:80]}')
+        check_ifname(p["name"], "port")
+        check_keys(p, ("name", *PORT_FLAGS, *VLAN_KEYS), f"port '{name}:{p['name']}'")
         vlans = None
         if filtering:
             vlans = port_vlans(p, f"port {name}:{p['name']}")
@@ -417,17 +436,16 @@ def _bridge(data: Any) -> Bridge:
             if key not in PORT_FLAGS:
                 raise ScenarioError(f"port {p['name']}: unknown flag {key!r}; known: "
                                     f"{sorted(PORT_FLAGS)}")
-            if not isinstance(value, bool):
-                raise ScenarioError(f"port {p['name']}: {key} is true or false, not {value!r}")
-            flags[key] = value
+            flags[key] = boolean(value, f"port {p['name']}: {key}")
         ports.append(Port(name, check_ifname(p["name"], "port"), flags, vlans))
     return Bridge(name, tuple(ports), float(ageing), filtering, host)
 
 
 def _link(link: Any, interfaces: set[str]) -> tuple[str, str]:
-    if (not isinstance(link, Sequence) or isinstance(link, str) or len(link) != 2
+    if (not isinstance(link, list | tuple) or len(link) != 2
             or not all(isinstance(end, str) for end in link)):
-        raise ScenarioError(f'each link is ["node:interface", "node:interface"], not {link!r}')
+        raise ScenarioError(f'each link is ["node:interface", "node:interface"], not '
+                            f'{str(link)[:80]}')
     for end in link:
         if end not in interfaces:
             raise ScenarioError(f"link {list(link)} names unknown interface {end!r} "
@@ -509,5 +527,6 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology) -> Topolo
     ...
     kvmlab.errors.ScenarioError: no topology file or shipped topology 'net-nothing-like-this'; ...
     """
-    return load_scenario_as(scenario, Topology, Topology.from_dict, what="topology",
+    return load_scenario_as(json_file_or(scenario, "topology"), Topology, Topology.from_dict,
+                            what="topology",
                             prefixes=PREFIXES)

@@ -478,7 +478,7 @@ def run_on_host(scenario: Topology | Mapping[str, Any] | str | Path, *, uri: str
     scenario : Topology, dict, str or Path
         The topology (see :func:`~kvmlab.network.scenario.load_scenario`).
     uri : str, optional
-        A local QEMU libvirt URI (see :func:`kvmlab.host.guest.live_uri`).
+        A QEMU libvirt URI, local or remote (see :func:`kvmlab.host.guest.live_uri`).
     progress : None, bool or tqdm-like
         See :mod:`kvmlab.progress`; the unit is the run's three steps (plan, guest,
         reading back).

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kvmlab.errors import ScenarioError
-from kvmlab.validate import is_whole
+from kvmlab.validate import boolean, check_keys, is_whole
 
 __all__ = ["DEFAULT_PVID", "MAX_VID", "MIN_VID", "VLAN_KEYS", "PortVlans", "check_vid", "egress",
            "explain_port_vlans", "ingress_vid", "libvirt_vlan", "port_vlans"]
@@ -73,21 +73,22 @@ def port_vlans(spec: Mapping[str, Any], name: str = "port") -> PortVlans:
     if "access" in spec:
         out[check_vid(spec["access"], f"{name}'s access VLAN")] = (True, True)
     elif "vlans" in spec:
-        if not isinstance(spec["vlans"], list):
+        if not isinstance(spec["vlans"], list | tuple) or len(spec["vlans"]) > MAX_VID:
             raise ScenarioError(f'{name}: vlans is a list of {{"id": N, "pvid": bool, '
                                 '"untagged": bool}}')
         for v in spec["vlans"]:
-            if not isinstance(v, Mapping) or "id" not in v or set(v) - {"id", "pvid",
-                                                                          "untagged"}:
+            if not isinstance(v, Mapping) or "id" not in v:
                 raise ScenarioError(f'{name}: each VLAN is {{"id": N, "pvid": bool, '
-                                    f'"untagged": bool}}, not {v!r}')
+                                    f'"untagged": bool}}, not {str(v)[:60]}')
+            check_keys(v, ("id", "pvid", "untagged"), f"a VLAN of {name}")
             vid = check_vid(v["id"], f"{name}'s VLAN")
             if vid in out:
                 raise ScenarioError(f"{name}: VLAN {vid} is listed twice")
-            out[vid] = (bool(v.get("pvid", False)), bool(v.get("untagged", False)))
+            out[vid] = (boolean(v.get("pvid", False), f"{name}: VLAN {vid}'s pvid"),
+                        boolean(v.get("untagged", False), f"{name}: VLAN {vid}'s untagged"))
     else:
         trunk = spec.get("trunk", [])
-        if not isinstance(trunk, list):
+        if not isinstance(trunk, list | tuple) or len(trunk) > MAX_VID:
             raise ScenarioError(f"{name}: trunk is a list of VLAN IDs")
         for vid in trunk:
             out[check_vid(vid, f"{name}'s trunk VLAN")] = (False, False)

@@ -33,7 +33,9 @@ from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connect, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
 from kvmlab.host.guest import live_uri
+from kvmlab.host.owner import owner_record
 from kvmlab.host.signals import Transient
+from kvmlab.host.staging import OWNER_FILE
 
 VOLUME_FORMATS = ("raw", "qcow2")
 
@@ -90,6 +92,7 @@ class TransientPool(Transient):
         self.conn = connect(self.uri, write=True)
         self.path = Path(tempfile.mkdtemp(prefix=f"{NAME_PREFIX}pool-"))
         self.path.chmod(0o755)
+        (self.path / OWNER_FILE).write_text(owner_record() + "\n")
         self.name = self.path.name
         libvirt = import_libvirt()
         try:

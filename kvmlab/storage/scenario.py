@@ -44,15 +44,26 @@ kvmlab.errors.ScenarioError: cluster_size must be a power of two between 512 B a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.data import load_scenario_as, read_json
+from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
 from kvmlab.storage.reader import Qcow2File, read_qcow2
-from kvmlab.validate import is_whole, real_number, whole_number
+from kvmlab.validate import (
+    check_keys,
+    is_whole,
+    json_file_or,
+    list_of,
+    mapping,
+    read_json_file,
+    real_number,
+    suggest,
+    text,
+    whole_number,
+)
 
 __all__ = ["DEFAULT_CLUSTER", "DISKS", "FORMATS", "HDD", "IO_FORMATS", "IO_PATTERNS",
            "MAX_CLUSTER", "MIN_CLUSTER", "PREALLOCATION", "SECTOR", "SSD", "DiskParams",
@@ -65,6 +76,23 @@ MAX_SNAPSHOT_NAME = 64
 MIN_CLUSTER = 512
 MAX_CLUSTER = 2 * 1024 * 1024
 DEFAULT_CLUSTER = 65536
+
+# -- bounds: what the image models compute in reasonable time and memory -------------------
+MAX_VIRTUAL_SIZE = 1 << 50
+"""The largest virtual size, in bytes (1 PiB); 2**63 once ran out of memory and 10**30
+never ended."""
+MAX_MODEL_UNITS = 1 << 21
+"""The most work one image model is given: its guest clusters (qcow2, every layer of the
+backing chain; the map walks each one) or file system blocks (raw, 4 KiB each), plus the
+clusters or blocks its writes touch. Measured on a 2-core x86_64 machine (Python 3.11):
+10-15 us per cluster or block, so a run at the bound ends within about 30 s and takes
+a few hundred MB at most."""
+MAX_BACKING_DEPTH = 8
+"""The longest chain of backing scenarios (each the base of the one above)."""
+MAX_WRITES = 100_000
+"""The most writes one scenario makes."""
+RAW_BLOCK = 4096
+"""The file system block the raw model counts in (``kvmlab.storage.raw.FS_BLOCK``)."""
 
 
 @dataclass(frozen=True)
@@ -88,52 +116,7 @@ class StorageScenario:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StorageScenario:
         """Build and check a scenario; a broken rule raises ScenarioError naming it."""
-        if not isinstance(data, Mapping):
-            raise ScenarioError("a storage scenario is a JSON object with format, "
-                                "virtual_size, cluster_size and writes")
-        known = {"format", "virtual_size", "cluster_size", "writes", "backing", "name",
-                 "description", "snapshots", "preallocation"}
-        if unknown := set(data) - known:
-            raise ScenarioError(f"unknown scenario field(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}")
-        fmt = data.get("format", "qcow2")
-        if fmt not in FORMATS:
-            raise ScenarioError(f"format {fmt!r} is not modelled; use one of {FORMATS}")
-        if "virtual_size" not in data:
-            raise ScenarioError("a storage scenario needs 'virtual_size' (bytes)")
-        size = whole_number(data["virtual_size"], "virtual_size")
-        if size <= 0 or size % 512:
-            raise ScenarioError(f"virtual_size must be a positive multiple of 512 bytes "
-                                f"(a disk is made of 512-byte sectors), not {size}")
-        if fmt == "raw":
-            _raw_rules(data)
-        cluster = whole_number(data.get("cluster_size", DEFAULT_CLUSTER), "cluster_size")
-        if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
-            raise ScenarioError(f"cluster_size must be a power of two between 512 B and "
-                                f"2 MiB, not {cluster}")
-        raw_writes = data.get("writes", [])
-        if not isinstance(raw_writes, Sequence) or isinstance(raw_writes, str):
-            raise ScenarioError("writes must be a list of [offset, length] pairs")
-        writes = tuple(_write(w, size) for w in raw_writes)
-        backing = data.get("backing")
-        if isinstance(backing, Mapping):
-            backing = cls.from_dict(backing)
-            if backing.virtual_size > size:
-                raise ScenarioError("a backing image may not be larger than its overlay "
-                                    f"({backing.virtual_size} > {size} bytes)")
-        elif isinstance(backing, str):
-            if not Path(backing).is_file():
-                raise ScenarioError(f"backing file {backing!r} does not exist")
-            backing = read_qcow2(backing)
-        elif backing is not None and not isinstance(backing, Qcow2File):
-            raise ScenarioError("backing is the path of an image or a scenario of its own")
-        preallocation = data.get("preallocation", "off")
-        if preallocation not in PREALLOCATION:
-            raise ScenarioError(f"preallocation {preallocation!r} is not one of {PREALLOCATION}")
-        return cls(virtual_size=size, cluster_size=cluster, writes=writes, format=fmt,
-                   backing=backing, name=str(data.get("name", "")),
-                   snapshots=_snapshots(data.get("snapshots", []), len(writes)),
-                   preallocation=preallocation)
+        return _from_dict(cls, data, 0)
 
     def steps(self) -> list[tuple[int, int] | Snapshot]:
         """The writes and snapshots in the order they happen.
@@ -173,7 +156,7 @@ class StorageScenario:
     @classmethod
     def load(cls, path: str | Path) -> StorageScenario:
         """Read a scenario from a JSON file."""
-        return cls.from_dict(read_json(path, "scenario"))
+        return cls.from_dict(read_json_file(path, "scenario"))
 
 
 @dataclass(frozen=True)
@@ -182,6 +165,86 @@ class Snapshot:
 
     after: int
     name: str
+
+
+def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScenario:
+    """A scenario from its JSON form, ``depth`` backing scenarios below the top."""
+    where = "the storage scenario" if depth == 0 else f"backing scenario {depth}"
+    data = mapping(data, f"{where} (format, virtual_size, cluster_size, writes)")
+    check_keys(data, ("format", "virtual_size", "cluster_size", "writes", "backing", "name",
+                      "description", "snapshots", "preallocation"), where)
+    fmt = data.get("format", "qcow2")
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise ScenarioError(f"format {fmt!r} is not modelled; use one of {FORMATS}"
+                            f"{suggest(fmt, FORMATS)}")
+    if "virtual_size" not in data:
+        raise ScenarioError("a storage scenario needs 'virtual_size' (bytes)")
+    size = whole_number(data["virtual_size"], "virtual_size")
+    if size <= 0 or size % 512:
+        raise ScenarioError(f"virtual_size must be a positive multiple of 512 bytes "
+                            f"(a disk is made of 512-byte sectors), not {size}")
+    whole_number(size, "virtual_size", high=MAX_VIRTUAL_SIZE, unit="bytes")
+    if fmt == "raw":
+        _raw_rules(data)
+    elif data.get("preallocation", "off") != "off":
+        raise ScenarioError("preallocation is a raw image's option; a qcow2 image here is "
+                            "always created sparse (drop preallocation, or use raw)")
+    cluster = whole_number(data.get("cluster_size", DEFAULT_CLUSTER), "cluster_size")
+    if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
+        raise ScenarioError(f"cluster_size must be a power of two between 512 B and "
+                            f"2 MiB, not {cluster}")
+    raw_writes = list_of(data.get("writes", []), "writes (a list of [offset, length] pairs)",
+                         high=MAX_WRITES)
+    writes = tuple(_write(w, size) for w in raw_writes)
+    unit = RAW_BLOCK if fmt == "raw" else cluster
+    units = -(-size // unit) + sum((o + n - 1) // unit - o // unit + 1 for o, n in writes)
+    backing = data.get("backing")
+    if isinstance(backing, Mapping):
+        if depth + 1 > MAX_BACKING_DEPTH:
+            raise ScenarioError(f"a chain of backing scenarios may be at most "
+                                f"{MAX_BACKING_DEPTH} deep")
+        backing = _from_dict(cls, backing, depth + 1)
+        if backing.virtual_size > size:
+            raise ScenarioError("a backing image may not be larger than its overlay "
+                                f"({backing.virtual_size} > {size} bytes)")
+        units += _units(backing)
+    elif isinstance(backing, str):
+        text(backing, "backing (a file name)", empty=False, high=4096)
+        try:
+            exists = Path(backing).is_file()
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
+            raise ScenarioError(f"backing file {backing!r} does not exist")
+        backing = read_qcow2(backing)
+        units += -(-backing.virtual_size // backing.cluster_size)
+    elif backing is not None and not isinstance(backing, Qcow2File):
+        raise ScenarioError("backing is the path of an image or a scenario of its own")
+    if units > MAX_MODEL_UNITS:
+        raise ScenarioError(
+            f"this image is too large for the model: {units} "
+            f"{'blocks' if fmt == 'raw' else 'clusters'} to walk (virtual_size / {unit} B, "
+            "plus those the writes touch, over the backing chain); the model takes at most "
+            f"{MAX_MODEL_UNITS} (about 30 s). Use a smaller virtual_size, larger clusters or "
+            "fewer writes")
+    preallocation = data.get("preallocation", "off")
+    if not isinstance(preallocation, str) or preallocation not in PREALLOCATION:
+        raise ScenarioError(f"preallocation {preallocation!r} is not one of {PREALLOCATION}"
+                            f"{suggest(preallocation, PREALLOCATION)}")
+    return cls(virtual_size=size, cluster_size=cluster, writes=writes, format=fmt,
+               backing=backing, name=text(data.get("name", ""), "the scenario's name"),
+               snapshots=_snapshots(data.get("snapshots", []), len(writes)),
+               preallocation=preallocation)
+
+
+def _units(scenario: StorageScenario) -> int:
+    """The model's work for ``scenario`` and its backing chain (see MAX_MODEL_UNITS)."""
+    unit = RAW_BLOCK if scenario.format == "raw" else scenario.cluster_size
+    units = -(-scenario.virtual_size // unit) + sum(
+        (o + n - 1) // unit - o // unit + 1 for o, n in scenario.writes)
+    if isinstance(scenario.backing, StorageScenario):
+        units += _units(scenario.backing)
+    return units
 
 
 def _raw_rules(data: Mapping[str, Any]) -> None:
@@ -196,14 +259,16 @@ def _raw_rules(data: Mapping[str, Any]) -> None:
 
 
 def _snapshots(raw: Any, n_writes: int) -> tuple[Snapshot, ...]:
-    if not isinstance(raw, Sequence) or isinstance(raw, str):
+    if not isinstance(raw, list | tuple):
         raise ScenarioError('snapshots is a list of {"after": N, "name": NAME} objects')
     if len(raw) > MAX_SNAPSHOTS:
         raise ScenarioError(f"at most {MAX_SNAPSHOTS} snapshots per scenario, not {len(raw)}")
     out: list[Snapshot] = []
     for item in raw:
-        if not isinstance(item, Mapping) or set(item) != {"after", "name"}:
-            raise ScenarioError(f'each snapshot is {{"after": N, "name": NAME}}, not {item!r}')
+        if not isinstance(item, Mapping) or not {"after", "name"} <= set(item):
+            raise ScenarioError(f'each snapshot is {{"after": N, "name": NAME}}, not '
+                                f'{str(item)[:60]}')
+        check_keys(item, ("after", "name"), "a snapshot")
         after = item["after"]
         if not is_whole(after) or not 0 <= after <= n_writes:
             raise ScenarioError(f"a snapshot's 'after' counts writes done before it: a whole "
@@ -225,8 +290,8 @@ def _snapshots(raw: Any, n_writes: int) -> tuple[Snapshot, ...]:
 
 
 def _write(w: Any, size: int) -> tuple[int, int]:
-    if not isinstance(w, Sequence) or isinstance(w, str) or len(w) != 2:
-        raise ScenarioError(f"each write is [offset, length] in bytes, not {w!r}")
+    if not isinstance(w, list | tuple) or len(w) != 2:
+        raise ScenarioError(f"each write is [offset, length] in bytes, not {str(w)[:60]}")
     offset = whole_number(w[0], "a write's offset")
     length = whole_number(w[1], "a write's length")
     if offset < 0:
@@ -276,7 +341,8 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | StorageScenario
     ...
     kvmlab.errors.ScenarioError: no storage scenario file or shipped storage scenario ...
     """
-    return load_scenario_as(scenario, StorageScenario, StorageScenario.from_dict,
+    return load_scenario_as(json_file_or(scenario, "storage scenario"), StorageScenario,
+                            StorageScenario.from_dict,
                             what="storage scenario", prefixes=["storage-"])
 
 
@@ -312,10 +378,12 @@ class DiskParams:
     name: str = "ssd"
 
     def __post_init__(self) -> None:
-        if real_number(self.seek_s, "a disk's seek_s") < 0:
+        text(self.name, "a disk's name")
+        if real_number(self.seek_s, "a disk's seek_s", high=3600, unit="s") < 0:
             raise ScenarioError(f"a disk's seek_s cannot be negative, not {self.seek_s}")
-        if real_number(self.bandwidth_bytes_per_s, "a disk's bandwidth_bytes_per_s") <= 0:
-            raise ScenarioError("a disk's bandwidth_bytes_per_s must be positive, not "
+        if real_number(self.bandwidth_bytes_per_s, "a disk's bandwidth_bytes_per_s",
+                       high=1e15) < 1:
+            raise ScenarioError("a disk's bandwidth_bytes_per_s must be positive (at least 1), not "
                                 f"{self.bandwidth_bytes_per_s}")
 
     def op_s(self, length: int, contiguous: bool) -> float:
@@ -330,13 +398,10 @@ class DiskParams:
                 raise ScenarioError(f"disk must be one of {sorted(DISKS)} or a dict with "
                                     f"seek_s and bandwidth_bytes_per_s, not {data!r}")
             return DISKS[data]
-        if not isinstance(data, Mapping):
-            raise ScenarioError("disk must be a preset name or a dict with seek_s and "
-                                "bandwidth_bytes_per_s")
-        known = {"seek_s", "bandwidth_bytes_per_s", "name"}
-        if unknown := set(data) - known:
-            raise ScenarioError(f"unknown disk field(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}")
+        data = mapping(data, "disk (a preset name or a dict with seek_s and "
+                             "bandwidth_bytes_per_s)")
+        check_keys(data, ("seek_s", "bandwidth_bytes_per_s", "name"), "the disk",
+                   noun="disk field")
         return cls(**{"name": "custom", **data})
 
     def to_dict(self) -> dict[str, Any]:
@@ -452,10 +517,8 @@ class IoWorkload:
         """Build and check a workload; a broken rule raises ScenarioError naming it."""
         if not isinstance(data, Mapping):
             raise ScenarioError("an I/O workload is a dict of IoWorkload's fields")
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := set(data) - known:
-            raise ScenarioError(f"unknown workload field(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}")
+        check_keys(data, (f.name for f in dataclasses.fields(cls)), "the I/O workload",
+                   noun="workload field")
         values = dict(data)
         if "disk" in values and not isinstance(values["disk"], DiskParams):
             values["disk"] = DiskParams.from_dict(values["disk"])

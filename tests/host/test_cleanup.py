@@ -31,7 +31,7 @@ def test_a_guest_names_the_process_that_owns_it():
         True, os.getpid())
     assert (found["kvmlab-unit-orphan"].in_use, found["kvmlab-unit-orphan"].owner_pid) == (
         False, None)
-    assert f"(pid {os.getpid()})" in str(found["kvmlab-unit-mine"])
+    assert f"in use by pid {os.getpid()}" in str(found["kvmlab-unit-mine"])
 
 
 def test_the_owner_does_not_make_two_leftovers_differ():

@@ -69,13 +69,14 @@ def test_every_recording_has_its_shipped_scenario_and_is_measured(name):
 @pytest.mark.parametrize(("data", "rule"), [
     ({"kind": "swap"}, "kind must be 'ksm', 'trace' or 'balloon'"),
     ({"pages": 10, "distinct": 1}, "kind must be"),
-    ({"kind": "ksm", "pages": 10, "distinct": 1, "colour": 3}, "has no field 'colour'"),
+    ({"kind": "ksm", "pages": 10, "distinct": 1, "colour": 3},
+     "unknown key 'colour' in the ksm scenario"),
     ({"kind": "ksm", "pages": True, "distinct": 1}, "at least 1 mergeable page"),
     ({"kind": "ksm", "pages": 10, "distinct": 1.5}, "distinct contents must be a whole number"),
     ({"kind": "ksm", "pages": 10, "distinct": 1, "duration_s": 0}, "more than 0"),
     ({"kind": "ksm", "pages": 10, "distinct": 1, "sleep_ms": 0, "scan_page_us": 0},
      "cannot both be 0"),
-    ({"kind": "ksm", "pages": 10, "distinct": 1, "name": 7}, "name is text"),
+    ({"kind": "ksm", "pages": 10, "distinct": 1, "name": 7}, "name must be a string, not a number"),
     ({"kind": "trace", "samples": 0}, "at least 1 address"),
     ({"kind": "trace", "pages": 0}, "the buffer has 1-65536 pages"),
     ({"kind": "trace", "pages": 20000}, "must fit in half the guest's 128 MiB"),
@@ -83,12 +84,14 @@ def test_every_recording_has_its_shipped_scenario_and_is_measured(name):
     ({"kind": "trace", "seed": -1}, "seed must be at least 0"),
     ({"kind": "trace", "seed": "x"}, "seed must be a whole number"),
     ({"kind": "balloon", "host_mib": 0}, "the host needs at least 1 MiB"),
-    ({"kind": "balloon", "host_mib": 10, "guests": "web"}, "guests is a list"),
+    ({"kind": "balloon", "host_mib": 10, "guests": "web"},
+     "guests .* must be a list, not a string"),
     ({"kind": "balloon", "host_mib": 10, "guests": [{"name": "a", "memory_mib": 4,
                                                     "balloon_mib": 4}]},
      "the balloon holds 0 to less than"),
     ({"kind": "balloon", "host_mib": 10, "guests": [{"name": "a", "memory_mib": 4,
-                                                    "swap_mib": 4}]}, "has no field 'swap_mib'"),
+                                                    "swap_mib": 4}]},
+     "unknown key 'swap_mib' in the balloon guest scenario"),
 ])
 def test_bad_scenarios_name_the_rule(data, rule):
     with pytest.raises(ScenarioError, match=rule):
