@@ -280,6 +280,7 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
                                   f"{exc.reason}\nWhat to do: {exc.remedy}"))
     if caps is not None:
         d.findings.append(check_capabilities(caps, target))
+        d.findings.append(check_live_labs(target))
     if local:
         d.findings.append(check_kvm_device(user=qemu_user(target)))
     image = cached_image()
@@ -296,6 +297,52 @@ def diagnose(uri: str | None = None, *, trial_boot: bool = True,
     if d.live_uri or local:
         d.findings.append(check_leftovers(target))
     return d
+
+
+def live_labs(uri: str, *, root: bool | None = None) -> list[tuple[str, bool, str]]:
+    """Which labs run live on ``uri`` for this user, and why not where they cannot.
+
+    Returns
+    -------
+    list of (lab, runs, why)
+        ``runs`` is False where the lab cannot measure what it teaches on that host.
+
+    Examples
+    --------
+    >>> for lab, runs, why in live_labs("qemu:///session", root=False):
+    ...     print(lab, runs)
+    cpu False
+    memory True
+    storage True
+    network True
+    >>> print(live_labs("qemu:///session", root=False)[0][2])     # doctest: +ELLIPSIS
+    qemu:///session makes no cgroup per VM, and the fairness between VMs ... as root, ...
+    >>> all(runs for _, runs, _ in live_labs("qemu:///system", root=True))
+    True
+    """
+    root = os.geteuid() == 0 if root is None else root
+    system = is_system_uri(uri)
+    cpu = (True, "each VM gets a cgroup of its own, as the lab's fairness needs") if system \
+        else (False, f"{uri} makes no cgroup per VM, and the fairness between VMs is what the "
+                     "CPU lab measures: use qemu:///system as root, or a lab host's "
+                     "qemu+ssh:// URI (the models and the recorded runs work everywhere)")
+    machine = ("VA -> PA -> MA traced (the host's pagemap shows machine frames to root)"
+               if root and is_local_uri(uri) else
+               "VA -> PA traced; the machine addresses need root on the host that runs "
+               "QEMU (pagemap hides frame numbers from other users)")
+    return [("cpu", *cpu), ("memory", True, machine),
+            ("storage", True, "qemu-img and qemu-io on this machine"),
+            ("network", True, "bridges and VLANs inside the tiny guest's own kernel")]
+
+
+def check_live_labs(uri: str) -> Finding:
+    """The labs that run live on ``uri``, as one finding (``info``; FAIL for none)."""
+    labs = live_labs(uri)
+    running = [lab for lab, runs, _ in labs if runs]
+    detail = "\n".join(f"{lab}: {'live' if runs else 'models and recordings only'} - {why}"
+                       for lab, runs, why in labs)
+    return Finding("live labs", None if running else False,
+                   f"live on {uri}: {', '.join(running) or 'none'}", detail)
 
 
 def check_capabilities(caps_xml: str, uri: str) -> Finding:

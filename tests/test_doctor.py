@@ -208,3 +208,17 @@ def test_the_capabilities_of_the_host_are_read_from_its_xml():
     f = check_capabilities("<capabilities><guest><arch name='aarch64'><domain type='qemu'/>"
                            "</arch></guest></capabilities>", "u")
     assert f.ok is False and "no QEMU x86_64 guest" in f.summary
+
+
+def test_a_session_user_is_told_which_labs_run_live_and_why():
+    from kvmlab.doctor import check_live_labs, live_labs
+
+    labs = {lab: (runs, why) for lab, runs, why in live_labs("qemu:///session", root=False)}
+    assert set(labs) == {"cpu", "memory", "storage", "network"}
+    assert labs["cpu"][0] is False and "cgroup per VM" in labs["cpu"][1]
+    assert labs["memory"][0] and "root" in labs["memory"][1]
+    finding = check_live_labs("qemu:///session")
+    assert "cpu" not in finding.summary and "network" in finding.summary
+    assert "models and recordings only" in finding.detail
+    assert all(runs for runs, _ in
+               {lab: (r, w) for lab, r, w in live_labs("qemu:///system", root=True)}.values())

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kvmlab.exercises import Feedback, problem_text
+from kvmlab.exercises import Feedback, check_answer, problem_text
 from kvmlab.network.generate import random_topology
 from kvmlab.network.model import simulate
 from kvmlab.network.result import NetworkResult
@@ -95,8 +95,14 @@ def generate(seed: int, vlans: bool = False) -> Problem:
     return Problem(seed, t, vlans)  # pragma: no cover - nearly always found
 
 
-def check(problem: Problem, answer: Iterable[str] | Mapping[str, int | None]) -> Feedback:
-    """Friendly feedback on a list of NICs (with VLANs: a dict of NIC to tag)."""
+def check(problem: Problem, answer: Iterable[str] | Mapping[str, int | None] | None
+          ) -> Feedback:
+    """Friendly feedback on a list of NICs (with VLANs: a dict of NIC to tag).
+
+    ``None`` is no answer yet (an empty list is an answer: no NIC receives the frame).
+    """
+    if answer is None:
+        return check_answer(check, problem, None)
     if isinstance(answer, Mapping):
         return _check_tags(problem, dict(answer))
     if isinstance(answer, str):

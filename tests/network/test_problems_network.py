@@ -65,3 +65,13 @@ def test_the_command_line_asks_vlan_problems(capsys):
     assert main(["problems", "vlan", "-s", "3", "-c"]) == 0
     out = capsys.readouterr().out
     assert "with which tag?" in out and "vlans=True" in out
+
+
+def test_no_answer_yet_is_not_an_empty_answer():
+    from kvmlab.network.problems import check, generate
+
+    problem = generate(0)
+    unanswered = check(problem, None)
+    assert not unanswered.correct and "not answered yet" in str(unanswered).lower()
+    empty = check(problem, [])
+    assert "not answered" not in str(empty).lower()
