@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kvmlab.errors import ScenarioError
+from kvmlab.validate import read_json_file
 
 T = TypeVar("T")
 
@@ -142,12 +143,7 @@ def read_json(path: str | Path, what: str = "scenario") -> Any:
     ...
     kvmlab.errors.ScenarioError: cannot read scenario /nonexistent.json: No such file or directory
     """
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{path} is not valid JSON: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return read_json_file(path, what)
 
 
 def data_file(folder: str, what: str, name: str, suffix: str = ".json") -> Path:

@@ -24,6 +24,7 @@ import pwd
 import re
 import secrets
 import stat
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from kvmlab.host.connect import (
     version_string,
 )
 from kvmlab.host.domxml import NAME_PREFIX
-from kvmlab.host.guest import choose_accelerator, live_uri, staging_root
+from kvmlab.host.guest import choose_accelerator, live_uri, staging_root, sweep_stale_guests
 from kvmlab.host.image import cached_image
 from kvmlab.host.staging import is_system_uri, probe_upload
 
@@ -411,9 +412,30 @@ def _accelerator(d: Diagnosis, image: Any, local: bool) -> Finding:
                    choice.reason)
 
 
+def _sweep(uri: str) -> list[str]:
+    """Destroy the guests of ended runs, or past their deadline (a paused guest's own
+    timer stands still); return ``'name (why)'`` of each."""
+    try:
+        with connection(live_uri(uri), write=True) as conn:
+            return [f"{n} ({why})" for n, why in sweep_stale_guests(conn, quiet=True)]
+    except HostUnavailable:
+        return []
+
+
 def check_leftovers(uri: str) -> Finding:
-    """``kvmlab-`` objects nobody owns any more (FAIL), beside those still in use (ok)."""
+    """``kvmlab-`` objects nobody owns any more (FAIL), beside those still in use (ok).
+
+    Guests of ended runs, or past their deadline, are destroyed first (they burn CPU);
+    kvmlab's temporary folders (:func:`kvmlab.host.owner.temp_root`) are listed with the
+    rest, for ``kvmlab doctor --cleanup``.
+    """
+    swept = _sweep(uri)
+    if swept:
+        print("kvmlab doctor: destroyed guest(s) " + "; ".join(swept), file=sys.stderr)
     found = find_leftovers(uri)
+    if swept and not found:
+        return Finding("leftovers", True, f"none; destroyed {len(swept)} guest(s) of ended "
+                       "runs", "\n".join(swept))
     dead = [item for item in found if item.left_over]
     busy = [item for item in found if item.in_use]
     elsewhere = [item for item in found if item.elsewhere]

@@ -41,16 +41,16 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ScenarioError
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_JSON_INT_DIGITS", "MAX_LIST_ITEMS",
-           "MAX_TEXT", "boolean", "check_keys", "choice", "is_real", "is_whole",
-           "json_depth_within", "json_file_or", "list_of", "mapping", "parse_json_text",
-           "read_json_file", "real_number", "suggest", "text", "whole_number"]
+           "MAX_TEXT", "boolean", "check_keys", "is_real", "is_whole", "json_file_or",
+           "list_of", "mapping", "parse_json_text", "read_json_file", "real_number", "suggest",
+           "text", "whole_number"]
 
 MAX_JSON_BYTES = 16 << 20
 """The largest JSON file read (16 MiB): every shipped scenario is under 10 KiB."""
@@ -306,37 +306,6 @@ def boolean(value: Any, what: str) -> bool:
     return value
 
 
-def choice(value: Any, what: str, options: Sequence[str]) -> str:
-    """``value`` if it is one of ``options``; else the nearest one is suggested.
-
-    Examples
-    --------
-    >>> choice("qcow", "format", ("qcow2", "raw"))
-    Traceback (most recent call last):
-    ...
-    kvmlab.errors.ScenarioError: format must be one of 'qcow2', 'raw', not 'qcow'; did you \
-mean 'qcow2'?
-    """
-    if not isinstance(value, str) or value not in options:
-        hint = suggest(value, options) if isinstance(value, str) else ""
-        raise ScenarioError(f"{what} must be one of {', '.join(map(repr, options))}, "
-                            f"not {_show(value)}{hint}")
-    return value
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in ``value`` (iteratively: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict | list | tuple):
-            deepest = max(deepest, level)
-            if level <= MAX_JSON_DEPTH:
-                stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict)
-                                                      else item))
-    return deepest
-
-
 def _nesting(raw: str) -> int:
     """The deepest bracket nesting of JSON text, strings skipped (a cheap scan done before
     parsing, so the parser never recurses deeper than :data:`MAX_JSON_DEPTH`)."""
@@ -484,22 +453,3 @@ File name too long
         if is_file:
             return read_json_file(path, what)
     return scenario
-
-
-def json_depth_within(value: Any, what: str) -> Any:
-    """``value`` if lists and dicts nest in it at most :data:`MAX_JSON_DEPTH` deep (for
-    dicts built in Python, which never went through :func:`parse_json_text`).
-
-    Examples
-    --------
-    >>> deep = []
-    >>> for _ in range(100):
-    ...     deep = [deep]
-    >>> json_depth_within(deep, "a scenario")
-    Traceback (most recent call last):
-    ...
-    kvmlab.errors.ScenarioError: a scenario nests lists and objects more than 64 deep
-    """
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ScenarioError(f"{what} nests lists and objects more than {MAX_JSON_DEPTH} deep")
-    return value

@@ -31,7 +31,9 @@ import datetime as _dt
 import fcntl
 import platform
 import re
+import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +43,10 @@ from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connection, is_local_uri, version_string
-from kvmlab.host.guest import TransientGuest, live_uri
+from kvmlab.host.guest import WATCH_S, TransientGuest, live_uri
 from kvmlab.host.image import cache_dir
+from kvmlab.host.owner import parse_owner
+from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.progress import ProgressArg, progress_bar
 
@@ -54,6 +58,8 @@ SETTLE_S = 1.0
 # A busy vCPU thread runnable for less than this share of a window slept: measure again.
 MIN_RUNNABLE = 0.9
 MAX_WINDOWS = 3
+BUSY_HOST_PCPUS = 0.3
+"""Other load (in pCPUs) above which a result is flagged: the shares are disturbed."""
 
 
 def _loop(vm: VmSpec) -> str:
@@ -177,7 +183,7 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     # Busy guests that outlive a killed run must not disturb later measurements.
     lifetime = boot_timeout_s + SETTLE_S + scenario.duration_s + 120
     desc = f"running {scenario.name or 'a CPU scenario'} on {uri}"
-    with _measuring_lock(), contextlib.ExitStack() as stack, progress_bar(
+    with stop_signals_as_exit(), _measuring_lock(), contextlib.ExitStack() as stack, progress_bar(
             progress, total=run_steps(scenario), desc=desc, unit="step") as bar:
         guests = []
         for vm in scenario.vms:
@@ -218,6 +224,12 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
                                     f"{scenario.duration_s:g} s")
         bar.update(1)
         accel = guests[0].accel
+        others = other_guests(guests[0].conn, {g.name for g in guests})
+    other_load = round(window.busy_s / window.wall_s - sum(v.run_s for v in vcpus)
+                       / window.wall_s, 3)
+    warnings = busy_host_warnings(other_load, others)
+    for text in warnings:
+        print(f"kvmlab: warning: {text}", file=sys.stderr)
     provenance = {
         "host": hostname, "uri": uri, "host_cpus": host_cpus, "accelerator": accel,
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
@@ -229,8 +241,9 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
                    "sampled twice (wait of a busy loop: window minus run time)"),
         # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
         # other threads, libvirt, and whatever else ran. Much above 0.1 disturbs the shares.
-        "other_load_pcpus": round(window.busy_s / window.wall_s
-                                  - sum(v.run_s for v in vcpus) / window.wall_s, 3),
+        "other_load_pcpus": other_load,
+        "other_guests": others,
+        "warnings": warnings,
         "domstats": domstats,
         "discarded_windows": discarded,
     }
@@ -290,13 +303,75 @@ def _measure_window(guests: list[TransientGuest], pids: list[int],
     t0 = time.monotonic()
     busy0 = host_busy_s()
     before = [vcpu_threads(pid) for pid in pids]
-    time.sleep(scenario.duration_s)
+    _watch(guests, scenario.duration_s)
     after = [vcpu_threads(pid) for pid in pids]
     busy1 = host_busy_s()
     wall = time.monotonic() - t0
     stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
     return _Window(before, after, stats_before, stats_after, wall, stats_t1 - stats_t0,
                    busy1 - busy0)
+
+
+def _watch(guests: list[TransientGuest], seconds: float) -> None:
+    """Sleep ``seconds``, asking libvirt every few seconds whether every guest still runs.
+
+    A libvirtd that dies mid-window is reported within :data:`WATCH_S` as a
+    :class:`~kvmlab.errors.HostUnavailable`, not after the window as a stopped guest.
+    """
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(WATCH_S, left))
+        for guest in guests:
+            if not guest.is_running():
+                raise ExperimentFailed(f"guest {guest.name} stopped during the measurement")
+
+
+def other_guests(conn: Any, ours: set[str]) -> list[str]:
+    """The running ``kvmlab-`` guests of the host that are not this run's, with their owner.
+
+    Examples
+    --------
+    >>> from kvmlab.host.connect import connection
+    >>> with connection("test:///default") as conn:
+    ...     other_guests(conn, set())                   # the test driver's guest is not ours
+    []
+    """
+    found = []
+    with contextlib.suppress(Exception):
+        for dom in conn.listAllDomains():
+            name = dom.name()
+            if name.startswith("kvmlab-") and name not in ours and dom.isActive():
+                owner = parse_owner(_description(dom))
+                found.append(f"{name} ({owner.describe() if owner else 'owner unknown'})")
+    return sorted(found)
+
+
+def _description(dom: Any) -> str:
+    with contextlib.suppress(Exception):
+        return ET.fromstring(dom.XMLDesc()).findtext("description") or ""
+    return ""
+
+
+def busy_host_warnings(other_load_pcpus: float, others: list[str]) -> list[str]:
+    """Warnings for a result measured on a host busy with other work.
+
+    Examples
+    --------
+    >>> busy_host_warnings(0.05, [])
+    []
+    >>> [text] = busy_host_warnings(1.5, ["kvmlab-cpu-vm1-0a1b2c3d (pid 7)"])
+    >>> "1.50 pCPU(s) on other work" in text, text.endswith("kvmlab-cpu-vm1-0a1b2c3d (pid 7)")
+    (True, True)
+    """
+    if other_load_pcpus <= BUSY_HOST_PCPUS and not others:
+        return []
+    text = (f"the host spent {other_load_pcpus:.2f} pCPU(s) on other work during the "
+            f"measurement (more than {BUSY_HOST_PCPUS:g}): the shares are disturbed and do "
+            "not add up to the host's CPUs" if other_load_pcpus > BUSY_HOST_PCPUS else
+            f"other work took {other_load_pcpus:.2f} pCPU(s) during the measurement")
+    if others:
+        text += "; other kvmlab guests running: " + ", ".join(others)
+    return [text]
 
 
 def _require_cgroup_per_vm(guest: TransientGuest, uri: str) -> None:
@@ -339,7 +414,7 @@ def _measure_remote_window(guests: list[TransientGuest], scenario: CpuScenario) 
     t0 = time.monotonic()
     busy0 = _node_busy_s(conn)
     stats_before = [g.stats() for g in guests]
-    time.sleep(scenario.duration_s)
+    _watch(guests, scenario.duration_s)
     stats_after = [g.stats() for g in guests]
     busy1 = _node_busy_s(conn)
     wall = time.monotonic() - t0

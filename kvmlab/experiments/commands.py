@@ -25,6 +25,8 @@ import json
 from typing import Any
 
 from kvmlab.errors import ScenarioError
+from kvmlab.experiments.grid import MAX_GRID_POINTS
+from kvmlab.validate import parse_json_text
 
 
 def parse_values(text: str) -> tuple[str, list[Any]]:
@@ -44,9 +46,9 @@ def parse_values(text: str) -> tuple[str, list[Any]]:
 
     def value(item: str) -> Any:
         try:
-            return json.loads(item)
-        except json.JSONDecodeError:
-            return item
+            return parse_json_text(item, "a --set value")
+        except ScenarioError:
+            return item                         # a word, such as random
     return name.strip(), [value(v.strip()) for v in values.split(",")]
 
 
@@ -60,9 +62,16 @@ def parse_seeds(text: str) -> list[int]:
     """
     try:
         if "-" in text:
-            first, last = text.split("-")
-            return list(range(int(first), int(last) + 1))
-        return [int(s) for s in text.split(",")]
+            first, last = (int(n) for n in text.split("-"))
+            if last - first + 1 > MAX_GRID_POINTS:
+                raise ScenarioError(f"--seeds {text} asks for {last - first + 1} seeds; a "
+                                    f"sweep takes at most {MAX_GRID_POINTS} runs")
+            return list(range(first, last + 1))
+        seeds = text.split(",")
+        if len(seeds) > MAX_GRID_POINTS:
+            raise ScenarioError(f"--seeds gives {len(seeds)} seeds; a sweep takes at most "
+                                f"{MAX_GRID_POINTS} runs")
+        return [int(s) for s in seeds]
     except ValueError:
         raise ScenarioError(f"--seeds takes FIRST-LAST or a list, like 0-4 or 0,3,7; "
                             f"not {text!r}") from None

@@ -2,7 +2,10 @@
 
 Everything kvmlab creates on a host carries the ``kvmlab-`` prefix: transient
 guests, storage pools and volumes, networks, network namespaces, host links and
-the guests' staged files. Only objects with that prefix are ever touched.
+the guests' staged files and kvmlab's temporary folders (under
+:func:`kvmlab.host.owner.temp_root`). Only objects with that prefix are ever touched,
+and of guests, pools and folders only those holding kvmlab's owner record: a pool
+named ``kvmlab-...`` that kvmlab did not make is listed but never removed.
 
 Examples
 --------
@@ -27,8 +30,8 @@ from kvmlab.host.connect import connection, import_libvirt, is_local_uri
 from kvmlab.host.domxml import NAME_PREFIX
 from kvmlab.host.guest import destroy_domain, live_uri
 from kvmlab.host.image import cache_dir
-from kvmlab.host.owner import parse_owner
-from kvmlab.host.staging import OWNER_FILE, SYSTEM_IMAGES_DIR, pool_owner, remove_pool
+from kvmlab.host.owner import OWNER_FILE, dir_owner, parse_owner, stale_reason, temp_root
+from kvmlab.host.staging import SYSTEM_IMAGES_DIR, pool_owner, remove_pool
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Leftover:
     process with the same id *and start time* on this boot); ``owner_pid`` is that
     process's id. ``elsewhere`` when its owner ran on another machine, whose processes
     cannot be seen from here: such an object may be in use and is not a sure leftover.
+    ``unowned`` when it holds no kvmlab owner record: kvmlab did not make it, and never
+    removes it.
     """
 
     kind: str
@@ -47,26 +52,34 @@ class Leftover:
     in_use: bool = False
     owner_pid: int | None = field(default=None, compare=False)
     elsewhere: str = field(default="", compare=False)
+    unowned: bool = field(default=False, compare=False)
 
     @property
     def left_over(self) -> bool:
         """True when nothing can still be using it: no live owner, here or elsewhere."""
-        return not self.in_use and not self.elsewhere
+        return not self.in_use and not self.elsewhere and not self.unowned
 
     def __str__(self) -> str:
         if self.in_use:
             state = f", in use by pid {self.owner_pid}"
         elif self.elsewhere:
             state = f", made by {self.elsewhere} (cannot tell from here whether it still runs)"
+        elif self.unowned:
+            state = ", no kvmlab owner record: not kvmlab's, left alone"
         else:
             state = ""
         return f"{self.kind} {self.name} ({self.where}{state})"
 
 
 def _with_owner(kind: str, name: str, where: str, record: str) -> Leftover:
-    """A Leftover whose state comes from an owner record (see :mod:`kvmlab.host.owner`)."""
+    """A Leftover whose state comes from an owner record (see :mod:`kvmlab.host.owner`).
+
+    A guest whose recorded deadline has passed is left over even if its owner runs.
+    """
     owner = parse_owner(record)
-    state = owner.state() if owner is not None else "gone"
+    if owner is None:
+        return Leftover(kind, name, where, unowned=True)
+    state = "gone" if stale_reason(record) else owner.state()
     return Leftover(kind, name, where, in_use=state == "alive",
                     owner_pid=owner.pid if owner is not None and state == "alive" else None,
                     elsewhere=owner.describe() if owner is not None and state == "elsewhere"
@@ -75,7 +88,7 @@ def _with_owner(kind: str, name: str, where: str, record: str) -> Leftover:
 
 def _like(item: Leftover, other: Leftover | None) -> Leftover:
     """``item`` with the owner state of ``other`` (its guest), if ``item`` has none."""
-    if other is None or item.in_use or item.elsewhere:
+    if other is None or item.in_use or item.elsewhere or item.unowned:
         return item
     return Leftover(item.kind, item.name, item.where, other.in_use, other.owner_pid,
                     other.elsewhere)
@@ -95,15 +108,26 @@ def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
     guests = {item.name: item for item in found}
     found += [Leftover("network", n.name(), uri) for n in conn.listAllNetworks()
               if _ours(n.name())]
+    local = is_local_uri(uri)
     for pool in conn.listAllStoragePools():
-        if _ours(pool.name()):
-            found.append(_like(_with_owner("pool", pool.name(), uri, pool_owner(conn, pool)),
-                               guests.get(pool.name())))
-        if pool.isActive():
+        if not _ours(pool.name()):
+            continue            # kvmlab makes its volumes in its own pools only
+        record = pool_owner(conn, pool) or (_owner_file(_pool_target(pool)) if local else "")
+        item = _like(_with_owner("pool", pool.name(), uri, record), guests.get(pool.name()))
+        found.append(item)
+        if pool.isActive() and not item.unowned:
             with contextlib.suppress(Exception):
-                found += [Leftover("volume", v.name(), f"{uri} pool {pool.name()}")
+                found += [Leftover("volume", v.name(), f"{uri} pool {pool.name()}",
+                                   item.in_use, item.owner_pid, item.elsewhere)
                           for v in pool.listAllVolumes() if _ours(v.name())]
     return found
+
+
+def _pool_target(pool: Any) -> Path:
+    try:
+        return Path(ET.fromstring(pool.XMLDesc()).findtext("target/path") or "/nonexistent")
+    except Exception:  # noqa: BLE001 - a pool that vanished has no target
+        return Path("/nonexistent")
 
 
 def _description(dom: Any) -> str:
@@ -121,17 +145,19 @@ def _ip(*args: str) -> str:
 
 
 def find_host_leftovers() -> list[Leftover]:
-    """Return network namespaces, links and staged guest files named ``kvmlab-*``."""
+    """Return network namespaces, links, staged guest files and temporary folders
+    named ``kvmlab-*`` (folders only with kvmlab's owner record)."""
     found = [Leftover("netns", line.split()[0], "this host")
              for line in _ip("netns", "list").splitlines() if line and _ours(line.split()[0])]
     with contextlib.suppress(ValueError):
         for link in json.loads(_ip("-j", "link", "show") or "[]"):
             if _ours(link.get("ifname", "")):
                 found.append(Leftover("link", link["ifname"], "this host"))
-    for root in (SYSTEM_IMAGES_DIR, cache_dir() / "run"):
+    for root in (SYSTEM_IMAGES_DIR, cache_dir() / "run", temp_root()):
         with contextlib.suppress(OSError):
             found += [_with_owner("files", p.name, str(root), _owner_file(p))
-                      for p in sorted(root.iterdir()) if _ours(p.name)]
+                      for p in sorted(root.iterdir())
+                      if _ours(p.name) and not p.is_symlink() and dir_owner(p) is not None]
     return found
 
 
@@ -172,7 +198,8 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
     Guests are destroyed (and undefined), networks and pools stopped and
     undefined, volumes deleted, namespaces and links deleted, staged files removed.
     Objects still owned by a running kvmlab process (and their files), or made by a
-    process of another machine, are left alone unless ``force`` is true.
+    process of another machine, are left alone unless ``force`` is true; objects without
+    kvmlab's owner record (not kvmlab's) always.
     """
     libvirt = import_libvirt()
     removed: list[Leftover] = []
@@ -180,14 +207,14 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
     with contextlib.ExitStack() as stack:
         conn = _live_connection(stack, uri, write=True)
         for item in find_libvirt_leftovers(conn) if conn is not None else []:
-            if not item.left_over and not force:
+            if item.unowned or (not item.left_over and not force):
                 busy.add(item.name)
                 continue
             with contextlib.suppress(libvirt.libvirtError):
                 _remove(conn, item, libvirt)
                 removed.append(item)
     for item in find_host_leftovers() if is_local_uri(live_uri(uri)) else []:
-        if item.name in busy or (not item.left_over and not force):
+        if item.name in busy or item.unowned or (not item.left_over and not force):
             continue
         if item.kind == "netns":
             subprocess.run(["ip", "netns", "delete", item.name], capture_output=True, timeout=30)
@@ -195,10 +222,9 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
             subprocess.run(["ip", "link", "delete", item.name], capture_output=True, timeout=30)
         else:
             path = Path(item.where) / item.name
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            if path.is_symlink() or dir_owner(path) is None:
+                continue                    # not (or no longer) a folder kvmlab made
+            shutil.rmtree(path, ignore_errors=True)
         removed.append(item)
     return removed
 
@@ -215,9 +241,11 @@ def _remove(conn: Any, item: Leftover, libvirt: Any) -> None:
             libvirt.VIR_STORAGE_VOL_DELETE_NORMAL)
     elif item.kind == "pool":
         pool = conn.storagePoolLookupByName(item.name)
-        target = ET.fromstring(pool.XMLDesc()).findtext("target/path") or ""
+        target = _pool_target(pool)
+        ours = (is_local_uri(conn.getURI()) and target.name.startswith(NAME_PREFIX)
+                and not target.is_symlink() and dir_owner(target) is not None)
         remove_pool(pool)              # volumes, the directory on the host, the pool
-        if is_local_uri(conn.getURI()) and Path(target).name.startswith(NAME_PREFIX):
+        if ours:
             shutil.rmtree(target, ignore_errors=True)     # a local kvmlab temp dir
 
 

@@ -3,9 +3,12 @@
 :class:`TransientGuest` is a context manager. Entering it starts a *transient*
 libvirt domain named ``kvmlab-<purpose>-<id>`` with the chosen vCPU count,
 memory and pinning, running a shell script of yours inside the guest; leaving
-it destroys the domain and deletes its files, also on an exception, on Ctrl-C
-and on SIGTERM. (A ``kill -9`` cannot be caught: ``kvmlab doctor --cleanup``
-removes what such a run leaves behind.)
+it destroys the domain and deletes its files, also on an exception, on SIGINT
+(Ctrl-C), SIGTERM and SIGHUP. A ``kill -9`` cannot be caught: every guest has a
+lifetime, kept twice: inside (the guest powers itself off) and outside (its
+description records its owner and a deadline; the next kvmlab call destroys a guest
+whose owner has ended or whose deadline has passed, see :func:`sweep_stale_guests`,
+also when the guest is paused and its own timer stands still).
 
 Whether the guest runs under KVM or under QEMU's TCG is decided by trying, not
 by looking for ``/dev/kvm``: :func:`choose_accelerator` boots the guest once
@@ -32,6 +35,7 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -39,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kvmlab.errors import ExperimentFailed, ScenarioError
+from kvmlab.errors import ExperimentFailed, HostUnavailable, ScenarioError
 from kvmlab.host.connect import connect, connection, import_libvirt, is_local_uri
 from kvmlab.host.domxml import NAME_PREFIX, GuestSpec, domain_xml
 from kvmlab.host.image import (
@@ -52,7 +56,14 @@ from kvmlab.host.image import (
     cached_image,
     scenario_archive,
 )
-from kvmlab.host.owner import boot_id, owner_record, parse_owner
+from kvmlab.host.owner import (
+    boot_id,
+    owner_record,
+    parse_owner,
+    remove_dead_dirs,
+    stale_reason,
+    temp_root,
+)
 from kvmlab.host.signals import Transient
 from kvmlab.host.staging import (
     SYSTEM_IMAGES_DIR,
@@ -64,6 +75,11 @@ from kvmlab.host.staging import (
 )
 
 DEFAULT_LIFETIME_S = 1800.0
+OUTSIDE_MARGIN_S = 60.0
+"""How much longer than its own lifetime a guest may live before the next kvmlab call
+destroys it from outside (its boot and staging come before its own timer starts)."""
+WATCH_S = 2.0
+"""How often a waiting run asks libvirt whether its guest still runs."""
 
 
 def lifetime_guard(lifetime_s: float) -> str:
@@ -206,7 +222,8 @@ class TransientGuest(Transient):
             kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
             console_log=str(self.workdir / "console.log"),
             accel="tcg" if accel == "auto" else accel, pinning=dict(pinning or {}),
-            cmdline=cmdline, shares=shares, description=owner_note())
+            cmdline=cmdline, shares=shares,
+            description=owner_note(time.time() + lifetime_s + OUTSIDE_MARGIN_S))
         if accel not in ("auto", "kvm", "tcg"):
             raise ScenarioError(f"accel must be 'auto', 'kvm' or 'tcg', not {accel!r}")
         self._accel = accel
@@ -220,6 +237,7 @@ class TransientGuest(Transient):
     def start(self) -> None:
         """Stage the files and start the transient domain."""
         self.conn = connect(self.uri, write=True)
+        sweep_stale_guests(self.conn, local=is_local_uri(self.uri))
         self.image = self.image or build_image()
         if self._accel == "auto":
             choice = choose_accelerator(self.uri, self.image)
@@ -265,20 +283,40 @@ class TransientGuest(Transient):
 
         Raises
         ------
-        ExperimentFailed
-            If the connection to the host was lost (a remote host's ssh, a restarted
-            daemon): then nothing can be said about the guest.
+        HostUnavailable
+            If libvirt stopped answering (a daemon killed or restarted, a remote host's
+            ssh gone): then nothing can be said about the guest.
         """
+        libvirt = import_libvirt()
         try:
             return bool(self.conn.lookupByName(self.name).isActive())
-        except Exception:  # noqa: BLE001 - the domain is gone, or the connection
-            alive = False
-            with contextlib.suppress(Exception):
-                alive = bool(self.conn.isAlive())
-            if not alive:
-                raise ExperimentFailed(f"lost the connection to {self.uri} while guest "
-                                       f"{self.name} ran") from None
-            return False
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return False
+            raise self.host_lost(exc) from None
+
+    def host_lost(self, exc: Exception) -> HostUnavailable:
+        """The error to raise when libvirt stops answering while this guest runs."""
+        return HostUnavailable(
+            self.uri, f"libvirtd stopped answering while guest {self.name} ran ({exc})",
+            "start libvirtd again (as root: libvirtd -d) and run again; the guests of this "
+            "run are destroyed by the next kvmlab call (or `kvmlab doctor --cleanup`)")
+
+    def sleep_watching(self, seconds: float) -> None:
+        """Sleep ``seconds``, asking libvirt every :data:`WATCH_S` whether the guest runs.
+
+        Raises
+        ------
+        HostUnavailable
+            As soon as libvirt stops answering.
+        ExperimentFailed
+            If the guest stops meanwhile.
+        """
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(WATCH_S, left))
+            if not self.is_running():
+                raise ExperimentFailed(f"guest {self.name} stopped during the measurement")
 
     def wait_for(self, text: str, timeout_s: float = 60.0) -> float:
         """Wait until ``text`` appears on the console; return seconds since start.
@@ -308,8 +346,22 @@ class TransientGuest(Transient):
         return parse_console(self.console())
 
     def stats(self) -> dict[str, Any]:
-        """Return libvirt's domain statistics (``virsh domstats``) as a dict."""
-        records = self.conn.domainListGetStats([self.conn.lookupByName(self.name)])  # all
+        """Return libvirt's domain statistics (``virsh domstats``) as a dict.
+
+        Raises
+        ------
+        HostUnavailable
+            If libvirt stopped answering.
+        ExperimentFailed
+            If the guest has stopped.
+        """
+        libvirt = import_libvirt()
+        try:
+            records = self.conn.domainListGetStats([self.conn.lookupByName(self.name)])
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise ExperimentFailed(f"guest {self.name} has stopped") from None
+            raise self.host_lost(exc) from None
         return dict(records[0][1]) if records else {}
 
     def cgroup_partition(self) -> str | None:
@@ -394,12 +446,50 @@ def libvirt_offers_kvm(conn: Any) -> bool:
                for d in caps.iterfind("guest/arch[@name='x86_64']/domain"))
 
 
-def owner_note() -> str:
+def owner_note(deadline: float | None = None) -> str:
     """A guest's libvirt description naming the process that owns it (see cleanup).
 
-    The owner is the process id, its start time and the boot id (:mod:`kvmlab.host.owner`).
+    The owner is the process id, its start time and the boot id (:mod:`kvmlab.host.owner`);
+    ``deadline`` (seconds since the epoch), if given, is when the guest must be gone.
+
+    Examples
+    --------
+    >>> owner_note(1700000000.5).endswith(" deadline=1700000000")
+    True
     """
-    return f"kvmlab guest; {owner_record()}"
+    note = f"kvmlab guest; {owner_record()}"
+    return note + (f" deadline={int(deadline)}" if deadline is not None else "")
+
+
+def sweep_stale_guests(conn: Any, *, local: bool = False, quiet: bool = False
+                       ) -> list[tuple[str, str]]:
+    """Destroy the running (or paused) ``kvmlab-`` guests whose run has ended or whose
+    deadline has passed.
+
+    Every live run calls it first, so that a run killed with SIGKILL (or whose libvirtd
+    died) stops burning CPU at the latest when kvmlab is next used. With ``local``, the
+    staged files and temporary folders of ended runs on this machine go too. Returns
+    ``(name, why)`` of each guest destroyed, and says so on standard error unless
+    ``quiet``.
+    """
+    libvirt = import_libvirt()
+    gone: list[tuple[str, str]] = []
+    with contextlib.suppress(libvirt.libvirtError):
+        for dom in conn.listAllDomains():
+            with contextlib.suppress(libvirt.libvirtError, ET.ParseError):
+                name = dom.name()
+                if not name.startswith(NAME_PREFIX) or not dom.isActive():
+                    continue                # not ours, or burns nothing (cleanup's business)
+                why = stale_reason(ET.fromstring(dom.XMLDesc()).findtext("description") or "")
+                if why and destroy_domain(conn, name):
+                    gone.append((name, why))
+    if local:
+        for root in (SYSTEM_IMAGES_DIR, cache_dir() / "run", temp_root()):
+            remove_dead_dirs(root)
+    if gone and not quiet:
+        print("kvmlab: destroyed " + "; ".join(f"{n} ({why})" for n, why in gone),
+              file=sys.stderr)
+    return gone
 
 
 def owner_pid(description: str) -> int | None:

@@ -21,14 +21,30 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Owner", "boot_id", "owner_record", "parse_owner", "process_start"]
+from kvmlab.errors import ExperimentFailed
+from kvmlab.host.signals import signals_deferred
 
+__all__ = ["OWNER_FILE", "Owner", "boot_id", "dir_owner", "guest_deadline", "owned_tempdir",
+           "owner_record", "parse_owner", "process_start", "remove_dead_dirs",
+           "stale_reason", "temp_root"]
+
+OWNER_FILE = "owner.txt"
+"""The file of a kvmlab folder (temporary or staged) that holds its owner record."""
+_PREFIX = "kvmlab-"
+
+_DEADLINE = re.compile(r"deadline=(\d+)")
 _RECORD = re.compile(r"owner pid=(\d+)(?: start=(\d+))? boot=(\S+)(?: host=(\S+))?")
 
 
@@ -129,6 +145,43 @@ class Owner:
         return f"pid {self.pid}" + (f" on {self.host}" if self.host else "")
 
 
+def guest_deadline(description: str) -> float | None:
+    """The deadline recorded in a guest's description (seconds since the epoch), or None.
+
+    Examples
+    --------
+    >>> guest_deadline("kvmlab guest; owner pid=1 boot=b deadline=99"), guest_deadline("")
+    (99.0, None)
+    """
+    match = _DEADLINE.search(description or "")
+    return float(match.group(1)) if match else None
+
+
+def stale_reason(description: str, now: float | None = None) -> str:
+    """Why a kvmlab guest with this description must go now, or ``''`` if it may stay.
+
+    A description without kvmlab's owner record is not kvmlab's: it may stay.
+
+    Examples
+    --------
+    >>> stale_reason(f"{owner_record()} deadline={int(time.time()) + 60}")
+    ''
+    >>> stale_reason(f"{owner_record()} deadline={int(time.time()) - 1}")
+    'its deadline has passed'
+    >>> stale_reason("kvmlab guest; owner pid=1 start=1 boot=an-earlier-boot")
+    'the run that made it has ended'
+    >>> stale_reason("someone else's guest")
+    ''
+    """
+    owner = parse_owner(description)
+    if owner is None:
+        return ""
+    deadline = guest_deadline(description)
+    if deadline is not None and (time.time() if now is None else now) > deadline:
+        return "its deadline has passed"
+    return "the run that made it has ended" if owner.state() == "gone" else ""
+
+
 def parse_owner(text: str) -> Owner | None:
     """The owner record in ``text``, or None.
 
@@ -144,3 +197,90 @@ def parse_owner(text: str) -> Owner | None:
         return None
     pid, start, boot, host = match.groups()
     return Owner(int(pid), int(start) if start else None, boot, host or "")
+
+
+# -- kvmlab's temporary folders ---------------------------------------------------------
+def temp_root() -> Path:
+    """The one folder under which kvmlab makes its temporary folders: ``$TMPDIR/kvmlab-UID``.
+
+    Examples
+    --------
+    >>> temp_root().name == f"kvmlab-{os.getuid()}"
+    True
+    """
+    return Path(tempfile.gettempdir()) / f"{_PREFIX}{os.getuid()}"
+
+
+def _make_temp_root() -> Path:
+    """Create :func:`temp_root` if needed; refuse one this user does not own (a trap)."""
+    root = temp_root()
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o755)
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ExperimentFailed(f"{root} is not a folder of this user; kvmlab keeps its "
+                               "temporary folders there: remove it, or set TMPDIR elsewhere")
+    return root
+
+
+def dir_owner(path: Path) -> Owner | None:
+    """The owner record of a kvmlab folder, or None when it holds none (then not kvmlab's).
+
+    Examples
+    --------
+    >>> dir_owner(Path(tempfile.gettempdir())) is None
+    True
+    """
+    try:
+        return parse_owner((path / OWNER_FILE).read_text())
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def owned_tempdir(purpose: str) -> Iterator[Path]:
+    """A fresh folder ``kvmlab-PURPOSE-*`` in :func:`temp_root`, with this process's
+    owner record, removed when the block ends (also on SIGINT, SIGTERM or SIGHUP, when
+    :func:`kvmlab.host.signals.stop_signals_as_exit` is in force).
+
+    After a SIGKILL the folder stays until :func:`remove_dead_dirs` (the next run,
+    or ``kvmlab doctor --cleanup``) finds its owner gone.
+
+    Examples
+    --------
+    >>> with owned_tempdir("doc") as path:
+    ...     dir_owner(path).pid == os.getpid(), path.parent == temp_root()
+    (True, True)
+    >>> path.exists()
+    False
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{purpose}-", dir=_make_temp_root()))
+    try:
+        (path / OWNER_FILE).write_text(owner_record() + "\n")
+        yield path
+    finally:
+        with signals_deferred():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_dead_dirs(root: Path) -> list[Path]:
+    """Remove the ``kvmlab-`` folders in ``root`` whose owner record names a process gone.
+
+    A folder without kvmlab's owner record is never touched. Returns what was removed.
+
+    Examples
+    --------
+    >>> with owned_tempdir("doc") as path:
+    ...     path in remove_dead_dirs(temp_root())        # its owner runs: kept
+    False
+    """
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in sorted(root.iterdir()):
+            if not path.name.startswith(_PREFIX) or path.is_symlink() or not path.is_dir():
+                continue
+            owner = dir_owner(path)
+            if owner is not None and owner.state() == "gone":
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed

@@ -1,10 +1,19 @@
-"""Signal handling for objects that must be cleaned up: SIGTERM becomes SystemExit
-(so ``with`` blocks unwind), and clean-up itself is not interrupted.
+"""Signal handling for objects that must be cleaned up.
+
+Every kind of run (a guest, a storage pool, a temporary folder) handles the three
+signals that end a program from outside the same way: SIGINT becomes
+``KeyboardInterrupt``, SIGTERM and SIGHUP become ``SystemExit(128 + signal)``, so that
+``with`` blocks unwind and remove what they made; the clean-up itself runs with those
+signals held back, so that a second signal cannot cut it short. (SIGKILL cannot be
+caught: the next kvmlab call removes what such a run left, see
+:mod:`kvmlab.host.cleanup`.)
 
 Examples
 --------
->>> with sigterm_as_exit(), signals_deferred():
+>>> with stop_signals_as_exit(), signals_deferred():
 ...     pass
+>>> sorted(s.name for s in STOP_SIGNALS)
+['SIGHUP', 'SIGINT', 'SIGTERM']
 """
 
 from __future__ import annotations
@@ -15,32 +24,59 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+__all__ = ["STOP_SIGNALS", "Transient", "signals_deferred", "sigterm_as_exit",
+           "stop_signals_as_exit"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""The signals that end a run and make it remove what it made."""
+
+
+def _handler(signum: int, _frame: Any) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
 
 @contextlib.contextmanager
-def sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while the block runs, so clean-up code runs."""
+def stop_signals_as_exit() -> Iterator[None]:
+    """While the block runs, SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP SystemExit.
+
+    SIGINT is caught even where it was ignored (a program started in the background by
+    a shell ignores it). Outside the main thread nothing changes: Python delivers
+    signals to the main thread only.
+
+    Examples
+    --------
+    >>> import os
+    >>> with stop_signals_as_exit():
+    ...     try:
+    ...         os.kill(os.getpid(), signal.SIGHUP)
+    ...     except SystemExit as exc:
+    ...         print(exc.code)
+    129
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, _handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+sigterm_as_exit = stop_signals_as_exit
+"""The older name of :func:`stop_signals_as_exit`."""
 
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while the block runs (clean-up must finish)."""
+    """Hold SIGINT, SIGTERM and SIGHUP back while the block runs (clean-up must finish)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
         yield
     finally:
@@ -51,8 +87,8 @@ class Transient:
     """Base of objects that live exactly as long as a ``with`` block.
 
     Subclasses define :meth:`start` and an idempotent :meth:`close`. Entering calls
-    ``start``; leaving, an exception, Ctrl-C or SIGTERM all end in ``close``, which
-    runs with those signals held back so that it finishes.
+    ``start``; leaving, an exception, SIGINT, SIGTERM or SIGHUP all end in ``close``,
+    which runs with those signals held back so that it finishes.
     """
 
     def start(self) -> None:  # pragma: no cover - abstract
@@ -62,14 +98,16 @@ class Transient:
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        self._guard = sigterm_as_exit()
+        self._guard = stop_signals_as_exit()
         self._guard.__enter__()
         try:
             self.start()
         except BaseException:
-            with signals_deferred():
-                self.close()
-            self._guard.__exit__(None, None, None)
+            try:
+                with signals_deferred():
+                    self.close()
+            finally:
+                self._guard.__exit__(None, None, None)
             raise
         return self
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from kvmlab.errors import ExperimentFailed
 from kvmlab.host.connect import import_libvirt, is_local_uri
-from kvmlab.host.owner import owner_record, parse_owner
+from kvmlab.host.owner import OWNER_FILE, owner_record, parse_owner
 
 __all__ = ["OWNER_FILE", "OWNER_VOLUME", "SYSTEM_IMAGES_DIR", "LocalStaging", "PoolStaging",
            "download", "is_system_uri", "local_qemu_pid", "pool_base_dir", "pool_owner",
@@ -42,8 +42,6 @@ __all__ = ["OWNER_FILE", "OWNER_VOLUME", "SYSTEM_IMAGES_DIR", "LocalStaging", "P
 SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
 OWNER_VOLUME = "owner.txt"
 """The volume of a kvmlab pool that holds its owner record."""
-OWNER_FILE = "owner.txt"
-"""The file of a local staging directory that holds its owner record."""
 _CHUNK = 256 * 1024
 
 

@@ -46,6 +46,7 @@ from typing import Any
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host import ctool
 from kvmlab.host.connect import import_libvirt
+from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.memory.paging import ADDRESS_MASK, PAGE, walk
 from kvmlab.memory.physmem import TablesInMemory
@@ -64,6 +65,9 @@ HMP = 1
 READY_MARKER = "KVMLAB-MEM-READY"
 TOOL = "kvmlab-pages"
 KSM_TOOL = "kvmlab-ksm"
+TRACE_LIFETIME_S = 900.0
+"""A trace's guest is gone after this long, even if its run was killed while it was paused
+(the next kvmlab call destroys it from outside: :func:`kvmlab.host.guest.sweep_stale_guests`)."""
 CR4_LA57 = 1 << 12
 
 
@@ -230,7 +234,8 @@ def trace(scenario: TraceScenario, *, uri: str | None = None,
     script = f"/kvmlab/{TOOL} {scenario.pages}\n"
     with progress_bar(progress, total=scenario.samples, desc="trace", unit="address") as bar, \
             TransientGuest(script, vcpus=1, memory_mib=scenario.memory_mib, uri=uri,
-                           purpose="memory", cmdline="nokaslr", files={TOOL: tool}) as guest:
+                           purpose="memory", cmdline="nokaslr", files={TOOL: tool},
+                           lifetime_s=TRACE_LIFETIME_S) as guest:
         bar.set_postfix_str("booting the guest")
         boot_s = guest.wait_for(READY_MARKER, 180)
         report = parse_program_output(guest.console())
@@ -368,7 +373,8 @@ def run_ksm(scenario: KsmScenario, *, uri: str | None = None,
             f"{round(scenario.sleep_ms)} {round(scenario.duration_s * 1000)}")
     with progress_bar(progress, total=1, desc="KSM in a guest", unit="guest") as bar, \
             TransientGuest(f"/kvmlab/{KSM_TOOL} {args}\n", vcpus=1, memory_mib=memory_mib,
-                           uri=uri, purpose="ksm", files={KSM_TOOL: tool}) as guest:
+                           uri=uri, purpose="ksm", files={KSM_TOOL: tool},
+                           lifetime_s=240 + 2 * scenario.duration_s) as guest:
         bar.set_postfix_str(f"booting, then watching ksmd for {scenario.duration_s:g} s")
         out = guest.result(timeout_s=120 + 2 * scenario.duration_s)
         bar.update(1)
@@ -407,9 +413,11 @@ def run_on_host(scenario: MemoryScenario | Mapping[str, Any] | str, *, uri: str 
     """
     scenario = load_scenario(scenario)
     if isinstance(scenario, KsmScenario):
-        return run_ksm(scenario, uri=uri, progress=progress)
+        with stop_signals_as_exit():
+            return run_ksm(scenario, uri=uri, progress=progress)
     if isinstance(scenario, TraceScenario):
-        return trace(scenario, uri=uri, progress=progress)
+        with stop_signals_as_exit():
+            return trace(scenario, uri=uri, progress=progress)
     assert isinstance(scenario, BalloonScenario)
     raise ScenarioError("balloon scenarios can only be simulated so far: kvmlab does not yet "
                         "inflate a real guest's balloon (use simulate)")

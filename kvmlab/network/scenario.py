@@ -431,12 +431,8 @@ def _bridge(data: Any) -> Bridge:
                                 "VLAN-aware: give the bridge \"vlan_filtering\": true")
         flags = dict(PORT_FLAGS)
         for key, value in p.items():
-            if key == "name" or key in VLAN_KEYS:
-                continue
-            if key not in PORT_FLAGS:
-                raise ScenarioError(f"port {p['name']}: unknown flag {key!r}; known: "
-                                    f"{sorted(PORT_FLAGS)}")
-            flags[key] = boolean(value, f"port {p['name']}: {key}")
+            if key in PORT_FLAGS:              # other keys were checked by check_keys
+                flags[key] = boolean(value, f"port {p['name']}: {key}")
         ports.append(Port(name, check_ifname(p["name"], "port"), flags, vlans))
     return Bridge(name, tuple(ports), float(ageing), filtering, host)
 

@@ -25,6 +25,7 @@ from typing import Any
 from kvmlab.errors import ExperimentFailed
 from kvmlab.host.guest import TransientGuest
 from kvmlab.host.image import GuestImage
+from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.network.frames import Frame
 from kvmlab.network.result import NetworkResult
@@ -425,7 +426,9 @@ def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Pa
     n_frames = sum(len(t.frames) for t in tops)
     if n_frames > 65535:
         raise ExperimentFailed(f"{n_frames} frames in one run; at most 65535")
-    with progress_bar(progress, total=3, desc="network on a real kernel", unit="step") as bar:
+    with stop_signals_as_exit(), progress_bar(progress, total=3,
+                                              desc="network on a real kernel",
+                                              unit="step") as bar:
         bar.set_postfix_str("building the plan and the frame tool")
         batches = setup_batches(parts)
         files = {"kvmlab-frames": frames_tool(), "plan": plan(parts).encode(),
@@ -437,7 +440,7 @@ def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Pa
         memory = 192 + sum(len(t.hosts) for t in tops)
         with TransientGuest(guest_script(parts, batches), uri=uri, purpose="network",
                             cmdline="ipv6.disable=1", image=image, files=files,
-                            memory_mib=memory) as guest:
+                            memory_mib=memory, lifetime_s=timeout_s + 120) as guest:
             out = guest.result(timeout_s)
             accel = guest.accel
         bar.update(1)

@@ -2,10 +2,11 @@
 
 A *pool* is a place libvirt keeps disk images; a *volume* is one image in it,
 what a guest sees as a disk. :class:`TransientPool` creates a pool named
-``kvmlab-pool-<id>`` in a fresh temporary directory (never one of the host's own
-pools), lets you create volumes in it through libvirt, and removes volumes, pool
-and directory when the ``with`` block ends, also on an exception, Ctrl-C or
-SIGTERM.
+``kvmlab-pool-<id>`` in a fresh temporary directory under kvmlab's own
+:func:`kvmlab.host.owner.temp_root` (never one of the host's own pools), with an owner
+record, lets you create volumes in it through libvirt, and removes volumes, pool
+and directory when the ``with`` block ends, also on an exception, SIGINT, SIGTERM or
+SIGHUP (after a SIGKILL, ``kvmlab doctor --cleanup`` removes them).
 
 virsh equivalents: ``virsh pool-create-as NAME dir --target DIR``,
 ``virsh vol-create-as NAME VOL SIZE --format qcow2 [--backing-vol ...]``,
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,8 @@ from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connect, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
 from kvmlab.host.guest import live_uri
-from kvmlab.host.owner import owner_record
+from kvmlab.host.owner import OWNER_FILE, owned_tempdir, owner_record
 from kvmlab.host.signals import Transient
-from kvmlab.host.staging import OWNER_FILE
 
 VOLUME_FORMATS = ("raw", "qcow2")
 
@@ -86,11 +85,13 @@ class TransientPool(Transient):
         self.pool: Any = None
         self.path: Path | None = None
         self.name = ""
+        self._dir: Any = None
 
     def start(self) -> None:
         """Create the temporary directory and the pool in it."""
         self.conn = connect(self.uri, write=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{NAME_PREFIX}pool-"))
+        self._dir = owned_tempdir("pool")
+        self.path = Path(self._dir.__enter__())
         self.path.chmod(0o755)
         (self.path / OWNER_FILE).write_text(owner_record() + "\n")
         self.name = self.path.name
@@ -127,5 +128,8 @@ class TransientPool(Transient):
             with contextlib.suppress(libvirt.libvirtError):
                 self.conn.close()
             self.conn = None
+        if self._dir is not None:
+            self._dir.__exit__(None, None, None)          # removes self.path
+            self._dir = None
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)

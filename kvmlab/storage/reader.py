@@ -135,6 +135,8 @@ def read_qcow2(path: str | Path) -> Qcow2File:
 
 
 def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
+    file_size = handle.seek(0, 2)
+    handle.seek(0)
     h = parse_header(handle.read(HEADER_BYTES))
     _check_header(h, path)
     if h["backing_file_offset"]:
@@ -168,6 +170,10 @@ def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
                 raise ScenarioError(f"{path}: L2 table {i} maps guest cluster {guest}, beyond "
                                     f"the virtual size ({guest_clusters} clusters)")
             if entry & OFFSET_MASK:
+                if (entry & OFFSET_MASK) + cluster_size > file_size:
+                    raise ScenarioError(f"{path} is truncated: guest cluster {guest} is at "
+                                        f"byte {entry & OFFSET_MASK}, past the end of the "
+                                        f"file ({file_size} bytes)")
                 data.append((guest, (entry & OFFSET_MASK) // cluster_size))
             else:
                 zero.append(guest)

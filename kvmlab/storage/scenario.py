@@ -66,8 +66,10 @@ from kvmlab.validate import (
 )
 
 __all__ = ["DEFAULT_CLUSTER", "DISKS", "FORMATS", "HDD", "IO_FORMATS", "IO_PATTERNS",
-           "MAX_CLUSTER", "MIN_CLUSTER", "PREALLOCATION", "SECTOR", "SSD", "DiskParams",
-           "IoWorkload", "Snapshot", "StorageScenario", "as_scenario", "load_scenario"]
+           "MAX_BACKING_DEPTH", "MAX_CLUSTER", "MAX_MODEL_UNITS",
+           "MAX_VIRTUAL_SIZE", "MIN_CLUSTER", "PREALLOCATION", "SECTOR", "SSD", "DiskParams",
+           "IoWorkload", "Snapshot", "StorageScenario", "as_scenario", "load_scenario",
+           "model_units"]
 
 FORMATS = ("qcow2", "raw")
 PREALLOCATION = ("off", "falloc", "full")
@@ -84,9 +86,9 @@ never ended."""
 MAX_MODEL_UNITS = 1 << 21
 """The most work one image model is given: its guest clusters (qcow2, every layer of the
 backing chain; the map walks each one) or file system blocks (raw, 4 KiB each), plus the
-clusters or blocks its writes touch. Measured on a 2-core x86_64 machine (Python 3.11):
-10-15 us per cluster or block, so a run at the bound ends within about 30 s and takes
-a few hundred MB at most."""
+clusters or blocks its writes touch. Measured on a 2-core x86_64 machine (Python 3.11): a
+qcow2 image of 2**21 guest clusters took 3.3 s and 366 MiB, a fully preallocated raw image
+of 2**21 blocks 2.0 s and 163 MiB; a chain of backing images shares the bound."""
 MAX_BACKING_DEPTH = 8
 """The longest chain of backing scenarios (each the base of the one above)."""
 MAX_WRITES = 100_000
@@ -207,7 +209,7 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScen
         if backing.virtual_size > size:
             raise ScenarioError("a backing image may not be larger than its overlay "
                                 f"({backing.virtual_size} > {size} bytes)")
-        units += _units(backing)
+        units += model_units(backing)
     elif isinstance(backing, str):
         text(backing, "backing (a file name)", empty=False, high=4096)
         try:
@@ -225,7 +227,7 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScen
             f"this image is too large for the model: {units} "
             f"{'blocks' if fmt == 'raw' else 'clusters'} to walk (virtual_size / {unit} B, "
             "plus those the writes touch, over the backing chain); the model takes at most "
-            f"{MAX_MODEL_UNITS} (about 30 s). Use a smaller virtual_size, larger clusters or "
+            f"{MAX_MODEL_UNITS} (a few seconds). Use a smaller virtual_size, larger clusters or "
             "fewer writes")
     preallocation = data.get("preallocation", "off")
     if not isinstance(preallocation, str) or preallocation not in PREALLOCATION:
@@ -237,13 +239,21 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScen
                preallocation=preallocation)
 
 
-def _units(scenario: StorageScenario) -> int:
-    """The model's work for ``scenario`` and its backing chain (see MAX_MODEL_UNITS)."""
+def model_units(scenario: StorageScenario) -> int:
+    """The model's work for ``scenario`` and its backing chain (see :data:`MAX_MODEL_UNITS`):
+    guest clusters (raw: file system blocks) plus those its writes touch.
+
+    Examples
+    --------
+    >>> model_units(StorageScenario.from_dict({"virtual_size": 1048576, "cluster_size": 65536,
+    ...                                        "writes": [[0, 65537]]}))
+    18
+    """
     unit = RAW_BLOCK if scenario.format == "raw" else scenario.cluster_size
     units = -(-scenario.virtual_size // unit) + sum(
         (o + n - 1) // unit - o // unit + 1 for o, n in scenario.writes)
     if isinstance(scenario.backing, StorageScenario):
-        units += _units(scenario.backing)
+        units += model_units(scenario.backing)
     return units
 
 

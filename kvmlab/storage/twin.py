@@ -1,8 +1,10 @@
 """The same scenario on a real image: ``qemu-img create``, ``qemu-io`` writes, and
 ``qemu-img map``/``check`` as ground truth; ``qemu-img snapshot -c`` for internal snapshots.
 
-Everything happens on this machine, in a temporary directory named ``kvmlab-storage-*``,
-removed afterwards whatever happens; nothing is booted and no libvirt is needed.
+Everything happens on this machine, in a temporary folder ``kvmlab-storage-*`` under
+kvmlab's own :func:`kvmlab.host.owner.temp_root`, with an owner record, removed afterwards
+whatever happens (an exception, SIGINT, SIGTERM, SIGHUP); after a SIGKILL the next run (or
+``kvmlab doctor --cleanup``) removes it. Nothing is booted and no libvirt is needed.
 
 Examples
 --------
@@ -22,12 +24,13 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed, ScenarioError, ToolMissing
+from kvmlab.host.owner import owned_tempdir, remove_dead_dirs, temp_root
+from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.progress import Progress, ProgressArg, progress_bar
 from kvmlab.storage.reader import Qcow2File
@@ -188,10 +191,12 @@ def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | Non
     local_uri(uri)
     qemu_img = _tool("qemu-img")
     _tool("qemu-io")
-    with (progress_bar(progress, total=_count_steps(scenario) + 1, desc="qemu-img",
+    remove_dead_dirs(temp_root())            # what runs killed with SIGKILL left
+    with (stop_signals_as_exit(),
+          progress_bar(progress, total=_count_steps(scenario) + 1, desc="qemu-img",
                        unit="step") as bar,
-          tempfile.TemporaryDirectory(prefix="kvmlab-storage-") as tmp):
-        path = Path(tmp) / f"disk.{scenario.format}"
+          owned_tempdir("storage") as tmp):
+        path = tmp / f"disk.{scenario.format}"
         make_image(scenario, path, bar)
         seen = inspect(path, scenario.format)
         bar.set_postfix_str("qemu-img map, check, info")

@@ -113,7 +113,11 @@ def mutated(draw: Any, tree: Any, values: st.SearchStrategy[Any] = json_scalars,
                 draw(values))
         elif op == "scale" and isinstance(here, int | float) and not isinstance(here, bool):
             factor = draw(st.sampled_from([-1, 0, 1e-9, 0.5, 3, 1e3, 1e9, 1e30]))
-            tree = _set(tree, path, here * factor)
+            try:
+                scaled = here * factor
+            except OverflowError:               # an int too large for a float
+                scaled = math.inf
+            tree = _set(tree, path, scaled)
         elif op == "empty" and isinstance(here, list | dict):
             tree = _set(tree, path, type(here)())
         elif op == "nest":

@@ -8,9 +8,6 @@ import argparse
 import contextlib
 import io
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,9 @@ from kvmlab.cli import build_parser, main
 from kvmlab.data import scenario_names
 from tests.fuzz.strategies import QUICK_NASTY, fuzz_settings, mutated, shipped
 
+ROOTS = {"cpu", "memory", "storage", "network", "sweep", "problems"}
+"""The commands fuzzed: the labs' models, sweeps and problems. Every other one reaches a
+host, starts a server or writes files, and is left out (new ones too, until listed)."""
 FORBIDDEN = {"run", "compare", "trace", "doctor", "guest", "classroom", "hosts", "versions",
              "--uri", "--host", "--record", "--run", "--save", "--workers", "--cleanup",
              "--force", "--fresh", "--recorded", "-h", "--help", "--list", "--csv"}
@@ -45,7 +45,7 @@ def _commands() -> dict[tuple[str, ...], argparse.ArgumentParser]:
             found[path] = parser
         for action in subs:
             for name, child in action.choices.items():
-                if name not in FORBIDDEN:
+                if name not in FORBIDDEN and (path or name in ROOTS):
                     walk(child, (*path, name))
     walk(build_parser(), ())
     return found
@@ -70,9 +70,9 @@ def _positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 @pytest.fixture(scope="module")
-def files() -> Iterator[dict[str, str]]:
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Scenario files that broke the loaders once, in a folder of their own."""
-    folder = Path(tempfile.mkdtemp(prefix="kvmlab-fuzz-"))
+    folder = tmp_path_factory.mktemp("kvmlab-fuzz")
     made = {
         "not-utf8": b'{"pcpus": 2, "name": "caf\xe9"}',
         "deep": b"[" * 100_000,
@@ -94,8 +94,7 @@ def files() -> Iterator[dict[str, str]]:
     paths["a-folder"] = str(folder / "a-folder.json")
     paths["missing"] = str(folder / "missing" / "x.json")
     paths["folder"] = str(folder)
-    yield paths
-    shutil.rmtree(folder)
+    return paths
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:
@@ -183,7 +182,7 @@ GRID_NAMES = ["ratio", "pcpus", "vcpus_per_vm", "load", "duration_s", "scheduler
               "working_set_kib", "pattern", "tlb_entries", "pwc_entries", "page", "host_page",
               "accesses", "ratoi", "seed", "1x", ""]
 GRID_VALUES = ["1", "1.5", "2", "0", "-1", "0.5", "0.05", "1e999", "nan", "inf", "1e6",
-               "1000000", "9" * 5000, "x", "true", "null", "[1]", '{"a":1}', "random", "4K",
+               "1000000", "9" * 400, "x", "true", "null", "[1]", '{"a":1}', "random", "4K",
                "2M", "fair", ""]
 
 
@@ -192,7 +191,7 @@ GRID_VALUES = ["1", "1.5", "2", "0", "-1", "0.5", "0.05", "1e999", "nan", "inf",
        grid=st.lists(st.tuples(st.sampled_from(GRID_NAMES),
                                st.lists(st.sampled_from(GRID_VALUES), min_size=1,
                                         max_size=3)), max_size=3),
-       seeds=st.sampled_from(["0", "0-1", "1,1", "-1", "x", "0-100000000", "5-2"]))
+       seeds=st.sampled_from(["0", "0-1", "1,1", "-1", "x", "5-2", "1-0", "0-1-2"]))
 def test_sweep_grids(scenario, grid, seeds):
     argv = ["sweep", scenario, "--serial", "--quiet", "--seeds", seeds]
     names = [name for name, _values in grid]
@@ -203,13 +202,14 @@ def test_sweep_grids(scenario, grid, seeds):
     check(argv, *run(argv))
 
 
-@pytest.mark.parametrize("where", ["a-folder", "missing"])
-def test_sweep_output_to_a_folder_or_a_missing_one_is_one_clear_error(where, files):
-    path = files["folder"] if where == "a-folder" else files["missing"]
-    for option in ("--save", "--csv"):
-        status, _out, err = run(["sweep", "cpu-overcommit", "--serial", "--quiet", "--seeds",
-                                 "0", "--set", "duration_s=0.05", option, path])
-        assert status == 2 and err.startswith("kvmlab: error: "), err[-500:]
+@pytest.mark.parametrize(("option", "where"), [("--save", "folder"), ("--csv", "folder"),
+                                               ("--csv", "missing")])
+def test_sweep_output_to_a_folder_or_into_a_missing_one_is_one_clear_error(option, where,
+                                                                          files):
+    status, _out, err = run(["sweep", "cpu-overcommit", "--serial", "--quiet", "--seeds", "0",
+                             "--set", "duration_s=0.05", option, files[where]])
+    assert status == 2 and err.startswith("kvmlab: error: "), err[-500:]
+    assert files["folder"] in err or files["missing"] in err
 
 
 def test_an_internal_error_is_one_line_and_status_70(monkeypatch):

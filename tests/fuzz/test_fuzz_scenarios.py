@@ -46,8 +46,8 @@ def _quick(scenario: Any) -> bool:
     if isinstance(scenario, TraceScenario):
         return scenario.samples <= 2000
     if isinstance(scenario, storage.StorageScenario):
-        from kvmlab.storage.scenario import _units
-        return _units(scenario) < 20_000
+        from kvmlab.storage.scenario import model_units
+        return model_units(scenario) < 20_000
     return True
 
 

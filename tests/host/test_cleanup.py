@@ -37,3 +37,56 @@ def test_a_guest_names_the_process_that_owns_it():
 def test_the_owner_does_not_make_two_leftovers_differ():
     assert Leftover("files", "kvmlab-x", "here", owner_pid=1) == Leftover("files", "kvmlab-x",
                                                                           "here")
+
+
+def test_only_folders_with_kvmlab_s_owner_record_are_listed_and_removed():
+    from kvmlab.host.cleanup import find_host_leftovers
+    from kvmlab.host.owner import OWNER_FILE, owned_tempdir, remove_dead_dirs, temp_root
+
+    with owned_tempdir("unit") as mine:
+        root = temp_root()
+        foreign = root / "kvmlab-unit-not-ours"
+        dead = root / "kvmlab-unit-dead"
+        foreign.mkdir()
+        dead.mkdir()
+        (dead / OWNER_FILE).write_text("owner pid=1 start=1 boot=an-earlier-boot\n")
+        try:
+            found = {item.name: item for item in find_host_leftovers()}
+            removed = remove_dead_dirs(root)
+            assert foreign.exists() and mine.exists() and not dead.exists()
+        finally:
+            foreign.rmdir()
+            import shutil
+            shutil.rmtree(dead, ignore_errors=True)
+    assert "kvmlab-unit-not-ours" not in found
+    assert found[mine.name].in_use and found["kvmlab-unit-dead"].left_over
+    assert removed == [dead]
+
+
+def test_a_pool_without_an_owner_record_is_never_removed(tmp_path):
+    from kvmlab.host.cleanup import remove_leftovers
+
+    target = tmp_path / "kvmlab-unit-foreign"
+    target.mkdir()
+    (target / "precious").write_text("not kvmlab's")
+    with connection("test:///default", write=True) as conn:
+        pool = conn.storagePoolDefineXML(
+            f"<pool type='dir'><name>kvmlab-unit-foreign</name><target><path>{target}</path>"
+            "</target></pool>", 0)
+        try:
+            found = {item.name: item for item in find_libvirt_leftovers(conn)}
+            assert found["kvmlab-unit-foreign"].unowned
+            assert not found["kvmlab-unit-foreign"].left_over
+            removed = remove_leftovers("test:///default", force=True)
+            names = [p.name() for p in conn.listAllStoragePools()]
+        finally:
+            pool.undefine()
+    assert "kvmlab-unit-foreign" in names and removed == []
+    assert (target / "precious").exists()
+
+
+def test_a_guest_past_its_deadline_is_stale_whoever_owns_it():
+    from kvmlab.host.owner import stale_reason
+
+    assert stale_reason(owner_note(deadline=1.0)) == "its deadline has passed"
+    assert stale_reason(owner_note(deadline=4e9)) == ""

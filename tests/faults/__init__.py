@@ -1,0 +1,1 @@
+"""Faults injected into live runs: signals, SIGKILL, a dying libvirtd."""

@@ -1,0 +1,151 @@
+"""Live runs started as ``kvmlab`` commands and interrupted: SIGINT, SIGTERM, SIGHUP and
+SIGKILL while booting and while measuring, for every live lab.
+
+After a catchable signal the run must have removed everything it made; after SIGKILL,
+whatever it left must go with ``kvmlab doctor --cleanup``. Only objects whose owner
+record names the interrupted process are counted, so other kvmlab runs on the same
+host are left out. A table of what happened is printed (``pytest -s`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from kvmlab.host.guest import staging_root
+from kvmlab.host.owner import dir_owner, parse_owner, temp_root
+
+pytestmark = pytest.mark.live
+KVMLAB = str(Path(sys.executable).parent / "kvmlab")
+TABLE: list[tuple[str, str, int, int, int]] = []
+
+
+def owned_by(pid: int, uri: str) -> list[str]:
+    """Every kvmlab- domain, pool and folder whose owner record names ``pid``."""
+    import libvirt
+
+    found = []
+    conn = libvirt.open(uri)
+    try:
+        for dom in conn.listAllDomains():
+            with_desc = ET.fromstring(dom.XMLDesc()).findtext("description") or ""
+            owner = parse_owner(with_desc)
+            if dom.name().startswith("kvmlab-") and owner is not None and owner.pid == pid:
+                found.append(f"domain {dom.name()}")
+        for pool in conn.listAllStoragePools():
+            target = ET.fromstring(pool.XMLDesc()).findtext("target/path") or ""
+            owner = dir_owner(Path(target))
+            if pool.name().startswith("kvmlab-") and owner is not None and owner.pid == pid:
+                found.append(f"pool {pool.name()}")
+    finally:
+        conn.close()
+    for root in (staging_root(uri), temp_root()):
+        for path in sorted(root.iterdir()) if root.is_dir() else []:
+            owner = dir_owner(path)
+            if path.name.startswith("kvmlab-") and owner is not None and owner.pid == pid:
+                found.append(f"folder {path}")
+    return found
+
+
+def wait_for_domain(pid: int, uri: str, timeout_s: float = 120.0) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if any(item.startswith("domain") for item in owned_by(pid, uri)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no guest of pid {pid} appeared within {timeout_s} s")
+
+
+def wait_for_folder(pid: int, uri: str, timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if any(item.startswith("folder") for item in owned_by(pid, uri)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no folder of pid {pid} appeared within {timeout_s} s")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table():
+    """Print what each fault did, after the module's tests (``pytest -s`` shows it)."""
+    yield
+    print("\nfault | what kvmlab printed last | exit status | left | left after cleanup")
+    for row in TABLE:
+        print(" | ".join(map(str, row)))
+
+
+@pytest.fixture(scope="module")
+def big_disk(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A storage scenario that takes a few seconds (a fully preallocated 1 GiB raw image)."""
+    path = tmp_path_factory.mktemp("kvmlab-faults") / "big.json"
+    path.write_text(json.dumps({"format": "raw", "virtual_size": 1 << 30, "name": "big",
+                                "writes": [[200000, 70000]], "preallocation": "full"}))
+    return str(path)
+
+
+CASES = [
+    # lab command, the moment, the signal, seconds after that moment
+    ("cpu run cpu-seed-example --duration 8", "booting", signal.SIGTERM, 0.0),
+    ("cpu run cpu-seed-example --duration 8", "measuring", signal.SIGINT, 7.0),
+    ("cpu run cpu-seed-example --duration 8", "measuring", signal.SIGKILL, 7.0),
+    ("network run net-seed-bridge", "booting", signal.SIGHUP, 0.5),
+    ("network run net-seed-bridge", "running", signal.SIGKILL, 2.0),
+    ("memory run memory-trace", "running", signal.SIGTERM, 4.0),
+    ("memory run memory-trace", "running", signal.SIGKILL, 4.0),
+    ("storage run BIG", "writing", signal.SIGTERM, 0.3),
+    ("storage run BIG", "writing", signal.SIGKILL, 0.3),
+]
+
+
+@pytest.mark.parametrize(("command", "moment", "sig", "after_s"), CASES,
+                         ids=[f"{c.split()[0]}-{m}-{s.name}" for c, m, s, _ in CASES])
+def test_an_interrupted_run_leaves_nothing_that_cleanup_cannot_remove(
+        live_uri: str, guest_image: object, big_disk: str, tmp_path: Path,
+        command: str, moment: str, sig: signal.Signals, after_s: float) -> None:
+    args = [KVMLAB, *command.replace("BIG", big_disk).split(), "--uri", live_uri]
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    try:
+        if command.startswith("storage"):
+            wait_for_folder(proc.pid, live_uri)
+        else:
+            wait_for_domain(proc.pid, live_uri)
+        time.sleep(after_s)
+        assert proc.poll() is None, f"the run ended before the {sig.name}: {err.read_text()}"
+        os.kill(proc.pid, sig)
+        status = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    left = owned_by(proc.pid, live_uri)
+    if sig == signal.SIGKILL:
+        # the next kvmlab call (here a plain doctor) stops the guests burning CPU
+        subprocess.run([KVMLAB, "doctor", "--no-trial", "--uri", live_uri],
+                       capture_output=True, text=True, timeout=120)
+        guests = [item for item in owned_by(proc.pid, live_uri) if item.startswith("domain")]
+        assert guests == [], f"the next kvmlab call left {guests} running"
+        doctor = subprocess.run([KVMLAB, "doctor", "--cleanup", "--uri", live_uri],
+                                capture_output=True, text=True, timeout=120)
+        assert doctor.returncode == 0, doctor.stderr
+    after = owned_by(proc.pid, live_uri)
+    said = (err.read_text().strip().splitlines() or ["(nothing)"])[-1][:70]
+    TABLE.append((f"{command.split()[0]} {moment} {sig.name}", said, status, len(left),
+                  len(after)))
+    print(f"\n{TABLE[-1]}")
+    if sig == signal.SIGKILL:
+        assert status == -signal.SIGKILL
+    else:
+        assert status == (130 if sig == signal.SIGINT else 128 + sig), err.read_text()
+        assert left == [], f"after {sig.name} the run left {left}"
+    assert after == [], f"left even after doctor --cleanup: {after}"
