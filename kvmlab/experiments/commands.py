@@ -48,7 +48,11 @@ def parse_values(text: str) -> tuple[str, list[Any]]:
         try:
             return parse_json_text(item, "a --set value")
         except ScenarioError:
-            return item                         # a word, such as random
+            try:
+                float(item)
+            except ValueError:
+                return item                     # a word, such as random
+            raise                               # a number JSON cannot hold (1e999)
     return name.strip(), [value(v.strip()) for v in values.split(",")]
 
 
