@@ -90,7 +90,7 @@ ATTACKS: dict[str, tuple[list[str], str]] = {
     "sweep ratio=10**6": (["sweep", "cpu-overcommit", "--serial", "--quiet", "--seeds", "0",
                            "--set", "ratio=1000000"], "the model takes at most 4096"),
     "sweep ratio=1e999": (["sweep", "cpu-overcommit", "--serial", "--quiet", "--seeds", "0",
-                           "--set", "ratio=1e999"], "give a finite number"),
+                           "--set", "ratio=1e999"], "too large for a finite float"),
     "tlb working_set_kib=1e9": (["sweep", "tlb-working-set", "--serial", "--quiet", "--seeds",
                                  "0", "--set", "working_set_kib=1e9"],
                                 "working_set_kib must be at most"),
