@@ -71,7 +71,8 @@ def add_parser(sub: Any) -> None:
     live.add_argument("--seed", type=int, default=0, help="which addresses (default 0)")
     live.add_argument("--json", action="store_true", help="print the whole trace as JSON")
     live.add_argument("--record", metavar="NAME",
-                      help="also save the trace as data/recorded/NAME.json")
+                      help="also save the trace as a recording named NAME (in the user data "
+                           "directory, ~/.local/share/kvmlab/recorded)")
     live.set_defaults(func=_trace)
 
     ksm = msub.add_parser("ksm", help="same-page merging: the model, and with --run the "
@@ -84,7 +85,8 @@ def add_parser(sub: Any) -> None:
     ksm.add_argument("--run", action="store_true", help="also run it in a live guest")
     ksm.add_argument("--uri", help="local QEMU libvirt URI (with --run)")
     ksm.add_argument("--record", metavar="NAME",
-                     help="with --run: save the real run as data/recorded/NAME.json")
+                     help="with --run: save the real run as a recording named NAME (in the "
+                          "user data directory)")
     ksm.add_argument("--json", action="store_true", help="print JSON for programs")
     ksm.set_defaults(func=_ksm)
 
@@ -196,7 +198,10 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from kvmlab.data import save_recorded
+    from kvmlab.data import check_name, save_recorded
+
+    if args.record:
+        check_name(args.record)                # refused before the guest boots
     from kvmlab.memory.scenario import TraceScenario
     from kvmlab.memory.twin import trace
 
@@ -221,7 +226,10 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _ksm(args: argparse.Namespace) -> int:
-    from kvmlab.data import save_recorded
+    from kvmlab.data import check_name, save_recorded
+
+    if args.record:
+        check_name(args.record)
     from kvmlab.memory.model import fit_scan_cost, simulate_ksm
     from kvmlab.memory.scenario import KsmScenario
 

@@ -50,3 +50,12 @@ def test_problems_both_ways(capsys):
     first = capsys.readouterr().out
     assert main(["problems", "memory", "-s", "4", "-c"]) == 0
     assert capsys.readouterr().out == first and "Answer: pa = " in first
+
+
+@pytest.mark.parametrize("argv", [["memory", "ksm", "10", "2", "--run", "--record", "../x"],
+                                  ["memory", "trace", "--record", "/tmp/x"]])
+def test_a_recording_path_is_refused_before_any_guest_boots(argv, capsys):
+    from kvmlab.cli import main
+
+    assert main(argv) == 2
+    assert "a recording name is a name, not a path" in capsys.readouterr().err
