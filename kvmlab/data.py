@@ -235,6 +235,11 @@ def load_scenario_as(scenario: Any, kind: type[T] | tuple[type, ...],
     Traceback (most recent call last):
     ...
     kvmlab.errors.ScenarioError: no CPU scenario file or shipped CPU scenario 'net-hub'; ...
+    >>> load_scenario_as("x" * 300, dict, dict, what="scenario", prefixes=["cpu-"])
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: 'xxx...' is neither a scenario file nor a shipped scenario: \
+File name too long
     >>> load_scenario_as(42, dict, dict, what="CPU scenario", prefixes=["cpu-"])
     Traceback (most recent call last):
     ...
@@ -250,8 +255,16 @@ dict, not int
         raise ScenarioError(f"a {what} is a shipped name, a JSON file, a dict or a "
                             f"{' or '.join(k.__name__ for k in kinds)}, not "
                             f"{type(scenario).__name__}")
-    path = Path(scenario)
-    if path.suffix == ".json" or path.exists():
+    try:
+        path = Path(scenario)
+        is_file = path.suffix == ".json" or path.exists()
+    except (OSError, ValueError) as exc:   # too long for a file name, a NUL byte, ...
+        shown = repr(str(scenario))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ScenarioError(f"{shown} is neither a {what} file nor a shipped {what}: "
+                            f"{reason}") from None
+    if is_file:
         return from_dict(read_json(path, what))
     shipped = [n for prefix in prefixes for n in scenario_names(prefix)]
     if str(scenario) not in shipped:

@@ -48,7 +48,7 @@ from typing import Any
 from kvmlab.errors import ScenarioError
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_JSON_INT_DIGITS", "MAX_LIST_ITEMS",
-           "MAX_TEXT", "boolean", "check_keys", "is_real", "is_whole", "json_file_or",
+           "MAX_TEXT", "boolean", "check_keys", "is_real", "is_whole",
            "list_of", "mapping", "parse_json_text", "read_json_file", "real_number", "suggest",
            "text", "whole_number"]
 
@@ -421,35 +421,3 @@ def read_json_file(path: str | Path, what: str = "scenario") -> Any:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ScenarioError(f"cannot read {what} {path}: {reason}") from None
     return parse_json_text(raw, str(path))
-
-
-def json_file_or(scenario: Any, what: str = "scenario") -> Any:
-    """The JSON of ``scenario`` if it names a JSON file (a ``.json`` path, or a path that
-    exists), read with :func:`read_json_file`; else ``scenario`` as it is.
-
-    Every lab's ``load_scenario`` reads files through this, so a file is held to the same
-    limits everywhere.
-
-    Examples
-    --------
-    >>> json_file_or("cpu-seed-example")
-    'cpu-seed-example'
-    >>> json_file_or({"pcpus": 2})
-    {'pcpus': 2}
-    >>> json_file_or("x" * 300)
-    Traceback (most recent call last):
-    ...
-    kvmlab.errors.ScenarioError: 'xxx...' is neither a scenario file nor a shipped scenario: \
-File name too long
-    """
-    if isinstance(scenario, str | Path):
-        try:
-            path = Path(scenario)
-            is_file = path.suffix == ".json" or path.exists()
-        except (OSError, ValueError) as exc:   # too long for a file name, a NUL byte, ...
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ScenarioError(f"{_show(str(scenario))} is neither a {what} file nor a "
-                                f"shipped {what}: {reason}") from None
-        if is_file:
-            return read_json_file(path, what)
-    return scenario

@@ -44,7 +44,6 @@ from kvmlab.validate import (
     check_keys,
     is_real,
     is_whole,
-    json_file_or,
     list_of,
     mapping,
     read_json_file,
@@ -355,7 +354,7 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | CpuScenario) -> Cpu
     >>> load_scenario({"pcpus": 2, "duration_s": 1, "vms": [{"name": "a", "vcpus": 3}]}).overcommit
     1.5
     """
-    return load_scenario_as(json_file_or(scenario), CpuScenario, CpuScenario.from_dict,
+    return load_scenario_as(scenario, CpuScenario, CpuScenario.from_dict,
                             what="scenario", prefixes=["cpu-"])
 
 

@@ -43,7 +43,6 @@ from kvmlab.validate import (
     check_keys,
     is_real,
     is_whole,
-    json_file_or,
     list_of,
     mapping,
     text,
@@ -454,7 +453,7 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | MemoryScenario
                   ) -> MemoryScenario:
     """A scenario: a shipped one by name (``memory-ksm-ten-contents``), a JSON file, its
     JSON form as a dict, or a scenario object (returned as it is)."""
-    return load_scenario_as(json_file_or(scenario, "memory scenario"),
+    return load_scenario_as(scenario,
                             (KsmScenario, TraceScenario, BalloonScenario), scenario_from_dict,
                             what="memory scenario", prefixes=["memory-"])
 

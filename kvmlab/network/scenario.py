@@ -59,7 +59,6 @@ from kvmlab.validate import (
     boolean,
     check_keys,
     is_real,
-    json_file_or,
     list_of,
     mapping,
     read_json_file,
@@ -523,6 +522,6 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology) -> Topolo
     ...
     kvmlab.errors.ScenarioError: no topology file or shipped topology 'net-nothing-like-this'; ...
     """
-    return load_scenario_as(json_file_or(scenario, "topology"), Topology, Topology.from_dict,
+    return load_scenario_as(scenario, Topology, Topology.from_dict,
                             what="topology",
                             prefixes=PREFIXES)

@@ -55,7 +55,6 @@ from kvmlab.storage.reader import Qcow2File, read_qcow2
 from kvmlab.validate import (
     check_keys,
     is_whole,
-    json_file_or,
     list_of,
     mapping,
     read_json_file,
@@ -351,7 +350,7 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | StorageScenario
     ...
     kvmlab.errors.ScenarioError: no storage scenario file or shipped storage scenario ...
     """
-    return load_scenario_as(json_file_or(scenario, "storage scenario"), StorageScenario,
+    return load_scenario_as(scenario, StorageScenario,
                             StorageScenario.from_dict,
                             what="storage scenario", prefixes=["storage-"])
 
