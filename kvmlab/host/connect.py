@@ -87,6 +87,28 @@ def import_libvirt() -> Any:
     return libvirt
 
 
+
+def live_possible(live: bool) -> bool:
+    """A notebook's ``LIVE`` switch, kept on only where this Python can reach libvirt at all.
+
+    Without libvirt-python a live cell could only fail: this says so in one sentence and
+    returns False, so the notebook uses its recorded real-host runs instead.
+
+    Examples
+    --------
+    >>> live_possible(False)
+    False
+    """
+    if not live:
+        return False
+    try:
+        import_libvirt()
+    except HostUnavailable as exc:
+        print(f"LIVE is off: {exc.reason}, so the live cells use the recorded runs instead. "
+              f"To measure for real: {exc.remedy}.")
+        return False
+    return True
+
 # (reason, remedy) pairs for what goes wrong most often.
 _DAEMON_DOWN = (
     "the libvirt daemon is not running (its socket does not exist)",
