@@ -149,3 +149,28 @@ def test_an_interrupted_run_leaves_nothing_that_cleanup_cannot_remove(
         assert status == (130 if sig == signal.SIGINT else 128 + sig), err.read_text()
         assert left == [], f"after {sig.name} the run left {left}"
     assert after == [], f"left even after doctor --cleanup: {after}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path):
+    """A storage run on a 2 MB file system: ``qemu-img`` runs out of space; kvmlab says
+    so in one line and removes its folder."""
+    disk = tmp_path / "kvmlab-small-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "kvmlab-small-disk", str(disk)],
+                   check=True)
+    try:
+        scenario = tmp_path / "big.json"
+        scenario.write_text(json.dumps({"format": "raw", "virtual_size": 8 << 20,
+                                        "preallocation": "full", "writes": []}))
+        done = subprocess.run([KVMLAB, "storage", "run", str(scenario)], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "TMPDIR": str(disk)})
+        lines = done.stderr.strip().splitlines()
+        TABLE.append(("storage on a 2 MB disk", lines[-1][:60] if lines else "", done.returncode,
+                      0, 0))
+        assert done.returncode == 2, done.stderr
+        assert lines[-1].startswith("kvmlab: error: ") and "space" in lines[-1], done.stderr
+        left = [p for p in disk.rglob("*") if p.name.startswith("kvmlab-") and p.is_file()]
+        assert not left, left
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
