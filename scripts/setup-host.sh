@@ -61,9 +61,11 @@ fi
 
 # Start the daemons only when libvirt does not answer (no systemd needed).
 answers() { as_root virsh -c qemu:///system version >/dev/null 2>&1; }
+# Running: a process of that name that is not a zombie (a killed daemon nobody reaped).
+running() { ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'; }
 if ! answers; then
-  pgrep -x virtlogd >/dev/null 2>&1 || { say "starting virtlogd"; as_root virtlogd -d; }
-  pgrep -x libvirtd >/dev/null 2>&1 || { say "starting libvirtd"; as_root libvirtd -d; }
+  running virtlogd || { say "starting virtlogd"; as_root virtlogd -d; }
+  running libvirtd || { say "starting libvirtd"; as_root libvirtd -d; }
   for _ in $(seq 1 50); do answers && break; sleep 0.2; done
 fi
 if answers; then

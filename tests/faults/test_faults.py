@@ -174,3 +174,72 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path):
         assert not left, left
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie that nobody reaped yet counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def restart_libvirtd(old: int, uri: str) -> None:
+    """Start libvirtd as the setup does (``libvirtd -d``) once the killed one has ended."""
+    for _ in range(100):
+        if gone(old):
+            break
+        time.sleep(0.1)
+    if not libvirtd_answers(uri):
+        subprocess.run(["libvirtd", "-d"], check=True)
+    for _ in range(100):
+        if libvirtd_answers(uri):
+            return
+        time.sleep(0.2)
+
+
+def libvirtd_answers(uri: str) -> bool:
+    return subprocess.run(["virsh", "-c", uri, "version"], capture_output=True,
+                          timeout=30).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="stopping and starting libvirtd needs root")
+def test_a_dying_libvirtd_is_reported_and_its_guests_go_when_it_is_back(live_uri, guest_image,
+                                                                        tmp_path):
+    """libvirtd killed while a CPU run measures: kvmlab says within 10 s that libvirtd stopped
+    answering; libvirtd is started again as the setup starts it (``libvirtd -d``), and the
+    next kvmlab call removes the dead run's guests."""
+    if live_uri != "qemu:///system":
+        pytest.skip("this test restarts the local system daemon only")
+    (daemon,) = (int(p) for p in subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True,
+                                                text=True).stdout.split())
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen([KVMLAB, "cpu", "run", "cpu-seed-example", "--duration", "20",
+                                 "--uri", live_uri], stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    try:
+        wait_for_domain(proc.pid, live_uri)
+        time.sleep(6.0)                                   # booted and measuring
+        os.kill(daemon, signal.SIGKILL)
+        killed = time.monotonic()
+        status = proc.wait(timeout=60)
+        took_s = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        restart_libvirtd(daemon, live_uri)
+    said = (err.read_text().strip().splitlines() or ["(nothing)"])[-1]
+    subprocess.run([KVMLAB, "doctor", "--no-trial", "--uri", live_uri], capture_output=True,
+                   text=True, timeout=120)
+    guests = [item for item in owned_by(proc.pid, live_uri) if item.startswith("domain")]
+    subprocess.run([KVMLAB, "doctor", "--cleanup", "--uri", live_uri], capture_output=True,
+                   text=True, timeout=120)
+    after = owned_by(proc.pid, live_uri)
+    TABLE.append(("cpu measuring, libvirtd SIGKILL", said[:60], status, len(guests), len(after)))
+    assert libvirtd_answers(live_uri), "libvirtd did not come back"
+    assert status == 2 and "libvirtd stopped answering" in said, err.read_text()
+    assert took_s <= 10.0, f"kvmlab took {took_s:.1f} s to notice"
+    assert guests == [], f"the next kvmlab call left {guests} running"
+    assert after == [], after
