@@ -37,7 +37,7 @@ Examples
 >>> Topology.from_dict({"bridges": [{"name": "this-name-is-too-long"}]})
 Traceback (most recent call last):
 ...
-kvmlab.errors.ScenarioError: bridge name 'this-name-is-too-long' is not a valid Linux ...
+kvmlab.errors.ScenarioError: bridge name 'this-name-is-too-long' is not a valid interface ...
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ from kvmlab.validate import (
 __all__ = ["DEFAULT_AGEING_S", "PORT_FLAGS", "PREFIXES", "SETTLE_S", "Bridge", "Host", "Nic",
            "Port", "Topology", "check_ifname", "load_scenario"]
 
-_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+"""Interface, host and bridge names: within Linux's rule (1-15 characters, no '/', ':' or
+white space), and only letters, digits, '_', '.' and '-', so that a name is the same word in
+the guest's shell scripts as in the kernel (nothing to quote, nothing to expand)."""
 DEFAULT_AGEING_S = 300.0
 """Linux's default: a learned address is forgotten after 300 s of silence."""
 SETTLE_S = 0.5
@@ -87,8 +90,9 @@ PREFIXES = ("net-", "vlan-")
 def check_ifname(name: Any, what: str) -> str:
     """A name the kernel accepts for an interface (and kvmlab for a host or bridge)."""
     if not isinstance(name, str) or not _IFNAME.match(name) or name in (".", ".."):
-        raise ScenarioError(f"{what} name {name!r} is not a valid Linux interface name: "
-                            "1-15 characters, no '/', ':' or spaces")
+        raise ScenarioError(f"{what} name {name!r} is not a valid interface name here: "
+                            "1-15 letters, digits, '_', '.' or '-', not starting with "
+                            "'.' or '-'")
     return name
 
 

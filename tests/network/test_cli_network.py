@@ -21,4 +21,4 @@ def test_simulate_a_file_and_a_clear_error_for_a_bad_one(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"bridges": [{"name": "br0", "ageing_s": 0, "ports": ["a/b"]}]}))
     assert main(["network", "simulate", str(bad)]) == 2
-    assert "not a valid Linux interface name" in capsys.readouterr().err
+    assert "not a valid interface name here" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kvmlab.data import scenario_dict, scenario_names
 from kvmlab.errors import ScenarioError
@@ -31,10 +33,10 @@ def base(**change):
      "malformed MAC address '52:54:00:00:00'"),
     ({"hosts": [{"name": "a", "nics": [{"name": "eth0", "mac": "01:00:5e:00:00:01"}]}]},
      "group \\(multicast\\) address"),
-    ({"hosts": [{"name": "a/b", "nics": ["eth0"]}]}, "not a valid Linux interface name"),
-    ({"hosts": [{"name": "a", "nics": ["eth 0"]}]}, "not a valid Linux interface name"),
+    ({"hosts": [{"name": "a/b", "nics": ["eth0"]}]}, "not a valid interface name here"),
+    ({"hosts": [{"name": "a", "nics": ["eth 0"]}]}, "not a valid interface name here"),
     ({"bridges": [{"name": "a-very-long-bridge", "ports": []}]},
-     "1-15 characters, no '/', ':' or spaces"),
+     "1-15 letters, digits, '_', '.' or '-'"),
     ({"hosts": [{"name": "a", "nics": [{"name": "eth0", "mac": MAC1}]},
                 {"name": "b", "nics": [{"name": "eth0", "mac": MAC1}]}]},
      "two NICs have the MAC address"),
@@ -110,3 +112,17 @@ def test_graph_has_hosts_bridges_and_links():
     g = Topology.from_dict(base()).graph()
     assert dict(g.nodes(data="kind")) == {"a": "host", "b": "host", "br0": "bridge"}
     assert g.number_of_edges() == 2
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_every_accepted_name_is_one_plain_word_for_the_guest_shell(name):
+    import shlex
+
+    from kvmlab.network.scenario import check_ifname
+
+    try:
+        accepted = check_ifname(name, "NIC")
+    except ScenarioError:
+        return
+    assert shlex.quote(accepted) == accepted and len(accepted) <= 15
+    assert not accepted.startswith(("-", "."))
