@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import tempfile
 from importlib import resources
-from pathlib import Path
 
 from kvmlab.errors import ToolMissing
 from kvmlab.host.image import cache_dir
+from kvmlab.host.owner import owned_tempdir
 
 
 def source(package: str, name: str) -> bytes:
@@ -41,10 +40,10 @@ def static_tool(package: str, name: str) -> bytes:
         raise ToolMissing(f"a C compiler (cc or gcc, to build the guest's {name})",
                           "install gcc and libc6-dev (make test and make lab do)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
-        src = Path(tmp) / f"{name}.c"
+    with owned_tempdir("build") as tmp:
+        src = tmp / f"{name}.c"
         src.write_bytes(code)
-        out = Path(tmp) / name
+        out = tmp / name
         done = subprocess.run([cc, "-static", "-Os", "-Wall", "-o", str(out), str(src)],
                               capture_output=True, text=True, timeout=120)
         if done.returncode != 0:      # the shipped source compiles: the toolchain is short

@@ -259,14 +259,16 @@ class TransientGuest(Transient):
 
     def close(self) -> None:
         """Destroy the domain (if it still runs) and delete its files. Idempotent."""
-        if self.conn is not None:
-            destroy_domain(self.conn, self.name)
-        if self.staging is not None:
-            self.staging.close()
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-            self.conn = None
+        try:
+            if self.conn is not None:
+                destroy_domain(self.conn, self.name)
+        finally:                     # the files go even if the domain could not be destroyed
+            if self.staging is not None:
+                self.staging.close()
+            if self.conn is not None:
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+                self.conn = None
 
     # -- observing -------------------------------------------------------------------
     @property

@@ -30,13 +30,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kvmlab.errors import ExperimentFailed, ToolMissing
 from kvmlab.host import cpio
+from kvmlab.host.owner import owned_tempdir
 from kvmlab.progress import ProgressArg, progress_bar
 
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
@@ -295,8 +295,7 @@ def build_image(force: bool = False, progress: ProgressArg = None) -> GuestImage
     if not force and (image := cached_image()) is not None:
         return image
     with progress_bar(progress, total=BUILD_STEPS, desc="guest image", unit="step") as bar, \
-            tempfile.TemporaryDirectory(prefix="kvmlab-build-") as tmp:
-        work = Path(tmp)
+            owned_tempdir("build") as work:
         if env_kernel := os.environ.get("KVMLAB_KERNEL"):
             kernel = Path(env_kernel)
             modules_env = os.environ.get("KVMLAB_KERNEL_MODULES")

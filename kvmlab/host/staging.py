@@ -194,7 +194,13 @@ class LocalStaging:
             return ""
 
     def close(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        # virtlogd may still be writing the console log of a guest destroyed a moment ago,
+        # and recreate it while the folder is being removed: try again until it is gone.
+        for _ in range(20):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            if not self.workdir.exists():
+                return
+            time.sleep(0.1)
 
 
 class PoolStaging:

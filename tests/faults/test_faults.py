@@ -36,7 +36,10 @@ def owned_by(pid: int, uri: str) -> list[str]:
     conn = libvirt.open(uri)
     try:
         for dom in conn.listAllDomains():
-            with_desc = ET.fromstring(dom.XMLDesc()).findtext("description") or ""
+            try:
+                with_desc = ET.fromstring(dom.XMLDesc()).findtext("description") or ""
+            except libvirt.libvirtError:          # destroyed while we were listing
+                continue
             owner = parse_owner(with_desc)
             if dom.name().startswith("kvmlab-") and owner is not None and owner.pid == pid:
                 found.append(f"domain {dom.name()}")
