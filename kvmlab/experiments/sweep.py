@@ -38,7 +38,7 @@ from kvmlab.experiments.store import ResultStore
 from kvmlab.experiments.table import SweepTable
 from kvmlab.host.guest import live_uri
 from kvmlab.host.image import cache_dir
-from kvmlab.host.signals import sigterm_as_exit
+from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED, SIMULATED
 from kvmlab.progress import Progress, ProgressArg, progress_bar
 from kvmlab.validate import is_whole
@@ -301,7 +301,7 @@ def sweep(scenario: str | Scenario | Callable[..., Figures],
     results: dict[str, Figures] = dict(store.results) if store else {}
     todo = [(p, s) for p, s in runs if run_key(p, s) not in results]
     with progress_bar(progress, total=len(runs), desc=spec.name, unit="run") as bar, \
-            sigterm_as_exit(), _executor(executor, max_workers, len(todo)) as pool, \
+            stop_signals_as_exit(), _executor(executor, max_workers, len(todo)) as pool, \
             contextlib.closing(_outcomes(pool, spec, todo)) as outcomes:
         if len(todo) < len(runs):
             bar.update(len(runs) - len(todo))          # saved by an earlier call
@@ -395,7 +395,7 @@ def sweep_on_host(scenario: str | Scenario, grid: Mapping[str, Any] | None = Non
             if run_key(p, s) not in store.results]
     runs = len(plan.points) * len(plan.seeds)
     with progress_bar(progress, total=runs, desc=f"{spec.name} on {uri}", unit="run") as bar, \
-            sigterm_as_exit():
+            stop_signals_as_exit():
         if len(todo) < runs:
             bar.update(runs - len(todo))               # saved by an earlier call
         if progress and todo:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "Transient", "signals_deferred", "sigterm_as_exit",
+__all__ = ["STOP_SIGNALS", "Transient", "signals_deferred",
            "stop_signals_as_exit"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -66,8 +66,6 @@ def stop_signals_as_exit() -> Iterator[None]:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
-sigterm_as_exit = stop_signals_as_exit
-"""The older name of :func:`stop_signals_as_exit`."""
 
 
 @contextlib.contextmanager
