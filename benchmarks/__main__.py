@@ -1,11 +1,15 @@
 """Run the benchmarks: ``python -m benchmarks [NAME ...] [--json PATH] [--quick]``.
 
 With no NAME every benchmark runs. Tables go to stdout, progress to stderr.
+``--scheduler NAME`` picks the CPU model's scheduler (any that
+:func:`kvmlab.cpu.model.simulate` knows); it goes to every benchmark whose ``run``
+takes a ``scheduler``, and is checked before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import BENCHMARKS, load
+from kvmlab.errors import ScenarioError
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -50,11 +55,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="tiny sizes, one repeat: check that the benchmarks work (seconds)")
     parser.add_argument("--sizes", type=_sizes, metavar="N,N,...",
                         help="vCPU counts of the cpu scaling benchmark (default 10,100,1000,10000)")
+    parser.add_argument("--scheduler", metavar="NAME",
+                        help="the CPU model's scheduler for the cpu benchmark (default fair)")
     args = parser.parse_args(argv)
     if unknown := [n for n in args.names if n not in BENCHMARKS]:
         parser.error(f"no benchmark {', '.join(map(repr, unknown))}; "
                      f"known: {', '.join(BENCHMARKS)}")
+    if args.scheduler is not None:
+        takers = [m for m in map(load, _names(args)) if _takes_scheduler(m)]
+        if not takers:
+            parser.error("--scheduler is an option of the cpu benchmark only")
+        for module in takers:
+            try:
+                module.check_scheduler(args.scheduler)
+            except ScenarioError as exc:
+                parser.error(f"--scheduler {args.scheduler}: {exc}")
     return args
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    """The benchmarks to run, in order, each once (all of them when none is named)."""
+    return list(dict.fromkeys(args.names)) or list(BENCHMARKS)
+
+
+def _takes_scheduler(module: Any) -> bool:
+    """Whether a benchmark module's ``run`` takes a ``scheduler``."""
+    return "scheduler" in inspect.signature(module.run).parameters
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status (0).
     """
     args = parse_args(argv)
-    names = list(dict.fromkeys(args.names)) or list(BENCHMARKS)
+    names = _names(args)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -79,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for name in names:
         module = load(name)
-        results[name] = module.run(quick=args.quick, sizes=args.sizes, log=log)
+        extra = {"scheduler": args.scheduler} \
+            if args.scheduler is not None and _takes_scheduler(module) else {}
+        results[name] = module.run(quick=args.quick, sizes=args.sizes, log=log, **extra)
         print(module.format_table(results[name]), flush=True)
         print()
     if args.json is not None:

@@ -3,12 +3,14 @@
 Two measurements, each against a baseline timed in the same run:
 
 overhead
-    Scheduling decisions per second of :func:`kvmlab.cpu.model.simulate` (fair
-    scheduler, no timeline) next to a *bare simpy loop*: as many simpy processes
-    as the scenario has pCPUs, doing between them exactly as many
-    ``env.timeout(slice)`` steps as the model made scheduling decisions, with no
-    scheduling logic at all. ``ratio`` is the model's cost per event divided by
-    the bare loop's: how much the scheduler adds on top of simpy itself.
+    Scheduling decisions per second of :func:`kvmlab.cpu.model.simulate` (the
+    fair scheduler unless told another, no timeline) next to a *bare simpy loop*:
+    as many simpy processes as the scenario has pCPUs, doing between them exactly
+    as many ``env.timeout(slice)`` steps as the model made scheduling decisions,
+    with no scheduling logic at all: what simpy alone costs a model that spends
+    one simpy event on each decision. ``ratio`` is the model's cost per decision
+    divided by the bare loop's. (The model wakes all pCPUs whose slices end at the
+    same instant in one simpy event, so it may cost less than the bare loop.)
 scaling
     The same comparison for 10, 100, 1,000 and 10,000 vCPUs (VMs of 2 vCPUs,
     pCPUs = vCPUs / 2, so 2x overcommit), all simulated for the same time, so
@@ -19,6 +21,7 @@ scaling
 
 An *event* is one scheduling decision: a pCPU picks a vCPU and runs it for one
 time slice. The events of a run are the sum of the ``slices`` of its vCPUs.
+Every function takes the ``scheduler`` to run (any that :func:`simulate` knows).
 
 Timing follows :mod:`timeit`: ``time.perf_counter``, the garbage collector
 switched off during each timed run (and the run's garbage collected after it,
@@ -58,8 +61,16 @@ from benchmarks.timing import (
     timed,
 )
 from kvmlab.cpu.model import simulate
-from kvmlab.cpu.scenario import CpuScenario, overcommit_scenario
+from kvmlab.cpu.scenario import (
+    MAX_PCPUS,
+    MAX_VCPUS,
+    CpuScenario,
+    VmSpec,
+    overcommit_scenario,
+)
 
+#: The scheduler benchmarked unless told another.
+SCHEDULER = "fair"
 #: vCPU counts of the scaling benchmark.
 SIZES: tuple[int, ...] = (10, 100, 1000, 10000)
 #: Simulated seconds of each scaling run: 100 slices of 3 ms per pCPU.
@@ -83,7 +94,11 @@ def busy_scenario(vcpus: int, duration_s: float, slice_ms: float = 3.0) -> CpuSc
     """``vcpus`` busy vCPUs in VMs of 2, on ``vcpus / 2`` pCPUs (2x overcommit).
 
     The scenario of the ``cpu-overcommit`` sweep at ratio 2
-    (:func:`kvmlab.cpu.overcommit_scenario`), named after its size.
+    (:func:`kvmlab.cpu.overcommit_scenario`), named after its size. A host
+    larger than a scenario may be (:data:`~kvmlab.cpu.scenario.MAX_PCPUS` pCPUs,
+    :data:`~kvmlab.cpu.scenario.MAX_VCPUS` vCPUs) is built with the same VMs but
+    without the checks: the bounds protect users from long runs, and the model
+    itself has no limit.
 
     Parameters
     ----------
@@ -103,38 +118,67 @@ def busy_scenario(vcpus: int, duration_s: float, slice_ms: float = 3.0) -> CpuSc
     >>> s = busy_scenario(10, 1.0)
     >>> s.pcpus, len(s.vms), s.overcommit
     (5, 5, 2.0)
+    >>> busy_scenario(10_000, 0.3).vms[-1]
+    VmSpec(name='vm5000', vcpus=2, pin=None, shares=1024, load=1.0, period_ms=200.0, trace=None)
     """
     if vcpus < 2 or vcpus % 2:
         raise ValueError(f"vcpus must be an even number of at least 2, not {vcpus}")
-    scenario = overcommit_scenario(2, pcpus=vcpus // 2, vcpus_per_vm=2, duration_s=duration_s,
-                                   slice_ms=slice_ms)
-    return replace(scenario, name=f"bench-{vcpus}-vcpus")
+    name = f"bench-{vcpus}-vcpus"
+    if vcpus // 2 <= MAX_PCPUS and vcpus <= MAX_VCPUS:
+        scenario = overcommit_scenario(2, pcpus=vcpus // 2, vcpus_per_vm=2,
+                                       duration_s=duration_s, slice_ms=slice_ms)
+        return replace(scenario, name=name)
+    vms = tuple(VmSpec(f"vm{i + 1}", 2, load=1.0) for i in range(vcpus // 2))
+    return CpuScenario(pcpus=vcpus // 2, duration_s=float(duration_s), vms=vms,
+                       slice_ms=float(slice_ms), name=name)
 
 
-def model_events(scenario: CpuScenario) -> int:
-    """Simulate ``scenario`` (fair scheduler, no timeline); return its scheduling decisions.
+def check_scheduler(scheduler: str) -> None:
+    """Raise ScenarioError, naming the known ones, if :func:`simulate` has no ``scheduler``.
+
+    Runs the model on 2 vCPUs for one slice, so it also fails early if the
+    scheduler breaks at once.
+
+    Examples
+    --------
+    >>> check_scheduler("fair")
+    >>> check_scheduler("lottery")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: scheduler 'lottery' is not one of ...
+    """
+    simulate(busy_scenario(2, 0.003), scheduler=scheduler, record_timeline=False)
+
+
+def model_events(scenario: CpuScenario, scheduler: str = SCHEDULER) -> int:
+    """Simulate ``scenario`` (no timeline); return its scheduling decisions.
 
     Parameters
     ----------
     scenario : CpuScenario
+    scheduler : str
+        Passed to :func:`simulate`.
 
     Returns
     -------
     int
         The sum of the vCPUs' ``slices``.
     """
-    result = simulate(scenario, seed=0, scheduler="fair", record_timeline=False)
+    result = simulate(scenario, seed=0, scheduler=scheduler, record_timeline=False)
     return sum(v.slices for v in result.vcpus)
 
 
-def time_model(scenario: CpuScenario, repeats: Repeats = REPEATS) -> tuple[int, Timing]:
-    """Time ``simulate(scenario)`` with the fair scheduler and no timeline.
+def time_model(scenario: CpuScenario, repeats: Repeats = REPEATS,
+               scheduler: str = SCHEDULER) -> tuple[int, Timing]:
+    """Time ``simulate(scenario, scheduler=scheduler)`` with no timeline.
 
     Parameters
     ----------
     scenario : CpuScenario
     repeats : Repeats
         How many times to run it (see :func:`measure`).
+    scheduler : str
+        Passed to :func:`simulate`.
 
     Returns
     -------
@@ -142,7 +186,7 @@ def time_model(scenario: CpuScenario, repeats: Repeats = REPEATS) -> tuple[int, 
         The number of scheduling decisions of a run (the sum of the vCPUs'
         slices; every repeat makes the same ones), and the timing.
     """
-    events, times = measure(lambda: model_events(scenario), repeats)
+    events, times = measure(lambda: model_events(scenario, scheduler), repeats)
     return events, Timing(events, times)
 
 
@@ -205,7 +249,8 @@ def time_bare(processes: int, events: int, slice_s: float,
     return done, Timing(done, times)
 
 
-def compare_with_bare(scenario: CpuScenario, repeats: Repeats = REPEATS) -> dict[str, Any]:
+def compare_with_bare(scenario: CpuScenario, repeats: Repeats = REPEATS,
+                      scheduler: str = SCHEDULER) -> dict[str, Any]:
     """Time the model on ``scenario`` and a bare simpy loop with the same events.
 
     The runs alternate (model, bare loop, model, bare loop, ...), so a machine
@@ -218,11 +263,13 @@ def compare_with_bare(scenario: CpuScenario, repeats: Repeats = REPEATS) -> dict
         A scenario of busy vCPUs (see :func:`busy_scenario`).
     repeats : Repeats
         How many rounds to run; the time limits count both runs of a round.
+    scheduler : str
+        The model's scheduler.
 
     Returns
     -------
     dict
-        ``vcpus``, ``pcpus``, ``vms``, ``duration_s``, ``slice_ms``, ``events``,
+        ``scheduler``, ``vcpus``, ``pcpus``, ``vms``, ``duration_s``, ``slice_ms``, ``events``,
         the ``model`` and ``bare`` timings (see :meth:`Timing.to_dict`; the bare
         loop's ``events`` are the steps it counted), ``ratio``, the model's best
         time per event divided by the bare loop's, and ``paired_ratio``, the
@@ -239,7 +286,7 @@ def compare_with_bare(scenario: CpuScenario, repeats: Repeats = REPEATS) -> dict
     bare_s: list[float] = []
     events: int | None = None
     while not model_s or repeats.more(len(model_s), sum(model_s) + sum(bare_s)):
-        made, seconds = timed(lambda: model_events(scenario))
+        made, seconds = timed(lambda: model_events(scenario, scheduler))
         done, bare_seconds = timed(lambda made=made: bare_loop(scenario.pcpus, made, slice_s))
         if made != (events if events is not None else made) or done != made:
             raise RuntimeError(f"event counts differ: model {events} then {made}, "
@@ -251,7 +298,8 @@ def compare_with_bare(scenario: CpuScenario, repeats: Repeats = REPEATS) -> dict
     assert events is not None
     model, bare = Timing(events, tuple(model_s)), Timing(events, tuple(bare_s))
     paired = statistics.median(m / b for m, b in zip(model_s, bare_s, strict=True))
-    return {"vcpus": scenario.total_vcpus, "pcpus": scenario.pcpus, "vms": len(scenario.vms),
+    return {"scheduler": scheduler,
+            "vcpus": scenario.total_vcpus, "pcpus": scenario.pcpus, "vms": len(scenario.vms),
             "duration_s": scenario.duration_s, "slice_ms": scenario.slice_ms,
             "events": events, "model": model.to_dict(), "bare": bare.to_dict(),
             "ratio": round(model.us_per_event / bare.us_per_event, 3),
@@ -282,7 +330,8 @@ def loglog_slope(events: Sequence[float], seconds: Sequence[float]) -> float:
 
 
 def bench_overhead(vcpus: int = OVERHEAD_VCPUS, duration_s: float = OVERHEAD_DURATION_S, *,
-                   repeats: Repeats = OVERHEAD_REPEATS) -> dict[str, Any]:
+                   repeats: Repeats = OVERHEAD_REPEATS,
+                   scheduler: str = SCHEDULER) -> dict[str, Any]:
     """Scheduling decisions per second of the model against a bare simpy loop.
 
     Parameters
@@ -293,18 +342,20 @@ def bench_overhead(vcpus: int = OVERHEAD_VCPUS, duration_s: float = OVERHEAD_DUR
         Simulated seconds; each pCPU makes ``duration_s / slice`` decisions.
     repeats : Repeats
         How many times to run it (see :func:`measure`).
+    scheduler : str
+        The model's scheduler.
 
     Returns
     -------
     dict
         As :func:`compare_with_bare`.
     """
-    return compare_with_bare(busy_scenario(vcpus, duration_s), repeats)
+    return compare_with_bare(busy_scenario(vcpus, duration_s), repeats, scheduler)
 
 
 def bench_scaling(sizes: Sequence[int] = SIZES, duration_s: float = SCALING_DURATION_S, *,
-                  repeats: Repeats = REPEATS,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  repeats: Repeats = REPEATS, log: Callable[[str], None] | None = None,
+                  scheduler: str = SCHEDULER) -> dict[str, Any]:
     """How the model's cost grows with the number of vCPUs, at 2x overcommit.
 
     Parameters
@@ -317,11 +368,13 @@ def bench_scaling(sizes: Sequence[int] = SIZES, duration_s: float = SCALING_DURA
         How many times to run each measurement.
     log : callable, optional
         Called with a line of progress before each size.
+    scheduler : str
+        The model's scheduler.
 
     Returns
     -------
     dict
-        ``duration_s``, ``sizes`` (one :func:`compare_with_bare` result per size,
+        ``scheduler``, ``duration_s``, ``sizes`` (one :func:`compare_with_bare` result per size,
         with ``peak_rss_mb``, the process's peak memory so far, where known),
         ``slope`` and ``bare_slope`` (:func:`loglog_slope` of the best times),
         and ``local_slopes`` between consecutive sizes.
@@ -329,8 +382,8 @@ def bench_scaling(sizes: Sequence[int] = SIZES, duration_s: float = SCALING_DURA
     rows = []
     for vcpus in sizes:
         if log is not None:
-            log(f"cpu scaling: {vcpus} vCPUs ...")
-        row = compare_with_bare(busy_scenario(vcpus, duration_s), repeats)
+            log(f"cpu scaling ({scheduler}): {vcpus} vCPUs ...")
+        row = compare_with_bare(busy_scenario(vcpus, duration_s), repeats, scheduler)
         row["peak_rss_mb"] = peak_rss_mb()
         rows.append(row)
     events = [r["events"] for r in rows]
@@ -340,15 +393,16 @@ def bench_scaling(sizes: Sequence[int] = SIZES, duration_s: float = SCALING_DURA
               "slope": round(loglog_slope([a["events"], b["events"]],
                                           [a["model"]["best_s"], b["model"]["best_s"]]), 3)}
              for a, b in itertools.pairwise(rows)]
-    return {"duration_s": duration_s, "sizes": rows,
+    return {"scheduler": scheduler, "duration_s": duration_s, "sizes": rows,
             "slope": round(loglog_slope(events, model_s), 3),
             "bare_slope": round(loglog_slope(events, bare_s), 3),
             "local_slopes": local}
 
 
 def run(quick: bool = False, sizes: Sequence[int] | None = None,
-        log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run both CPU benchmarks.
+        log: Callable[[str], None] | None = None,
+        scheduler: str = SCHEDULER) -> dict[str, Any]:
+    """Run both CPU benchmarks on one scheduler.
 
     Parameters
     ----------
@@ -360,27 +414,36 @@ def run(quick: bool = False, sizes: Sequence[int] | None = None,
         ``QUICK_SIZES`` when quick).
     log : callable, optional
         Called with a line of progress before each measurement.
+    scheduler : str
+        The model's scheduler (see :func:`check_scheduler`).
 
     Returns
     -------
     dict
-        ``environment``, ``overhead`` (:func:`bench_overhead`) and ``scaling``
-        (:func:`bench_scaling`).
+        ``environment``, ``scheduler``, ``overhead`` (:func:`bench_overhead`) and
+        ``scaling`` (:func:`bench_scaling`).
+
+    Raises
+    ------
+    ScenarioError
+        If :func:`simulate` does not know ``scheduler`` (before anything is timed).
     """
+    check_scheduler(scheduler)
     gc.collect()
+    if log is not None:
+        log(f"cpu overhead ({scheduler}) ...")
     if quick:
         sizes = QUICK_SIZES if sizes is None else sizes
-        if log is not None:
-            log("cpu overhead ...")
-        overhead = bench_overhead(4, QUICK_DURATION_S * 10, repeats=QUICK_REPEATS)
-        scaling = bench_scaling(sizes, QUICK_DURATION_S, repeats=QUICK_REPEATS, log=log)
+        overhead = bench_overhead(4, QUICK_DURATION_S * 10, repeats=QUICK_REPEATS,
+                                  scheduler=scheduler)
+        scaling = bench_scaling(sizes, QUICK_DURATION_S, repeats=QUICK_REPEATS, log=log,
+                                scheduler=scheduler)
     else:
         sizes = SIZES if sizes is None else sizes
-        if log is not None:
-            log("cpu overhead ...")
-        overhead = bench_overhead()
-        scaling = bench_scaling(sizes, log=log)
-    return {"environment": environment(), "overhead": overhead, "scaling": scaling}
+        overhead = bench_overhead(scheduler=scheduler)
+        scaling = bench_scaling(sizes, log=log, scheduler=scheduler)
+    return {"environment": environment(), "scheduler": scheduler, "overhead": overhead,
+            "scaling": scaling}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -397,16 +460,17 @@ def format_table(result: dict[str, Any]) -> str:
     """
     env, o, s = result["environment"], result["overhead"], result["scaling"]
     m, b = o["model"], o["bare"]
+    scheduler = result.get("scheduler", SCHEDULER)
     lines = [
-        f"CPU model benchmark (Python {env['python']}, simpy {env['simpy']}, "
-        f"{env['cpu_count']} CPUs)",
+        f"CPU model benchmark, {scheduler} scheduler (Python {env['python']}, "
+        f"simpy {env['simpy']}, {env['cpu_count']} CPUs)",
         "",
-        "1. Scheduling decisions per second, fair scheduler, no timeline",
+        f"1. Scheduling decisions per second, {scheduler} scheduler, no timeline",
         f"   {o['vcpus']} vCPUs in {o['vms']} VMs on {o['pcpus']} pCPUs, "
         f"{o['duration_s']:g} s simulated, {o['events']:,} events, "
         f"best of {m['repeats']} alternating rounds",
         f"   {'':<20}{'events/s':>12}{'us/event':>10}{'(median)':>10}",
-        f"   {'kvmlab model':<20}{m['events_per_s']:>12,.0f}{m['us_per_event']:>10.2f}"
+        f"   {f'model ({scheduler})':<20}{m['events_per_s']:>12,.0f}{m['us_per_event']:>10.2f}"
         f"{1e6 * m['median_s'] / m['events']:>10.2f}",
         f"   {'bare simpy loop':<20}{b['events_per_s']:>12,.0f}{b['us_per_event']:>10.2f}"
         f"{1e6 * b['median_s'] / b['events']:>10.2f}",
@@ -436,6 +500,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "SCHEDULER",
     "SIZES",
     "Repeats",
     "Timing",
@@ -443,6 +508,7 @@ __all__ = [
     "bench_overhead",
     "bench_scaling",
     "busy_scenario",
+    "check_scheduler",
     "compare_with_bare",
     "format_table",
     "loglog_slope",

@@ -7,12 +7,15 @@ import importlib
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kvmlab.cpu.model import simulate
+from kvmlab.cpu.scenario import MAX_PCPUS, overcommit_scenario
+from kvmlab.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:          # `benchmarks` is not installed; it lives next to tests/
@@ -35,7 +38,7 @@ def _check_timing(timing: dict[str, Any], events: int) -> None:
 
 def _check_row(row: dict[str, Any]) -> None:
     scenario = bench_cpu.busy_scenario(row["vcpus"], row["duration_s"])
-    expected = simulate(scenario, record_timeline=False)
+    expected = simulate(scenario, record_timeline=False, scheduler=row["scheduler"])
     assert row["events"] == sum(v.slices for v in expected.vcpus) > 0
     assert row["pcpus"] == row["vcpus"] // 2 and row["vms"] == row["vcpus"] // 2
     _check_timing(row["model"], row["events"])
@@ -51,6 +54,16 @@ def test_busy_scenario_is_2x_overcommit_in_vms_of_two() -> None:
     assert all(vm.vcpus == 2 and vm.load == 1.0 for vm in s.vms)
     with pytest.raises(ValueError, match="even"):
         bench_cpu.busy_scenario(3, 1.0)
+
+
+def test_busy_scenario_is_the_sweeps_and_goes_beyond_the_scenario_bounds() -> None:
+    small = bench_cpu.busy_scenario(8, 0.3)
+    assert replace(small, name="") == replace(overcommit_scenario(2, pcpus=4, duration_s=0.3),
+                                              name="")
+    big = bench_cpu.busy_scenario(2 * MAX_PCPUS + 2, 0.3)      # too many pCPUs for a scenario
+    assert (big.pcpus, big.total_vcpus, big.name) == (MAX_PCPUS + 1, 2 * MAX_PCPUS + 2,
+                                                      f"bench-{2 * MAX_PCPUS + 2}-vcpus")
+    assert big.vms[:4] == bench_cpu.busy_scenario(8, 0.3).vms
 
 
 def test_model_events_are_the_sum_of_slices_and_bare_loop_matches() -> None:
@@ -111,7 +124,8 @@ def test_scaling_structure_and_sanity() -> None:
 
 def test_quick_run_is_json_ready_and_tabulates() -> None:
     result = bench_cpu.run(quick=True)
-    assert set(result) == {"environment", "overhead", "scaling"}
+    assert set(result) == {"environment", "scheduler", "overhead", "scaling"}
+    assert result["scheduler"] == result["scaling"]["scheduler"] == "fair"
     _check_row(result["overhead"])
     assert json.loads(json.dumps(result)) == result
     table = bench_cpu.format_table(result)
@@ -129,7 +143,30 @@ def test_command_line_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "ratio (model / bare simpy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["nope"], ["--sizes", "3,5"], ["--sizes", "4"]])
+def test_command_line_names_the_scheduler(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bench.json"
+    assert bench_main.main(["cpu", "--quick", "--sizes", "2,4", "--scheduler", "round-robin",
+                            "--json", str(path)]) == 0
+    cpu = json.loads(path.read_text())["benchmarks"]["cpu"]
+    assert cpu["scheduler"] == cpu["overhead"]["scheduler"] == "round-robin"
+    for row in cpu["scaling"]["sizes"]:
+        assert row["scheduler"] == "round-robin"
+        _check_row(row)                       # as many events as a round-robin run makes
+    assert "round-robin scheduler" in capsys.readouterr().out
+
+
+def test_an_unknown_scheduler_is_refused_before_anything_runs(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_main.parse_args(["cpu", "--scheduler", "lottery"])
+    assert "--scheduler lottery: scheduler 'lottery' is not one of" in capsys.readouterr().err
+    with pytest.raises(ScenarioError, match="not one of"):
+        bench_cpu.run(quick=True, scheduler="lottery")
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["--sizes", "3,5"], ["--sizes", "4"],
+                                  ["memory", "--scheduler", "fair"]])
 def test_command_line_rejects_bad_arguments(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         bench_main.parse_args(argv)

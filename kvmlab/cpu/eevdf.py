@@ -1,0 +1,407 @@
+"""The rules of Linux's fair scheduler (EEVDF, since 6.6) on one run queue, in plain Python.
+
+This is the arithmetic the ``linux`` CPU model (:mod:`kvmlab.cpu.linux`) runs on; it
+has no clock of its own and knows nothing of simpy. Names follow the kernel's
+``kernel/sched/fair.c`` so that a reader can put the two side by side.
+
+Every physical CPU has one *run queue* per control group (cgroup) that has runnable
+threads on that CPU. A queue holds *entities*: threads, or, for a child group, the
+group's own entity on that CPU, which stands for everything queued below it. So a
+libvirt guest is three levels deep: the root queue holds one entity per VM; a VM's
+queue holds its ``vcpuN`` and ``emulator`` groups; each of those holds its thread(s).
+
+On each queue EEVDF keeps, per entity:
+
+``vruntime``
+    run time divided by weight (``delta * 1024 / weight``): the service received.
+``lag``
+    ``V - vruntime``, where ``V`` is the weighted average vruntime of the queue
+    (:func:`avg_vruntime`): what the entity is owed. An entity with lag >= 0 is
+    *eligible*.
+``deadline``
+    ``vruntime + slice * 1024 / weight``: among eligible entities, the earliest
+    deadline runs (:func:`pick_eevdf`).
+
+A group entity's *weight* on a CPU is the group's ``cpu.shares`` spread over the
+CPUs in proportion to its load there (:func:`group_shares`). The load is a
+running average (PELT, half-life 32 ms) of the weight queued there, but never less
+than the weight queued right now, so that weight changes each time one of the
+group's threads wakes or sleeps on that CPU. The group entity is then *reweighted*
+(:func:`reweight`), and this is where kernels differ:
+
+``reweight_places=True`` (Linux 6.13 to 6.18.44)
+    ``reweight_entity()`` calls ``place_entity()``, which scales the entity's lag
+    up by ``(W + w) / W`` as if the entity were joining the queue. For the
+    *running* entity that is wrong, because ``W`` already counts it: every reweight
+    of the running entity moves it further back in virtual time, keeping it eligible
+    with an early deadline, and the other entities on that queue wait (upstream
+    commit 6d71a9c61604, reverted by 101f3498b4bd; the revert is in 6.18.45).
+``reweight_places=False`` (before 6.13, and 6.18.45 on)
+    The lag is kept (scaled by old weight / new weight), so a reweight neither helps
+    nor hurts the entity.
+
+Examples
+--------
+Two threads on one queue, one of them running for 3 ms:
+
+>>> rq = RunQueue(None, 0)
+>>> a, b = Entity("a"), Entity("b")
+>>> for e in (a, b):
+...     enqueue(rq, e, Kernel())
+>>> set_curr(rq, a, now=0.0)
+>>> _ = update_curr(rq, now=0.003, kernel=Kernel())
+>>> round(a.vruntime, 6), round(avg_vruntime(rq), 6)
+(0.003, 0.0015)
+>>> pick_eevdf(rq, Kernel()) is b      # a has used its slice: b is owed time
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
+           "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pick_eevdf",
+           "reweight", "set_curr", "update_curr"]
+
+NICE_0_LOAD = 1024
+"""The weight of a nice-0 thread, and the default ``cpu.shares`` of a cgroup."""
+MIN_SHARES = 2
+"""The smallest weight a group entity gets on a CPU (``MIN_SHARES`` in the kernel)."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The scheduler settings and behaviour the model follows.
+
+    The defaults are those of the host the CPU lab's recordings were made on:
+    Linux 6.18.44, ``HZ=250``, two CPUs (so a base slice of 0.7 ms x (1 + log2 2)).
+
+    Attributes
+    ----------
+    hz : int
+        Timer ticks per second.
+    base_slice_ms : float
+        ``sysctl_sched_base_slice``: the time an entity may run before its deadline.
+    reweight_places : bool
+        Whether reweighting an entity re-places it (see the module docstring).
+    run_to_parity : bool
+        ``RUN_TO_PARITY``: the running entity keeps the CPU until its deadline.
+    place_lag : bool
+        ``PLACE_LAG``: a waking entity keeps the lag it had when it slept.
+    pelt_halflife_ms : float
+        Half-life of the load averages.
+    balance_ms : float
+        Interval of periodic load balancing per CPU on a busy two-CPU host
+        (``min_interval`` of 2 ms x ``busy_factor`` 16); larger hosts scale it.
+    imbalance_pct : int
+        Load on the busiest CPU must exceed the local one's by this percentage
+        before load balancing moves a thread.
+    """
+
+    hz: int = 250
+    base_slice_ms: float = 1.4
+    reweight_places: bool = True
+    run_to_parity: bool = True
+    place_lag: bool = True
+    pelt_halflife_ms: float = 32.0
+    balance_ms: float = 32.0
+    imbalance_pct: int = 117
+
+    @property
+    def tick_s(self) -> float:
+        return 1.0 / self.hz
+
+    @property
+    def slice_s(self) -> float:
+        return self.base_slice_ms / 1000
+
+    @property
+    def pelt_tau_s(self) -> float:
+        return self.pelt_halflife_ms / 1000 / math.log(2)
+
+
+class Entity:
+    """A schedulable entity: a thread, or a group's stand-in on one CPU."""
+
+    __slots__ = ("deadline", "exec_start", "load_avg", "load_t", "my_rq", "name",
+                 "on_rq", "rq", "vlag", "vprot", "vruntime", "weight")
+
+    def __init__(self, name: str, weight: int = NICE_0_LOAD,
+                 my_rq: RunQueue | None = None) -> None:
+        self.name = name
+        self.weight = weight
+        self.vruntime = 0.0
+        self.deadline = 0.0
+        self.vprot = 0.0           # protected until vruntime reaches this (RUN_TO_PARITY)
+        self.vlag = 0.0            # lag kept while not queued
+        self.on_rq = False
+        self.rq: RunQueue | None = None
+        self.my_rq = my_rq         # the group's queue this entity stands for (None: a thread)
+        self.exec_start = 0.0
+        self.load_avg = 0.0        # PELT of (weight while queued)
+        self.load_t = 0.0
+
+    def __repr__(self) -> str:
+        return f"Entity({self.name!r}, w={self.weight})"
+
+
+class Group:
+    """A control group: its ``cpu.shares`` and its run queue and entity on each CPU."""
+
+    __slots__ = ("load_sum", "name", "parent", "rqs", "shares")
+
+    def __init__(self, name: str, shares: int = NICE_0_LOAD,
+                 parent: Group | None = None) -> None:
+        self.name = name
+        self.shares = shares
+        self.parent = parent
+        self.rqs: dict[int, RunQueue] = {}
+        self.load_sum = 0.0        # tg->load_avg: the sum of the queues' contributions
+
+    def rq(self, cpu: int) -> RunQueue:
+        """The group's run queue on ``cpu`` (made on first use)."""
+        rq = self.rqs.get(cpu)
+        if rq is None:
+            rq = self.rqs[cpu] = RunQueue(self, cpu)
+            if self.parent is not None:
+                rq.se = Entity(f"{self.name}@{cpu}", self.shares, my_rq=rq)
+        return rq
+
+
+class RunQueue:
+    """One group's queue on one CPU (a ``cfs_rq``)."""
+
+    __slots__ = ("contrib", "cpu", "curr", "entities", "group", "h_load", "load_avg",
+                 "load_t", "parent", "se", "weight_sum", "zero_v")
+
+    def __init__(self, group: Group | None, cpu: int) -> None:
+        self.group = group
+        self.cpu = cpu
+        self.entities: dict[Entity, None] = {}   # queued entities, running one included
+        self.curr: Entity | None = None
+        self.weight_sum = 0                      # load.weight
+        self.load_avg = 0.0                      # PELT of weight_sum
+        self.load_t = 0.0
+        self.contrib = 0.0                       # what this queue adds to its group's load_sum
+        self.h_load = 0.0
+        self.se: Entity | None = None            # the group's entity in the parent queue
+        self.zero_v = 0.0                        # V when the queue was last non-empty
+        # the queue this queue's group entity sits in (None for a root queue)
+        self.parent: RunQueue | None = None
+        if group is not None and group.parent is not None:
+            self.parent = group.parent.rq(cpu)
+
+
+def pelt(obj: Entity | RunQueue, now: float, target: float, tau: float) -> None:
+    """Bring ``obj.load_avg`` up to ``now``, the load having been ``target`` since ``load_t``.
+
+    >>> rq = RunQueue(None, 0)
+    >>> pelt(rq, 0.032, 1024, Kernel().pelt_tau_s)   # one half-life at full load
+    >>> round(rq.load_avg)
+    512
+    """
+    dt = now - obj.load_t
+    if dt > 0:
+        obj.load_avg = target + (obj.load_avg - target) * math.exp(-dt / tau)
+        obj.load_t = now
+
+
+def avg_vruntime(rq: RunQueue) -> float:
+    """``V``: the weighted mean vruntime of the queued entities (the running one included)."""
+    total = 0
+    acc = 0.0
+    base = rq.zero_v
+    for e in rq.entities:
+        total += e.weight
+        acc += e.weight * (e.vruntime - base)
+    if not total:
+        return base
+    return base + acc / total
+
+
+def eligible(rq: RunQueue, se: Entity, v_avg: float | None = None) -> bool:
+    """Whether ``se`` is owed time (lag >= 0) on ``rq``."""
+    if v_avg is None:
+        v_avg = avg_vruntime(rq)
+    return se.vruntime <= v_avg + 1e-15
+
+
+def _vslice(se: Entity, kernel: Kernel) -> float:
+    return kernel.slice_s * NICE_0_LOAD / se.weight
+
+
+def _lag_limit(se: Entity, kernel: Kernel) -> float:
+    return max(2 * kernel.slice_s, kernel.tick_s) * NICE_0_LOAD / se.weight
+
+
+def update_curr(rq: RunQueue, now: float, kernel: Kernel) -> bool:
+    """Charge the running entity for the time since it last was; True if its slice ended."""
+    curr = rq.curr
+    if curr is None:
+        return False
+    delta = now - curr.exec_start
+    if delta <= 0:
+        return False
+    curr.exec_start = now
+    curr.vruntime += delta * NICE_0_LOAD / curr.weight
+    if curr.vruntime >= curr.deadline:
+        curr.deadline = curr.vruntime + _vslice(curr, kernel)
+        return True
+    return False
+
+
+def protected(se: Entity) -> bool:
+    """``protect_slice()``: the running entity has not yet used up the slice it was picked for."""
+    return se.vruntime < se.vprot
+
+
+def set_curr(rq: RunQueue, se: Entity, now: float) -> None:
+    """``set_next_entity()``: ``se`` starts running on its queue."""
+    rq.curr = se
+    se.exec_start = now
+    se.vprot = se.deadline
+
+
+def pick_eevdf(rq: RunQueue, kernel: Kernel) -> Entity | None:
+    """The entity EEVDF runs next: the eligible one with the earliest deadline.
+
+    The running entity keeps the CPU while it is eligible and (with ``RUN_TO_PARITY``)
+    has not reached the deadline it was picked with.
+    """
+    if not rq.entities:
+        return None
+    v_avg = avg_vruntime(rq)
+    curr = rq.curr
+    if curr is not None and (not curr.on_rq or curr.vruntime > v_avg + 1e-15):
+        curr = None
+    if curr is not None and kernel.run_to_parity and protected(curr):
+        return curr
+    best = None
+    for e in rq.entities:
+        if e is rq.curr or e.vruntime > v_avg + 1e-15:
+            continue
+        if best is None or e.deadline < best.deadline:
+            best = e
+    if best is None or (curr is not None and curr.deadline < best.deadline):
+        best = curr
+    if best is None:                       # rounding: take the least vruntime
+        best = min(rq.entities, key=lambda e: e.vruntime)
+    return best
+
+
+def _place(rq: RunQueue, se: Entity, kernel: Kernel, *, initial: bool = False,
+           rel_deadline: float | None = None) -> None:
+    """``place_entity()``: put ``se`` at ``V - lag``, the lag scaled as for a joining entity.
+
+    ``se`` must not be counted in ``rq.entities`` unless it is the running entity
+    being reweighted, the case the scaling gets wrong (see the module docstring).
+    """
+    v_avg = avg_vruntime(rq)
+    lag = 0.0
+    if kernel.place_lag and rq.entities and se.vlag:
+        load = sum(e.weight for e in rq.entities)   # the tree plus the running entity
+        lag = se.vlag * (load + se.weight) / load
+    se.vruntime = v_avg - lag
+    if rel_deadline is not None:
+        se.deadline = se.vruntime + rel_deadline
+    else:
+        vslice = _vslice(se, kernel)
+        se.deadline = se.vruntime + (vslice / 2 if initial else vslice)
+
+
+def _update_lag(rq: RunQueue, se: Entity, kernel: Kernel) -> None:
+    limit = _lag_limit(se, kernel)
+    se.vlag = min(limit, max(-limit, avg_vruntime(rq) - se.vruntime))
+
+
+def _add(rq: RunQueue, se: Entity, now: float, tau: float) -> None:
+    pelt(rq, now, rq.weight_sum, tau)
+    pelt(se, now, 0.0, tau)
+    rq.entities[se] = None
+    rq.weight_sum += se.weight
+    se.on_rq = True
+    se.rq = rq
+
+
+def _remove(rq: RunQueue, se: Entity, now: float, tau: float) -> None:
+    pelt(rq, now, rq.weight_sum, tau)
+    pelt(se, now, se.weight, tau)
+    del rq.entities[se]
+    rq.weight_sum -= se.weight
+    se.on_rq = False
+    if rq.curr is se:
+        rq.curr = None
+    if not rq.entities:
+        rq.zero_v = se.vruntime
+
+
+def enqueue(rq: RunQueue, se: Entity, kernel: Kernel, now: float = 0.0, *,
+            initial: bool = False) -> None:
+    """``enqueue_entity()``: ``se`` joins ``rq``, placed by the lag it left with."""
+    _place(rq, se, kernel, initial=initial)
+    _add(rq, se, now, kernel.pelt_tau_s)
+
+
+def dequeue(rq: RunQueue, se: Entity, kernel: Kernel, now: float = 0.0) -> None:
+    """``dequeue_entity()``: ``se`` leaves ``rq`` and keeps its (clamped) lag."""
+    _update_lag(rq, se, kernel)
+    _remove(rq, se, now, kernel.pelt_tau_s)
+
+
+def reweight(rq: RunQueue, se: Entity, weight: int, kernel: Kernel, now: float) -> None:
+    """``reweight_entity()``: give queued entity ``se`` a new weight.
+
+    With ``kernel.reweight_places`` the entity is re-placed as the kernels from 6.13
+    to 6.18.44 do; otherwise its lag and relative deadline are rescaled by the
+    weight ratio and ``V`` stays where it was.
+    """
+    old = se.weight
+    if old == weight:
+        return
+    tau = kernel.pelt_tau_s
+    pelt(rq, now, rq.weight_sum, tau)
+    pelt(se, now, old, tau)
+    if kernel.reweight_places:
+        _update_lag(rq, se, kernel)
+        rel_deadline = (se.deadline - se.vruntime) * old / weight
+        se.vlag = se.vlag * old / weight
+        curr = rq.curr is se
+        if not curr:
+            del rq.entities[se]
+        rq.weight_sum += weight - old
+        se.weight = weight
+        _place(rq, se, kernel, rel_deadline=rel_deadline)
+        if not curr:
+            rq.entities[se] = None
+        return
+    v_avg = avg_vruntime(rq)                 # kept: w' * (V - v') == w * (V - v)
+    rel_deadline = (se.deadline - se.vruntime) * old / weight
+    se.vruntime = v_avg - (v_avg - se.vruntime) * old / weight
+    se.deadline = se.vruntime + rel_deadline
+    rq.weight_sum += weight - old
+    se.weight = weight
+
+
+def group_shares(rq: RunQueue, now: float, kernel: Kernel) -> int:
+    """``calc_group_shares()``: the weight of ``rq``'s group entity on ``rq``'s CPU.
+
+    The group's ``shares`` times this CPU's part of the group's load, where this
+    CPU's load is the larger of its average and what is queued right now.
+
+    >>> g = Group("vm", 1024, parent=Group("root"))
+    >>> group_shares(g.rq(0), 0.0, Kernel())       # nothing queued anywhere
+    1024
+    """
+    group = rq.group
+    assert group is not None
+    pelt(rq, now, rq.weight_sum, kernel.pelt_tau_s)
+    group.load_sum += rq.load_avg - rq.contrib
+    rq.contrib = rq.load_avg
+    load = max(rq.weight_sum, int(rq.load_avg))
+    total = group.load_sum - rq.contrib + load
+    if total <= 0:
+        return group.shares
+    shares = int(group.shares * load / total)
+    return max(MIN_SHARES, min(group.shares, shares))

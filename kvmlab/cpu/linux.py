@@ -1,0 +1,546 @@
+"""The ``linux`` CPU model: what a Linux host with libvirt guests really does (simpy).
+
+The ``fair`` model (:mod:`kvmlab.cpu.model`) is the textbook: one ideal queue,
+weights honoured exactly. This model follows the real kernel instead, closely
+enough to show why real guests share CPUs less fairly than the textbook says:
+
+* **one run queue per CPU**, with EEVDF on every queue (:mod:`kvmlab.cpu.eevdf`);
+* **libvirt's cgroups**: every VM a group, and in it a group per vCPU thread and one
+  for QEMU's other threads (``machine/qemu-N-NAME.libvirt-qemu/{vcpu0,...,emulator}``);
+  a group's weight on a CPU is its shares times that CPU's part of its load;
+* **QEMU's threads as they behave**: besides the vCPU threads, a main-loop thread
+  that wakes hundreds of times a second for a few microseconds, and vCPU threads
+  that now and then sleep briefly on QEMU's big lock (:class:`QemuThreads`; the
+  defaults were measured on TCG guests);
+* **wake-up placement and load balancing** between CPUs: a thread wakes where it
+  last ran unless another allowed CPU is idle; an idle CPU pulls a waiting thread;
+  every CPU periodically pulls load from the busiest one when the imbalance is
+  over 17 %.
+
+Each wake-up or sleep of a VM's thread changes the VM's weight on that CPU, and
+the kernel *reweights* the VM's entity. On kernels 6.13 to 6.18.44 that re-places
+the entity when it is the running one, which keeps the running VM eligible for as
+long as its main loop keeps waking (``Kernel(reweight_places=True)``, the default:
+the kernel the lab's recordings were made on). ``Kernel(reweight_places=False)``
+is the corrected kernel.
+
+Examples
+--------
+Three 2-vCPU VMs on 2 pCPUs. On the buggy kernel one VM gets far less than the
+others; on the corrected kernel all get about 1/3 of a pCPU per vCPU:
+
+>>> from kvmlab.cpu.scenario import CpuScenario
+>>> s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 2,
+...     "vms": [{"name": f"vm{i}", "vcpus": 2} for i in (1, 2, 3)]})
+>>> from statistics import fmean
+>>> from kvmlab.cpu.agreement import spread
+>>> fast = QemuThreads(main_loop_wakes_per_s=2000)
+>>> def mean_spread(kernel):
+...     return round(fmean(spread(simulate_linux(s, seed=k, qemu=fast, kernel=kernel))
+...                        for k in range(4)), 2)
+>>> mean_spread(Kernel()), mean_spread(Kernel(reweight_places=False))
+(0.35, 0.01)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import simpy
+
+from kvmlab.cpu.eevdf import (
+    NICE_0_LOAD,
+    Entity,
+    Group,
+    Kernel,
+    RunQueue,
+    dequeue,
+    enqueue,
+    group_shares,
+    pelt,
+    pick_eevdf,
+    protected,
+    reweight,
+    set_curr,
+    update_curr,
+)
+from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
+from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
+from kvmlab.errors import ScenarioError
+from kvmlab.lab import SIMULATED
+from kvmlab.progress import ProgressArg, progress_bar
+
+__all__ = ["LAYOUTS", "Kernel", "QemuThreads", "simulate_linux"]
+
+LAYOUTS = ("nested", "flat", "none")
+"""Where the model puts a VM's threads: libvirt's nested groups, one group per VM, or
+no groups at all (every thread directly in the root group, like QEMU started by hand)."""
+
+
+@dataclass(frozen=True)
+class QemuThreads:
+    """How a QEMU process's threads sleep and wake (defaults: TCG guests, QEMU 7.2).
+
+    Attributes
+    ----------
+    main_loop_wakes_per_s : float
+        Wake-ups per second of the main-loop thread (its voluntary context switches:
+        about 530/s per busy 2-vCPU TCG guest). 0: no main-loop thread.
+    main_loop_run_us : float
+        CPU time the main loop uses per wake-up (about 20 us).
+    vcpu_sleeps_per_cpu_s : float
+        Short sleeps of a vCPU thread (on QEMU's big lock) per second it runs.
+    vcpu_sleep_us : float
+        How long such a sleep lasts.
+    """
+
+    main_loop_wakes_per_s: float = 500.0
+    main_loop_run_us: float = 20.0
+    vcpu_sleeps_per_cpu_s: float = 100.0
+    vcpu_sleep_us: float = 50.0
+
+
+class _Thread:
+    __slots__ = ("allowed", "busy_until", "cpu", "gen", "group", "kind", "last_ran",
+                 "levels", "migrations", "name", "run_s", "se", "since", "slices", "state", "vcpu",
+                 "vm", "wait_s", "work_left")
+
+    def __init__(self, name: str, vm: str, vcpu: int, kind: str, group: Group,
+                 allowed: tuple[int, ...]) -> None:
+        self.name, self.vm, self.vcpu, self.kind = name, vm, vcpu, kind
+        self.group = group
+        self.allowed = allowed
+        self.se = Entity(name, NICE_0_LOAD)
+        self.levels: dict[int, list[tuple[RunQueue, Entity]]] = {}
+        self.cpu = allowed[0]
+        self.state = "sleep"
+        self.since = 0.0
+        self.run_s = self.wait_s = 0.0
+        self.slices = 0
+        self.migrations = 0
+        self.work_left = math.inf
+        self.busy_until = -math.inf
+        self.gen = 0
+        self.last_ran = -1.0
+
+
+class _Cpu:
+    __slots__ = ("failed", "index", "queued", "thread")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.failed = 0                             # nr_balance_failed
+        self.thread: _Thread | None = None
+        self.queued: dict[_Thread, None] = {}      # runnable threads here, running one included
+
+
+class _LinuxHost:
+    def __init__(self, scenario: CpuScenario, seed: int, kernel: Kernel, qemu: QemuThreads,
+                 layout: str, warmup_s: float, record_timeline: bool) -> None:
+        self.scenario, self.kernel, self.qemu = scenario, kernel, qemu
+        self.rng = random.Random(seed)
+        self.env = simpy.Environment()
+        self.start = warmup_s
+        self.end = warmup_s + scenario.duration_s
+        self.cpus = [_Cpu(i) for i in range(scenario.pcpus)]
+        self.root = Group("/")
+        self.threads: list[_Thread] = []
+        self.by_entity: dict[Entity, _Thread] = {}
+        self.timeline: list[Slice] | None = [] if record_timeline else None
+        self.reweights = 0
+        every = tuple(range(scenario.pcpus))
+        for vm in scenario.vms:
+            vm_group = self.root if layout == "none" else Group(vm.name, vm.shares, self.root)
+            for i in range(vm.vcpus):
+                group = vm_group if layout != "nested" else Group(f"{vm.name}/vcpu{i}",
+                                                                  parent=vm_group)
+                self._add(_Thread(f"{vm.name}/vcpu{i}", vm.name, i, "vcpu", group,
+                                  vm.allowed(i, scenario.pcpus)), vm)
+            if qemu.main_loop_wakes_per_s > 0:
+                group = vm_group if layout != "nested" else Group(f"{vm.name}/emulator",
+                                                                  parent=vm_group)
+                self._add(_Thread(f"{vm.name}/emulator", vm.name, -1, "main", group,
+                                  every), vm)
+        for cpu in self.cpus:
+            self.env.process(self._ticks(cpu))
+            self.env.process(self._balancing(cpu))
+
+    def _add(self, t: _Thread, vm: VmSpec) -> None:
+        t.cpu = self.rng.choice(t.allowed)
+        self.threads.append(t)
+        self.by_entity[t.se] = t
+        if t.kind == "vcpu":
+            self.env.process(self._vcpu_workload(t, vm))
+        else:
+            self.env.process(self._main_loop(t))
+
+    # -- the groups a thread sits in on one CPU -----------------------------------------
+    def _levels(self, t: _Thread, cpu: int) -> list[tuple[RunQueue, Entity]]:
+        """(queue, entity) from the thread up to the root queue of ``cpu`` (cached)."""
+        levels = t.levels.get(cpu)
+        if levels is not None:
+            return levels
+        levels = t.levels[cpu] = []
+        rq = t.group.rq(cpu)
+        se = t.se
+        while True:
+            levels.append((rq, se))
+            if rq.se is None:
+                return levels
+            se = rq.se
+            parent = rq.parent
+            assert parent is not None
+            rq = parent
+
+    def _update_group(self, rq: RunQueue, se: Entity, now: float) -> None:
+        """``update_cfs_group()``: give a group entity its current share of its group."""
+        my_rq = se.my_rq
+        if my_rq is None or not my_rq.entities:
+            return
+        shares = group_shares(my_rq, now, self.kernel)
+        if shares != se.weight:
+            self.reweights += 1
+            reweight(rq, se, shares, self.kernel, now)
+
+    def _charge(self, cpu: _Cpu, now: float) -> bool:
+        """Charge the running chain on ``cpu``; True if the running entity should yield."""
+        t = cpu.thread
+        if t is None:
+            return False
+        resched = False
+        for rq, se in self._levels(t, cpu.index):
+            ended = update_curr(rq, now, self.kernel)
+            if rq.curr is se and len(rq.entities) > 1 and (ended or not protected(se)):
+                resched = True
+        return resched
+
+    # -- thread states -------------------------------------------------------------------
+    def _set_state(self, t: _Thread, state: str, now: float) -> None:
+        start, end = max(t.since, self.start), min(now, self.end)
+        spent = max(0.0, end - start)
+        if t.state == "run":
+            t.run_s += spent
+            t.work_left -= now - t.since
+            t.last_ran = now
+            if self.timeline is not None and spent > 0 and t.kind == "vcpu":
+                self.timeline.append(Slice(t.cpu, t.vm, t.vcpu, start - self.start,
+                                           end - self.start))
+        elif t.state == "wait":
+            t.wait_s += spent
+        t.state = state
+        t.since = now
+
+    def _select_cpu(self, t: _Thread) -> int:
+        """``select_task_rq_fair()``, simplified: the last CPU unless another is idle."""
+        if self.cpus[t.cpu].thread is None and t.cpu in t.allowed:
+            return t.cpu
+        idle = [c for c in t.allowed if self.cpus[c].thread is None]
+        if idle:
+            return self.rng.choice(idle)
+        return t.cpu if t.cpu in t.allowed else self.rng.choice(t.allowed)
+
+    def _enqueue_thread(self, t: _Thread, cpu: _Cpu, now: float) -> None:
+        t.cpu = cpu.index
+        cpu.queued[t] = None
+        for rq, se in self._levels(t, cpu.index):
+            if se.on_rq:
+                self._update_group(rq, se, now)
+                continue
+            if se.my_rq is not None:
+                se.weight = group_shares(se.my_rq, now, self.kernel)
+            enqueue(rq, se, self.kernel, now)
+
+    def _dequeue_thread(self, t: _Thread, cpu: _Cpu, now: float) -> None:
+        del cpu.queued[t]
+        for rq, se in self._levels(t, cpu.index):
+            if se.my_rq is None or not se.my_rq.entities:
+                dequeue(rq, se, self.kernel, now)
+            else:
+                self._update_group(rq, se, now)
+
+    def wake(self, t: _Thread, now: float) -> None:
+        cpu = self.cpus[self._select_cpu(t)]
+        self._charge(cpu, now)
+        self._enqueue_thread(t, cpu, now)
+        self._set_state(t, "wait", now)
+        if cpu.thread is None or self._preempts(t, cpu):
+            self._schedule(cpu, now)
+
+    def _preempts(self, t: _Thread, cpu: _Cpu) -> bool:
+        """``check_preempt_wakeup_fair()``: would EEVDF pick the waker's side now?"""
+        curr = cpu.thread
+        assert curr is not None
+        mine = {rq: se for rq, se in self._levels(t, cpu.index)}
+        for rq, se in reversed(self._levels(curr, cpu.index)):
+            theirs = mine.get(rq)
+            if theirs is not None and theirs is not se:
+                return pick_eevdf(rq, self.kernel) is theirs
+        return False
+
+    def sleep(self, t: _Thread, now: float) -> None:
+        cpu = self.cpus[t.cpu]
+        self._charge(cpu, now)
+        running = cpu.thread is t
+        self._dequeue_thread(t, cpu, now)
+        self._set_state(t, "sleep", now)
+        t.gen += 1
+        if running:
+            cpu.thread = None
+            self._schedule(cpu, now)
+
+    def _schedule(self, cpu: _Cpu, now: float) -> None:
+        """``schedule()``: pick from the root down, then switch the CPU to that thread."""
+        self._charge(cpu, now)
+        picked: list[tuple[RunQueue, Entity]] = []
+        rq: RunQueue | None = self.root.rq(cpu.index)
+        while rq is not None:
+            se = pick_eevdf(rq, self.kernel)
+            if se is None:
+                break
+            picked.append((rq, se))
+            rq = se.my_rq
+        prev = cpu.thread
+        nxt = self.by_entity[picked[-1][1]] if picked else None
+        if nxt is None and self._pull(cpu, now):
+            return                                  # the pulled thread was scheduled
+        if prev is not None and prev is not nxt:
+            for rq, _se in self._levels(prev, cpu.index):
+                rq.curr = None                      # put_prev: it stays queued
+            self._set_state(prev, "wait", now)
+            prev.gen += 1
+        for rq, se in picked:
+            if rq.curr is not se:
+                set_curr(rq, se, now)
+        cpu.thread = nxt
+        if nxt is not None and nxt is not prev:
+            self._set_state(nxt, "run", now)
+            nxt.slices += 1
+            if nxt.work_left < math.inf:
+                token = nxt.gen
+                ev = self.env.timeout(max(0.0, nxt.work_left))
+                ev.callbacks.append(lambda _e, t=nxt, g=token: self._done(t, g))
+
+    def _done(self, t: _Thread, token: int) -> None:
+        """The running thread used its work: it sleeps (a vCPU wakes again shortly)."""
+        if t.gen != token or t.state != "run":
+            return
+        t.work_left = 0.0
+        self.sleep(t, self.env.now)
+        if t.kind == "vcpu":
+            ev = self.env.timeout(self.qemu.vcpu_sleep_us / 1e6)
+            ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
+
+    def _bql_wake(self, t: _Thread, token: int) -> None:
+        if t.gen == token and t.state == "sleep" and self.env.now < t.busy_until:
+            t.work_left = self._bql_work()
+            self.wake(t, self.env.now)
+
+    # -- balancing -------------------------------------------------------------------------
+    def _cpu_load(self, cpu: _Cpu, now: float) -> float:
+        rq = self.root.rq(cpu.index)
+        pelt(rq, now, rq.weight_sum, self.kernel.pelt_tau_s)
+        return rq.load_avg
+
+    def _h_load(self, t: _Thread, now: float) -> float:
+        """``task_h_load()``: the thread's load as its CPU's root queue sees it."""
+        tau = self.kernel.pelt_tau_s
+        h = -1.0
+        for rq, se in reversed(self._levels(t, t.cpu)):      # from the root down
+            pelt(rq, now, rq.weight_sum, tau)
+            pelt(se, now, se.weight if se.on_rq else 0.0, tau)
+            if h < 0:
+                h = rq.load_avg
+            h = h * se.load_avg / (rq.load_avg + 1)
+        return h
+
+    def _movable(self, src: _Cpu, dst: _Cpu) -> list[_Thread]:
+        ts = [t for t in src.queued if t is not src.thread and dst.index in t.allowed]
+        ts.sort(key=lambda t: t.last_ran)
+        return ts
+
+    def _migrate(self, t: _Thread, src: _Cpu, dst: _Cpu, now: float) -> None:
+        t.migrations += 1
+        self._charge(src, now)
+        self._dequeue_thread(t, src, now)
+        self._charge(dst, now)
+        self._enqueue_thread(t, dst, now)
+
+    def _pull(self, cpu: _Cpu, now: float) -> bool:
+        """Idle balance: an idle CPU takes a waiting thread from the busiest CPU."""
+        best = None
+        for src in self.cpus:
+            if src is cpu or len(src.queued) < 2:
+                continue
+            movable = self._movable(src, cpu)
+            if movable and (best is None or len(src.queued) > len(best[0].queued)):
+                best = (src, movable[0])
+        if best is None:
+            return False
+        src, t = best
+        self._migrate(t, src, cpu, now)
+        self._schedule(cpu, now)
+        return True
+
+    def _balance(self, cpu: _Cpu, now: float) -> None:
+        """Periodic balance: pull load from the busiest CPU if it is out of balance.
+
+        A thread moves if its load, halved for each balance that failed in a row
+        (``nr_balance_failed``), is at most the imbalance.
+        """
+        local = self._cpu_load(cpu, now)
+        busiest, most = None, local
+        for other in self.cpus:
+            if other is not cpu:
+                load = self._cpu_load(other, now)
+                if load > most:
+                    busiest, most = other, load
+        if busiest is None or most * 100 <= self.kernel.imbalance_pct * local:
+            return
+        imbalance = (most - local) / 2
+        moved = False
+        for t in self._movable(busiest, cpu):
+            load = self._h_load(t, now)
+            if load / 2 ** cpu.failed > imbalance:   # a thread too big (less so each failure)
+                continue
+            self._migrate(t, busiest, cpu, now)
+            moved = True
+            imbalance -= load
+            if imbalance <= 0:
+                break
+        cpu.failed = 0 if moved else cpu.failed + 1
+        if moved and (cpu.thread is None or self._charge(cpu, now)):
+            self._schedule(cpu, now)
+
+    # -- processes ------------------------------------------------------------------------
+    def _ticks(self, cpu: _Cpu) -> Iterator[simpy.Event]:
+        tick = self.kernel.tick_s
+        yield self.env.timeout(self.rng.uniform(0, tick))
+        while True:
+            now = self.env.now
+            t = cpu.thread
+            if t is not None:
+                resched = self._charge(cpu, now)
+                for rq, se in self._levels(t, cpu.index):
+                    self._update_group(rq, se, now)
+                if resched or self._charge(cpu, now):
+                    self._schedule(cpu, now)
+            yield self.env.timeout(tick)
+
+    def _balancing(self, cpu: _Cpu) -> Iterator[simpy.Event]:
+        every = self.kernel.balance_ms / 1000 * max(1, len(self.cpus) / 2)
+        yield self.env.timeout(self.rng.uniform(0, every))
+        while True:
+            self._balance(cpu, self.env.now)
+            yield self.env.timeout(every)
+
+    def _bql_work(self) -> float:
+        rate = self.qemu.vcpu_sleeps_per_cpu_s
+        return self.rng.expovariate(rate) if rate > 0 else math.inf
+
+    def _vcpu_workload(self, t: _Thread, vm: VmSpec) -> Iterator[simpy.Event]:
+        """Busy and idle stretches by the wall clock, as the guest's duty-cycle loop does."""
+        env = self.env
+        segments = [(b / 1000, i / 1000) for b, i in vm.segments_ms()]
+        always = all(i == 0 for _b, i in segments)
+        cycle = sum(b + i for b, i in segments)
+        if not always:
+            yield env.timeout(self.rng.uniform(0, cycle))
+        while True:
+            for busy, idle in segments:
+                t.busy_until = math.inf if always else env.now + busy
+                t.work_left = self._bql_work()
+                if t.state == "sleep":
+                    self.wake(t, env.now)
+                if always:
+                    return
+                yield env.timeout(busy)
+                t.busy_until = -math.inf
+                if t.state != "sleep":
+                    self.sleep(t, env.now)
+                if idle > 0:
+                    yield env.timeout(idle)
+
+    def _main_loop(self, t: _Thread) -> Iterator[simpy.Event]:
+        """Wakes about ``main_loop_wakes_per_s`` times a second for ``main_loop_run_us``."""
+        env, q = self.env, self.qemu
+        period = 1 / q.main_loop_wakes_per_s
+        yield env.timeout(self.rng.uniform(0, period))
+        while True:
+            if t.state == "sleep":
+                t.work_left = q.main_loop_run_us / 1e6
+                self.wake(t, env.now)
+            yield env.timeout(period * self.rng.uniform(0.5, 1.5))
+
+    def thread_table(self) -> list[dict[str, Any]]:
+        """Every thread's run, wait and sleep shares over the measured window."""
+        span = self.end - self.start
+        return [{"thread": t.name, "run_share": round(t.run_s / span, 4),
+                 "wait_share": round(t.wait_s / span, 4),
+                 "sleep_share": round(max(0.0, 1 - (t.run_s + t.wait_s) / span), 4),
+                 "migrations": t.migrations, "cpu": t.cpu}
+                for t in self.threads]
+
+    def run(self) -> list[VcpuStats]:
+        self.env.run(until=self.end)
+        for t in self.threads:
+            self._set_state(t, t.state, self.end)
+        return [VcpuStats(t.vm, t.vcpu, run_s=t.run_s, wait_s=t.wait_s, slices=t.slices,
+                          duration_s=self.end - self.start)
+                for t in self.threads if t.kind == "vcpu"]
+
+
+def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
+                   progress: ProgressArg = None, kernel: Kernel | None = None,
+                   qemu: QemuThreads | None = None, layout: str = "nested",
+                   warmup_s: float = 1.0, record_timeline: bool = False) -> CpuResult:
+    """Simulate a CPU scenario on the ``linux`` model; see the module docstring.
+
+    Parameters
+    ----------
+    scenario : CpuScenario or dict
+    seed : int
+        The same seed gives the same result.
+    progress : None, bool or a tqdm-like bar
+        Percent of the simulated time (see :mod:`kvmlab.progress`).
+    kernel : Kernel, optional
+        Scheduler settings; the default is the recordings' host (6.18.44).
+    qemu : QemuThreads, optional
+        How QEMU's threads sleep and wake.
+    layout : {'nested', 'flat', 'none'}
+        libvirt's nested cgroups, one cgroup per VM, or none.
+    warmup_s : float
+        Simulated time before the measured window starts.
+    record_timeline : bool
+        Keep who ran where and when.
+
+    Returns
+    -------
+    CpuResult
+        ``provenance['scheduler']`` is ``'linux'``.
+    """
+    scenario = as_scenario(scenario)
+    if layout not in LAYOUTS:
+        raise ScenarioError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    kernel = kernel or Kernel()
+    qemu = qemu or QemuThreads()
+    host = _LinuxHost(scenario, seed, kernel, qemu, layout, warmup_s, record_timeline)
+    desc = f"simulating {scenario.name or 'a CPU scenario'} (linux)"
+    with progress_bar(progress, total=100, desc=desc, unit="%") as bar:
+        if progress is not None and progress is not False:
+            def report() -> Iterator[simpy.Event]:
+                for step in range(1, 101):
+                    yield host.env.timeout(host.end * step / 100 - host.env.now)
+                    bar.update(1)
+            host.env.process(report())
+        vcpus = host.run()
+    provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
+                  "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
+                  "reweights_per_s": round(host.reweights / host.end, 1),
+                  "threads": host.thread_table()}
+    return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
+                     duration_s=scenario.duration_s, provenance=provenance,
+                     timeline=tuple(host.timeline or ()))
