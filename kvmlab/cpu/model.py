@@ -266,7 +266,7 @@ class _HostModel:
         if not self.pinned:
             idle.pop(next(iter(idle))).succeed()
             return
-        may = idle if t.allowed is None else [c for c in sorted(t.allowed) if c in idle]
+        may = list(idle) if t.allowed is None else [c for c in sorted(t.allowed) if c in idle]
         if may and self.env.now < self.stop:   # its idle event is left to expire at the end
             p = min(may, key=self.pinned_to.__getitem__)
             del idle[p]

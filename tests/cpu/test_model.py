@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvmlab.cpu import CpuScenario, fair_shares, flat_shares, simulate
+from kvmlab.cpu import CpuScenario, fair_shares, flat_shares, load_scenario, simulate
 from kvmlab.errors import ScenarioError
 from tests.cpu.test_scenario import scenarios
 from tests.fakes import Recorder
@@ -141,6 +141,33 @@ def test_pinned_busy_vcpus_keep_every_reachable_pcpu_busy(scenario, seed, schedu
     best = nx.maximum_flow_value(graph, "vcpus", "pcpus") / scenario.pcpus
     r = simulate(scenario.with_duration(1.0), seed=seed, scheduler=scheduler)
     assert r.host_utilisation() == pytest.approx(best, abs=0.01)
+
+
+def _busy_s(result, pcpu):
+    return sum(s.end_s - s.start_s for s in result.timeline if s.pcpu == pcpu)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_unpinned_vcpu_takes_the_pcpu_only_it_may_use(seed):
+    # Found by hypothesis: vm2's vCPU kept taking pCPU 0 or 1 from vm1, pCPU 2 idle. By
+    # weight vm2 is owed 2/3 of the host, 2 pCPUs, but its one vCPU can use only one;
+    # vm1 is owed the rest, which its 2 vCPUs, pinned to pCPUs 0 and 1, fill: every vCPU
+    # runs all the time and every pCPU is busy.
+    r = simulate({"pcpus": 3, "duration_s": 1, "vms": [
+        {"name": "vm1", "vcpus": 2, "pin": [0, 1], "shares": 256},
+        {"name": "vm2", "vcpus": 1, "shares": 512}]}, seed=seed)
+    assert r.host_utilisation() == pytest.approx(1.0, abs=1e-9)
+    assert [_busy_s(r, p) for p in range(3)] == pytest.approx([1.0] * 3, abs=1e-9)
+    assert [v.run_share for v in r.vcpus] == pytest.approx([1.0, 1.0, 1.0], abs=0.02)
+
+
+def test_a_pinned_vm_beside_a_free_one_keeps_both_pcpus_busy():
+    # equal shares: one pCPU per VM, so the pinned vCPU gets pCPU 0 and the free VM's
+    # two vCPUs share pCPU 1
+    r = simulate(load_scenario("cpu-pinned-beside-free"), seed=0)
+    d = r.duration_s
+    assert [_busy_s(r, p) for p in range(2)] == pytest.approx([d, d], abs=1e-6)
+    assert [v.run_share for v in r.vcpus] == pytest.approx([1.0, 0.5, 0.5], abs=0.02)
 
 
 def test_a_vm_that_wakes_up_joins_at_the_pace_of_its_own_pcpu():
