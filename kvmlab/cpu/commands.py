@@ -2,7 +2,8 @@
 
 The three verbs are every lab's (:func:`kvmlab.labcommands.add_verbs`); the CPU lab adds
 ``--duration`` (watch the scenario for that many seconds) and, where the model runs,
-``--scheduler``.
+``--scheduler``. ``kvmlab cpu repro`` runs the starvation reproducer
+(:mod:`kvmlab.cpu.repro`); with several ``--layout`` or ``--rate`` values, a sweep.
 
 Examples
 --------
@@ -19,10 +20,15 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
 
 from kvmlab.cpu.model import SCHEDULERS
+from kvmlab.cpu.probe import parse_cpu_list
+from kvmlab.cpu.repro import LAYOUTS, ReproParams, rate_sweep, run_repro
 from kvmlab.cpu.scenario import CpuScenario
+from kvmlab.errors import ScenarioError
 from kvmlab.labcommands import add_verbs
 
 __all__ = ["add_parser"]
@@ -44,10 +50,82 @@ def _adjust(scenario: CpuScenario, args: argparse.Namespace) -> CpuScenario:
     return scenario if args.duration is None else scenario.with_duration(args.duration)
 
 
+def _list(text: str | None, what: str, kind: type = int) -> list[Any] | None:
+    """``'1,2'`` as ``[1, 2]``; a value that is not a number is a ScenarioError.
+
+    Examples
+    --------
+    >>> _list("250, 1000", "--rate", float), _list(None, "--shares")
+    ([250.0, 1000.0], None)
+    >>> _list("1,x", "--shares")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: --shares takes comma-separated numbers, not '1,x'
+    """
+    if text is None:
+        return None
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ScenarioError(f"{what} takes comma-separated numbers, not {text!r}") from None
+
+
+def _repro(args: argparse.Namespace) -> int:
+    """``kvmlab cpu repro``: one run (JSON result), or a sweep over layouts and rates."""
+    layouts = [x.strip() for x in args.layout.split(",") if x.strip()]
+    rates = _list(args.rate, "--rate", float) or []
+    try:
+        pcpus = list(parse_cpu_list(args.pcpus)) if args.pcpus is not None else None
+    except ValueError:
+        raise ScenarioError(f"--pcpus takes a CPU list such as 0-1 or 0,2, not "
+                            f"{args.pcpus!r}") from None
+    params = {"vms": args.vms, "vcpus": args.vcpus, "shares": _list(args.shares, "--shares"),
+              "pcpus": pcpus, "window_s": args.window, "settle_s": args.settle,
+              "repetitions": args.repetitions}
+    progress = sys.stderr.isatty()
+    if len(layouts) == 1 and len(rates) == 1:
+        result = run_repro(ReproParams.from_dict({**params, "layout": layouts[0],
+                                                  "rate": rates[0]}), progress=progress)
+        print(result.table(), file=sys.stderr)
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    rows = rate_sweep(rates, layouts, progress=progress, **params)
+    for row in rows:
+        print(f"{row['layout']:<7} {row['rate']:>8g}/s  spread {row['spread']:.3f} "
+              f"({row['spread_min']:.3f}..{row['spread_max']:.3f})", file=sys.stderr)
+    print(json.dumps({"rows": rows}, indent=2))
+    return 0
+
+
+def _add_repro(csub: Any) -> None:
+    p = csub.add_parser("repro", help="the starvation reproducer: per VM, busy 'vCPU' "
+                                      "processes and an 'emulator' that wakes up RATE times "
+                                      "a second, in cgroups laid out like libvirt's")
+    p.add_argument("--vms", type=int, default=3, help="VMs (default 3)")
+    p.add_argument("--vcpus", type=int, default=2, help="vCPU processes per VM (default 2)")
+    p.add_argument("--layout", default="nested",
+                   help=f"cgroup layout: {', '.join(LAYOUTS)} (default nested); several, "
+                        "comma-separated, make a sweep")
+    p.add_argument("--rate", default="1000",
+                   help="emulator wake-ups per second, 0 for no emulator (default 1000); "
+                        "several, comma-separated, make a sweep")
+    p.add_argument("--shares", metavar="S1,S2,...", help="cpu.shares of each VM")
+    p.add_argument("--pcpus", metavar="CPUS", help="host CPUs to confine the processes to, "
+                                                   "e.g. 0-1 (default: all)")
+    p.add_argument("--window", type=float, default=5.0, metavar="SECONDS",
+                   help="measuring window (default 5)")
+    p.add_argument("--settle", type=float, default=1.0, metavar="SECONDS",
+                   help="time to settle before the window (default 1)")
+    p.add_argument("--repetitions", type=int, default=1, help="windows, each with fresh "
+                                                              "processes (default 1)")
+    p.set_defaults(func=_repro)
+
+
 def add_parser(sub: Any) -> None:
     """Add this lab's command and its subcommands to the ``kvmlab`` command."""
-    cpu = sub.add_parser("cpu", help="the CPU lab: simulate, run on a host, compare")
+    cpu = sub.add_parser("cpu", help="the CPU lab: simulate, run on a host, compare, repro")
     csub = cpu.add_subparsers(dest="cpu_command", required=True)
     add_verbs(csub, "cpu", scenario_help="a scenario JSON file or a shipped scenario name "
                                          "(e.g. cpu-seed-example)",
               options=_options, simulate_kwargs=_simulate_kwargs, adjust=_adjust)
+    _add_repro(csub)

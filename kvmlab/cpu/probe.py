@@ -16,10 +16,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from kvmlab.errors import ExperimentFailed
+from kvmlab.host.owner import process_start
 
 _VCPU_COMM = re.compile(r"^CPU (\d+)/(KVM|TCG)$")
 
@@ -34,6 +38,24 @@ def parse_vcpu_comm(comm: str) -> int | None:
     """Return the vCPU index of a QEMU thread name, or None for other threads."""
     match = _VCPU_COMM.match(comm.strip())
     return int(match.group(1)) if match else None
+
+
+def qemu_thread_role(pid: int, tid: int, name: str) -> str:
+    """What a thread of QEMU process ``pid`` does: ``vcpuN``, ``main-loop`` (the main
+    thread, which runs QEMU's main loop: libvirt's *emulator* cgroup holds it) or its name
+    (``IO mon_iothread``, ``call_rcu``, ``qemu-system-x86``, ``worker``, ...).
+
+    Examples
+    --------
+    >>> qemu_thread_role(10, 12, "CPU 1/TCG"), qemu_thread_role(10, 10, "qemu-system-x86")
+    ('vcpu1', 'main-loop')
+    >>> qemu_thread_role(10, 11, "call_rcu")
+    'call_rcu'
+    """
+    index = parse_vcpu_comm(name)
+    if index is not None:
+        return f"vcpu{index}"
+    return "main-loop" if tid == pid else name.strip()
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
@@ -110,3 +132,90 @@ def host_busy_s(proc: Path = Path("/proc")) -> float:
 def host_cpu_count() -> int:
     """The number of CPUs this host can schedule on."""
     return len(os.sched_getaffinity(0))
+
+
+# -- the cpu controller of cgroups -------------------------------------------------------
+def cpu_weight(shares: int) -> int:
+    """cgroup v2's ``cpu.weight`` for v1's ``cpu.shares`` (1024 is 100), as the kernel and
+    systemd convert them.
+
+    Examples
+    --------
+    >>> cpu_weight(1024), cpu_weight(2), cpu_weight(512), cpu_weight(262144)
+    (100, 1, 50, 10000)
+    """
+    return min(10000, max(1, (shares * 100 + 512) // 1024))
+
+
+@dataclass(frozen=True)
+class CpuController:
+    """Where the ``cpu`` controller is mounted: cgroup ``version`` 1 or 2, at ``root``."""
+
+    version: int
+    root: Path
+
+
+def cpu_controller(mounts: str | None = None) -> CpuController:
+    """The ``cpu`` controller this process may make cgroups in; else ExperimentFailed.
+
+    ``mounts``: the text of ``/proc/self/mounts`` (read by default). A v1 hierarchy with
+    ``cpu`` wins; else a v2 one whose ``cgroup.controllers`` offers ``cpu``.
+
+    Examples
+    --------
+    >>> cpu_controller("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\\n")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ExperimentFailed: no cpu controller: ... What to do: ...
+    """
+    if mounts is None:
+        mounts = Path("/proc/self/mounts").read_text()
+    found = None
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        where = Path(parts[1].replace("\\040", " "))
+        if parts[2] == "cgroup" and "cpu" in parts[3].split(","):
+            found = CpuController(1, where)
+            break
+        if parts[2] == "cgroup2" and found is None:
+            with contextlib.suppress(OSError):
+                if "cpu" in (where / "cgroup.controllers").read_text().split():
+                    found = CpuController(2, where)
+    if found is None:
+        raise ExperimentFailed("no cpu controller: neither a cgroup v1 hierarchy with 'cpu' "
+                               "nor a cgroup v2 one offering 'cpu' is mounted. What to do: "
+                               "mount one (for v1: mount -t cgroup -o cpu cgroup "
+                               "/sys/fs/cgroup/cpu), or do without cgroups (layout 'none')")
+    if not os.access(found.root, os.W_OK):
+        raise ExperimentFailed(f"cannot make cgroups in {found.root}: it is not writable by "
+                               f"this user (uid {os.getuid()}). What to do: run as root, or "
+                               "do without cgroups (layout 'none')")
+    return found
+
+
+def owner_gone(path: Path) -> bool:
+    """Has the process that made folder ``path`` (named ``...-PID``) ended?
+
+    Its pid may have been handed to a new process since: one that started after the
+    folder was made (its modification time: a cgroup's stays its creation time) is not
+    its owner. A name without a trailing pid has no owner to lose: False.
+
+    Examples
+    --------
+    >>> owner_gone(Path(f"/nowhere/kvmlab-repro-{os.getpid()}")), owner_gone(Path("/x/y"))
+    (False, False)
+    """
+    match = re.search(r"-(\d+)$", path.name)
+    if not match:
+        return False
+    start = process_start(int(match.group(1)))
+    if start is None:
+        return True
+    try:
+        made = path.stat().st_mtime
+        boot = Path("/proc/stat").read_text().partition("\nbtime ")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return int(boot) + start / os.sysconf("SC_CLK_TCK") > made + 1.0

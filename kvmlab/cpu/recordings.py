@@ -24,17 +24,23 @@ Busy VMs on 2 pCPUs: no waiting up to one vCPU per pCPU, then each vCPU waits
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kvmlab.cpu.model import SCHEDULERS, simulate
 from kvmlab.cpu.ready import ready_verdict
 from kvmlab.cpu.result import Comparison, CpuResult, compare, mean_shares, recorded_result
-from kvmlab.data import recorded_names, scenario_names
+from kvmlab.cpu.scenario import load_scenario
+from kvmlab.data import check_name, recorded_names, save_recorded, scenario_names
+from kvmlab.progress import ProgressArg
+from kvmlab.validate import whole_number
 
 __all__ = ["OVERCOMMIT_RECORDINGS", "ComparisonRow", "compare_recorded", "comparison_rows",
-           "overcommit_points", "recorded_points", "result_point", "scheduler_fit"]
+           "overcommit_points", "record_repetitions", "recorded_points", "result_point",
+           "scheduler_fit"]
 
 #: Recordings whose points belong on the wait-versus-overcommit chart (all VMs busy).
 OVERCOMMIT_RECORDINGS = ("cpu-no-overcommit", "cpu-overcommit-*", "cpu-seed-example")
@@ -137,7 +143,7 @@ def compare_recorded(names: Iterable[str] | None = None, seed: int = 0,
     names : iterable of str, optional
         Recording names (default: every shipped scenario that has a recording).
     seed : int
-    scheduler : {'fair', 'round-robin'}
+    scheduler : {'fair', 'linux', 'round-robin'}
 
     Returns
     -------
@@ -165,20 +171,76 @@ def compare_recorded(names: Iterable[str] | None = None, seed: int = 0,
 def scheduler_fit(measured: CpuResult, seed: int = 0) -> dict[str, float]:
     """How well each scheduler of the model explains a measurement: its largest error.
 
-    A host that puts each VM in a cgroup of its own should fit ``'fair'`` best; a
-    host that does not (no per-VM cgroups) looks more like ``'round-robin'``, which
-    treats every thread alike.
+    A host that puts each VM in a cgroup of its own should fit ``'fair'`` or
+    ``'linux'`` best; a host that does not (no per-VM cgroups) looks more like
+    ``'round-robin'``, which treats every thread alike. The error is per vCPU, so a
+    chaotic host (where which vCPU loses changes from run to run) is better judged by
+    :func:`kvmlab.cpu.agreement.agreement` over repetitions.
 
     Examples
     --------
     >>> from kvmlab.cpu import busy_scenario
     >>> r = simulate(busy_scenario(2, 4), record_timeline=False)
-    >>> scheduler_fit(r)
-    {'fair': 0.0, 'round-robin': 0.0}
+    >>> scheduler_fit(r)        # the ideal against itself, and the real host's model
+    {'fair': 0.0, 'linux': 0.495282, 'round-robin': 0.0}
     """
     return {name: compare(simulate(measured.scenario, seed=seed, scheduler=name,
                                    record_timeline=False), measured).max_error
             for name in SCHEDULERS}
+
+
+def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
+                       duration_s: float | None = None, uri: str | None = None,
+                       into: str | Path | None = None,
+                       progress: ProgressArg = None) -> list[Path]:
+    """Run shipped scenarios on a real host, ``repetitions`` times each, and record them.
+
+    Repetition 1 of scenario ``NAME`` is recorded as ``NAME``, the others as
+    ``NAME.r2``, ``NAME.r3``, ... (see :mod:`kvmlab.cpu.agreement`). This is how the
+    shipped recordings were made (``kvmlab cpu record``); run it on a KVM host to
+    see how a host with hardware virtualization differs from the TCG recordings.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Shipped scenario names (``cpu-...``).
+    repetitions : int
+        1 to 20.
+    duration_s : float, optional
+        Measure each run this long instead of the scenario's ``duration_s``.
+    uri : str, optional
+        The libvirt host (default: the local one).
+    into : path, optional
+        A folder to write the recordings into (default: the user's recordings,
+        see :func:`kvmlab.data.save_recorded`).
+    progress : None, bool or a tqdm-like bar
+        Passed to each run.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from kvmlab.cpu.agreement import repetition_name
+    from kvmlab.cpu.twin import run_on_host
+
+    repetitions = whole_number(repetitions, "repetitions", low=1, high=20)
+    names = [check_name(n, "scenario") for n in names]
+    scenarios = {n: load_scenario(n) for n in names}          # every name checked first
+    if duration_s is not None:
+        scenarios = {n: s.with_duration(duration_s) for n, s in scenarios.items()}
+    written = []
+    for name, scenario in scenarios.items():
+        for k in range(1, repetitions + 1):
+            result = run_on_host(scenario, uri=uri, progress=progress)
+            target = repetition_name(name, k)
+            if into is None:
+                written.append(save_recorded(target, result.to_dict()))
+            else:
+                path = Path(into) / f"{target}.json"
+                path.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+                written.append(path)
+    return written
 
 
 @dataclass(frozen=True)

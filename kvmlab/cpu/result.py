@@ -47,7 +47,17 @@ an emulated vCPU leans on QEMU's own threads and locks, so it is not a pure busy
 
 @dataclass(frozen=True)
 class VcpuStats:
-    """Run time, wait time and time slices of one vCPU over a run."""
+    """Run, wait and sleep time and time slices of one vCPU over a run.
+
+    ``sleep_s`` is the time the vCPU's thread was not runnable. Left out (a simulation,
+    or a recording older than the field), it is what remains of the duration:
+    ``duration_s - run_s - wait_s``, never negative.
+
+    Examples
+    --------
+    >>> VcpuStats("vm1", 0, run_s=2.0, wait_s=1.0, slices=9, duration_s=4.0).sleep_share
+    0.25
+    """
 
     vm: str
     vcpu: int
@@ -55,6 +65,12 @@ class VcpuStats:
     wait_s: float
     slices: int
     duration_s: float
+    sleep_s: float = None       # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.sleep_s is None:
+            object.__setattr__(self, "sleep_s",
+                               max(0.0, self.duration_s - self.run_s - self.wait_s))
 
     @property
     def run_share(self) -> float:
@@ -65,6 +81,11 @@ class VcpuStats:
     def wait_share(self) -> float:
         """The fraction of the run's duration the vCPU was runnable but waited."""
         return round(self.wait_s / self.duration_s, 6)
+
+    @property
+    def sleep_share(self) -> float:
+        """The fraction of the run's duration the vCPU's thread was not runnable."""
+        return round(self.sleep_s / self.duration_s, 6)
 
     @property
     def ready_pct(self) -> float:
@@ -79,8 +100,9 @@ class VcpuStats:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (shares, seconds, slices, CPU ready % and its verdict)."""
         return {"vm": self.vm, "vcpu": self.vcpu, "run_share": self.run_share,
-                "wait_share": self.wait_share, "run_s": round(self.run_s, 6),
-                "wait_s": round(self.wait_s, 6), "slices": self.slices,
+                "wait_share": self.wait_share, "sleep_share": self.sleep_share,
+                "run_s": round(self.run_s, 6), "wait_s": round(self.wait_s, 6),
+                "sleep_s": round(self.sleep_s, 6), "slices": self.slices,
                 "ready_pct": self.ready_pct, "ready_verdict": self.ready_verdict}
 
 
@@ -161,7 +183,9 @@ class CpuResult:
                                 f"{data.get('source')!r}")
         duration = float(data["duration_s"])
         vcpus = tuple(VcpuStats(v["vm"], int(v["vcpu"]), float(v["run_s"]), float(v["wait_s"]),
-                                int(v["slices"]), duration) for v in data["vcpus"])
+                                int(v["slices"]), duration,
+                                float(v["sleep_s"]) if "sleep_s" in v else None)
+                      for v in data["vcpus"])
         return cls(scenario=CpuScenario.from_dict(data["scenario"]), source=data["source"],
                    vcpus=vcpus, duration_s=duration, provenance=dict(data.get("provenance", {})))
 

@@ -3,14 +3,16 @@
 Each VM of the scenario becomes a transient libvirt guest with the same vCPU
 count, pinning and shares. Inside, one shell loop per vCPU (bound to it with
 ``taskset``) keeps it busy, or busy for part of every period. Once every guest
-has started its loops, the host's own accounting of each vCPU thread is read
-twice, ``duration_s`` apart: run and wait nanoseconds from
-``/proc/<pid>/task/<tid>/schedstat`` (libvirt reports the same as
-``vcpu.N.time`` and ``vcpu.N.delay`` in ``virsh domstats --vcpu``). The kernel
-adds a wait to that counter only when the wait ends, so one long wait across the
-edge of the window can be counted in the wrong window; for a busy loop, which is
-runnable all the time, the wait is therefore taken as the window minus the run
-time (the counter's own figure stays in the provenance).
+has started its loops, the host's own accounting of every QEMU thread is read
+:data:`SAMPLES` + 1 times over ``duration_s`` (:mod:`kvmlab.cpu.threads`): run and
+wait nanoseconds from ``/proc/<pid>/task/<tid>/schedstat`` (libvirt reports the same
+as ``vcpu.N.time`` and ``vcpu.N.delay`` in ``virsh domstats --vcpu``), the thread's
+state, context switches and ``wchan``. The kernel adds a wait to that counter only
+when the wait ends, so the readings date the waits in progress at the window's
+edges; each vCPU's sleep is the rest of the window. The counter's own figure, the
+main loop's and QEMU's other threads' times (with wake-ups per second) stay in the
+provenance. On a remote host only libvirt's counters can be read: there the wait of
+a busy loop, runnable all the time, is the window minus its run time.
 
 Examples
 --------
@@ -38,9 +40,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kvmlab.cpu.probe import VcpuThread, host_busy_s, host_cpu_count, vcpu_threads
+from kvmlab.cpu.probe import host_busy_s, host_cpu_count, qemu_thread_role
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
+from kvmlab.cpu.threads import ThreadTimes, list_threads, measure_threads
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connection, is_local_uri, version_string
 from kvmlab.host.guest import WATCH_S, TransientGuest, live_uri
@@ -50,14 +53,16 @@ from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.progress import ProgressArg, progress_bar
 
-__all__ = ["LOAD_MARKER", "host_pinning", "idle_busy_vcpus", "run_on_host", "run_steps",
-           "workload_script"]
+__all__ = ["LOAD_MARKER", "SAMPLES", "host_pinning", "idle_busy_vcpus", "measuring_lock",
+           "remote_vcpus", "run_on_host", "run_steps", "workload_script"]
 
 LOAD_MARKER = "KVMLAB-LOAD-STARTED"
 SETTLE_S = 1.0
 # A busy vCPU thread runnable for less than this share of a window slept: measure again.
 MIN_RUNNABLE = 0.9
 MAX_WINDOWS = 3
+SAMPLES = 20
+"""Readings of every QEMU thread per window (see :mod:`kvmlab.cpu.threads`)."""
 BUSY_HOST_PCPUS = 0.3
 """Other load (in pCPUs) above which a result is flagged: the shares are disturbed."""
 
@@ -102,17 +107,34 @@ def host_pinning(scenario: CpuScenario, vm: VmSpec) -> dict[int, list[int]]:
 
 
 @contextlib.contextmanager
-def _measuring_lock() -> Iterator[None]:
-    """One CPU measurement at a time on this host: two would disturb each other."""
+def measuring_lock(wait_s: float = 0.0) -> Iterator[None]:
+    """One CPU measurement at a time on this host: two would disturb each other.
+
+    Waits up to ``wait_s`` seconds for another one to finish, then fails.
+
+    Examples
+    --------
+    >>> with measuring_lock():
+    ...     with measuring_lock():
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ExperimentFailed: another kvmlab CPU measurement is running on this host; ...
+    """
     path = cache_dir() / "cpu-measurement.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
     with open(path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ExperimentFailed("another kvmlab CPU measurement is running on this host; "
-                                   "wait for it to finish (two would disturb each other)"
-                                   ) from None
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ExperimentFailed(
+                        "another kvmlab CPU measurement is running on this host; wait for it "
+                        "to finish (two would disturb each other)") from None
+                time.sleep(0.2)
         yield
 
 
@@ -183,7 +205,7 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     # Busy guests that outlive a killed run must not disturb later measurements.
     lifetime = boot_timeout_s + SETTLE_S + scenario.duration_s + 120
     desc = f"running {scenario.name or 'a CPU scenario'} on {uri}"
-    with stop_signals_as_exit(), _measuring_lock(), contextlib.ExitStack() as stack, progress_bar(
+    with stop_signals_as_exit(), measuring_lock(), contextlib.ExitStack() as stack, progress_bar(
             progress, total=run_steps(scenario), desc=desc, unit="step") as bar:
         guests = []
         for vm in scenario.vms:
@@ -235,8 +257,9 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
         "host_kernel": platform.release() if pids is not None else "(remote)",
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "method": ("schedstat of each vCPU thread, sampled twice (wait of a busy loop: "
-                   "window minus run time)" if pids is not None else
+        "method": (f"schedstat, status, stat and wchan of every QEMU thread, read "
+                   f"{SAMPLES + 1} times over the window; waits in progress at its edges "
+                   "dated from the readings (kvmlab.cpu.threads)" if pids is not None else
                    "libvirt's vcpu.N.time and vcpu.N.delay (QEMU runs on another machine), "
                    "sampled twice (wait of a busy loop: window minus run time)"),
         # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
@@ -246,6 +269,10 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         "warnings": warnings,
         "domstats": domstats,
         "discarded_windows": discarded,
+        # Per VM, every QEMU thread: vCPUs, the main loop (libvirt's emulator cgroup),
+        # IO mon_iothread, call_rcu, ...: run, wait, sleep, wake-ups and wchans.
+        "threads": {vm.name: [t.to_dict() for t in ts]
+                    for vm, ts in zip(scenario.vms, window.threads, strict=True) if ts},
     }
     return CpuResult(scenario=scenario, source=MEASURED, vcpus=tuple(vcpus),
                      duration_s=window.wall_s, provenance=provenance)
@@ -253,10 +280,10 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
 
 @dataclass
 class _Window:
-    """Two samples of every vCPU thread (and of libvirt's statistics) around one window."""
+    """Every vCPU thread's times over one window (and libvirt's statistics around it)."""
 
-    before: list[list[VcpuThread]]
-    after: list[list[VcpuThread]]
+    vcpus: list[list[ThreadTimes]]
+    threads: list[list[ThreadTimes]]
     stats_before: list[dict[str, Any]]
     stats_after: list[dict[str, Any]]
     wall_s: float
@@ -265,29 +292,23 @@ class _Window:
 
     def vcpu_stats(self, scenario: CpuScenario) -> tuple[list[VcpuStats],
                                                          list[dict[str, Any]]]:
-        """Per-vCPU run and wait over the window, and libvirt's view beside schedstat's."""
+        """Per-vCPU run, wait and sleep over the window, and libvirt's view beside them."""
         vcpus: list[VcpuStats] = []
         domstats: list[dict[str, Any]] = []
         wall = self.wall_s
-        for vm, b, a, sb, sa in zip(scenario.vms, self.before, self.after, self.stats_before,
-                                    self.stats_after, strict=True):
-            if len(b) != vm.vcpus or len(a) != vm.vcpus:
-                raise ExperimentFailed(f"found {len(a)} vCPU threads for {vm.name}, "
+        for vm, times, sb, sa in zip(scenario.vms, self.vcpus, self.stats_before,
+                                     self.stats_after, strict=True):
+            if len(times) != vm.vcpus:
+                raise ExperimentFailed(f"found {len(times)} vCPU threads for {vm.name}, "
                                        f"expected {vm.vcpus}")
-            for tb, ta in zip(b, a, strict=True):
-                run_s = (ta.run_ns - tb.run_ns) / 1e9
-                schedstat_wait_s = (ta.wait_ns - tb.wait_ns) / 1e9
-                # The kernel adds a wait to schedstat only when it ends, so a long wait that
-                # straddles the start or the end of the window lands in the wrong window. A
-                # busy loop wants the CPU all the time: its wait is the rest of the window.
-                wait_s = wall - run_s if vm.busy_fraction >= 1 else schedstat_wait_s
-                vcpus.append(VcpuStats(vm.name, tb.vcpu, run_s=run_s, wait_s=max(0.0, wait_s),
-                                       slices=ta.slices - tb.slices, duration_s=wall))
-                n = tb.vcpu
+            for n, t in enumerate(times):
+                vcpus.append(VcpuStats(vm.name, n, run_s=t.run_s, wait_s=t.wait_s,
+                                       slices=t.slices, duration_s=wall, sleep_s=t.sleep_s))
                 domstats.append({
                     "vm": vm.name, "vcpu": n,
-                    "schedstat_wait_share": schedstat_wait_s / wall,
-                    "runnable_share": (run_s + schedstat_wait_s) / wall,
+                    "schedstat_wait_share": t.counter_wait_s / wall,
+                    "runnable_share": (t.run_s + t.wait_s) / wall,
+                    "wait_error_share": t.wait_error_s / wall,
                     "time_share": (sa.get(f"vcpu.{n}.time", 0) - sb.get(f"vcpu.{n}.time", 0))
                     / 1e9 / self.stats_wall_s,
                     "delay_share": (sa.get(f"vcpu.{n}.delay", 0)
@@ -295,35 +316,53 @@ class _Window:
         return vcpus, domstats
 
 
+def _vcpu_order(times: list[ThreadTimes]) -> list[ThreadTimes]:
+    """The vCPU threads among a QEMU process's threads, by vCPU index."""
+    found = [t for t in times if re.fullmatch(r"vcpu\d+", t.role)]
+    return sorted(found, key=lambda t: int(t.role[4:]))
+
+
 def _measure_window(guests: list[TransientGuest], pids: list[int],
                     scenario: CpuScenario) -> _Window:
+    """Read every thread of every QEMU process :data:`SAMPLES` times over the window."""
+    ids, roles, owner = [], [], []
+    for n, pid in enumerate(pids):
+        for tid, name in list_threads(pid):
+            ids.append((pid, tid))
+            roles.append(qemu_thread_role(pid, tid, name))
+            owner.append(n)
     # libvirt's statistics are a cross-check, read outside the timed window: on a
     # busy host, a call to the daemon can take a while.
     stats_before, stats_t0 = _timed(lambda: [g.stats() for g in guests])
     t0 = time.monotonic()
     busy0 = host_busy_s()
-    before = [vcpu_threads(pid) for pid in pids]
-    _watch(guests, scenario.duration_s)
-    after = [vcpu_threads(pid) for pid in pids]
+    times = measure_threads(ids, scenario.duration_s, samples=SAMPLES, roles=roles,
+                            check=_watcher(guests))
     busy1 = host_busy_s()
     wall = time.monotonic() - t0
     stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
-    return _Window(before, after, stats_before, stats_after, wall, stats_t1 - stats_t0,
-                   busy1 - busy0)
+    threads = [[t for t, o in zip(times, owner, strict=True) if o == n and t is not None]
+               for n in range(len(pids))]
+    return _Window([_vcpu_order(ts) for ts in threads], threads, stats_before, stats_after,
+                   wall, stats_t1 - stats_t0, busy1 - busy0)
 
 
-def _watch(guests: list[TransientGuest], seconds: float) -> None:
-    """Sleep ``seconds``, asking libvirt every few seconds whether every guest still runs.
+def _watcher(guests: list[TransientGuest]) -> Callable[[int], None]:
+    """A check that asks libvirt every :data:`WATCH_S` seconds whether every guest runs.
 
     A libvirtd that dies mid-window is reported within :data:`WATCH_S` as a
     :class:`~kvmlab.errors.HostUnavailable`, not after the window as a stopped guest.
     """
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(WATCH_S, left))
+    last = [time.monotonic()]
+
+    def check(_reading: int) -> None:
+        if time.monotonic() - last[0] < WATCH_S:
+            return
+        last[0] = time.monotonic()
         for guest in guests:
             if not guest.is_running():
                 raise ExperimentFailed(f"guest {guest.name} stopped during the measurement")
+    return check
 
 
 def other_guests(conn: Any, ours: set[str]) -> list[str]:
@@ -387,19 +426,31 @@ def _require_cgroup_per_vm(guest: TransientGuest, uri: str) -> None:
             "qemu+ssh://root@HOST/system)")
 
 
-def _threads_from_stats(stats: dict[str, Any], vcpus: int) -> list[VcpuThread]:
-    """A guest's vCPUs as libvirt's statistics show them (``vcpu.N.time``, ``.delay``).
+def remote_vcpus(vm: VmSpec, before: dict[str, Any], after: dict[str, Any],
+                 wall_s: float) -> list[ThreadTimes]:
+    """A guest's vCPUs over a window as libvirt's statistics show them (``vcpu.N.time``,
+    ``vcpu.N.delay``), for a host whose threads cannot be read from here.
+
+    Without the threads' states the wait in progress at the edges is unknown: a busy
+    loop, runnable all the time, waited the rest of the window; a duty cycle takes
+    the counter's figure.
 
     Examples
     --------
-    >>> t = _threads_from_stats({"vcpu.0.time": 5, "vcpu.0.delay": 2, "vcpu.0.wait": 9}, 1)
-    >>> (t[0].vcpu, t[0].run_ns, t[0].wait_ns)
-    (0, 5, 2)
+    >>> [t] = remote_vcpus(VmSpec("vm1", 1), {"vcpu.0.time": 0, "vcpu.0.delay": 0},
+    ...                    {"vcpu.0.time": 600_000_000, "vcpu.0.delay": 300_000_000}, 1.0)
+    >>> t.run_s, t.wait_s, t.sleep_s, t.counter_wait_s
+    (0.6, 0.4, 0.0, 0.3)
     """
-    return [VcpuThread(vcpu=n, tid=0, name=f"CPU {n}", last_pcpu=-1, allowed_pcpus=(),
-                       run_ns=int(stats.get(f"vcpu.{n}.time", 0)),
-                       wait_ns=int(stats.get(f"vcpu.{n}.delay", 0)), slices=0)
-            for n in range(vcpus)]
+    out = []
+    for n in range(vm.vcpus):
+        run = min(wall_s, max(0.0, (after.get(f"vcpu.{n}.time", 0)
+                                    - before.get(f"vcpu.{n}.time", 0)) / 1e9))
+        counted = (after.get(f"vcpu.{n}.delay", 0) - before.get(f"vcpu.{n}.delay", 0)) / 1e9
+        wait = wall_s - run if vm.busy_fraction >= 1 else min(max(0.0, counted), wall_s - run)
+        out.append(ThreadTimes(0, f"CPU {n}", wall_s, run, wait, max(0.0, wall_s - run - wait),
+                               0.0, 0.0, 0, counted, 0.0, role=f"vcpu{n}"))
+    return out
 
 
 def _node_busy_s(conn: Any) -> float:
@@ -414,15 +465,18 @@ def _measure_remote_window(guests: list[TransientGuest], scenario: CpuScenario) 
     t0 = time.monotonic()
     busy0 = _node_busy_s(conn)
     stats_before = [g.stats() for g in guests]
-    _watch(guests, scenario.duration_s)
+    check = _watcher(guests)
+    end = time.monotonic() + scenario.duration_s
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(WATCH_S, left))
+        check(0)
     stats_after = [g.stats() for g in guests]
     busy1 = _node_busy_s(conn)
     wall = time.monotonic() - t0
-    before = [_threads_from_stats(st, vm.vcpus) for st, vm in zip(stats_before, scenario.vms,
-                                                                    strict=True)]
-    after = [_threads_from_stats(st, vm.vcpus) for st, vm in zip(stats_after, scenario.vms,
-                                                                  strict=True)]
-    return _Window(before, after, stats_before, stats_after, wall, wall, busy1 - busy0)
+    vcpus = [remote_vcpus(vm, sb, sa, wall) for vm, sb, sa in zip(scenario.vms, stats_before,
+                                                                  stats_after, strict=True)]
+    return _Window(vcpus, [[] for _ in guests], stats_before, stats_after, wall, wall,
+                   busy1 - busy0)
 
 
 def idle_busy_vcpus(scenario: CpuScenario, domstats: list[dict[str, Any]]) -> list[str]:

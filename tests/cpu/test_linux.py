@@ -50,10 +50,11 @@ def test_the_same_seed_gives_the_same_result(scenario, seed):
 def test_without_cgroups_busy_threads_share_fairly(pcpus, per_cpu, seed):
     """QEMU started by hand: no groups, no reweights, every thread gets pcpus/threads."""
     n = pcpus * per_cpu + 1
-    r = simulate_linux(busy(pcpus, [1] * n), seed=seed, layout="none", warmup_s=0.5)
+    r = simulate_linux(busy(pcpus, [1] * n).with_duration(2), seed=seed, layout="none",
+                       warmup_s=0.5)
     assert r.provenance["reweights_per_s"] == 0
-    for v in r.vcpus:
-        assert v.run_share == pytest.approx(pcpus / n, abs=0.06)
+    for v in r.vcpus:          # the balancer rotates the odd thread every few balances
+        assert v.run_share == pytest.approx(pcpus / n, abs=0.08)
 
 
 def test_the_corrected_kernel_shares_three_vms_fairly_and_the_buggy_one_does_not():

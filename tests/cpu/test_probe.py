@@ -37,3 +37,14 @@ def test_schedstat_of_this_very_thread_is_readable():
 
 def test_a_process_without_vcpu_threads_has_none():
     assert vcpu_threads(os.getpid()) == []
+
+
+@pytest.mark.parametrize(("tid", "name", "role"), [(10, "qemu-system-x86", "main-loop"),
+                                                   (11, "qemu-system-x86", "qemu-system-x86"),
+                                                   (12, "CPU 3/KVM", "vcpu3"),
+                                                   (13, "IO mon_iothread", "IO mon_iothread"),
+                                                   (14, "call_rcu", "call_rcu")])
+def test_each_qemu_thread_has_a_role(tid, name, role):
+    from kvmlab.cpu.probe import qemu_thread_role
+
+    assert qemu_thread_role(10, tid, name) == role

@@ -28,3 +28,17 @@ def test_each_vcpu_gets_its_own_loop_pinned_inside_the_guest():
     script = workload_script(scenario.vms[1])
     assert "seq 0 3" in script and "taskset -c $c" in script and LOAD_MARKER in script
     assert host_pinning(scenario, scenario.vms[0]) == {0: [0, 1], 1: [0, 1]}
+
+
+def test_a_remote_host_gives_libvirts_counters_and_the_rest_of_the_window_is_sleep():
+    from kvmlab.cpu.scenario import VmSpec
+    from kvmlab.cpu.twin import remote_vcpus
+
+    before = {"vcpu.0.time": 0, "vcpu.0.delay": 0, "vcpu.1.time": 0, "vcpu.1.delay": 0}
+    after = {"vcpu.0.time": 2_000_000_000, "vcpu.0.delay": 500_000_000,
+             "vcpu.1.time": 1_000_000_000, "vcpu.1.delay": 4_000_000_000}
+    busy = remote_vcpus(VmSpec("vm1", 2), before, after, 4.0)
+    assert [(t.run_s, t.wait_s, t.sleep_s) for t in busy] == [(2.0, 2.0, 0.0), (1.0, 3.0, 0.0)]
+    half = remote_vcpus(VmSpec("vm2", 2, load=0.5), before, after, 4.0)
+    assert [(t.run_s, t.wait_s, t.sleep_s) for t in half] == [(2.0, 0.5, 1.5), (1.0, 3.0, 0.0)]
+    assert [t.role for t in half] == ["vcpu0", "vcpu1"]

@@ -101,7 +101,7 @@ def test_explorer_has_the_controls_and_reruns_on_change(monkeypatch):
     controls = {c.description: c for col in box.children[0].children for c in col.children}
     assert set(controls) == {"pCPUs", "VMs", "vCPUs per VM", "load (busy)", "scheduler"}
     assert isinstance(controls["scheduler"], w.Dropdown)
-    assert list(controls["scheduler"].options) == ["fair", "round-robin"]
+    assert list(controls["scheduler"].options) == ["fair", "linux", "round-robin"]
     assert isinstance(box.children[1], w.Output)
     assert calls and calls[-1] == {"pcpus": 2, "vms": 2, "vcpus_per_vm": 2, "load": 1.0,
                                    "scheduler": "fair", "duration_s": 0.2, "seed": 4}

@@ -1,0 +1,128 @@
+"""The starvation reproducer in real cgroups (marked live: needs root and a cpu controller).
+
+About 25 s in all on a 2-CPU host: a run without cgroups, three runs in libvirt's nested
+layout, a run stopped by SIGTERM, and one killed outright whose cgroup the next run removes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kvmlab.cpu.probe import CpuController, cpu_controller
+from kvmlab.cpu.repro import PREFIX, remove_stale_cgroups, run_repro
+from kvmlab.errors import ExperimentFailed
+from tests.conftest import require
+
+pytestmark = pytest.mark.live
+CPUS = [0, 1]
+LOCK_WAIT_S = 300.0
+"""How long a test waits for another kvmlab CPU measurement on this host to end."""
+
+
+@pytest.fixture(scope="module")
+def controller() -> CpuController:
+    require(os.geteuid() == 0, "the reproducer's cgroups need root")
+    try:
+        found = cpu_controller()
+    except ExperimentFailed as exc:
+        pytest.skip(str(exc))
+    require(set(CPUS) <= os.sched_getaffinity(0), f"the reproducer needs host CPUs {CPUS}")
+    return found
+
+
+def _report(result) -> None:
+    print()
+    print(result.table())
+    for run in result.runs:
+        for t in run.processes:
+            print(f"  {t.role:<14} run {t.run_share:.3f} wait {t.wait_share:.3f} sleep "
+                  f"{t.sleep_share:.3f} wakes/s {t.wakes_per_s:.0f} {t.cgroup}")
+
+
+def _ours(controller: CpuController) -> list[Path]:
+    return sorted(controller.root.glob(f"{PREFIX}{os.getpid()}"))
+
+
+def test_without_cgroups_the_vms_share_fairly(controller):
+    result = run_repro(layout="none", rate=1000, vms=3, vcpus=2, pcpus=CPUS, window_s=3,
+                       wait_for_lock_s=LOCK_WAIT_S)
+    _report(result)
+    assert result.spread < 0.12, result.table()
+
+
+def test_in_libvirts_nested_layout_one_vm_starves(controller):
+    result = run_repro(layout="nested", rate=1000, vms=3, vcpus=2, pcpus=CPUS, window_s=3,
+                       repetitions=3, wait_for_lock_s=LOCK_WAIT_S)
+    _report(result)
+    assert result.max_spread > 0.25, f"spreads {result.spreads}\n{result.table()}"
+    assert all(t.cgroup.count("/") == 3 for run in result.runs for t in run.processes)
+    assert _ours(controller) == []
+
+
+def _start_run(controller: CpuController) -> tuple[subprocess.Popen, Path, list[int]]:
+    """A reproducer in a process of its own, once all its processes are in their cgroups."""
+    code = ("from kvmlab.cpu.repro import run_repro\n"
+            f"run_repro(layout='nested', window_s=20, settle_s=0.5, pcpus={CPUS}, "
+            f"wait_for_lock_s={LOCK_WAIT_S})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    top = controller.root / f"{PREFIX}{proc.pid}"
+    deadline = time.monotonic() + LOCK_WAIT_S + 30
+    kids: list[int] = []
+    while len(kids) < 9 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        kids = [int(pid) for d, _, _ in os.walk(top)
+                for pid in (Path(d) / "cgroup.procs").read_text().split()] if top.exists() else []
+    assert len(kids) == 9, f"the reproducer did not start its 9 processes (exit {proc.poll()})"
+    return proc, top, kids
+
+
+def _running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that still run (a zombie, dead but not yet reaped, does not)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            alive.append(pid)
+    return alive
+
+
+def test_sigterm_mid_window_leaves_no_cgroup_and_no_process(controller):
+    proc, top, kids = _start_run(controller)
+    try:
+        time.sleep(1.5)                              # into the window
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert not top.exists()
+    assert _running(kids) == []
+
+
+def test_a_killed_runs_processes_die_with_it_and_its_cgroup_goes_next_time(controller):
+    proc, top, kids = _start_run(controller)
+    os.kill(proc.pid, signal.SIGKILL)                 # no clean-up can run
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while _running(kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _running(kids) == []                       # they died with it
+    assert top.exists()                               # its cgroups stay, owner gone...
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    made = controller.root / f"{PREFIX}{dead.pid}"    # ...as does one made by hand
+    (made / "vm1").mkdir(parents=True)
+    removed = remove_stale_cgroups(controller)        # what every run does first
+    assert top in removed and made in removed
+    assert not top.exists() and not made.exists()
