@@ -17,6 +17,7 @@ from importlib import import_module
 from pathlib import Path
 
 from kvmlab.errors import KvmlabError
+from kvmlab.host.signals import Stopped, stop_signals_as_exit
 from kvmlab.lab import LABS
 
 
@@ -177,16 +178,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 is success; 2 a broken rule (``kvmlab: error: ...``), a file or folder that cannot be
     used (an ``OSError``: ``--save`` naming a folder, ``--csv`` into a missing one), or a
-    bad argument (argparse's ``SystemExit(2)``, as for every command line); 130 Ctrl-C;
-    :data:`INTERNAL_ERROR` (70) any other exception, printed on one line as
-    ``kvmlab: internal error: <type>: <message> (please report this, with the command)``.
+    bad argument (argparse's ``SystemExit(2)``, as for every command line); 130 Ctrl-C
+    (``kvmlab: interrupted``); 128 + the signal's number for SIGTERM (143) and SIGHUP
+    (129), after one line ``kvmlab: stopped by SIGTERM`` (a run removes what it made
+    first, as for Ctrl-C); :data:`INTERNAL_ERROR` (70) any other exception, printed on one
+    line as ``kvmlab: internal error: <type>: <message> (please report this, with the
+    command)``.
 
     Examples
     --------
     >>> main(["cpu", "simulate", "no-such-scenario"])
     2
     """
-    args = build_parser().parse_args(argv)   # a bad argument: argparse exits with status 2
+    try:
+        with stop_signals_as_exit():
+            args = build_parser().parse_args(argv)  # a bad argument: argparse exits with 2
+            return _run(args)
+    except Stopped as exc:
+        print(f"kvmlab: {exc}", file=sys.stderr)
+        return int(exc.code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Carry out the parsed command; every exception but :class:`Stopped` ends here."""
     try:
         return int(args.func(args))
     except KvmlabError as exc:

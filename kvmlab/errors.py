@@ -15,6 +15,29 @@ Cannot reach libvirt at 'qemu:///system': the libvirt daemon is not running. Wha
 
 from __future__ import annotations
 
+SHOWN_CHARS = 120
+"""The most characters of a value an error message quotes (see :func:`shown`)."""
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error message, cut in the middle if longer than ``limit``.
+
+    A message names the value it refuses; a URI of 5,000 characters, or a list of a
+    million items, would bury the rule it breaks.
+
+    Examples
+    --------
+    >>> shown("qemu:///system")
+    "'qemu:///system'"
+    >>> print(shown("a" * 5000, limit=20))
+    'aaaaaaaaaaaaaa...aaaa' (5002 characters)
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[:limit - tail]}...{text[-tail:]} ({len(text)} characters)"
+
 
 class KvmlabError(Exception):
     """Base class of every error raised on purpose by kvmlab."""
@@ -44,7 +67,8 @@ class HostUnavailable(KvmlabError):
         self.uri = uri
         self.reason = reason
         self.remedy = remedy
-        super().__init__(f"Cannot reach libvirt at {uri!r}: {reason}. What to do: {remedy}.")
+        super().__init__(f"Cannot reach libvirt at {shown(uri)}: {reason}. "
+                         f"What to do: {remedy}.")
 
 
 class ExperimentFailed(KvmlabError):

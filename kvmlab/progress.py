@@ -36,11 +36,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
-from kvmlab.errors import ScenarioError
+from kvmlab.errors import ScenarioError, shown
 
-__all__ = ["Progress", "ProgressArg", "progress_bar"]
+__all__ = ["Progress", "ProgressArg", "check_progress", "progress_bar"]
 
 
 @runtime_checkable
@@ -56,6 +56,52 @@ ProgressArg = Progress | bool | None
 """What a ``progress=`` argument may be."""
 
 
+_METHODS = ("update", "set_postfix_str")
+"""The methods kvmlab calls on a bar handed in."""
+
+
+def check_progress(progress: object) -> ProgressArg:
+    """Return a ``progress=`` argument if kvmlab can report to it; else a ScenarioError.
+
+    A verb checks it with its other arguments, before it starts anything (a connection,
+    a program): a bar it cannot call would otherwise fail half-way through.
+
+    Raises
+    ------
+    ScenarioError
+        If ``progress`` is neither None, a bool, nor an object whose ``update`` and
+        ``set_postfix_str`` can be called (having the attributes is not enough).
+
+    Examples
+    --------
+    >>> check_progress(None), check_progress(True)
+    (None, True)
+    >>> class Broken:
+    ...     update = 5
+    ...     set_postfix_str = "nope"
+    >>> check_progress(Broken())                 # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: progress must be True, False, None or a tqdm-like bar ...
+    """
+    if progress is None or isinstance(progress, bool):
+        return progress
+    broken = [name for name in _METHODS if not _callable_attribute(progress, name)]
+    if broken:
+        what = " and ".join(f"{name}()" for name in broken)
+        raise ScenarioError("progress must be True, False, None or a tqdm-like bar (with "
+                            "update() and set_postfix_str() that can be called), not "
+                            f"{shown(progress)}: its {what} cannot be called")
+    return cast(Progress, progress)
+
+
+def _callable_attribute(obj: object, name: str) -> bool:
+    try:
+        return callable(getattr(obj, name, None))
+    except Exception:  # noqa: BLE001 - a property that raises: not a method to call
+        return False
+
+
 @contextmanager
 def progress_bar(progress: ProgressArg, *, total: float | None, desc: str,
                  unit: str = "it") -> Iterator[Progress]:
@@ -67,10 +113,12 @@ def progress_bar(progress: ProgressArg, *, total: float | None, desc: str,
     Raises
     ------
     ScenarioError
-        If ``progress`` is neither None, a bool, nor a tqdm-like object.
+        If ``progress`` is neither None, a bool, nor a tqdm-like object (see
+        :func:`check_progress`).
     """
     from tqdm.auto import tqdm
 
+    progress = check_progress(progress)
     if progress is None or isinstance(progress, bool):
         bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
                    disable=not progress)
@@ -79,9 +127,6 @@ def progress_bar(progress: ProgressArg, *, total: float | None, desc: str,
         finally:
             bar.close()
         return
-    if not isinstance(progress, Progress):
-        raise ScenarioError("progress must be True, False, None or a tqdm-like bar (with "
-                            f"update() and set_postfix_str()), not {progress!r}")
     if getattr(progress, "total", 0) is None and total is not None:
         progress.total = total       # type: ignore[attr-defined]
     yield progress

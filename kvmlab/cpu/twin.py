@@ -51,7 +51,7 @@ from kvmlab.host.image import cache_dir
 from kvmlab.host.owner import parse_owner
 from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
-from kvmlab.progress import ProgressArg, progress_bar
+from kvmlab.progress import ProgressArg, check_progress, progress_bar
 
 __all__ = ["LOAD_MARKER", "SAMPLES", "host_pinning", "idle_busy_vcpus", "measuring_lock",
            "remote_vcpus", "run_on_host", "run_steps", "workload_script"]
@@ -187,11 +187,13 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     Raises
     ------
     ScenarioError
-        If the scenario has more pCPUs than the host.
+        If the scenario, ``uri`` or ``progress`` breaks a rule (checked before the host
+        is asked anything), or the scenario has more pCPUs than the host.
     HostUnavailable, ExperimentFailed
     """
     scenario = as_scenario(scenario)
     uri = live_uri(uri)
+    progress = check_progress(progress)
     with connection(uri) as conn:
         host_cpus = conn.getInfo()[2]
         versions = _versions(conn)

@@ -28,10 +28,21 @@ from kvmlab.cpu.plot import gantt, plot_shares
 from kvmlab.cpu.result import CpuResult, ready_rows
 from kvmlab.cpu.scenario import busy_scenario
 from kvmlab.display import Table
-from kvmlab.validate import whole_number
+from kvmlab.errors import ScenarioError
+from kvmlab.validate import real_number, text, whole_number
 
 GANTT_S = 0.1
 LIMITS = {"pcpus": (1, 8), "vms": (1, 6), "vcpus_per_vm": (1, 4)}
+"""The sliders' ranges, which :func:`explore` keeps to."""
+MAX_EXPLORE_S = 3.0
+"""The longest run :func:`explore` simulates: at the largest slider settings (8 pCPUs, six
+VMs of 4 vCPUs) the ``linux`` scheduler's model takes about 1.3 s for it (``fair`` and
+``round-robin`` 0.1 s)."""
+MAX_GANTT_SLICES = 1000
+"""The most time slices :func:`render` draws in its Gantt chart: about 0.6 ms each, on top
+of about 0.8 s for the rest of the figure."""
+MAX_RENDER_CPUS = 64
+"""The most pCPUs (rows of the Gantt chart) and vCPUs (bars) :func:`render` draws."""
 
 
 def explore(pcpus: int, vms: int, vcpus_per_vm: int, load: float, scheduler: str,
@@ -54,13 +65,31 @@ def explore(pcpus: int, vms: int, vcpus_per_vm: int, load: float, scheduler: str
     CpuResult
         With a timeline, for a Gantt chart.
 
+    Raises
+    ------
+    ScenarioError
+        For a value outside its slider's range (:data:`LIMITS`), a load outside 0..1, an
+        unknown scheduler, or a duration above :data:`MAX_EXPLORE_S`.
+
     Examples
     --------
     >>> r = explore(pcpus=2, vms=3, vcpus_per_vm=1, load=1.0, scheduler="fair", duration_s=1)
     >>> [round(v.run_share, 2) for v in r.vcpus]
     [0.67, 0.67, 0.67]
+    >>> explore(pcpus=64, vms=1, vcpus_per_vm=1, load=1.0, scheduler="fair")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: pcpus must be from 1 to 8, not 64
     """
-    vms = whole_number(vms, "vms", low=1)
+    pcpus, vms, vcpus_per_vm = (whole_number(value, name, low=LIMITS[name][0],
+                                             high=LIMITS[name][1])
+                                for name, value in (("pcpus", pcpus), ("vms", vms),
+                                                    ("vcpus_per_vm", vcpus_per_vm)))
+    load = real_number(load, "load", low=0, high=1)
+    if text(scheduler, "scheduler") not in SCHEDULERS:
+        raise ScenarioError(f"scheduler must be one of {list(SCHEDULERS)}, not {scheduler!r}")
+    duration_s = real_number(duration_s, "duration_s", high=MAX_EXPLORE_S, unit="s")
+    seed = whole_number(seed, "seed")
     scenario = busy_scenario(pcpus, vms * vcpus_per_vm, vcpus_per_vm, load=load,
                              duration_s=duration_s,
                              name=f"{vms}x{vcpus_per_vm}-vcpus-on-{pcpus}")
@@ -76,7 +105,7 @@ def summary(result: CpuResult) -> str:
     >>> summary(r)
     '6 vCPUs on 2 pCPUs (overcommit 3x), fair scheduler: pCPUs busy 100% of the time'
     """
-    s = result.scenario
+    s = _result(result).scenario
     return (f"{s.total_vcpus} vCPUs on {s.pcpus} pCPUs (overcommit {s.overcommit:.3g}x), "
             f"{result.provenance.get('scheduler', 'fair')} scheduler: pCPUs busy "
             f"{result.host_utilisation():.0%} of the time")
@@ -90,17 +119,65 @@ def render(result: CpuResult, gantt_s: float = GANTT_S) -> tuple[Figure, Table]:
     -------
     (Figure, Table)
         The figure (made with pyplot; close it when done) and the per-VM table.
+
+    Raises
+    ------
+    ScenarioError
+        If ``result`` is not a CPU result with a timeline and at most
+        :data:`MAX_RENDER_CPUS` pCPUs and vCPUs, or ``gantt_s`` is not a positive number
+        of seconds whose Gantt chart holds at most :data:`MAX_GANTT_SLICES` slices.
+
+    Examples
+    --------
+    >>> r = explore(2, 3, 2, 1.0, "fair", duration_s=0.5)
+    >>> render(r, gantt_s=0)
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: gantt_s must be positive, not 0
     """
+    result = _result(result)
+    gantt_s = real_number(gantt_s, "gantt_s", unit="s")
+    if gantt_s <= 0:
+        raise ScenarioError(f"gantt_s must be positive, not {gantt_s:g}")
+    most = max(result.scenario.pcpus, result.scenario.total_vcpus)
+    if most > MAX_RENDER_CPUS:
+        raise ScenarioError(f"the explorer draws at most {MAX_RENDER_CPUS} pCPUs and vCPUs, "
+                            f"not {most}; plot a larger result with kvmlab.cpu.plot_shares")
+    drawn = sum(1 for piece in result.timeline if piece.start_s < gantt_s)
+    if drawn > MAX_GANTT_SLICES:
+        raise ScenarioError(f"the first {gantt_s:g} s hold {drawn} time slices; the Gantt "
+                            f"chart draws at most {MAX_GANTT_SLICES}: choose a shorter gantt_s")
+    idle = not result.timeline and all(v.run_share == 0 for v in result.vcpus)
+    if not result.timeline and not idle:
+        raise ScenarioError("this result has no timeline to draw (a measured result, or one "
+                            "simulated with record_timeline=False); use explore() or "
+                            "simulate(scenario) for a Gantt chart")
     pcpus = result.scenario.pcpus
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(10, 1.6 + 0.45 * pcpus + 3.2), layout="constrained",
         height_ratios=[0.6 + 0.45 * pcpus, 3.0])
-    gantt(result, ax=top, until_s=gantt_s)
-    plot_shares(result, ax=bottom)
-    bottom.set_title("over the whole run", loc="left", fontsize=10)
-    rows = ready_rows(result)
+    try:
+        if idle:                              # load 0: no vCPU ever ran, nothing to draw
+            top.set_axis_off()
+            top.text(0.5, 0.5, "no vCPU ran (load 0): the pCPUs stayed idle", ha="center",
+                     va="center", transform=top.transAxes)
+        else:
+            gantt(result, ax=top, until_s=gantt_s)
+        plot_shares(result, ax=bottom)
+        bottom.set_title("over the whole run", loc="left", fontsize=10)
+        rows = ready_rows(result)
+    except BaseException:
+        plt.close(fig)
+        raise
     return fig, Table(rows, title="CPU ready % per vCPU (mean per VM): below 5 % fine, "
                                   "5-10 % watch, 10 % and more a problem")
+
+
+def _result(result: Any) -> CpuResult:
+    if not isinstance(result, CpuResult):
+        raise ScenarioError(f"a CPU result (from explore or simulate) is needed, not "
+                            f"{type(result).__name__}")
+    return result
 
 
 def explorer(*, duration_s: float = 2.0, seed: int = 0, gantt_s: float = GANTT_S) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 from kvmlab.errors import ScenarioError
 from kvmlab.experiments.table import SweepTable
-from kvmlab.validate import is_whole
+from kvmlab.validate import is_whole, real_number, text
 
 
 def first_seeds(table: SweepTable, n: int) -> SweepTable:
@@ -32,6 +32,9 @@ def first_seeds(table: SweepTable, n: int) -> SweepTable:
     >>> first_seeds(t, 2)["seed"]
     [0, 2]
     """
+    table = _table(table)
+    if "seed" not in table.columns:
+        raise ScenarioError(f"the table has no seed column; its columns are {table.columns}")
     seeds = sorted(set(table["seed"]))
     if not (is_whole(n) and 1 <= n <= len(seeds)):
         raise ScenarioError(f"n is a number of seeds from 1 to {len(seeds)}, not {n!r}")
@@ -49,8 +52,28 @@ def band_widths(table: SweepTable, x: str, y: str, level: float = 0.95) -> dict[
     ...                ["x"], ["y"])
     >>> band_widths(t, "x", "y")
     {1: 25.41241}
+    >>> band_widths(t, "y", "x")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: x must be a parameter of the sweep (['x']), not 'y'
     """
-    return {p[x]: round(p[f"{y}_high"] - p[f"{y}_low"], 6) for p in table.summary(y, level)}
+    table = _table(table)
+    if text(x, "x") not in table.parameters:
+        raise ScenarioError(f"x must be a parameter of the sweep ({table.parameters}), not {x!r}")
+    if text(y, "y") not in table.figures:
+        raise ScenarioError(f"y must be a figure of the sweep ({table.figures}), not {y!r}")
+    level = real_number(level, "level")
+    if not 0 < level < 1:
+        raise ScenarioError(f"level is a confidence level between 0 and 1 (0.95), not {level:g}")
+    return {p[x]: round(p[f"{y}_high"] - p[f"{y}_low"], 6) for p in table.summary(y, level)
+            if f"{y}_high" in p}
+
+
+def _table(table: object) -> SweepTable:
+    if not isinstance(table, SweepTable):
+        raise ScenarioError(f"a SweepTable (from sweep or recorded_sweep) is needed, not "
+                            f"{type(table).__name__}")
+    return table
 
 
 def seed_explorer(table: SweepTable, x: str, y: str, by: str | None = None) -> Any:

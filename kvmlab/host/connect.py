@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kvmlab.errors import HostUnavailable
+from kvmlab.errors import HostUnavailable, ScenarioError, shown
 
 if TYPE_CHECKING:  # pragma: no cover
     import libvirt
@@ -39,15 +39,49 @@ DEFAULT_URI = "test:///default"
 DEFAULT_TIMEOUT_S = 10.0
 
 
+def check_uri(uri: object) -> str | None:
+    """Return a ``uri=`` argument if it can be a libvirt URI, or None (the default host).
+
+    Only None means "the default host": an empty string, ``0`` or ``False`` are refused
+    rather than read as it, and so is anything that is not a string. Whether libvirt
+    accepts the string is for libvirt to say (a :class:`~kvmlab.errors.HostUnavailable`).
+
+    Raises
+    ------
+    ScenarioError
+        If ``uri`` is neither None nor a non-blank string without NUL characters.
+
+    Examples
+    --------
+    >>> check_uri("qemu:///system"), check_uri(None)
+    ('qemu:///system', None)
+    >>> check_uri(5)                                 # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: uri must be a libvirt URI such as qemu:///system, or None ...
+    """
+    if uri is None:
+        return None
+    if not isinstance(uri, str) or not uri.strip() or "\x00" in uri:
+        raise ScenarioError("uri must be a libvirt URI such as qemu:///system, or None for "
+                            f"the default host; not {shown(uri)}")
+    return uri
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """Return the URI to use: the argument, else ``KVMLAB_URI``, else the test driver.
+
+    Raises
+    ------
+    ScenarioError
+        If ``uri`` is neither None nor a URI (see :func:`check_uri`).
 
     Examples
     --------
     >>> resolve_uri("qemu:///system")
     'qemu:///system'
     """
-    return uri or os.environ.get("KVMLAB_URI") or DEFAULT_URI
+    return check_uri(uri) or os.environ.get("KVMLAB_URI") or DEFAULT_URI
 
 
 def version_string(number: int) -> str:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed, HostUnavailable, ScenarioError
-from kvmlab.host.connect import connect, connection, import_libvirt, is_local_uri
+from kvmlab.host.connect import check_uri, connect, connection, import_libvirt, is_local_uri
 from kvmlab.host.domxml import NAME_PREFIX, GuestSpec, domain_xml
 from kvmlab.host.image import (
     BEGIN_MARKER,
@@ -100,16 +100,28 @@ def live_uri(uri: str | None = None) -> str:
     """Return the URI of a host that can boot real guests.
 
     The argument, else ``KVMLAB_URI`` when it is not the test driver, else
-    ``qemu:///system`` for root and ``qemu:///session`` for other users.
+    ``qemu:///system`` for root and ``qemu:///session`` for other users. Only None
+    asks for that default: ``''``, ``0`` or ``False`` are refused, not read as it.
+
+    Raises
+    ------
+    ScenarioError
+        If ``uri`` is neither None nor a URI string
+        (:func:`kvmlab.host.connect.check_uri`).
 
     Examples
     --------
     >>> live_uri("qemu:///session")
     'qemu:///session'
+    >>> live_uri("")                                 # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: uri must be a libvirt URI ... for the default host; not ''
     """
-    env = os.environ.get("KVMLAB_URI", "")
-    if uri:
+    uri = check_uri(uri)
+    if uri is not None:
         return uri
+    env = os.environ.get("KVMLAB_URI", "")
     if env and not env.startswith("test:"):
         return env
     return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"

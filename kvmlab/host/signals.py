@@ -2,11 +2,11 @@
 
 Every kind of run (a guest, a storage pool, a temporary folder) handles the three
 signals that end a program from outside the same way: SIGINT becomes
-``KeyboardInterrupt``, SIGTERM and SIGHUP become ``SystemExit(128 + signal)``, so that
-``with`` blocks unwind and remove what they made; the clean-up itself runs with those
-signals held back, so that a second signal cannot cut it short. (SIGKILL cannot be
-caught: the next kvmlab call removes what such a run left, see
-:mod:`kvmlab.host.cleanup`.)
+``KeyboardInterrupt``, SIGTERM and SIGHUP become :class:`Stopped` (a
+``SystemExit(128 + signal)``), so that ``with`` blocks unwind and remove what they made;
+the clean-up itself runs with those signals held back, so that a second signal cannot cut
+it short. (SIGKILL cannot be caught: the next kvmlab call removes what such a run left,
+see :mod:`kvmlab.host.cleanup`.)
 
 Examples
 --------
@@ -24,26 +24,52 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "Transient", "signals_deferred",
+__all__ = ["STOP_SIGNALS", "Stopped", "Transient", "signals_deferred",
            "stop_signals_as_exit"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """The signals that end a run and make it remove what it made."""
 
 
+class Stopped(SystemExit):
+    """SIGTERM or SIGHUP ended the run: a ``SystemExit`` whose code is 128 + the signal's
+    number, as a shell reports a program a signal ended.
+
+    Examples
+    --------
+    >>> exc = Stopped(signal.SIGTERM)
+    >>> exc.code, exc.name, str(exc)
+    (143, 'SIGTERM', 'stopped by SIGTERM')
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = int(signum)
+
+    @property
+    def name(self) -> str:
+        """The signal's name (``'SIGTERM'``)."""
+        return signal.Signals(self.signum).name
+
+    def __str__(self) -> str:
+        return f"stopped by {self.name}"
+
+
 def _handler(signum: int, _frame: Any) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
+    raise Stopped(signum)
 
 
 @contextlib.contextmanager
 def stop_signals_as_exit() -> Iterator[None]:
-    """While the block runs, SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP SystemExit.
+    """While the block runs, SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP
+    :class:`Stopped` (a SystemExit).
 
     SIGINT is caught even where it was ignored (a program started in the background by
-    a shell ignores it). Outside the main thread nothing changes: Python delivers
-    signals to the main thread only.
+    a shell ignores it). SIGHUP stays ignored where it was (``nohup kvmlab ...``: the
+    run outlives its terminal, as asked). Outside the main thread nothing changes: Python
+    delivers signals to the main thread only.
 
     Examples
     --------
@@ -54,18 +80,22 @@ def stop_signals_as_exit() -> Iterator[None]:
     ...     except SystemExit as exc:
     ...         print(exc.code)
     129
+    >>> old = signal.signal(signal.SIGHUP, signal.SIG_IGN)          # as nohup leaves it
+    >>> with stop_signals_as_exit():
+    ...     signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    True
+    >>> _ = signal.signal(signal.SIGHUP, old)
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _handler) for sig in STOP_SIGNALS}
+    kept = {signal.SIGHUP} if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else set()
+    previous = {sig: signal.signal(sig, _handler) for sig in STOP_SIGNALS if sig not in kept}
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
-
-
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ from typing import Any
 
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host import ctool
-from kvmlab.host.connect import import_libvirt
+from kvmlab.host.connect import check_uri, import_libvirt
 from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.memory.paging import ADDRESS_MASK, PAGE, walk
@@ -58,7 +58,7 @@ from kvmlab.memory.scenario import (
     TraceScenario,
     load_scenario,
 )
-from kvmlab.progress import ProgressArg, progress_bar
+from kvmlab.progress import ProgressArg, check_progress, progress_bar
 
 HMP = 1
 """libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP: the command is for the human monitor."""
@@ -228,6 +228,8 @@ def trace(scenario: TraceScenario, *, uri: str | None = None,
     """
     from kvmlab.host.guest import TransientGuest
 
+    check_uri(uri)
+    progress = check_progress(progress)
     if scenario.seed is None:
         scenario = scenario.with_seed(random.SystemRandom().randrange(1 << 32))
     tool = ctool.static_tool("kvmlab.memory", TOOL)
@@ -367,6 +369,8 @@ def run_ksm(scenario: KsmScenario, *, uri: str | None = None,
     """
     from kvmlab.host.guest import TransientGuest
 
+    check_uri(uri)
+    progress = check_progress(progress)
     tool = ctool.static_tool("kvmlab.memory", KSM_TOOL)
     memory_mib = max(128, 64 + scenario.pages * 4 // 1024 * 2)
     args = (f"{scenario.pages} {scenario.distinct} {scenario.pages_to_scan} "
@@ -402,7 +406,8 @@ def run_on_host(scenario: MemoryScenario | Mapping[str, Any] | str, *, uri: str 
     Raises
     ------
     ScenarioError
-        For a balloon scenario.
+        For a balloon scenario, or a ``uri`` or ``progress`` that breaks a rule (checked
+        by :func:`run_ksm` and :func:`trace` before any connection).
 
     Examples
     --------

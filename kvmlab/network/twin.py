@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed
+from kvmlab.host.connect import check_uri
 from kvmlab.host.guest import TransientGuest
 from kvmlab.host.image import GuestImage
 from kvmlab.host.signals import stop_signals_as_exit
@@ -31,7 +32,7 @@ from kvmlab.network.frames import Frame
 from kvmlab.network.result import NetworkResult
 from kvmlab.network.scenario import SETTLE_S, Topology, load_scenario
 from kvmlab.network.tool import frames_tool
-from kvmlab.progress import ProgressArg, progress_bar
+from kvmlab.progress import ProgressArg, check_progress, progress_bar
 
 __all__ = ["ARP_END", "BRIDGE", "FDB_MARKER", "IP", "MAGIC", "MIN_FRAME", "START_S", "ArpReply",
            "Batches", "Part", "Report", "frame_bytes", "guest_script", "parse_arp_reply",
@@ -422,6 +423,8 @@ def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Pa
     :func:`run_on_host`); ``progress`` counts the three steps of the run.
     """
     tops = [load_scenario(t) for t in scenarios]
+    check_uri(uri)                   # every argument before the plan, the tool, the guest
+    progress = check_progress(progress)
     parts = parts_of(tops)
     n_frames = sum(len(t.frames) for t in tops)
     if n_frames > 65535:
@@ -496,6 +499,13 @@ def run_on_host(scenario: Topology | Mapping[str, Any] | str | Path, *, uri: str
         ``source='measured'``: the receivers of each frame and the bridges'
         learned addresses; the provenance names the guest kernel and says how late
         the frames left against their plan (``max_late_s``).
+
+    Raises
+    ------
+    ScenarioError
+        If the topology, ``uri`` or ``progress`` breaks a rule (checked before anything
+        is built or started).
+    HostUnavailable, ExperimentFailed
     """
     return run_many_on_host([scenario], uri=uri, progress=progress, image=image,
                             timeout_s=timeout_s)[0]

@@ -20,7 +20,8 @@ from kvmlab.network.frames import BROADCAST
 from kvmlab.network.model import simulate
 from kvmlab.network.result import NetworkResult
 from kvmlab.network.scenario import Topology
-from kvmlab.validate import is_whole
+from kvmlab.validate import is_whole, list_of, mapping, whole_number
+from kvmlab.validate import text as text_value
 
 UNKNOWN_MAC = "52:54:00:ee:ee:ee"
 
@@ -64,10 +65,11 @@ def vlan_switch(modes: list[str]) -> Topology:
     >>> simulate(send_frame(t, "vm1", "broadcast")).tags
     [{'vm2:eth0': 10}]
     """
+    modes = list_of(modes, "modes (one per port)")
     if not 1 <= len(modes) <= 8:
         raise ScenarioError(f"between 1 and 8 ports, not {len(modes)}")
     for mode in modes:
-        if mode not in PORT_MODES:
+        if text_value(mode, "a port mode") not in PORT_MODES:
             raise ScenarioError(f"port mode {mode!r} is not one of {sorted(PORT_MODES)}")
     return Topology.from_dict({
         "name": "one VLAN-aware switch",
@@ -91,7 +93,16 @@ def send_frame(topology: Topology, sender: str, to: str, vlan: int | None = None
     >>> t = send_frame(send_frame(one_bridge(3), "vm1", "vm2"), "vm2", "vm1")
     >>> simulate(t).receivers
     [('vm2:eth0', 'vm3:eth0'), ('vm1:eth0',)]
+    >>> send_frame(t, "vm1", "vm2", vlan="10")
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: vlan must be a whole number, not '10'
     """
+    topology = _topology(topology)
+    text_value(sender, "sender", empty=False)
+    text_value(to, "to", empty=False)
+    if vlan is not None:
+        whole_number(vlan, "vlan")
     if to == "broadcast":
         dst = BROADCAST
     elif to == "unknown":
@@ -107,7 +118,7 @@ def send_frame(topology: Topology, sender: str, to: str, vlan: int | None = None
 
 def outcome(topology: Topology) -> str:
     """What happened to the last frame, and every bridge's table, in words."""
-    if not topology.frames:
+    if not _topology(topology).frames:
         return "no frame sent yet"
     r = simulate(topology)
     last = len(topology.frames) - 1
@@ -122,15 +133,30 @@ def outcome(topology: Topology) -> str:
 
 
 def table_lines(fdb: dict[str, dict[str, str]]) -> list[str]:
-    """Each bridge's forwarding table on a line: ``forwarding table of br0: MAC -> port``."""
+    """Each bridge's forwarding table on a line: ``forwarding table of br0: MAC -> port``.
+
+    Examples
+    --------
+    >>> table_lines({"br0": {"52:54:00:00:00:01": "vnet0"}})
+    ['forwarding table of br0: 52:54:00:00:00:01 -> vnet0']
+    >>> table_lines({"br0": ["vnet0"]})
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: the table of 'br0' must be a JSON object (a dict), not a list: ...
+    """
+    tables = {bridge: mapping(table, f"the table of {bridge!r}")
+              for bridge, table in mapping(fdb, "fdb (bridge to its table)").items()}
     return [f"forwarding table of {bridge}: "
             + (", ".join(f"{mac} -> {port}" for mac, port in table.items()) or "empty")
-            for bridge, table in fdb.items()]
+            for bridge, table in tables.items()]
 
 
 def event_view(result: NetworkResult, k: int) -> str:
     """Event ``k`` of ``result`` in words, with every bridge's table after it."""
-    if not 0 <= k < len(result.events):
+    if not isinstance(result, NetworkResult):
+        raise ScenarioError(f"a network result (from simulate) is needed, not "
+                            f"{type(result).__name__}")
+    if not is_whole(k) or not 0 <= k < len(result.events):
         raise ScenarioError(f"step {k} does not exist: there are {len(result.events)} "
                             "steps, numbered from 0")
     e = result.events[k]
@@ -158,8 +184,15 @@ def stepper(result: NetworkResult) -> Any:
     return w.VBox([slider, text])
 
 
-def _pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
+def _pre(shown: str) -> str:
+    return f"<pre>{html.escape(shown)}</pre>"
+
+
+def _topology(topology: Any) -> Topology:
+    if not isinstance(topology, Topology):
+        raise ScenarioError(f"a Topology (from one_bridge, vlan_switch or load_scenario) is "
+                            f"needed, not {type(topology).__name__}")
+    return topology
 
 
 def playground(guests: int = 3) -> Any:

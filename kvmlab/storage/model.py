@@ -286,17 +286,26 @@ class _Image:
 
 
 def _merge(ops: list[DiskOp]) -> list[DiskOp]:
-    """Join back-to-back operations of one kind into one."""
-    out: list[DiskOp] = []
+    """Join back-to-back operations of one kind into one.
+
+    Examples
+    --------
+    >>> _merge([DiskOp("image", 0, 512, True, "data"), DiskOp("image", 512, 512, True, "data"),
+    ...         DiskOp("image", 4096, 512, True, "data")])      # doctest: +NORMALIZE_WHITESPACE
+    [DiskOp(file='image', offset=0, length=1024, write=True, what='data'),
+     DiskOp(file='image', offset=4096, length=512, write=True, what='data')]
+    """
+    runs: list[list[Any]] = []               # [first op, total length], made into ops once
     for op in ops:
-        if out:
-            p = out[-1]
+        if runs:
+            p, length = runs[-1]
             if (p.file, p.write, p.what) == (op.file, op.write, op.what) and \
-                    p.offset + p.length == op.offset:
-                out[-1] = dataclasses.replace(p, length=p.length + op.length)
+                    p.offset + length == op.offset:
+                runs[-1][1] = length + op.length
                 continue
-        out.append(op)
-    return out
+        runs.append([op, op.length])
+    return [op if length == op.length else DiskOp(op.file, op.offset, length, op.write, op.what)
+            for op, length in runs]
 
 
 class _Planner:
@@ -362,10 +371,13 @@ class _Planner:
         pieces = list(self._pieces(offset, length))
         for l1 in dict.fromkeys(g // model.l2_entries for g, _s, _e in pieces):
             image.lookup(l1, ops, counts)
-        had_data, had_l2 = set(model.data), set(model.l2_tables)
-        had_refblocks, first_new = set(model.refblocks), model.next_free
+        # What the write finds, read for its own clusters only (copying the whole maps
+        # made every write O(image) and a long workload quadratic).
+        had_data = {g for g, _s, _e in pieces if g in model.data}
+        new_l2 = [l1 for l1 in dict.fromkeys(g // model.l2_entries for g, _s, _e in pieces)
+                  if l1 not in model.l2_tables]
+        had_refblocks, first_new = len(model.refblocks), model.next_free
         model.write(offset, length, index=index)
-        new_l2 = [k for k in model.l2_tables if k not in had_l2]
         for l1 in new_l2:
             image.remember(l1)                 # made in memory, nothing to read
         data_ops: list[DiskOp] = []
@@ -390,10 +402,12 @@ class _Planner:
             for k in blocks:
                 ops.append(DiskOp("image", model.refblocks[k] * cs, cs, True,
                                   "refcount block"))
-            for k in model.refblocks:
-                if k not in had_refblocks:
-                    ops.append(DiskOp("image", image.reftable_cluster * cs + k * 8 // SECTOR
-                                      * SECTOR, SECTOR, True, "refcount table"))
+            # refcount blocks are only ever added: the new ones are the last in the dict
+            new_refblocks = (list(model.refblocks)[had_refblocks:]
+                             if len(model.refblocks) > had_refblocks else [])
+            for k in new_refblocks:
+                ops.append(DiskOp("image", image.reftable_cluster * cs + k * 8 // SECTOR
+                                  * SECTOR, SECTOR, True, "refcount table"))
             changed = dict.fromkeys(g // model.l2_entries for g, _s, _e in pieces
                                     if g not in had_data)
             for l1 in changed:
@@ -401,8 +415,8 @@ class _Planner:
             for l1 in new_l2:
                 ops.append(DiskOp("image", image.l1_cluster * cs + l1 * 8 // SECTOR * SECTOR,
                                   SECTOR, True, "L1"))
-            counts.metadata_writes += (len(blocks) + len(model.refblocks) - len(had_refblocks)
-                                       + len(changed) + len(new_l2))
+            counts.metadata_writes += (len(blocks) + len(new_refblocks) + len(changed)
+                                       + len(new_l2))
         return ops
 
 

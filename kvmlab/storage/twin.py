@@ -27,22 +27,27 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
-from kvmlab.errors import ExperimentFailed, ScenarioError, ToolMissing
+from kvmlab.errors import ExperimentFailed, ScenarioError, ToolMissing, shown
+from kvmlab.host.connect import check_uri
 from kvmlab.host.owner import owned_tempdir, remove_dead_dirs, temp_root
 from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
-from kvmlab.progress import Progress, ProgressArg, progress_bar
+from kvmlab.progress import Progress, ProgressArg, check_progress, progress_bar
 from kvmlab.storage.reader import Qcow2File
 from kvmlab.storage.result import StorageResult
 from kvmlab.storage.scenario import Snapshot, StorageScenario, as_scenario
 
-__all__ = ["TOOLS", "inspect", "local_uri", "make_image", "run_on_host"]
+__all__ = ["SOCKET_PATH_MAX", "TOOLS", "inspect", "local_uri", "make_image", "run_on_host"]
 
 TOOLS = ("qemu-img", "qemu-io")
 """The programs the twin runs (both in Debian's and Ubuntu's ``qemu-utils``)."""
 _REMEDY = "install qemu-utils (make test and make lab do)"
 _LOCAL_PATHS = ("/system", "/session")
+SOCKET_PATH_MAX = 107
+"""The longest path of a UNIX socket, in bytes (Linux's ``sun_path`` holds 108, its NUL
+included)."""
 
 
 def _tool(name: str) -> str:
@@ -56,18 +61,37 @@ def local_uri(uri: str | None) -> str | None:
     """``uri`` if it names this machine's QEMU (or is None); else a ScenarioError.
 
     The images are made by the local ``qemu-img`` and ``qemu-io``, so a remote host or
-    another hypervisor cannot be asked to make them.
+    another hypervisor cannot be asked to make them. Nothing connects to libvirt, but a
+    URI libvirt would refuse is refused here too: one that is not a string
+    (:func:`kvmlab.host.connect.check_uri`), or whose ``socket=`` cannot be a UNIX socket's
+    path (1 to :data:`SOCKET_PATH_MAX` bytes).
+
+    Examples
+    --------
+    >>> local_uri("qemu+unix:///system?socket=/run/libvirt/libvirt-sock")
+    'qemu+unix:///system?socket=/run/libvirt/libvirt-sock'
+    >>> local_uri("qemu:///system?socket=/" + "x" * 300)      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: the socket of a libvirt URI is a UNIX socket's path, ...
     """
+    uri = check_uri(uri)
     if uri is None:
         return None
-    scheme, sep, rest = str(uri).partition("://")
+    scheme, sep, rest = uri.partition("://")
     host, _, path = rest.partition("/")
     if (sep and scheme in ("qemu", "qemu+unix") and not host
             and "/" + path.split("?")[0].rstrip("/") in _LOCAL_PATHS):
+        for key, value in parse_qsl(path.partition("?")[2], keep_blank_values=True):
+            if key == "socket" and not 0 < len(value.encode()) <= SOCKET_PATH_MAX:
+                raise ScenarioError(
+                    f"the socket of a libvirt URI is a UNIX socket's path, 1 to "
+                    f"{SOCKET_PATH_MAX} bytes long, not {len(value.encode())} bytes "
+                    f"({shown(value)})")
         return uri
     raise ScenarioError(f"the storage lab makes its images with this machine's qemu-img and "
                         f"qemu-io, so it runs on the local QEMU host only: uri must be None, "
-                        f"qemu:///system or qemu:///session, not {uri!r}")
+                        f"qemu:///system or qemu:///session, not {shown(uri)}")
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> str:
@@ -183,12 +207,14 @@ def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | Non
     ToolMissing
         If ``qemu-img`` or ``qemu-io`` is not installed.
     ScenarioError
-        If ``uri`` is not this machine's QEMU, or the scenario breaks a rule.
+        If ``uri`` is not this machine's QEMU, ``progress`` is not a bar kvmlab can call,
+        or the scenario breaks a rule.
     ExperimentFailed
         If one of the programs fails.
     """
     scenario = as_scenario(scenario)
     local_uri(uri)
+    progress = check_progress(progress)      # before any program runs
     qemu_img = _tool("qemu-img")
     _tool("qemu-io")
     remove_dead_dirs(temp_root())            # what runs killed with SIGKILL left

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kvmlab.host.guest import staging_root
-from kvmlab.host.owner import dir_owner, parse_owner, temp_root
+from kvmlab.host.owner import dir_owner, guest_deadline, parse_owner, temp_root
 
 pytestmark = pytest.mark.live
 KVMLAB = str(Path(sys.executable).parent / "kvmlab")
@@ -152,6 +152,117 @@ def test_an_interrupted_run_leaves_nothing_that_cleanup_cannot_remove(
         assert status == (130 if sig == signal.SIGINT else 128 + sig), err.read_text()
         assert left == [], f"after {sig.name} the run left {left}"
     assert after == [], f"left even after doctor --cleanup: {after}"
+
+
+def domain_states(pid: int, uri: str) -> dict[str, int]:
+    """The libvirt state (``VIR_DOMAIN_RUNNING``, ``VIR_DOMAIN_PAUSED``, ...) of each
+    kvmlab- guest whose owner record names ``pid``."""
+    import libvirt
+
+    states = {}
+    conn = libvirt.openReadOnly(uri)
+    try:
+        for dom in conn.listAllDomains():
+            try:
+                owner = parse_owner(ET.fromstring(dom.XMLDesc()).findtext("description") or "")
+                state = dom.state()[0]
+            except libvirt.libvirtError:          # destroyed while we were listing
+                continue
+            if dom.name().startswith("kvmlab-") and owner is not None and owner.pid == pid:
+                states[dom.name()] = state
+    finally:
+        conn.close()
+    return states
+
+
+def wait_until_paused(pid: int, uri: str, timeout_s: float = 240.0) -> str:
+    """The name of ``pid``'s guest once it has stayed paused for half a second (a trace
+    resumes its guest for 0.1 s at a time while it looks for its program on the vCPU;
+    then it keeps it paused while it follows the addresses)."""
+    import libvirt
+
+    end = time.monotonic() + timeout_s
+    since: float | None = None
+    while time.monotonic() < end:
+        paused = [n for n, s in domain_states(pid, uri).items() if s == libvirt.VIR_DOMAIN_PAUSED]
+        if not paused:
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since >= 0.5:
+            return paused[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no guest of pid {pid} stayed paused within {timeout_s} s")
+
+
+def test_a_trace_killed_while_its_guest_is_paused_leaves_nothing_behind(live_uri, guest_image,
+                                                                        tmp_path):
+    """``kvmlab memory trace`` pauses its guest to read its registers and page tables, and
+    a paused guest's own lifetime timer stands still. Killed with SIGKILL right then, the
+    run leaves its guest paused; the next kvmlab call must destroy it (its owner is gone),
+    and ``doctor --cleanup`` must leave nothing of the run."""
+    import libvirt
+
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen([KVMLAB, "memory", "trace", "--samples", "200", "--uri",
+                                 live_uri], stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    try:
+        name = wait_until_paused(proc.pid, live_uri)
+        os.kill(proc.pid, signal.SIGKILL)
+        status = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    left = owned_by(proc.pid, live_uri)
+    assert domain_states(proc.pid, live_uri) == {name: libvirt.VIR_DOMAIN_PAUSED}, (
+        "the killed trace did not leave its guest paused: the test did not test that case")
+    nxt = subprocess.run([KVMLAB, "doctor", "--no-trial", "--uri", live_uri],
+                         capture_output=True, text=True, timeout=120)
+    guests = domain_states(proc.pid, live_uri)
+    doctor = subprocess.run([KVMLAB, "doctor", "--cleanup", "--uri", live_uri],
+                            capture_output=True, text=True, timeout=120)
+    after = owned_by(proc.pid, live_uri)
+    TABLE.append(("memory trace paused SIGKILL", (nxt.stderr.strip().splitlines()
+                                                   or ["(nothing)"])[-1][:70], status,
+                  len(left), len(after)))
+    assert status == -signal.SIGKILL
+    assert guests == {}, f"the next kvmlab call left {guests} (paused); it said {nxt.stderr}"
+    assert name in nxt.stderr, nxt.stderr
+    assert doctor.returncode == 0, doctor.stderr
+    assert after == [], f"left even after doctor --cleanup: {after}"
+
+
+def test_a_paused_guest_past_its_deadline_goes_with_the_next_kvmlab_call(
+        live_uri: str, guest_image: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guest whose run still lives (a hung run, say) but that stays paused past the
+    deadline in its description is destroyed by the next kvmlab call: its own lifetime
+    timer stands still while it is paused, so only the outside deadline can end it."""
+    import libvirt
+
+    from kvmlab.host import guest as guest_module
+    from kvmlab.host.guest import TransientGuest
+
+    # The guest's own timer: 10 minutes; the deadline in its description: 5 s from now.
+    monkeypatch.setattr(guest_module, "OUTSIDE_MARGIN_S", -595.0)
+    with TransientGuest("sleep 600\n", uri=live_uri, purpose="faults", lifetime_s=600,
+                        image=guest_image) as guest:
+        guest.wait_for("KVMLAB-BOOTED", 180)
+        guest.conn.lookupByName(guest.name).suspend()
+        time.sleep(max(0.0, guest_deadline(guest.spec.description)
+                       - time.time() + 1.5))
+        assert domain_states(os.getpid(), live_uri) == {
+            guest.name: libvirt.VIR_DOMAIN_PAUSED}
+        nxt = subprocess.run([KVMLAB, "doctor", "--no-trial", "--uri", live_uri],
+                             capture_output=True, text=True, timeout=120)
+        left = domain_states(os.getpid(), live_uri)
+    TABLE.append(("guest paused past its deadline", (nxt.stderr.strip().splitlines()
+                                                      or ["(nothing)"])[-1][:70],
+                  nxt.returncode, 1, len(left)))
+    assert left == {}, f"the next kvmlab call left {left}; it said {nxt.stderr}"
+    assert "deadline" in nxt.stderr, nxt.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")

@@ -22,7 +22,8 @@ from tests.fuzz.strategies import QUICK_NASTY, fuzz_settings, mutated, shipped
 ROOTS = {"cpu", "memory", "storage", "network", "sweep", "problems"}
 """The commands fuzzed: the labs' models, sweeps and problems. Every other one reaches a
 host, starts a server or writes files, and is left out (new ones too, until listed)."""
-FORBIDDEN = {"run", "compare", "trace", "doctor", "guest", "classroom", "hosts", "versions",
+FORBIDDEN = {"run", "compare", "trace", "repro", "record", "doctor", "guest", "classroom",
+             "hosts", "versions",
              "--uri", "--host", "--record", "--run", "--save", "--workers", "--cleanup",
              "--force", "--fresh", "--recorded", "-h", "--help", "--list", "--csv"}
 """Commands and options that reach a host, write files or only print help: left out."""
