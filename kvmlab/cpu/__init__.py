@@ -12,7 +12,8 @@ Examples
 >>> result = cpu.simulate(cpu.load_scenario("cpu-seed-example").with_duration(1))
 >>> round(result.vcpu("vm2", 3).run_share, 2)
 0.25
->>> c = cpu.compare(result, cpu.recorded_result("cpu-seed-example"))
+>>> pinned = cpu.recorded_result("cpu-pinned-unequal")          # a real TCG host
+>>> c = cpu.compare(cpu.simulate(pinned.scenario.with_duration(1)), pinned)
 >>> c.agrees, c.tolerance
 (True, 0.1)
 """

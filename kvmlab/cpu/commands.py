@@ -4,6 +4,8 @@ The three verbs are every lab's (:func:`kvmlab.labcommands.add_verbs`); the CPU 
 ``--duration`` (watch the scenario for that many seconds) and, where the model runs,
 ``--scheduler``. ``kvmlab cpu repro`` runs the starvation reproducer
 (:mod:`kvmlab.cpu.repro`); with several ``--layout`` or ``--rate`` values, a sweep.
+``kvmlab cpu record`` runs shipped scenarios on the host several times each and
+records them (how the shipped recordings were made).
 
 Examples
 --------
@@ -121,6 +123,33 @@ def _add_repro(csub: Any) -> None:
     p.set_defaults(func=_repro)
 
 
+def _record(args: argparse.Namespace) -> int:
+    """``kvmlab cpu record``: run scenarios on the host, several times each, and record."""
+    from kvmlab.cpu.recordings import record_repetitions
+    from kvmlab.data import scenario_names
+
+    names = args.scenarios or scenario_names("cpu-")
+    paths = record_repetitions(names, args.repeat, duration_s=args.duration, uri=args.uri,
+                               into=args.into, progress=sys.stderr.isatty())
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _add_record(csub: Any) -> None:
+    p = csub.add_parser("record", help="run shipped scenarios on the host REPEAT times each "
+                                       "and record them (NAME, NAME.r2, ...)")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="shipped scenario names (default: every cpu- scenario)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per scenario (default 3)")
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="measure each run this long instead of the scenario's duration_s")
+    p.add_argument("--uri", help="libvirt URI of the host (default: the local QEMU host)")
+    p.add_argument("--into", metavar="FOLDER",
+                   help="write the recordings into FOLDER (default: your own recordings)")
+    p.set_defaults(func=_record)
+
+
 def add_parser(sub: Any) -> None:
     """Add this lab's command and its subcommands to the ``kvmlab`` command."""
     cpu = sub.add_parser("cpu", help="the CPU lab: simulate, run on a host, compare, repro")
@@ -129,3 +158,4 @@ def add_parser(sub: Any) -> None:
                                          "(e.g. cpu-seed-example)",
               options=_options, simulate_kwargs=_simulate_kwargs, adjust=_adjust)
     _add_repro(csub)
+    _add_record(csub)

@@ -62,7 +62,7 @@ from kvmlab.progress import ProgressArg, progress_bar
 from kvmlab.validate import check_keys, list_of, mapping, real_number, text, whole_number
 
 __all__ = ["COMM", "LAYOUTS", "PREFIX", "ReproCgroups", "ReproParams", "ReproProcesses",
-           "ReproResult", "ReproRun", "plot_rate_sweep", "rate_sweep",
+           "ReproResult", "ReproRun", "rate_sweep",
            "remove_stale_cgroups", "run_repro"]
 
 LAYOUTS = ("none", "flat", "nested")
@@ -550,37 +550,3 @@ def rate_sweep(rates: Sequence[float], layouts: Sequence[str] = LAYOUTS, *,
                          "emulator_wakes_per_s": round(sum(wakes) / len(wakes), 1)
                          if wakes else 0.0, "kernel": result.kernel})
     return rows
-
-
-def plot_rate_sweep(table: Sequence[Mapping[str, Any]], ax: Any = None) -> Any:
-    """Spread against emulator wake-up rate, one line per layout; returns the Axes.
-
-    Examples
-    --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> rows = [{"layout": "none", "rate": r, "spread": 0.02, "spread_min": 0.01,
-    ...          "spread_max": 0.03} for r in (0, 1000)]
-    >>> ax = plot_rate_sweep(rows + [{"layout": "nested", "rate": 1000, "spread": 0.6}])
-    >>> [text.get_text() for text in ax.get_legend().get_texts()]
-    ['none', 'nested']
-    """
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    for layout in dict.fromkeys(row["layout"] for row in table):
-        rows = sorted((r for r in table if r["layout"] == layout), key=lambda r: r["rate"])
-        ys = [r["spread"] for r in rows]
-        errors = [[y - r.get("spread_min", y) for y, r in zip(ys, rows, strict=True)],
-                  [r.get("spread_max", y) - y for y, r in zip(ys, rows, strict=True)]]
-        ax.errorbar([r["rate"] for r in rows], ys, yerr=errors, marker="o", capsize=3,
-                    label=layout)
-    ax.set_xscale("symlog", linthresh=100)
-    ax.set_xlabel("emulator wake-ups per second")
-    ax.set_ylabel("spread of the VMs' vCPU run shares")
-    ax.set_ylim(bottom=0)
-    ax.set_title("Unfairness between VMs against the emulator's wake-ups")
-    ax.legend(title="cgroup layout")
-    return ax
-

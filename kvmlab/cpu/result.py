@@ -390,7 +390,7 @@ def compare(simulated: CpuResult, measured: CpuResult) -> Comparison:
     Examples
     --------
     >>> from kvmlab.cpu import simulate
-    >>> measured = recorded_result("cpu-seed-example")
+    >>> measured = recorded_result("cpu-pinned-unequal")
     >>> c = compare(simulate(measured.scenario.with_duration(2)), measured)
     >>> c.agrees, c.tolerance, c.max_error < 0.05
     (True, 0.1, True)

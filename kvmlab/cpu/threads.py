@@ -96,6 +96,7 @@ class ThreadSample:
     voluntary: int = 0
     nonvoluntary: int = 0
     wchan: str = ""
+    cpu: int = -1               # the CPU it last ran on (-1: not read)
 
 
 def parse_stat_state(text: str) -> str:
@@ -108,6 +109,18 @@ def parse_stat_state(text: str) -> str:
     """
     rest = text.rpartition(")")[2].split() if ")" in text else []
     return rest[0] if rest else "?"
+
+
+def parse_stat_cpu(text: str) -> int:
+    """The CPU a thread last ran on (field 39 of ``/proc/.../stat``), -1 if absent.
+
+    Examples
+    --------
+    >>> parse_stat_cpu("42 (a b) R" + " 0" * 35 + " 1 0")
+    1
+    """
+    rest = text.rpartition(")")[2].split() if ")" in text else []
+    return int(rest[36]) if len(rest) > 36 and rest[36].lstrip("-").isdigit() else -1
 
 
 def parse_status_switches(text: str) -> tuple[int, int]:
@@ -140,7 +153,8 @@ def read_sample(pid: int, tid: int, proc: Path = PROC) -> ThreadSample | None:
     task = proc / str(pid) / "task" / str(tid)
     try:
         schedstat = (task / "schedstat").read_text().split()
-        state = parse_stat_state((task / "stat").read_text())
+        stat = (task / "stat").read_text()
+        state = parse_stat_state(stat)
         voluntary, nonvoluntary = parse_status_switches((task / "status").read_text())
         try:
             wchan = (task / "wchan").read_text().strip()
@@ -149,7 +163,8 @@ def read_sample(pid: int, tid: int, proc: Path = PROC) -> ThreadSample | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return ThreadSample(time.monotonic(), state, int(schedstat[0]), int(schedstat[1]),
-                        int(schedstat[2]), voluntary, nonvoluntary, wchan)
+                        int(schedstat[2]), voluntary, nonvoluntary, wchan,
+                        parse_stat_cpu(stat))
 
 
 def list_threads(pid: int, proc: Path = PROC) -> list[tuple[int, str]]:
@@ -205,7 +220,8 @@ class ThreadTimes:
     ``run_s + wait_s + sleep_s == window_s``; ``counter_wait_s`` is the kernel's own
     ``run_delay`` difference before the edge correction, and ``wait_error_s`` the
     estimated bound of that correction (see the module's text). ``wchans`` counts the
-    readings in the window per ``wchan`` (``'0'``: not asleep). ``role`` says what the
+    readings in the window per ``wchan`` (``'0'``: not asleep), ``cpus`` per CPU the
+    thread was last on. ``role`` says what the
     thread is (``'vcpu0'``, ``'emulator'``, ``'main-loop'``, ...).
 
     Examples
@@ -230,6 +246,7 @@ class ThreadTimes:
     counter_wait_s: float
     wait_error_s: float
     wchans: dict[str, int] = field(default_factory=dict)
+    cpus: dict[str, int] = field(default_factory=dict)
     pid: int = 0
     role: str = ""
     cgroup: str = ""
@@ -262,7 +279,8 @@ class ThreadTimes:
                 "wakes_per_s": round(self.wakes_per_s, 3),
                 "preemptions_per_s": round(self.preemptions_per_s, 3),
                 "slices": self.slices, "counter_wait_s": round(self.counter_wait_s, 6),
-                "wait_error_s": round(self.wait_error_s, 6), "wchans": dict(self.wchans)}
+                "wait_error_s": round(self.wait_error_s, 6), "wchans": dict(self.wchans),
+                "cpus": dict(self.cpus)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ThreadTimes:
@@ -284,6 +302,7 @@ class ThreadTimes:
             return real_number(data.get(key, 0.0), f"a thread's {key}", low=0)
 
         wchans = mapping(data.get("wchans", {}), "a thread's wchans")
+        cpus = mapping(data.get("cpus", {}), "a thread's cpus")
         return cls(tid=whole_number(data["tid"], "a thread's tid", low=0),
                    name=str(data["name"]), window_s=seconds("window_s"),
                    run_s=seconds("run_s"), wait_s=seconds("wait_s"),
@@ -295,6 +314,8 @@ class ThreadTimes:
                    wait_error_s=seconds("wait_error_s"),
                    wchans={str(k): whole_number(v, "a wchan count", low=0)
                            for k, v in wchans.items()},
+                   cpus={str(k): whole_number(v, "a CPU count", low=0)
+                         for k, v in cpus.items()},
                    pid=whole_number(data.get("pid", 0), "a thread's pid", low=0),
                    role=str(data.get("role", "")), cgroup=str(data.get("cgroup", "")))
 
@@ -426,13 +447,15 @@ def account(samples: Sequence[ThreadSample], start: int = 0, *, tid: int = 0,
     first, last = samples[start], samples[-1]
     per_s = 1.0 / window if window > 0 else 0.0
     wchans = Counter(s.wchan for s in samples[start:] if s.wchan)
+    cpus = Counter(str(s.cpu) for s in samples[start:] if s.cpu >= 0)
     return ThreadTimes(tid=tid, name=name, window_s=window, run_s=run, wait_s=wait,
                        sleep_s=sleep,
                        wakes_per_s=max(0, last.voluntary - first.voluntary) * per_s,
                        preemptions_per_s=max(0, last.nonvoluntary - first.nonvoluntary) * per_s,
                        slices=max(0, last.slices - first.slices),
                        counter_wait_s=(last.wait_ns - first.wait_ns) / 1e9,
-                       wait_error_s=error, wchans=dict(sorted(wchans.items())), pid=pid,
+                       wait_error_s=error, wchans=dict(sorted(wchans.items())),
+                       cpus=dict(sorted(cpus.items())), pid=pid,
                        role=role, cgroup=cgroup)
 
 

@@ -27,10 +27,10 @@ def test_a_shipped_scenario_can_be_named(capsys):
 def test_compare_with_a_recording_prints_errors(capsys):
     from kvmlab.data import recorded_names
 
-    names = recorded_names("cpu-seed-example")
+    names = recorded_names("cpu-pinned-unequal")
     if not names:
-        pytest.skip("no recorded run of cpu-seed-example")
-    assert main(["cpu", "compare", "cpu-seed-example", "--recorded", names[0]]) == 0
+        pytest.skip("no recorded run of cpu-pinned-unequal")
+    assert main(["cpu", "compare", "cpu-pinned-unequal", "--recorded", names[0]]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert list(out)[:2] == ["agrees", "max_error"]

@@ -22,11 +22,11 @@ from kvmlab.cpu.repro import (
     ReproParams,
     ReproResult,
     ReproRun,
-    plot_rate_sweep,
     rate_sweep,
     remove_stale_cgroups,
     run_repro,
 )
+from kvmlab.cpu.repro_sweeps import plot_rate_sweep
 from kvmlab.cpu.threads import ThreadTimes
 from kvmlab.errors import ExperimentFailed, ScenarioError
 
