@@ -104,7 +104,7 @@ def test_each_lab_simulates_a_shipped_scenario(installed, lab):
     assert out["source"] == "simulated"
 
 
-@pytest.mark.parametrize("lab,name", [("cpu", "cpu-seed-example"),
+@pytest.mark.parametrize("lab,name", [("cpu", "cpu-pinned-unequal"),
                                       ("memory", "memory-trace")])
 def test_a_simulation_compares_with_its_shipped_recording(installed, lab, name):
     out = json.loads(installed.kvmlab(lab, "compare", name, "--recorded", name).stdout)
@@ -115,9 +115,9 @@ def test_a_simulation_compares_with_its_shipped_recording(installed, lab, name):
 def test_a_user_recording_goes_to_the_user_data_dir_and_is_found_first(installed):
     written = installed.python(
         "from kvmlab.data import load_recorded, save_recorded\n"
-        "print(save_recorded('mine', load_recorded('cpu-seed-example')))").strip()
+        "print(save_recorded('mine', load_recorded('cpu-pinned-unequal')))").strip()
     assert Path(written) == installed.home / ".local/share/kvmlab/recorded/mine.json"
-    out = json.loads(installed.kvmlab("cpu", "compare", "cpu-seed-example",
+    out = json.loads(installed.kvmlab("cpu", "compare", "cpu-pinned-unequal",
                                       "--recorded", "mine").stdout)
     assert out["agrees"]
     assert not list(installed.venv.rglob("recorded/mine.json"))

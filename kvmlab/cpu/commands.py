@@ -5,7 +5,8 @@ The three verbs are every lab's (:func:`kvmlab.labcommands.add_verbs`); the CPU 
 ``--scheduler``. ``kvmlab cpu repro`` runs the starvation reproducer
 (:mod:`kvmlab.cpu.repro`); with several ``--layout`` or ``--rate`` values, a sweep.
 ``kvmlab cpu record`` runs shipped scenarios on the host several times each and
-records them (how the shipped recordings were made).
+records them (how the shipped recordings were made); ``kvmlab cpu agreement`` compares
+each scheduler with those repetitions.
 
 Examples
 --------
@@ -136,6 +137,36 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agreement(args: argparse.Namespace) -> int:
+    """``kvmlab cpu agreement``: each scheduler against the recorded repetitions."""
+    from kvmlab.cpu.agreement import agreement
+    from kvmlab.data import recorded_names, scenario_names
+
+    names = args.scenarios or [n for n in scenario_names("cpu-") if n in recorded_names(n)]
+    rows = []
+    for name in names:
+        for scheduler in args.scheduler.split(","):
+            found = agreement(name, scheduler=scheduler, seeds=args.seeds)
+            rows.append(found.to_dict())
+            print(f"{name:30s} {scheduler:11s} runs {found.repetitions}  VM error "
+                  f"{found.run_error:.3f}  spread real {found.real_spread:.3f} model "
+                  f"{found.model_spread:.3f}  {'agrees' if found.agrees else 'DIFFERS'}",
+                  file=sys.stderr)
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
+def _add_agreement(csub: Any) -> None:
+    p = csub.add_parser("agreement", help="each scheduler of the model against the recorded "
+                                          "repetitions of each scenario (per-VM means, spread)")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="recorded scenario names (default: every recorded cpu- scenario)")
+    p.add_argument("--scheduler", default="fair,linux",
+                   help="schedulers, comma-separated (default fair,linux)")
+    p.add_argument("--seeds", type=int, default=10, help="simulations per scenario (default 10)")
+    p.set_defaults(func=_agreement)
+
+
 def _add_record(csub: Any) -> None:
     p = csub.add_parser("record", help="run shipped scenarios on the host REPEAT times each "
                                        "and record them (NAME, NAME.r2, ...)")
@@ -159,3 +190,4 @@ def add_parser(sub: Any) -> None:
               options=_options, simulate_kwargs=_simulate_kwargs, adjust=_adjust)
     _add_repro(csub)
     _add_record(csub)
+    _add_agreement(csub)

@@ -492,8 +492,8 @@ def measure_threads(threads: Sequence[tuple[int, int]], window_s: float, *,
     --------
     >>> import os
     >>> [me] = measure_threads([(os.getpid(), os.getpid())], 0.05, samples=2)
-    >>> round(me.run_s + me.wait_s + me.sleep_s - me.window_s, 9)
-    0.0
+    >>> abs(me.run_s + me.wait_s + me.sleep_s - me.window_s) < 1e-9
+    True
     """
     samples = whole_number(samples, "samples", low=1, high=10_000)
     step = real_number(window_s, "window_s", low=0) / samples

@@ -72,3 +72,15 @@ def test_problems_are_seeded_and_answers_hidden_unless_asked(capsys):
     assert "ARG seed 7" in first and "Worked answer" not in first
     assert main(["problems", "cpu", "-s", "7", "-c"]) == 0
     assert "Worked answer" in capsys.readouterr().out
+
+
+def test_agreement_compares_schedulers_with_the_recorded_repetitions(capsys):
+    assert main(["cpu", "agreement", "cpu-pinned-unequal", "--scheduler", "fair",
+                 "--seeds", "1"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert row["name"] == "cpu-pinned-unequal" and row["scheduler"] == "fair"
+    assert row["repetitions"] >= 3 and row["agrees"] is True
+    assert "cpu-pinned-unequal" in captured.err
+    assert main(["cpu", "agreement", "cpu-pinned-unequal", "--scheduler", "cfs"]) != 0
+    assert "not one of fair, linux, round-robin" in capsys.readouterr().err

@@ -22,11 +22,12 @@ from tests.fuzz.strategies import QUICK_NASTY, fuzz_settings, mutated, shipped
 ROOTS = {"cpu", "memory", "storage", "network", "sweep", "problems"}
 """The commands fuzzed: the labs' models, sweeps and problems. Every other one reaches a
 host, starts a server or writes files, and is left out (new ones too, until listed)."""
-FORBIDDEN = {"run", "compare", "trace", "repro", "record", "doctor", "guest", "classroom",
-             "hosts", "versions",
+FORBIDDEN = {"run", "compare", "trace", "repro", "record", "agreement", "doctor", "guest",
+             "classroom", "hosts", "versions",
              "--uri", "--host", "--record", "--run", "--save", "--workers", "--cleanup",
              "--force", "--fresh", "--recorded", "-h", "--help", "--list", "--csv"}
-"""Commands and options that reach a host, write files or only print help: left out."""
+"""Commands and options that reach a host, write files, only print help or, like
+``agreement`` (every recording against ten simulations), run for minutes: left out."""
 
 WORDS = ["", "-1", "0", "1", "2", "3", "7", "0.5", "nan", "inf", "-inf", "1e999", "1e9",
          "1000000000", "9" * 5000, "0x400000001234", "0x400000000000", "0x7fffffffffffffffff",
