@@ -21,7 +21,7 @@ from kvmlab.lab import LABS, MEASURED, SIMULATED, Comparison, LabResult, lab
 from tests.fakes import Recorder
 
 SMALL: dict[str, tuple[str, dict[str, Any]]] = {
-    "cpu": ("cpu-seed-example", {"duration_s": 2.0}),
+    "cpu": ("cpu-pinned-unequal", {"duration_s": 2.0}),   # pinned: the same in every run
     "memory": ("memory-ksm-one-content", {}),
     "storage": ("storage-first-writes", {}),
     "network": ("net-seed-bridge", {}),

@@ -50,19 +50,20 @@ def _ours(controller: CpuController) -> list[Path]:
     return sorted(controller.root.glob(f"{PREFIX}{os.getpid()}"))
 
 
-def test_without_cgroups_the_vms_share_fairly(controller):
-    result = run_repro(layout="none", rate=1000, vms=3, vcpus=2, pcpus=CPUS, window_s=3,
-                       wait_for_lock_s=LOCK_WAIT_S)
-    _report(result)
-    assert result.spread < 0.12, result.table()
-
-
-def test_in_libvirts_nested_layout_one_vm_starves(controller):
-    result = run_repro(layout="nested", rate=1000, vms=3, vcpus=2, pcpus=CPUS, window_s=3,
-                       repetitions=3, wait_for_lock_s=LOCK_WAIT_S)
-    _report(result)
-    assert result.max_spread > 0.25, f"spreads {result.spreads}\n{result.table()}"
-    assert all(t.cgroup.count("/") == 3 for run in result.runs for t in run.processes)
+def test_frequent_wakes_make_vms_unequal_only_in_cgroups(controller):
+    """Each run is chaotic (which VM loses changes), so means over 3 runs are compared: the
+    recorded sweep gives a mean spread of 0.008 without cgroups and 0.31 with one cgroup per
+    VM at 2,000 wake-ups a second (single runs: up to 0.13, and from 0.13)."""
+    common = {"rate": 2000, "vms": 3, "vcpus": 2, "pcpus": CPUS, "window_s": 3,
+              "repetitions": 3, "wait_for_lock_s": LOCK_WAIT_S}
+    plain = run_repro(layout="none", **common)
+    _report(plain)
+    grouped = run_repro(layout="flat", **common)
+    _report(grouped)
+    assert plain.spread < 0.1, plain.table()
+    assert grouped.spread > plain.spread + 0.1, (
+        f"spreads without cgroups {plain.spreads}, with {grouped.spreads}\n{grouped.table()}")
+    assert all(t.cgroup.count("/") == 2 for run in grouped.runs for t in run.processes)
     assert _ours(controller) == []
 
 
