@@ -79,6 +79,8 @@ def per_vm(result: CpuResult, what: str = "run_share") -> dict[str, float]:
     """
     if what not in ("run_share", "wait_share"):
         raise ScenarioError(f"per_vm gives run_share or wait_share, not {what!r}")
+    if what == "run_share":
+        return result.vm_utilisation()
     out: dict[str, list[float]] = {}
     for v in result.vcpus:
         out.setdefault(v.vm, []).append(getattr(v, what))

@@ -76,6 +76,13 @@ def wait_for_folder(pid: int, uri: str, timeout_s: float = 30.0) -> None:
     raise AssertionError(f"no folder of pid {pid} appeared within {timeout_s} s")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` if the test left it running, and reap it."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def table():
     """Print what each fault did, after the module's tests (``pytest -s`` shows it)."""
@@ -128,9 +135,7 @@ def test_an_interrupted_run_leaves_nothing_that_cleanup_cannot_remove(
         os.kill(proc.pid, sig)
         status = proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
     left = owned_by(proc.pid, live_uri)
     if sig == signal.SIGKILL:
         # the next kvmlab call (here a plain doctor) stops the guests burning CPU
@@ -216,9 +221,7 @@ def test_a_trace_killed_while_its_guest_is_paused_leaves_nothing_behind(live_uri
             os.kill(proc.pid, signal.SIGKILL)
             status = proc.wait(timeout=60)
         finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc)
         left = owned_by(proc.pid, live_uri)
         if domain_states(proc.pid, live_uri) == {name: libvirt.VIR_DOMAIN_PAUSED}:
             break
