@@ -1,5 +1,5 @@
-"""The storage lab: raw files and qcow2 clusters, allocate-on-write, copy-on-write and
-internal snapshots, checked against QEMU's own tools.
+"""The storage lab: raw files, qcow2 clusters and vmdk grains, allocate-on-write,
+copy-on-write, internal snapshots and compressed clusters, checked against QEMU's own tools.
 
 The lab's verbs follow :mod:`kvmlab.lab`: :func:`load_scenario`, :func:`simulate` (the
 model), :func:`run_on_host` (the same image made by this machine's ``qemu-img`` and
@@ -19,13 +19,16 @@ Examples
 
 from __future__ import annotations
 
+from kvmlab.storage.compress import CompressedQcow2
 from kvmlab.storage.model import image_after, simulate, simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
 from kvmlab.storage.raw import FS_BLOCK, RawModel
 from kvmlab.storage.result import ImageLayout, StorageComparison, StorageResult, compare
 from kvmlab.storage.scenario import IoWorkload, StorageScenario, load_scenario
 from kvmlab.storage.twin import run_on_host
+from kvmlab.storage.vmdk import VmdkModel
 
-__all__ = ["FS_BLOCK", "ImageLayout", "IoWorkload", "Qcow2Model", "RawModel",
-           "StorageComparison", "StorageResult", "StorageScenario", "compare", "image_after",
-           "load_scenario", "run_on_host", "simulate", "simulate_io"]
+__all__ = ["FS_BLOCK", "CompressedQcow2", "ImageLayout", "IoWorkload", "Qcow2Model",
+           "RawModel", "StorageComparison", "StorageResult", "StorageScenario", "VmdkModel",
+           "compare", "image_after", "load_scenario", "run_on_host", "simulate",
+           "simulate_io"]

@@ -2,7 +2,9 @@
 
 ``kvmlab storage simulate|run|compare SCENARIO`` (:mod:`kvmlab.labcommands`); a raw
 image's file system block size is ``--block-size`` (the model's; the host's own is used
-when measuring).
+when measuring). ``kvmlab storage convert SCENARIO`` makes the scenario's writes on a vmdk
+and a qcow2 image, converts each to the other format with ``qemu-img convert`` and prints
+both targets' maps next to the models' (:func:`kvmlab.storage.convert.convert`).
 
 Examples
 --------
@@ -17,6 +19,8 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
 
 from kvmlab.labcommands import add_verbs
@@ -36,6 +40,18 @@ def _simulate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"block_size": args.block_size}
 
 
+def run_convert(args: argparse.Namespace) -> int:
+    """``kvmlab storage convert SCENARIO``: JSON on standard output, a table on standard
+    error; 0 (agreeing or not, as ``compare``)."""
+    from kvmlab.storage.convert import convert
+    from kvmlab.storage.scenario import load_scenario
+
+    result = convert(load_scenario(args.scenario), progress=sys.stderr.isatty())
+    print(result.table(), file=sys.stderr)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """Add this lab's command and its subcommands to the ``kvmlab`` command."""
     storage = sub.add_parser("storage", help="the storage lab: qcow2 images, model and qemu-img")
@@ -44,3 +60,9 @@ def add_parser(sub: Any) -> None:
               scenario_help="a storage scenario JSON file or a shipped scenario name "
                             "(e.g. storage-first-writes)",
               options=_options, simulate_kwargs=_simulate_kwargs, recorded=False)
+    conv = ssub.add_parser("convert", help="qemu-img convert vmdk -> qcow2 and qcow2 -> vmdk "
+                                           "of the scenario's writes, each target's map next "
+                                           "to the model's (JSON with 'agrees')")
+    conv.add_argument("scenario", help="a qcow2 or vmdk scenario of 64 KiB clusters (e.g. "
+                                       "storage-vmdk-sparse)")
+    conv.set_defaults(func=run_convert)

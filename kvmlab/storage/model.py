@@ -85,6 +85,7 @@ import simpy
 from kvmlab.errors import ScenarioError
 from kvmlab.lab import SIMULATED
 from kvmlab.progress import ProgressArg, progress_bar
+from kvmlab.storage.compress import NOT_PREDICTED, CompressedQcow2
 from kvmlab.storage.qcow2 import Qcow2Model
 from kvmlab.storage.raw import FS_BLOCK, RawModel
 from kvmlab.storage.result import (
@@ -100,6 +101,7 @@ from kvmlab.storage.scenario import (
     StorageScenario,
     as_scenario,
 )
+from kvmlab.storage.vmdk import VmdkModel
 from kvmlab.validate import whole_number
 
 __all__ = ["TEACHING_NOTE", "DiskOp", "image_after", "model_after", "plan_requests",
@@ -116,7 +118,10 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
     """Predict the image a scenario makes: its map, allocated clusters and end offset.
 
     For a raw image, the "clusters" are the host file system's blocks of
-    ``block_size`` bytes, and the end offset is the file's length.
+    ``block_size`` bytes, and the end offset is the file's length. For a vmdk image
+    (:mod:`kvmlab.storage.vmdk`) the clusters are 64 KiB grains and the end offset is the
+    file's size. For a compressed qcow2 image (:mod:`kvmlab.storage.compress`) the result
+    also has ``compressed_clusters``, and its end offset is None: not predicted.
 
     Parameters
     ----------
@@ -140,6 +145,9 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
     (2, 1048576, 4)
     >>> r.provenance["seed"]
     0
+    >>> v = simulate({"format": "vmdk", "virtual_size": 1048576, "writes": [[0, 1]]})
+    >>> v.allocated_clusters, v.image_end_offset
+    (1, 131072)
     """
     scenario = as_scenario(scenario)
     seed = whole_number(seed, "seed")
@@ -153,6 +161,20 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
                                  provenance={"model": "kvmlab.storage.raw", "seed": seed,
                                              "block_size": block_size,
                                              "reserved_bytes": raw.reserved_bytes})
+        if scenario.format == "vmdk":
+            grains = VmdkModel.from_scenario(scenario, bar=bar)
+            return StorageResult(scenario=scenario, source=SIMULATED, map=grains.map(),
+                                 allocated_clusters=grains.allocated_clusters,
+                                 image_end_offset=grains.image_end_offset,
+                                 provenance={"model": "kvmlab.storage.vmdk", "seed": seed})
+        if scenario.compress:
+            packed = CompressedQcow2.from_scenario(scenario, bar=bar)
+            return StorageResult(scenario=scenario, source=SIMULATED, map=packed.map(),
+                                 allocated_clusters=packed.allocated_clusters,
+                                 image_end_offset=None,
+                                 compressed_clusters=packed.compressed_clusters,
+                                 provenance={"model": "kvmlab.storage.compress", "seed": seed,
+                                             "not_predicted": list(NOT_PREDICTED)})
         image = Qcow2Model.from_scenario(scenario, bar=bar)
         bar.set_postfix_str(f"{image.allocated_clusters} data clusters")
     return StorageResult(scenario=scenario, source=SIMULATED, map=image.map(),
@@ -181,8 +203,10 @@ def model_after(scenario: StorageScenario | Mapping[str, Any], n_writes: int | N
         raise ScenarioError(f"the number of writes to apply must be between 0 and {total}, "
                             f"not {n_writes!r}")
     if scenario.format != "qcow2":
-        raise ScenarioError("a cluster map shows a qcow2 image; a raw image has no clusters "
-                            "(guest byte N is file byte N: draw it with guest_map)")
+        raise ScenarioError("a cluster map shows a qcow2 image; " + (
+            "a raw image has no clusters (guest byte N is file byte N: draw it with "
+            "guest_map)" if scenario.format == "raw" else
+            "a vmdk image's grains are drawn with guest_map (its qemu-img map)"))
     return Qcow2Model.from_scenario(dataclasses.replace(
         scenario, writes=scenario.writes[:n_writes],
         snapshots=tuple(sn for sn in scenario.snapshots if sn.after <= n_writes)))

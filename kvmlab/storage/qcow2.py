@@ -337,6 +337,7 @@ class FileLayer:
         self.cluster_size = image.cluster_size
         self.data = image.data
         self.zero = frozenset(image.zero_clusters)
+        self.compressed = frozenset(g for g, _where, _n in image.compressed)
 
     def ranges(self, start: int, end: int, depth: int) -> list[Range]:
         """Where guest bytes ``start``..``end`` live in this file."""
@@ -362,17 +363,21 @@ def cluster_ranges(image: Any, start: int, end: int, depth: int) -> list[Range]:
     """Where guest bytes ``start``..``end`` of ``image`` live, cluster by cluster.
 
     ``image`` has ``cluster_size``, ``data`` (guest cluster to file cluster), and
-    may have ``zero`` (clusters marked as reading zeros) and ``backing`` (a layer
-    below); the model and a real file read into a :class:`FileLayer` share this walk.
+    may have ``zero`` (clusters marked as reading zeros), ``compressed`` (compressed
+    clusters: data, but at no one offset) and ``backing`` (a layer below); the model and
+    a real file read into a :class:`FileLayer` share this walk.
     """
     cs = image.cluster_size
     zero = getattr(image, "zero", ())
+    compressed = getattr(image, "compressed", ())
     backing = getattr(image, "backing", None)
     out: list[Range] = []
     for g in range(start // cs, -(-end // cs)):
         s, e = max(start, g * cs), min(end, (g + 1) * cs)
         if g in image.data:
             out.append((s, e - s, depth, True, False, True, image.data[g] * cs + s - g * cs))
+        elif g in compressed:
+            out.append((s, e - s, depth, True, False, True, None))
         elif g in zero:
             out.append((s, e - s, depth, True, True, False, None))
         elif backing is not None and s < backing.virtual_size:

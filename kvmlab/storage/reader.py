@@ -1,4 +1,5 @@
-"""Read a real qcow2 file's tables in pure Python (header, L1, L2).
+"""Read a real qcow2 file's tables in pure Python (header, L1, L2), and its guest bytes
+(compressed clusters inflated as QEMU does: raw deflate).
 
 Used to put an existing image under a modelled overlay (a scenario's ``backing``
 given as a path is read here once, when the scenario is loaded, so the model only
@@ -20,14 +21,16 @@ kvmlab.errors.ScenarioError: not a qcow2 image: the header is 72 bytes, the file
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kvmlab.errors import ScenarioError
 
-__all__ = ["COMPRESSED", "MAGIC", "MAX_L1_ENTRIES", "MAX_L2_ENTRIES_READ", "MAX_SIZE",
-           "OFFSET_MASK", "ZERO_FLAG", "Qcow2File", "parse_header", "read_qcow2"]
+__all__ = ["COMPRESSED", "MAGIC", "MAX_CHAIN", "MAX_L1_ENTRIES", "MAX_L2_ENTRIES_READ",
+           "MAX_READ", "MAX_SIZE", "OFFSET_MASK", "ZERO_FLAG", "Qcow2File", "check_chain",
+           "compressed_extent", "inflate", "parse_header", "read_guest", "read_qcow2"]
 
 MAGIC = b"QFI\xfb"
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
@@ -102,6 +105,9 @@ class Qcow2File:
         in guest order.
     zero_clusters : tuple of int
         Guest clusters marked as reading zeros.
+    compressed : tuple of (int, int, int)
+        ``(guest cluster, byte offset, bytes)`` of every compressed cluster: where its
+        deflate stream is (:func:`compressed_extent`, :func:`read_guest`).
     """
 
     path: str
@@ -109,6 +115,7 @@ class Qcow2File:
     cluster_size: int
     clusters: tuple[tuple[int, int], ...]
     zero_clusters: tuple[int, ...] = ()
+    compressed: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def data(self) -> dict[int, int]:
@@ -122,8 +129,8 @@ def read_qcow2(path: str | Path) -> Qcow2File:
     Raises
     ------
     ScenarioError
-        If the file cannot be read, is not a qcow2 image, has a backing file itself, or
-        holds compressed clusters (neither is modelled).
+        If the file cannot be read, is not a qcow2 image, or has a backing file itself
+        (not modelled; a chain that loops says so).
     """
     try:
         with open(path, "rb") as handle:
@@ -134,12 +141,57 @@ def read_qcow2(path: str | Path) -> Qcow2File:
         raise ScenarioError(f"cannot read the image {path!r}: {exc}") from None
 
 
+MAX_CHAIN = 16
+"""How far :func:`check_chain` follows backing file names before it gives up."""
+
+
+def _backing_name(handle: BinaryIO, h: dict[str, Any], path: str) -> str:
+    """The backing file name a qcow2 header points to (as written: maybe relative)."""
+    size = h["backing_file_size"]
+    if not 0 < size <= 1023:
+        raise ScenarioError(f"{path}: a backing file name of {size} bytes is not 1-1023")
+    raw = _read_at(handle, h["backing_file_offset"], size, "backing file name", path)
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: its backing file name is not UTF-8") from None
+
+
+def check_chain(handle: BinaryIO, h: dict[str, Any], path: str) -> None:
+    """Follow the backing file names from ``path``; a chain that comes back to a file
+    already in it is refused, naming the loop.
+
+    Only names are followed (each file's header and backing name, nothing more); a chain
+    that ends, or a file that cannot be read, is left for the caller to judge.
+    """
+    seen = [Path(path).resolve()]
+    name = _backing_name(handle, h, path)
+    while len(seen) <= MAX_CHAIN:
+        if ":" in name.split("/")[0]:            # a protocol (nbd:, json:...), not a file
+            return
+        following = (seen[-1].parent / name).resolve()
+        if following in seen:
+            loop = " -> ".join(p.name for p in [*seen[seen.index(following):], following])
+            raise ScenarioError(f"the backing chain loops ({loop}): a backing chain must end "
+                                "in an image without a backing file")
+        seen.append(following)
+        try:
+            with open(following, "rb") as nxt:
+                head = parse_header(nxt.read(HEADER_BYTES))
+                if not head["backing_file_offset"]:
+                    return
+                name = _backing_name(nxt, head, str(following))
+        except (OSError, ScenarioError, ValueError):
+            return
+
+
 def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
     file_size = handle.seek(0, 2)
     handle.seek(0)
     h = parse_header(handle.read(HEADER_BYTES))
     _check_header(h, path)
     if h["backing_file_offset"]:
+        check_chain(handle, h, path)
         raise ScenarioError(f"{path} has a backing file itself; chains of more than "
                             "one backing image are not modelled")
     cluster_size = 1 << h["cluster_bits"]
@@ -147,6 +199,7 @@ def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
     guest_clusters = -(-h["size"] // cluster_size)
     data: list[tuple[int, int]] = []
     zero: list[int] = []
+    packed: list[tuple[int, int, int]] = []
     l1 = struct.unpack(f">{h['l1_size']}Q", _read_at(
         handle, h["l1_table_offset"], 8 * h["l1_size"], "L1 table", path))
     examined = 0
@@ -163,7 +216,16 @@ def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
         for j, entry in enumerate(l2):
             guest = i * l2_entries + j
             if entry & COMPRESSED:
-                raise ScenarioError(f"{path} has compressed clusters; not modelled")
+                if guest >= guest_clusters:
+                    raise ScenarioError(f"{path}: L2 table {i} maps guest cluster {guest}, "
+                                        f"beyond the virtual size ({guest_clusters} clusters)")
+                where, length = compressed_extent(entry, h["cluster_bits"])
+                if not where or where + length > file_size:
+                    raise ScenarioError(f"{path} is truncated or corrupt: compressed guest "
+                                        f"cluster {guest} is {length} bytes at byte {where}, "
+                                        f"the file has {file_size}")
+                packed.append((guest, where, length))
+                continue
             if not entry & (OFFSET_MASK | ZERO_FLAG):
                 continue
             if guest >= guest_clusters:
@@ -178,4 +240,88 @@ def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
             else:
                 zero.append(guest)
     return Qcow2File(path=path, virtual_size=h["size"], cluster_size=cluster_size,
-                     clusters=tuple(data), zero_clusters=tuple(zero))
+                     clusters=tuple(data), zero_clusters=tuple(zero),
+                     compressed=tuple(packed))
+
+
+def compressed_extent(entry: int, cluster_bits: int) -> tuple[int, int]:
+    """Where a compressed cluster's deflate stream lies in the file: ``(byte offset,
+    bytes to read)``, from its L2 entry (QEMU's layout: the low ``62 - (cluster_bits - 8)``
+    bits are the offset, the bits above them up to bit 61 the extra 512-byte sectors).
+
+    Examples
+    --------
+    >>> compressed_extent(COMPRESSED | (1 << 54) | 0x50210, 16)   # 2 sectors from 0x50210
+    (328208, 1008)
+    """
+    offset_bits = 62 - (cluster_bits - 8)
+    offset = entry & ((1 << offset_bits) - 1)
+    sectors = ((entry & ((1 << 62) - 1)) >> offset_bits) + 1
+    return offset, sectors * 512 - (offset & 511)
+
+
+def inflate(raw: bytes, cluster_size: int, what: str) -> bytes:
+    """A compressed cluster's bytes: a raw deflate stream (no zlib header, as QEMU writes
+    it) that must give exactly one cluster; anything else is a ScenarioError.
+
+    Examples
+    --------
+    >>> import zlib
+    >>> c = zlib.compressobj(wbits=-12)
+    >>> inflate(c.compress(b"a" * 512) + c.flush() + bytes(7), 512, "x") == b"a" * 512
+    True
+    >>> inflate(b"nonsense", 512, "guest cluster 3")      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: guest cluster 3 is not a valid deflate stream: ...
+    """
+    d = zlib.decompressobj(wbits=-15)
+    try:
+        out = d.decompress(raw, cluster_size + 1)
+    except zlib.error as exc:
+        raise ScenarioError(f"{what} is not a valid deflate stream: {exc}") from None
+    if len(out) != cluster_size:
+        raise ScenarioError(f"{what} inflates to {len(out)} bytes, not one cluster "
+                            f"({cluster_size})")
+    return out
+
+
+MAX_READ = 64 << 20
+"""The most guest bytes :func:`read_guest` returns at once (64 MiB)."""
+
+
+def read_guest(image: Qcow2File, offset: int, length: int) -> bytes:
+    """Guest bytes ``offset``..``offset + length`` of a qcow2 file read with
+    :func:`read_qcow2`: data clusters as they are, compressed clusters inflated, the rest
+    zeros (a file with a backing image is never read, see :func:`read_qcow2`).
+
+    Raises
+    ------
+    ScenarioError
+        For a range outside the disk or over :data:`MAX_READ`, or a cluster that does not
+        read (a corrupt deflate stream, a file that changed).
+    """
+    if offset < 0 or length < 0 or offset + length > image.virtual_size or length > MAX_READ:
+        raise ScenarioError(f"cannot read {length} bytes at {offset} of a "
+                            f"{image.virtual_size}-byte disk (at most {MAX_READ} at once)")
+    cs = image.cluster_size
+    data, packed = image.data, {g: (w, n) for g, w, n in image.compressed}
+    out = bytearray()
+    try:
+        with open(image.path, "rb") as handle:
+            for g in range(offset // cs, -(-(offset + length) // cs)):
+                if g in data:
+                    cluster = _read_at(handle, data[g] * cs, cs, f"guest cluster {g}",
+                                       image.path)
+                elif g in packed:
+                    where, n = packed[g]
+                    cluster = inflate(_read_at(handle, where, n, f"compressed cluster {g}",
+                                               image.path), cs, f"compressed guest cluster {g}")
+                else:
+                    cluster = bytes(cs)
+                start = max(offset, g * cs) - g * cs
+                out += cluster[start:min(offset + length, (g + 1) * cs) - g * cs]
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the image {image.path}: {exc.strerror or exc}"
+                            ) from None
+    return bytes(out)

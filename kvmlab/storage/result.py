@@ -60,30 +60,40 @@ class StorageResult:
         As ``qemu-img map --output=json``: start, length, depth, present, zero, data,
         and offset (in the file of that depth) where there is data.
     allocated_clusters : int
-        Data clusters allocated in the top image (``qemu-img check``); for a raw image,
-        the file system blocks that hold data.
-    image_end_offset : int
-        Where the top image's file ends (``qemu-img check``); for a raw image, its length.
+        Data clusters allocated in the top image (``qemu-img check``, compressed ones
+        included); for a raw image, the file system blocks that hold data; for a vmdk
+        image, the grains that hold data.
+    image_end_offset : int or None
+        Where the top image's file ends (``qemu-img check``); for a raw image, its length;
+        for a vmdk image, the file's size. None where the model does not predict it (a
+        compressed image: it depends on deflate's output).
     provenance : dict
         Which model (and seed), or which tool, where and when.
+    compressed_clusters : int or None
+        For a compressed scenario, the compressed clusters (``qemu-img check``'s
+        ``compressed-clusters``); None otherwise.
     """
 
     scenario: StorageScenario
     source: str
     map: list[dict[str, Any]]
     allocated_clusters: int
-    image_end_offset: int
+    image_end_offset: int | None
     provenance: dict[str, Any] = field(default_factory=dict)
+    compressed_clusters: int | None = None
 
     def __post_init__(self) -> None:
         _source(self.source)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (what ``kvmlab storage simulate`` and ``run`` print)."""
-        return {"source": self.source, "map": self.map,
-                "allocated_clusters": self.allocated_clusters,
-                "image_end_offset": self.image_end_offset,
-                "scenario": self.scenario.to_dict(), "provenance": self.provenance}
+        out = {"source": self.source, "map": self.map,
+               "allocated_clusters": self.allocated_clusters,
+               "image_end_offset": self.image_end_offset,
+               "scenario": self.scenario.to_dict(), "provenance": self.provenance}
+        if self.compressed_clusters is not None:
+            out["compressed_clusters"] = self.compressed_clusters
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StorageResult:
@@ -100,7 +110,8 @@ class StorageResult:
             return cls(scenario=as_scenario(data["scenario"]), source=data["source"],
                        map=list(data["map"]), allocated_clusters=data["allocated_clusters"],
                        image_end_offset=data["image_end_offset"],
-                       provenance=dict(data.get("provenance", {})))
+                       provenance=dict(data.get("provenance", {})),
+                       compressed_clusters=data.get("compressed_clusters"))
         except (KeyError, TypeError) as exc:
             raise ScenarioError(f"not a storage result: {exc!r} is missing or wrong") from None
 
@@ -178,11 +189,22 @@ class StorageComparison(Comparison):
     measured: StorageResult
     map_differences: list[tuple[dict[str, Any] | None, dict[str, Any] | None]]
 
-    def _figures(self) -> list[tuple[str, int, int]]:
-        return [("allocated_clusters", self.simulated.allocated_clusters,
-                 self.measured.allocated_clusters),
-                ("image_end_offset", self.simulated.image_end_offset,
-                 self.measured.image_end_offset)]
+    def _figures(self) -> list[tuple[str, Any, Any]]:
+        figures = [("allocated_clusters", self.simulated.allocated_clusters,
+                    self.measured.allocated_clusters)]
+        if self.simulated.scenario.compress or self.measured.scenario.compress:
+            return [*figures, ("compressed_clusters", self.simulated.compressed_clusters,
+                               self.measured.compressed_clusters)]
+        return [*figures, ("image_end_offset", self.simulated.image_end_offset,
+                           self.measured.image_end_offset)]
+
+    @property
+    def not_compared(self) -> list[str]:
+        """Figures left out: a compressed image's end offset (deflate's output decides it;
+        the model does not predict it)."""
+        if self.simulated.scenario.compress or self.measured.scenario.compress:
+            return ["image_end_offset"]
+        return []
 
     @property
     def agrees(self) -> bool:
@@ -202,7 +224,8 @@ class StorageComparison(Comparison):
         return {"map_entries": [len(self.simulated.map), len(self.measured.map)],
                 "map_differences": [{"simulated": a, "measured": b}
                                     for a, b in self.map_differences],
-                **{name: [a, b] for name, a, b in self._figures()}}
+                **{name: [a, b] for name, a, b in self._figures()},
+                "not_compared": self.not_compared}
 
     def summary(self) -> str:
         """One line: do they agree, and on what.
@@ -257,7 +280,12 @@ class StorageComparison(Comparison):
             rows = shown
         figures = [{"figure": name, "simulated": a, "measured": b, "same": a == b}
                    for name, a, b in self._figures()]
+        figures += [{"figure": name, "simulated": "not predicted",
+                     "measured": getattr(self.measured, name), "same": "not compared"}
+                    for name in self.not_compared]
         return "\n".join([head, as_table(rows, ["simulated", "measured", "same"]), "",
+                          "figures (vmdk: data grains in qemu-img map, the file's size)"
+                          if self.measured.scenario.format == "vmdk" else
                           "check figures (qemu-img check)", as_table(figures), "",
                           f"agrees: {'yes' if self.agrees else 'no'}; max_error: "
                           f"{self.max_error:g} (differences counted)"])

@@ -1,5 +1,5 @@
-"""Storage scenarios: an image, its format and cluster size, and the guest's writes; and
-the I/O workloads of the I/O model.
+"""Storage scenarios: an image, its format and cluster size, and the guest's writes (the
+I/O workloads of the I/O model are in :mod:`kvmlab.storage.io_scenario`, re-exported here).
 
 The JSON form, which scripts may rely on::
 
@@ -22,6 +22,18 @@ clusters, backing file or snapshots; ``preallocation`` is ``"off"`` (sparse, the
 default), ``"falloc"`` (blocks reserved, still reading as holes) or ``"full"``
 (every byte written at creation).
 
+``"format": "vmdk"`` is a VMware sparse disk as ``qemu-img create -f vmdk`` makes it:
+``"subformat": "monolithicSparse"`` (the default and the only one modelled: one file,
+64 KiB grains, see :mod:`kvmlab.storage.vmdk`). It has no backing file, snapshots or
+cluster size of its own (``cluster_size`` may only be 65536, the grain).
+
+``"compress": true`` (qcow2 only, on the top image, without a backing image) means the
+image looked at is the written image converted with ``qemu-img convert -c -O qcow2``: every
+cluster that holds data becomes a compressed cluster (:mod:`kvmlab.storage.compress`).
+
+A backing chain must end: a dict that holds itself further down, or a backing file whose
+chain leads back to itself, is refused.
+
 :func:`load_scenario` takes a shipped scenario's name (``storage-first-writes``), a
 JSON file, a dict or a scenario. :class:`IoWorkload` (with :class:`DiskParams`) is
 what the I/O model (:func:`kvmlab.storage.model.simulate_io`) runs.
@@ -39,18 +51,42 @@ Traceback (most recent call last):
 kvmlab.errors.ScenarioError: cluster_size must be a power of two between 512 B and 2 MiB, not 3000
 >>> load_scenario("storage-first-writes").writes
 ((1048576, 65536), (100, 10))
+>>> StorageScenario.from_dict({"format": "vmdk", "subformat": "streamOptimized",
+...                            "virtual_size": 1048576})     # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: vmdk subformat 'streamOptimized' is not modelled; kvmlab models ...
+>>> StorageScenario.from_dict({"format": "raw", "virtual_size": 1048576,
+...                            "compress": True})     # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+kvmlab.errors.ScenarioError: compress is a qcow2 option (qemu-img convert -c -O qcow2); a raw ...
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
+from kvmlab.storage.io_scenario import (
+    DEFAULT_CLUSTER,
+    DISKS,
+    HDD,
+    IO_FORMATS,
+    IO_PATTERNS,
+    MAX_CLUSTER,
+    MAX_REQUESTS,
+    MAX_TOUCHED_CLUSTERS,
+    MIN_CLUSTER,
+    SECTOR,
+    SSD,
+    DiskParams,
+    IoWorkload,
+)
 from kvmlab.storage.reader import Qcow2File, read_qcow2
 from kvmlab.validate import (
     check_keys,
@@ -58,7 +94,6 @@ from kvmlab.validate import (
     list_of,
     mapping,
     read_json_file,
-    real_number,
     suggest,
     text,
     whole_number,
@@ -66,18 +101,19 @@ from kvmlab.validate import (
 
 __all__ = ["DEFAULT_CLUSTER", "DISKS", "FORMATS", "HDD", "IO_FORMATS", "IO_PATTERNS",
            "MAX_BACKING_DEPTH", "MAX_CLUSTER", "MAX_MODEL_UNITS", "MAX_REQUESTS",
-           "MAX_TOUCHED_CLUSTERS",
-           "MAX_VIRTUAL_SIZE", "MIN_CLUSTER", "PREALLOCATION", "SECTOR", "SSD", "DiskParams",
-           "IoWorkload", "Snapshot", "StorageScenario", "as_scenario", "load_scenario",
-           "model_units"]
+           "MAX_TOUCHED_CLUSTERS", "MAX_VIRTUAL_SIZE", "MIN_CLUSTER", "PREALLOCATION", "SECTOR",
+           "SSD", "VMDK_GRAIN", "VMDK_SUBFORMATS", "DiskParams", "IoWorkload", "Snapshot",
+           "StorageScenario", "as_scenario", "load_scenario", "model_units"]
 
-FORMATS = ("qcow2", "raw")
+FORMATS = ("qcow2", "raw", "vmdk")
 PREALLOCATION = ("off", "falloc", "full")
+VMDK_SUBFORMATS = ("monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse",
+                   "twoGbMaxExtentFlat", "streamOptimized", "vmfs")
+"""What ``qemu-img create -f vmdk -o subformat=`` takes; only the first is modelled."""
+VMDK_GRAIN = 65536
+"""The grain (a vmdk cluster) ``qemu-img create -f vmdk`` makes: 128 sectors."""
 MAX_SNAPSHOTS = 8
 MAX_SNAPSHOT_NAME = 64
-MIN_CLUSTER = 512
-MAX_CLUSTER = 2 * 1024 * 1024
-DEFAULT_CLUSTER = 65536
 
 # -- bounds: what the image models compute in reasonable time and memory -------------------
 MAX_VIRTUAL_SIZE = 1 << 50
@@ -109,6 +145,8 @@ class StorageScenario:
     name: str = ""
     snapshots: tuple[Snapshot, ...] = ()
     preallocation: str = "off"
+    subformat: str = ""
+    compress: bool = False
 
     @property
     def clusters(self) -> int:
@@ -118,7 +156,7 @@ class StorageScenario:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StorageScenario:
         """Build and check a scenario; a broken rule raises ScenarioError naming it."""
-        return _from_dict(cls, data, 0)
+        return _from_dict(cls, data, 0, ())
 
     def steps(self) -> list[tuple[int, int] | Snapshot]:
         """The writes and snapshots in the order they happen.
@@ -153,6 +191,10 @@ class StorageScenario:
         if self.format == "raw":
             del out["cluster_size"]
             out["preallocation"] = self.preallocation
+        if self.format == "vmdk":
+            out["subformat"] = self.subformat
+        if self.compress:
+            out["compress"] = True
         return out
 
     @classmethod
@@ -169,16 +211,21 @@ class Snapshot:
     name: str
 
 
-def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScenario:
-    """A scenario from its JSON form, ``depth`` backing scenarios below the top."""
+def _from_dict(cls: type[StorageScenario], data: Any, depth: int,
+               above: tuple[int, ...]) -> StorageScenario:
+    """A scenario from its JSON form, ``depth`` backing scenarios below the top; ``above``
+    holds the ids of the dicts above it (a loop in the chain is refused)."""
     where = "the storage scenario" if depth == 0 else f"backing scenario {depth}"
     data = mapping(data, f"{where} (format, virtual_size, cluster_size, writes)")
     check_keys(data, ("format", "virtual_size", "cluster_size", "writes", "backing", "name",
-                      "description", "snapshots", "preallocation"), where)
+                      "description", "snapshots", "preallocation", "subformat", "compress"),
+               where)
     fmt = data.get("format", "qcow2")
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ScenarioError(f"format {fmt!r} is not modelled; use one of {FORMATS}"
                             f"{suggest(fmt, FORMATS)}")
+    subformat = _vmdk_rules(data, fmt)
+    compress = _compress_rules(data, fmt, depth)
     if "virtual_size" not in data:
         raise ScenarioError("a storage scenario needs 'virtual_size' (bytes)")
     size = whole_number(data["virtual_size"], "virtual_size")
@@ -189,7 +236,7 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScen
     if fmt == "raw":
         _raw_rules(data)
     elif data.get("preallocation", "off") != "off":
-        raise ScenarioError("preallocation is a raw image's option; a qcow2 image here is "
+        raise ScenarioError(f"preallocation is a raw image's option; a {fmt} image here is "
                             "always created sparse (drop preallocation, or use raw)")
     cluster = whole_number(data.get("cluster_size", DEFAULT_CLUSTER), "cluster_size")
     if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
@@ -202,10 +249,14 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScen
     units = -(-size // unit) + sum((o + n - 1) // unit - o // unit + 1 for o, n in writes)
     backing = data.get("backing")
     if isinstance(backing, Mapping):
+        if id(backing) in (*above, id(data)):
+            raise ScenarioError(f"the backing chain loops: {where}'s backing is "
+                                f"{'itself' if backing is data else 'a scenario above it'}; "
+                                "a backing chain must end in an image without a backing file")
         if depth + 1 > MAX_BACKING_DEPTH:
             raise ScenarioError(f"a chain of backing scenarios may be at most "
                                 f"{MAX_BACKING_DEPTH} deep")
-        backing = _from_dict(cls, backing, depth + 1)
+        backing = _from_dict(cls, backing, depth + 1, (*above, id(data)))
         if backing.virtual_size > size:
             raise ScenarioError("a backing image may not be larger than its overlay "
                                 f"({backing.virtual_size} > {size} bytes)")
@@ -236,7 +287,7 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int) -> StorageScen
     return cls(virtual_size=size, cluster_size=cluster, writes=writes, format=fmt,
                backing=backing, name=text(data.get("name", ""), "the scenario's name"),
                snapshots=_snapshots(data.get("snapshots", []), len(writes)),
-               preallocation=preallocation)
+               preallocation=preallocation, subformat=subformat, compress=compress)
 
 
 def model_units(scenario: StorageScenario) -> int:
@@ -255,6 +306,56 @@ def model_units(scenario: StorageScenario) -> int:
     if isinstance(scenario.backing, StorageScenario):
         units += model_units(scenario.backing)
     return units
+
+
+def _vmdk_rules(data: Mapping[str, Any], fmt: str) -> str:
+    """The vmdk subformat (``''`` for other formats), after the vmdk rules."""
+    if fmt != "vmdk":
+        if "subformat" in data:
+            raise ScenarioError(f"subformat is a vmdk option (monolithicSparse, ...); a {fmt} "
+                                "image has none (drop subformat, or use vmdk)")
+        return ""
+    sub = data.get("subformat", VMDK_SUBFORMATS[0])
+    if not isinstance(sub, str) or sub not in VMDK_SUBFORMATS:
+        raise ScenarioError(f"vmdk subformat {sub!r} is not one of {VMDK_SUBFORMATS}"
+                            f"{suggest(sub, VMDK_SUBFORMATS)}")
+    if sub != VMDK_SUBFORMATS[0]:
+        raise ScenarioError(f"vmdk subformat {sub!r} is not modelled; kvmlab models "
+                            f"{VMDK_SUBFORMATS[0]}")
+    if data.get("cluster_size", VMDK_GRAIN) != VMDK_GRAIN:
+        raise ScenarioError(f"a vmdk image's grain is {VMDK_GRAIN} bytes (128 sectors, as "
+                            f"qemu-img create -f vmdk makes it); cluster_size may only be "
+                            f"{VMDK_GRAIN}, not {data['cluster_size']!r}")
+    if data.get("backing") is not None:
+        raise ScenarioError("a vmdk image here has no backing file: copy-on-write chains "
+                            "are modelled for qcow2 only")
+    if data.get("snapshots"):
+        raise ScenarioError("a vmdk image has no internal snapshots: they need qcow2")
+    return sub
+
+
+def _compress_rules(data: Mapping[str, Any], fmt: str, depth: int) -> bool:
+    """Whether the image is converted with ``qemu-img convert -c``, after its rules."""
+    compress = data.get("compress", False)
+    if not isinstance(compress, bool):
+        raise ScenarioError(f"compress is true or false, not {compress!r}")
+    if not compress:
+        return False
+    if fmt == "raw":
+        raise ScenarioError("compress is a qcow2 option (qemu-img convert -c -O qcow2); a raw "
+                            "image has no clusters to compress")
+    if fmt == "vmdk":
+        raise ScenarioError("compress is a qcow2 option (qemu-img convert -c -O qcow2); a "
+                            "compressed vmdk is the streamOptimized subformat, which is not "
+                            "modelled")
+    if depth:
+        raise ScenarioError("compress applies to the top image only (the one converted with "
+                            "qemu-img convert -c), not to a backing scenario")
+    if data.get("backing") is not None:
+        raise ScenarioError("compress with a backing image is not modelled: qemu-img convert "
+                            "copies the whole chain, and whether a cluster then holds only "
+                            "zeros depends on bytes the model does not follow")
+    return True
 
 
 def _raw_rules(data: Mapping[str, Any]) -> None:
@@ -354,236 +455,3 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | StorageScenario
     return load_scenario_as(scenario, StorageScenario,
                             StorageScenario.from_dict,
                             what="storage scenario", prefixes=["storage-"])
-
-
-# ----------------------------------------------------------------------------- I/O workloads
-
-IO_FORMATS = ("raw", "qcow2", "overlay")
-"""The images the I/O model knows: ``overlay`` is a qcow2 image over a full qcow2 base."""
-IO_PATTERNS = ("sequential", "random")
-SECTOR = 512
-MAX_COUNT = 100_000
-MAX_PASSES = 10
-MAX_QUEUE_DEPTH = 64
-MAX_GUEST_CLUSTERS = 65536
-MAX_REQUESTS = 100_000
-"""The most requests (``count`` times ``passes``) one workload issues. The I/O model spends
-about 50 us of CPU on a request (the simpy events of its disk operations) and keeps a
-record of each: on a 2-core x86_64 machine (Python 3.11) 100,000 random 4 KiB requests to
-an overlay took 5 to 6 s and 120 MiB."""
-MAX_TOUCHED_CLUSTERS = 1_000_000
-"""The most guest clusters all requests of a qcow2 or overlay workload may touch, counted
-as ``count * passes * (request_size // cluster_size + 1)``: the model looks up, and may
-allocate, every cluster a request touches (about 4 us each), so 16 requests of 256 MiB on
-4 KiB clusters (1,048,576 clusters) took 4.3 s. A raw request is one disk operation,
-whatever its size. With both bounds the slowest workload measured (100,000 random 36 KiB
-requests, half of them writes, to an overlay of 4 KiB clusters) took 7.7 s and 130 MiB."""
-
-@dataclass(frozen=True)
-class DiskParams:
-    """What one disk operation costs: ``seek_s`` when it does not start where the last
-    one ended, plus ``length / bandwidth_bytes_per_s``.
-
-    The defaults look like a SATA SSD (60 µs to reach a new place, 500 MB/s);
-    :data:`HDD` looks like a 7200 rpm disk (8 ms, 150 MB/s). Neither was measured.
-
-    Examples
-    --------
-    >>> SSD.op_s(65536, contiguous=True) < SSD.op_s(65536, contiguous=False)
-    True
-    >>> round(HDD.op_s(4096, contiguous=False) * 1000, 3)   # ms: almost all positioning
-    8.027
-    """
-
-    seek_s: float = 60e-6
-    bandwidth_bytes_per_s: float = 500e6
-    name: str = "ssd"
-
-    def __post_init__(self) -> None:
-        text(self.name, "a disk's name")
-        if real_number(self.seek_s, "a disk's seek_s", high=3600, unit="s") < 0:
-            raise ScenarioError(f"a disk's seek_s cannot be negative, not {self.seek_s}")
-        if real_number(self.bandwidth_bytes_per_s, "a disk's bandwidth_bytes_per_s",
-                       high=1e15) < 1:
-            raise ScenarioError("a disk's bandwidth_bytes_per_s must be positive (at least 1), not "
-                                f"{self.bandwidth_bytes_per_s}")
-
-    def op_s(self, length: int, contiguous: bool) -> float:
-        """Seconds for one operation of ``length`` bytes."""
-        return (0.0 if contiguous else self.seek_s) + length / self.bandwidth_bytes_per_s
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | str) -> DiskParams:
-        """A preset name (``'ssd'``, ``'hdd'``) or a dict of the fields."""
-        if isinstance(data, str):
-            if data not in DISKS:
-                raise ScenarioError(f"disk must be one of {sorted(DISKS)} or a dict with "
-                                    f"seek_s and bandwidth_bytes_per_s, not {data!r}")
-            return DISKS[data]
-        data = mapping(data, "disk (a preset name or a dict with seek_s and "
-                             "bandwidth_bytes_per_s)")
-        check_keys(data, ("seek_s", "bandwidth_bytes_per_s", "name"), "the disk",
-                   noun="disk field")
-        return cls(**{"name": "custom", **data})
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return dataclasses.asdict(self)
-
-
-SSD = DiskParams()
-HDD = DiskParams(seek_s=8e-3, bandwidth_bytes_per_s=150e6, name="hdd")
-DISKS: dict[str, DiskParams] = {"ssd": SSD, "hdd": HDD}
-"""The disk presets by name."""
-
-
-@dataclass(frozen=True)
-class IoWorkload:
-    """What the guest does, to which kind of image, on which disk.
-
-    Attributes
-    ----------
-    format : str
-        ``'raw'``, ``'qcow2'`` or ``'overlay'`` (a qcow2 image over a full qcow2 base).
-    pattern : str
-        ``'sequential'`` (wrapping round at the end of the disk) or ``'random'``
-        (offsets aligned to the request size).
-    request_size : int
-        Bytes per request, a positive multiple of 512, at most ``virtual_size``.
-    count : int
-        Requests per pass, 1 to :data:`MAX_COUNT`; ``count * passes`` at most
-        :data:`MAX_REQUESTS`, and for qcow2 and overlay the clusters they touch at most
-        :data:`MAX_TOUCHED_CLUSTERS` (the largest workloads the model runs in seconds).
-    read_fraction : float
-        Share of the requests that are reads (0: all writes, 1: all reads).
-    passes : int
-        How many times the same sequence of requests is issued (a second pass of
-        writes finds its clusters allocated).
-    virtual_size, cluster_size : int
-        The guest disk's size and the image's cluster size, in bytes.
-    l2_cache_tables : int
-        L2 tables held in memory per qcow2 image (least recently used goes first).
-    queue_depth : int
-        Requests the guest keeps in flight at once.
-    prefill : bool
-        Start from an image that already holds data everywhere (its clusters in
-        guest order) instead of an empty one; the overlay's base is always full.
-    disk : DiskParams
-        The disk's costs (:data:`SSD` by default).
-
-    Examples
-    --------
-    >>> w = IoWorkload.from_dict({"format": "overlay", "pattern": "random",
-    ...                           "request_size": 4096, "disk": "hdd"})
-    >>> w.disk.name, IoWorkload.from_dict(w.to_dict()) == w
-    ('hdd', True)
-    >>> IoWorkload(request_size=1000)
-    Traceback (most recent call last):
-    ...
-    kvmlab.errors.ScenarioError: request_size must be a positive multiple of 512 bytes, not 1000
-    >>> IoWorkload(count=100_000, passes=2)          # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    kvmlab.errors.ScenarioError: count x passes must be at most 100000 requests ...
-    """
-
-    format: str = "qcow2"
-    pattern: str = "sequential"
-    request_size: int = 65536
-    count: int = 256
-    read_fraction: float = 0.0
-    passes: int = 1
-    virtual_size: int = 1024 ** 3
-    cluster_size: int = DEFAULT_CLUSTER
-    l2_cache_tables: int = 4
-    queue_depth: int = 1
-    prefill: bool = False
-    disk: DiskParams = field(default=SSD)
-
-    def __post_init__(self) -> None:
-        if self.format not in IO_FORMATS:
-            raise ScenarioError(f"format must be one of {', '.join(map(repr, IO_FORMATS))}, "
-                                f"not {self.format!r}")
-        if self.pattern not in IO_PATTERNS:
-            raise ScenarioError(f"pattern must be 'sequential' or 'random', not "
-                                f"{self.pattern!r}")
-        size = whole_number(self.virtual_size, "virtual_size")
-        if size <= 0 or size % SECTOR:
-            raise ScenarioError(f"virtual_size must be a positive multiple of 512 bytes, "
-                                f"not {size}")
-        request = whole_number(self.request_size, "request_size")
-        if request <= 0 or request % SECTOR:
-            raise ScenarioError(f"request_size must be a positive multiple of 512 bytes, "
-                                f"not {request}")
-        if request > size:
-            raise ScenarioError(f"request_size ({request}) must be within the virtual size "
-                                f"({size})")
-        cluster = whole_number(self.cluster_size, "cluster_size")
-        if cluster < MIN_CLUSTER or cluster > MAX_CLUSTER or cluster & (cluster - 1):
-            raise ScenarioError(f"cluster_size must be a power of two between 512 B and "
-                                f"2 MiB, not {cluster}")
-        if self.format != "raw" and -(-size // cluster) > MAX_GUEST_CLUSTERS:
-            raise ScenarioError(f"the model keeps at most {MAX_GUEST_CLUSTERS} guest clusters "
-                                f"(virtual_size / cluster_size); use larger clusters or a "
-                                f"smaller disk")
-        for what, high in (("count", MAX_COUNT), ("passes", MAX_PASSES),
-                           ("l2_cache_tables", 4096), ("queue_depth", MAX_QUEUE_DEPTH)):
-            number = whole_number(getattr(self, what), what)
-            if not 1 <= number <= high:
-                raise ScenarioError(f"{what} must be between 1 and {high}, not {number}")
-        requests = self.count * self.passes
-        if requests > MAX_REQUESTS:
-            raise ScenarioError(f"count x passes must be at most {MAX_REQUESTS} requests "
-                                f"(the model takes some 50 us for each), not {requests}")
-        touched = requests * (request // cluster + 1)
-        if self.format != "raw" and touched > MAX_TOUCHED_CLUSTERS:
-            raise ScenarioError(
-                f"count x passes x (request_size // cluster_size + 1), the clusters the "
-                f"requests touch, must be at most {MAX_TOUCHED_CLUSTERS} (the model looks "
-                f"at each), not {touched}; use fewer or smaller requests, or larger clusters")
-        share = real_number(self.read_fraction, "read_fraction")
-        if not 0 <= share <= 1:
-            raise ScenarioError(f"read_fraction is a share of the requests, between 0 and 1, "
-                                f"not {share}")
-        if not isinstance(self.prefill, bool):
-            raise ScenarioError(f"prefill must be true or false, not {self.prefill!r}")
-        if not isinstance(self.disk, DiskParams):
-            raise ScenarioError("disk must be a DiskParams (or, in from_dict, a preset name)")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IoWorkload:
-        """Build and check a workload; a broken rule raises ScenarioError naming it."""
-        if not isinstance(data, Mapping):
-            raise ScenarioError("an I/O workload is a dict of IoWorkload's fields")
-        check_keys(data, (f.name for f in dataclasses.fields(cls)), "the I/O workload",
-                   noun="workload field")
-        values = dict(data)
-        if "disk" in values and not isinstance(values["disk"], DiskParams):
-            values["disk"] = DiskParams.from_dict(values["disk"])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the disk as a dict of its fields)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["disk"] = self.disk.to_dict()
-        return out
-
-    def replace(self, **changes: Any) -> IoWorkload:
-        """A copy with some fields changed (and checked again)."""
-        if isinstance(changes.get("disk"), str | Mapping):
-            changes["disk"] = DiskParams.from_dict(changes["disk"])
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def operation(self) -> str:
-        """``'write'``, ``'read'`` or for example ``'30% reads'``."""
-        if self.read_fraction == 0:
-            return "write"
-        if self.read_fraction == 1:
-            return "read"
-        return f"{self.read_fraction:.0%} reads"
-
-    @property
-    def label(self) -> str:
-        """A short name for figures: ``'qcow2, sequential write'``."""
-        return f"{self.format}, {self.pattern} {self.operation}"

@@ -18,6 +18,7 @@ kvmlab.errors.ScenarioError: the storage lab makes its images with this machine'
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -39,7 +40,8 @@ from kvmlab.storage.reader import Qcow2File
 from kvmlab.storage.result import StorageResult
 from kvmlab.storage.scenario import Snapshot, StorageScenario, as_scenario
 
-__all__ = ["SOCKET_PATH_MAX", "TOOLS", "inspect", "local_uri", "make_image", "run_on_host"]
+__all__ = ["CONVERSIONS", "SOCKET_PATH_MAX", "TOOLS", "convert_on_host", "data_grains",
+           "inspect", "local_uri", "make_image", "run_on_host"]
 
 TOOLS = ("qemu-img", "qemu-io")
 """The programs the twin runs (both in Debian's and Ubuntu's ``qemu-utils``)."""
@@ -119,7 +121,7 @@ def _count_steps(scenario: StorageScenario) -> int:
     """Programs :func:`make_image` runs for ``scenario``: create, then one per session."""
     below = _count_steps(scenario.backing) if isinstance(scenario.backing,
                                                          StorageScenario) else 0
-    return below + 1 + len(_sessions(scenario))
+    return below + 1 + len(_sessions(scenario)) + int(scenario.compress)
 
 
 def make_image(scenario: StorageScenario, path: Path, bar: Progress | None = None) -> Path:
@@ -129,7 +131,8 @@ def make_image(scenario: StorageScenario, path: Path, bar: Progress | None = Non
     The writes between two snapshots go to one ``qemu-io`` process (through its
     standard input), as the model assumes: a new process searches for free
     clusters from the start of the file again. ``bar`` (a :mod:`kvmlab.progress` bar),
-    if given, advances by one per program run.
+    if given, advances by one per program run. A compressed scenario's image is the
+    written image (``NAME-written.qcow2`` beside it) copied by ``qemu-img convert -c``.
     """
     qemu_img, qemu_io = _tool("qemu-img"), _tool("qemu-io")
     fmt = scenario.format
@@ -139,9 +142,18 @@ def make_image(scenario: StorageScenario, path: Path, bar: Progress | None = Non
             bar.set_postfix_str(text)
             bar.update(1)
 
+    if scenario.compress:                    # the written image, then a compressed copy
+        written = make_image(dataclasses.replace(scenario, compress=False),
+                             path.with_name(path.stem + "-written.qcow2"), bar)
+        _run([qemu_img, "convert", "-c", "-f", "qcow2", "-O", "qcow2", "-o",
+              f"cluster_size={scenario.cluster_size}", str(written), str(path)])
+        step(f"qemu-img convert -c {path.name}")
+        return path
     if fmt == "raw":
         cmd = [qemu_img, "create", "-q", "-f", "raw", "-o",
                f"preallocation={scenario.preallocation}"]
+    elif fmt == "vmdk":
+        cmd = [qemu_img, "create", "-q", "-f", "vmdk", "-o", f"subformat={scenario.subformat}"]
     else:
         cmd = [qemu_img, "create", "-q", "-f", "qcow2", "-o",
                f"cluster_size={scenario.cluster_size}"]
@@ -175,6 +187,7 @@ def inspect(path: Path, fmt: str = "qcow2") -> dict[str, Any]:
                                      str(path)]))}
     if fmt == "qcow2":
         seen["check"] = json.loads(_run([qemu_img, "check", "--output=json", str(path)]))
+    seen["file_size"] = path.stat().st_size
     return seen
 
 
@@ -183,7 +196,10 @@ def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | Non
     """Make the scenario's image with QEMU's own tools and report what they see.
 
     For a raw image, the allocated "clusters" are the file system blocks that
-    ``qemu-img map`` shows as data, and the end offset is the file's length.
+    ``qemu-img map`` shows as data, and the end offset is the file's length. For a vmdk
+    image they are the grains the map shows as data, and the end offset is the file's
+    size (``qemu-img check`` reports neither for vmdk). A compressed scenario's figures
+    come from ``qemu-img check`` of the converted image, ``compressed-clusters`` included.
 
     Parameters
     ----------
@@ -240,7 +256,66 @@ def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | Non
                              allocated_clusters=-(-data // block_size),
                              image_end_offset=seen["info"]["virtual-size"],
                              provenance=provenance)
+    if scenario.format == "vmdk":
+        return StorageResult(scenario=scenario, source=MEASURED, map=seen["map"],
+                             allocated_clusters=data_grains(seen["map"]),
+                             image_end_offset=seen["file_size"], provenance=provenance)
     return StorageResult(scenario=scenario, source=MEASURED, map=seen["map"],
                          allocated_clusters=seen["check"].get("allocated-clusters", 0),
                          image_end_offset=seen["check"]["image-end-offset"],
-                         provenance=provenance)
+                         provenance=provenance,
+                         compressed_clusters=(seen["check"].get("compressed-clusters", 0)
+                                              if scenario.compress else None))
+
+
+CONVERSIONS = (("vmdk", "qcow2"), ("qcow2", "vmdk"))
+"""The conversions :func:`convert_on_host` makes: source format, target format."""
+
+
+def convert_on_host(scenario: StorageScenario | Mapping[str, Any], *,
+                    progress: ProgressArg = None) -> dict[str, list[dict[str, Any]]]:
+    """The scenario's writes made on a vmdk and on a qcow2 image (64 KiB clusters), each
+    converted to the other format with ``qemu-img convert``: the target's
+    ``qemu-img map`` of each, keyed ``"vmdk -> qcow2"`` and ``"qcow2 -> vmdk"``.
+
+    The qcow2 target gets 64 KiB clusters (``-o cluster_size=65536``), the vmdk target
+    the default monolithicSparse subformat. Everything happens in a ``kvmlab-storage-*``
+    folder removed afterwards.
+    """
+    scenario = as_scenario(scenario)
+    progress = check_progress(progress)
+    qemu_img = _tool("qemu-img")
+    _tool("qemu-io")
+    remove_dead_dirs(temp_root())
+    out: dict[str, list[dict[str, Any]]] = {}
+    with (stop_signals_as_exit(),
+          progress_bar(progress, total=2 * len(CONVERSIONS), desc="qemu-img convert",
+                       unit="step") as bar,
+          owned_tempdir("storage") as tmp):
+        for source, target in CONVERSIONS:
+            extra = {"subformat": "monolithicSparse"} if source == "vmdk" else {}
+            made = dataclasses.replace(scenario, format=source, cluster_size=65536,
+                                       name="", **{"subformat": "", **extra})
+            src = make_image(made, tmp / f"source.{source}")
+            bar.update(1)
+            options = ["-o", "cluster_size=65536"] if target == "qcow2" else []
+            dst = tmp / f"target.{target}"
+            _run([qemu_img, "convert", "-f", source, "-O", target, *options, str(src),
+                  str(dst)])
+            out[f"{source} -> {target}"] = json.loads(_run(
+                [qemu_img, "map", "--output=json", "-f", target, str(dst)]))
+            bar.update(1)
+    return out
+
+
+def data_grains(entries: list[dict[str, Any]], grain: int = 65536) -> int:
+    """The grains a vmdk's ``qemu-img map`` shows as data (``qemu-img check`` does not
+    count them for vmdk). Entries start on grain boundaries; the last may be short.
+
+    Examples
+    --------
+    >>> data_grains([{"start": 0, "length": 131072, "data": True},
+    ...              {"start": 131072, "length": 512, "data": True}])
+    3
+    """
+    return sum(-(-e["length"] // grain) for e in entries if e["data"])

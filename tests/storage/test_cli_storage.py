@@ -4,6 +4,7 @@ import shutil
 import pytest
 
 from kvmlab.cli import main
+from tests.conftest import IN_CI
 
 SCENARIO = {"format": "qcow2", "virtual_size": 10485760, "cluster_size": 65536,
             "writes": [[1048576, 65536], [100, 10]]}
@@ -46,3 +47,25 @@ def test_storage_problems_are_seeded_with_hidden_answers(capsys):
     assert capsys.readouterr().out == first and "seed 4" in first
     assert main(["problems", "storage", "-s", "4", "-c"]) == 0
     assert len(capsys.readouterr().out) > len(first)
+
+
+@pytest.mark.parametrize("name, figure", [("storage-vmdk-sparse", "image_end_offset"),
+                                          ("storage-qcow2-compressed", "compressed_clusters")])
+def test_compare_vmdk_and_compressed_prints_the_same_shape(name, figure, capsys):
+    if shutil.which("qemu-img") is None and not IN_CI:
+        pytest.skip("qemu-utils is not installed")
+    assert main(["storage", "compare", name]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out)[:2] == ["agrees", "max_error"] and out["agrees"] is True
+    assert out[figure][0] == out[figure][1] and "map_differences" in out
+
+
+def test_convert_prints_both_conversions(capsys):
+    if shutil.which("qemu-img") is None and not IN_CI:
+        pytest.skip("qemu-utils is not installed")
+    assert main(["storage", "convert", "storage-vmdk-sparse"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["agrees"] is True
+    assert set(out["conversions"]) == {"vmdk -> qcow2", "qcow2 -> vmdk"}
+    assert "vmdk -> qcow2: agrees" in captured.err

@@ -18,7 +18,7 @@ BASE = {"format": "qcow2", "virtual_size": 1048576, "cluster_size": 65536, "writ
     ({"writes": [[0, 0]]}, "length must be positive"),
     ({"writes": [[0, -5]]}, "length must be positive"),
     ({"backing": "/nonexistent/base.qcow2"}, "does not exist"),
-    ({"format": "vmdk"}, "not modelled"),
+    ({"format": "vdi"}, "not modelled"),
     ({"sectors": 4}, "unknown key 'sectors' in the storage scenario; the keys are"),
     ({"writes": [[0, 1]], "wrtes": []}, "unknown key 'wrtes' .*; did you mean 'writes'"),
     ({"format": "qcow"}, "did you mean 'qcow2'"),
