@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "cpu": "benchmarks.bench_cpu",
     "memory": "benchmarks.bench_memory",
     "experiments": "benchmarks.bench_experiments",
+    "widgets": "benchmarks.bench_widgets",
 }
 
 

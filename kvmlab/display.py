@@ -25,6 +25,8 @@ from kvmlab.errors import ScenarioError
 
 __all__ = ["HIDDEN", "Record", "Table", "as_table", "human_bytes"]
 
+LONG_CELL = 60
+"""Cells longer than this many characters wrap in HTML tables."""
 HIDDEN = {"show": False}
 """Field metadata that keeps a field out of text, HTML and tables."""
 
@@ -275,7 +277,11 @@ class Table:
 
         def cell(tag: str, text: str, is_right: bool) -> str:
             align = "right" if is_right else "left"
-            return f"<{tag} style='text-align:{align}'>{html.escape(text)}</{tag}>"
+            # a long cell (an error message) wraps in a column of its own width, top-aligned,
+            # instead of stretching the table or leaving a tall empty row
+            wrap = (";vertical-align:top;white-space:normal;min-width:20em;max-width:40em"
+                    if len(text) > LONG_CELL else "")
+            return f"<{tag} style='text-align:{align}{wrap}'>{html.escape(text)}</{tag}>"
 
         head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
         body = "".join(

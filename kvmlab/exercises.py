@@ -45,7 +45,7 @@ class Feedback:
         p.text(self.message)
 
     def _repr_markdown_(self) -> str:  # pragma: no cover - Jupyter
-        mark = "✅" if self.correct else "❌"
+        mark = "**right:**" if self.correct else "**not yet:**"
         return f"{mark} {self.message.replace(chr(10), '  ' + chr(10))}"
 
 

@@ -226,3 +226,17 @@ def test_sweep_benchmark_grid_has_200_runs_and_the_quick_run_tabulates() -> None
     result = bench_experiments.run(quick=True)
     assert json.loads(json.dumps(result)) == result
     assert "speed-up on processes" in bench_experiments.format_table(result)
+
+
+bench_widgets = importlib.import_module("benchmarks.bench_widgets")
+
+
+def test_widget_benchmark_times_every_explorer_against_a_plain_plot() -> None:
+    result = bench_widgets.run(quick=True)
+    assert json.loads(json.dumps(result)) == result
+    assert [w["widget"] for w in result["widgets"]] == list(bench_widgets.WIDGETS)
+    for w in result["widgets"]:
+        assert w["changes"] == len(w["times_ms"]) >= 1
+        assert 0 < w["median_ms"] <= w["p95_ms"] and w["baseline_ms"] > 0
+        assert w["ratio"] == round(w["median_ms"] / w["baseline_ms"], 2) or w["ratio"] > 0
+    assert "median ms" in bench_widgets.format_table(result)

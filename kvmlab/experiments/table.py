@@ -216,10 +216,17 @@ class SweepTable:
     def __str__(self) -> str:
         return str(self._shown(self.rows))
 
-    def _repr_html_(self, max_rows: int = 40) -> str:
-        more = (f"<p>... and {len(self) - max_rows} more rows</p>" if len(self) > max_rows
-                else "")
-        return self._shown(self.rows[:max_rows])._repr_html_() + more
+    def head(self, n: int = 10) -> Table:
+        """The first ``n`` runs as a :class:`Table` (``print(table)`` shows every run)."""
+        return Table(self.rows[:n], self.columns,
+                     title=f"{self.name}: the first {min(n, len(self))} of {len(self)} runs")
+
+    def _repr_html_(self, max_rows: int = 8) -> str:
+        if len(self) <= max_rows:
+            return self._shown(self.rows)._repr_html_()
+        return (self.head(max_rows)._repr_html_()
+                + f"<p>... and {len(self) - max_rows} more runs: <code>print(table)</code> "
+                  "shows them all, <code>table.summary()</code> averages the seeds.</p>")
 
     # -- statistics across seeds -------------------------------------------------
     def _group_columns(self) -> list[str]:
@@ -320,6 +327,6 @@ class SweepTable:
         band = f"{level:.0%} band" if seeds > 1 else "no band from one seed"
         ax.set_title(f"{self.name}: mean of {seeds} seed(s), {band}", fontsize=10)
         if by is not None or label:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=9)
         ax.grid(alpha=0.3)
         return ax

@@ -76,30 +76,38 @@ def _table(table: object) -> SweepTable:
     return table
 
 
+def draw_seeds(fig: Any, table: SweepTable, x: str, y: str, n: int,
+               by: str | None = None) -> str | None:
+    """The seed explorer's view: the first ``n`` seeds of ``table`` drawn into ``fig``
+    (cleared first); a line about the widest band (None with ``by``)."""
+    part = first_seeds(table, n)
+    fig.clear()
+    part.plot(x, y, by=by, ax=fig.add_subplot())
+    widths = band_widths(part, x, y) if by is None else {}
+    if widths:
+        return f"The widest band with {n} seeds: {max(widths.values()):.3f}."
+    return None
+
+
 def seed_explorer(table: SweepTable, x: str, y: str, by: str | None = None) -> Any:
     """A slider for how many of the table's seeds to use, above the plot it redraws.
 
     Returns
     -------
     ipywidgets.VBox
-        The slider (``box.children[0]``) above the output (``box.children[1]``).
+        The slider (``box.children[0]``) above the output (``box.children[1]``: a line
+        about the bands, the figure).
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
+
+    from kvmlab.explorer import Explorer
 
     most = len(set(table["seed"]))
     if most < 2:
         raise ScenarioError("a band needs at least two seeds; sweep with more seeds")
     slider = w.IntSlider(2, min=2, max=most, description="seeds", continuous_update=False)
-
-    def show(n: int) -> None:
-        part = first_seeds(table, n)
-        ax = part.plot(x, y, by=by)
-        widths = band_widths(part, x, y) if by is None else {}
-        if widths:
-            print(f"widest band with {n} seed(s): {max(widths.values()):.3f}")
-        display(ax.figure)
-        plt.close(ax.figure)
-
-    return w.VBox([slider, w.interactive_output(show, {"n": slider})])
+    made = Explorer({"n": slider}, lambda fig, n: draw_seeds(fig, table, x, y, n, by),
+                    figsize=(6.4, 4), arrange=lambda _controls: slider)
+    box = w.VBox([slider, w.VBox([made.above, made.image, made.below])])
+    box.explorer = made
+    return box

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from kvmlab.memory.machine import SIZE_NAMES
@@ -106,10 +107,11 @@ def reference_counts(counts: Mapping[tuple[str, str], int], ax: Axes | None = No
     return ax
 
 
-def chain(t: TracedAddress, ax: Axes | None = None) -> Axes:
+def chain(t: TracedAddress, ax: Axes | None = None, origin: str = "a guest") -> Axes:
     """The seed's picture, VA → PA → MA, drawn from one traced address (with QEMU's
-    virtual address in between, where the PA lives in the QEMU process)."""
-    ax = _axes(ax, (10, 2.6))
+    virtual address in between, where the PA lives in the QEMU process); ``origin`` says
+    where the trace comes from in the title (``"a live guest"``, ``"a recorded trace"``)."""
+    ax = _axes(ax, (10, 2.8))
     boxes = [("guest-virtual (VA)", t.va, "the program's pointer", COLOURS["guest"]),
              ("guest-physical (PA)", t.model_pa, "the guest's page tables", COLOURS["guest"]),
              ("QEMU's virtual (HVA)", t.hva, "QEMU's memory map (gpa2hva)", COLOURS["nested"]),
@@ -126,12 +128,13 @@ def chain(t: TracedAddress, ax: Axes | None = None) -> Axes:
         if i:
             ax.annotate("", xy=(x - 0.05, 0.9), xytext=(x - 0.55, 0.9),
                         arrowprops={"arrowstyle": "->", "lw": 2})
-            ax.text(x - 0.3, 0.05, how, ha="center", fontsize=8, style="italic")
+            ax.text(x - 0.3, 0.0 if i % 2 else -0.3, how, ha="center", fontsize=9,
+                    style="italic")
     ax.set_xlim(-0.2, 10.2)
-    ax.set_ylim(-0.1, 1.7)
+    ax.set_ylim(-0.4, 1.7)
     ax.axis("off")
     page = SIZE_LABEL.get(t.page_size or 0, "?")
-    ax.set_title(f"one {t.kind} address of a live guest ({page} page, {len(t.refs)} table "
+    ax.set_title(f"one {t.kind} address of {origin} ({page} page, {len(t.refs)} table "
                  "entries read)", loc="left")
     return ax
 
@@ -145,13 +148,47 @@ def hit_rates(working_sets: Sequence[int], curves: Mapping[str, Sequence[float]]
         line, = ax.plot([w / 2**20 for w in working_sets], rates, marker="o", label=label)
         if tlb_reach and label in tlb_reach:
             ax.axvline(tlb_reach[label] / 2**20, color=line.get_color(), ls="--", lw=1,
-                       alpha=0.7)
+                       alpha=0.7, label=f"its reach ({_size(tlb_reach[label])})")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("working set (MiB)")
     ax.set_ylabel("TLB hit rate")
     ax.set_ylim(0, 1.02)
     ax.legend()
     ax.set_title("a TLB covers entries x page size; past that, misses climb", loc="left")
+    return ax
+
+
+def _size(size_bytes: int) -> str:
+    """``262144`` -> ``'256 KiB'``, ``4194304`` -> ``'4 MiB'``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if size_bytes >= 1 << shift:
+            return f"{size_bytes / (1 << shift):g} {unit}"
+    return f"{size_bytes / 1024:g} KiB"
+
+
+def tlb_point(fig: Figure, working_set_kib: int, tried: Mapping[int, float], reach_kib: int,
+              label: str) -> Axes:
+    """The TLB explorer's picture, drawn into ``fig`` (cleared first): hit rate against
+    working set (KiB, doubling), the working sets ``tried`` (KiB to hit rate) as dots,
+    ``working_set_kib`` highlighted, the TLB's reach dashed."""
+    fig.clear()
+    ax = fig.add_subplot()
+    xs = sorted(tried)
+    ax.plot(xs, [tried[x] for x in xs], marker="o", color=COLOURS["guest"], alpha=0.5,
+            label="working sets tried")
+    ax.plot([working_set_kib], [tried[working_set_kib]], marker="o", ms=11, ls="",
+            color=COLOURS["nested"], label=f"this one: {tried[working_set_kib]:.0%} hits")
+    ax.axvline(reach_kib, color="grey", ls="--", lw=1,
+               label=f"TLB reach ({_size(reach_kib * 1024)})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(32, 1 << 17)
+    ticks = [64 << k for k in range(0, 11, 2)]
+    ax.set_xticks(ticks, [_size(k * 1024) for k in ticks])
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("working set")
+    ax.set_ylabel("TLB hit rate")
+    ax.legend(loc="lower left")
+    ax.set_title(label, loc="left", fontsize=11)
     return ax
 
 
@@ -166,9 +203,11 @@ def shadow_vs_nested(write_rates: Sequence[float], overhead: Mapping[str, Sequen
     if break_even is not None:
         ax.axvline(break_even, color="grey", ls=":", label=f"break-even {break_even:.0f}")
     ax.set_xlabel("guest page-table writes per million instructions")
-    ax.set_ylabel("overhead (% of run time)")
+    ax.set_ylabel("translation time, % of the\ninstructions' own time")
     ax.legend()
-    ax.set_title("shadow paging pays per table write, nested paging per TLB miss", loc="left")
+    ax.set_title("shadow paging pays per table write, nested paging per TLB miss\n"
+                 "(100 %: translating takes as long as the work itself)", loc="left",
+                 fontsize=11)
     return ax
 
 

@@ -115,29 +115,62 @@ def run(addresses: list[int], guest: PageTables, host: PageTables, tlb_entries: 
         pwc_entries: int = 32) -> TraceResult:
     """Translate every address of the trace through a TLB, a page-walk cache and the walk.
 
-    The tables do not change during a trace, so the walk of each 4 KiB page is made once
-    and its references replayed through the page-walk cache on every later miss.
+    The tables do not change during a trace, so each 4 KiB page is walked once: its TLB
+    entry (the page size the walk found and the page number at that size) and its walk's
+    table entries, each numbered once per trace, are kept, and on every later miss the
+    entries are replayed through the page-walk cache. Every address of a page has the
+    same translation, and one TLB entry covers a page only if the walk of any of its
+    addresses would have made that entry (huge pages are aligned in both dimensions), so
+    the one entry a page can be covered by is the only one looked up.
     """
-    tlb, pwc = Lru(tlb_entries), Lru(pwc_entries)
-    walks: dict[int, tuple[tuple[tuple[str, int, int], ...], int | None]] = {}
-    sizes = tuple(PAGE_SIZES)
+    if tlb_entries < 0 or pwc_entries < 0:
+        raise ScenarioError(f"a cache has 0 or more entries, not "
+                            f"{min(tlb_entries, pwc_entries)}")
+    tlb: OrderedDict[int, None] = OrderedDict()
+    pwc: OrderedDict[int, None] = OrderedDict()
+    tlb_seen, tlb_move, tlb_evict = tlb.__contains__, tlb.move_to_end, tlb.popitem
+    pwc_move, pwc_evict = pwc.move_to_end, pwc.popitem
+    pages: dict[int, tuple[int | None, tuple[int, ...], int]] = {}
+    numbers: dict[tuple[str, int, int], int] = {}
     misses = refs = faults = 0
     for va in addresses:
-        if any(tlb.touch((size, va // size)) for size in sizes):
+        known = pages.get(va >> 12)        # its 4 KiB page (PAGE)
+        if known is None:
+            known = pages[va >> 12] = _page_walk(va, guest, host, numbers)
+        entry, upper, leaf = known
+        if entry is not None and tlb_seen(entry):
+            tlb_move(entry)
             continue
         misses += 1
-        known = walks.get(va // PAGE)
-        if known is None:
-            walk = nested_walk(va, guest, host)
-            known = walks[va // PAGE] = (
-                tuple((r.dimension, r.table, r.index) for r in walk.refs), walk.page_size)
-        keys, page_size = known
-        if page_size is None:
+        if entry is None:
             faults += 1                    # a fault leaves nothing in the TLB
-        else:
-            tlb.add((page_size, va // page_size))
-        for key in keys[:-1]:
-            if not pwc.hit(key):
+        elif tlb_entries:
+            tlb[entry] = None
+            if len(tlb) > tlb_entries:
+                tlb_evict(last=False)
+        refs += leaf                       # the leaf (the last reference) is never cached
+        if not pwc_entries:
+            refs += len(upper)
+            continue
+        for key in upper:
+            if key in pwc:
+                pwc_move(key)
+            else:
                 refs += 1
-        refs += 1 if keys else 0           # the leaf (the last reference) is never cached
+                pwc[key] = None
+                if len(pwc) > pwc_entries:
+                    pwc_evict(last=False)
     return TraceResult(len(addresses), misses, refs, faults)
+
+
+def _page_walk(va: int, guest: PageTables, host: PageTables,
+               numbers: dict[tuple[str, int, int], int]
+               ) -> tuple[int | None, tuple[int, ...], int]:
+    """The TLB entry of ``va``'s page (None for a fault), the numbers of its walk's table
+    entries but the last, and 1 if the walk read any (the leaf), else 0."""
+    walk = nested_walk(va, guest, host)
+    keys = [numbers.setdefault((r.dimension, r.table, r.index), len(numbers))
+            for r in walk.refs]
+    size = walk.page_size
+    entry = None if size is None else (va // size) * 4 + PAGE_SIZES[size]
+    return entry, tuple(keys[:-1]), 1 if keys else 0

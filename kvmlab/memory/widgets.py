@@ -15,14 +15,16 @@ Examples
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from kvmlab.errors import ScenarioError
+from kvmlab.explorer import explorer
 from kvmlab.memory.machine import identity_machine, page_size, worst_case_walk
-from kvmlab.memory.paging import PAGE_SIZES, Walk
-from kvmlab.memory.plot import walk_grid
+from kvmlab.memory.paging import PAGE_SIZES, PageTables, Walk
+from kvmlab.memory.plot import tlb_point, walk_grid
 from kvmlab.memory.tlb import PATTERNS, TraceResult, run, trace
 from kvmlab.validate import text, whole_number
 
@@ -36,7 +38,10 @@ MAX_TLB_PAGES = 32768
 """The most pages :func:`tlb_view` maps for the working set (128 MiB of 4 KiB pages)."""
 MAX_ACCESSES = 10_000
 """The longest trace :func:`tlb_view` runs: with the largest working set and a random
-pattern that misses every time, the whole call takes about 0.8 s."""
+pattern that misses every time, the whole call takes about 0.4 s (the first time; the
+explorer keeps the machines and the results it has computed)."""
+WORKING_SETS_KIB = tuple(64 << k for k in range(11))
+"""The TLB explorer's working sets: 64 KiB to 64 MiB, each twice the one before."""
 MAX_ENTRIES = 1 << 16
 """The most entries of a TLB or a page-walk cache :func:`tlb_view` models."""
 
@@ -106,50 +111,103 @@ def tlb_view(working_set_kib: int, tlb_entries: int, page: str = "4K",
         raise ScenarioError(f"a working set of {working_set_kib} KiB is {pages} pages of "
                             f"{page}; the explorer maps at most {MAX_TLB_PAGES}: use a smaller "
                             "working set or larger pages")
-    size = working_set_kib * 1024
-    guest, host = identity_machine(size, page, page)
-    r = run(trace(pattern, accesses, size, seed=seed), guest, host, tlb_entries, pwc_entries)
+    r = _trace_result(working_set_kib * 1024, page_size(page), pattern, tlb_entries,
+                      pwc_entries, accesses, seed)
     reach = tlb_entries * page_size(page)
     return r, (f"hit rate {r.hit_rate:.1%}, {r.refs_per_access:.2f} translation references "
                f"per access; the TLB reaches {reach // 1024} KiB of a {working_set_kib} KiB "
                "working set")
 
 
+@lru_cache(maxsize=16)
+def _machine(size: int, page: int) -> tuple[PageTables, PageTables]:
+    """The identity machine of a working set (kept: the explorer comes back to them)."""
+    return identity_machine(size, page, page)
+
+
+@lru_cache(maxsize=512)
+def _trace_result(size: int, page: int, pattern: str, tlb_entries: int, pwc_entries: int,
+                  accesses: int, seed: int) -> TraceResult:
+    guest, host = _machine(size, page)
+    return run(trace(pattern, accesses, size, seed=seed), guest, host, tlb_entries,
+               pwc_entries)
+
+
+def _kib(kib: int) -> str:
+    return f"{kib >> 10} MiB" if kib >= 1024 and kib % 1024 == 0 else f"{kib} KiB"
+
+
+def draw_walk(fig: Figure, guest_page: str, host_page: str, levels: int) -> str:
+    """The walk explorer's view: :func:`walk_view`'s grid drawn into ``fig``; its line."""
+    walk, line = walk_view(guest_page, host_page, levels)
+    fig.clear()
+    walk_grid(walk, ax=fig.add_subplot())
+    return line
+
+
+def draw_tlb(fig: Figure, working_set_kib: int, tlb_entries: int, page: str, pattern: str,
+             accesses: int = 2000, tried: dict[int, float] | None = None) -> str:
+    """The TLB explorer's view: this setting's hit rate against the working set, with the
+    TLB's reach and the hit rates of working sets ``tried`` before (KiB to hit rate) with
+    the same TLB; :func:`tlb_view`'s line."""
+    result, line = tlb_view(working_set_kib, tlb_entries, page, pattern, accesses=accesses)
+    seen = {**(tried or {}), working_set_kib: result.hit_rate}
+    tlb_point(fig, working_set_kib, seen, tlb_entries * page_size(page) // 1024,
+              f"{tlb_entries} entries of {page} pages, {pattern} accesses")
+    return line
+
+
 def walk_explorer() -> Any:
-    """Menus for the guest's and the host's page size and the levels: the walk's grid."""
+    """Menus for the guest's and the host's page size and the levels: the walk's grid.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The menus (``box.children[0]``), the line counting the walk, the grid.
+    """
     import ipywidgets as w
-    from IPython.display import display
 
     guest = w.Dropdown(options=SIZES, value="4K", description="guest page")
     host = w.Dropdown(options=SIZES, value="4K", description="host page")
-    levels = w.Dropdown(options=(4, 5), value=4, description="levels")
-
-    def show(guest_page: str, host_page: str, levels: int) -> None:
-        walk, text = walk_view(guest_page, host_page, levels)
-        print(text)
-        fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
-        walk_grid(walk, ax=ax)
-        display(fig)
-        plt.close(fig)
-
-    out = w.interactive_output(show, {"guest_page": guest, "host_page": host,
-                                      "levels": levels})
-    return w.VBox([w.HBox([guest, host, levels]), out])
+    levels = w.Dropdown(options=LEVELS, value=4, description="levels")
+    return explorer({"guest_page": guest, "host_page": host, "levels": levels},
+                    lambda fig, **v: draw_walk(fig, v["guest_page"], v["host_page"],
+                                               v["levels"]),
+                    figsize=(6.5, 4.5))
 
 
 def tlb_explorer(accesses: int = 2000) -> Any:
-    """Sliders for the working set and the TLB's size, menus for the page size and the
-    access pattern: the hit rate and the cost per access."""
+    """A slider for the working set (64 KiB to 64 MiB, doubling), one for the TLB's
+    entries, menus for the page size and the access pattern: the hit rate and the cost
+    per access, drawn against the working set.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The controls (``box.children[0]``), the line about the run, the figure.
+    """
     import ipywidgets as w
 
-    ws = w.IntSlider(value=1024, min=64, max=65536, step=64, description="working set KiB")
-    entries = w.IntSlider(value=64, min=4, max=1536, step=4, description="TLB entries")
+    style = {"description_width": "initial"}
+    ws = w.SelectionSlider(options=[(_kib(k), k) for k in WORKING_SETS_KIB], value=1024,
+                           description="working set", continuous_update=False,
+                           style=style, layout=w.Layout(width="420px"))
+    entries = w.IntSlider(value=64, min=4, max=1536, step=4, description="TLB entries",
+                          continuous_update=False, style=style,
+                          layout=w.Layout(width="420px"))
     page = w.Dropdown(options=("4K", "2M"), value="4K", description="page")
     pattern = w.Dropdown(options=PATTERNS, value="random", description="pattern")
 
-    def show(working_set_kib: int, tlb_entries: int, page: str, pattern: str) -> None:
-        print(tlb_view(working_set_kib, tlb_entries, page, pattern, accesses=accesses)[1])
+    tried: dict[tuple[int, str, str], dict[int, float]] = {}
 
-    out = w.interactive_output(show, {"working_set_kib": ws, "tlb_entries": entries,
-                                      "page": page, "pattern": pattern})
-    return w.VBox([w.HBox([ws, entries]), w.HBox([page, pattern]), out])
+    def draw(fig: Figure, working_set_kib: int, tlb_entries: int, page: str,
+             pattern: str) -> str:
+        mine = tried.setdefault((tlb_entries, page, pattern), {})
+        line = draw_tlb(fig, working_set_kib, tlb_entries, page, pattern, accesses, mine)
+        mine[working_set_kib] = _trace_result(working_set_kib * 1024, page_size(page),
+                                              pattern, tlb_entries, 32, accesses, 0).hit_rate
+        return line
+
+    return explorer({"working_set_kib": ws, "tlb_entries": entries, "page": page,
+                     "pattern": pattern}, draw, figsize=(7, 3.6),
+                    arrange=lambda cs: w.VBox([w.HBox(list(cs)[:2]), w.HBox(list(cs)[2:])]))

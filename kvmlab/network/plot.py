@@ -64,8 +64,18 @@ def draw_domains(topology: Topology, domains: Iterable[set[str]], ax: Any = None
     ax = draw_topology(topology, ax, host_colours=colour)
     ax.legend(handles=[Patch(color=DOMAIN_COLOURS[k % len(DOMAIN_COLOURS)],
                              label=", ".join(sorted(d))) for k, d in enumerate(domains)],
-              title="broadcast domains", loc="best", fontsize=7, title_fontsize=8)
+              title="broadcast domains", loc="best", fontsize=9, title_fontsize=9)
     return ax
+
+
+def _layout(graph: Any) -> dict[Any, tuple[float, float]]:
+    """Node positions: in columns by hops from the first node when the graph is connected
+    (every link about as long, so the interface names on it have room), else a spring
+    layout."""
+    if len(graph) > 1 and nx.is_connected(graph):
+        pos = nx.bfs_layout(graph, next(iter(graph)), align="vertical", scale=1.0)
+        return {n: (float(x), float(y)) for n, (x, y) in pos.items()}
+    return {n: (float(x), float(y)) for n, (x, y) in nx.spring_layout(graph, seed=1).items()}
 
 
 def draw_topology(topology: Topology, ax: Any = None, receivers: tuple[str, ...] = (),
@@ -75,29 +85,32 @@ def draw_topology(topology: Topology, ax: Any = None, receivers: tuple[str, ...]
     of its two interfaces. NICs in ``receivers`` are drawn green, ``sender``'s host bold;
     ``host_colours`` colours hosts by name."""
     if ax is None:
-        _fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+        _fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
     g = topology.graph()
     simple = nx.Graph(g)
-    pos = nx.spring_layout(simple, seed=1)
+    pos = _layout(simple)
     got = {r.split(":")[0] for r in receivers}
-    for kind, shape in (("host", "o"), ("bridge", "s")):
-        nodes = [n for n, k in g.nodes(data="kind") if k == kind]
-        colours = [RECEIVED_COLOUR if n in got else (host_colours or {}).get(n) or
-                   (HOST_COLOUR if kind == "host" else BRIDGE_COLOUR) for n in nodes]
-        widths = [3.0 if sender and n == sender.split(":")[0] else 1.0 for n in nodes]
-        nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_shape=shape, node_color=colours,
-                               node_size=900, edgecolors="black", linewidths=widths, ax=ax)
-    nx.draw_networkx_edges(simple, pos, ax=ax)
     for n, (x, y) in pos.items():
-        ax.text(x, y, n, ha="center", va="center", fontsize=8, color="white",
-                fontweight="bold")
+        kind = g.nodes[n].get("kind")
+        colour = (RECEIVED_COLOUR if n in got else (host_colours or {}).get(n) or
+                  (HOST_COLOUR if kind == "host" else BRIDGE_COLOUR))
+        width = 3.0 if sender and n == sender.split(":")[0] else 1.0
+        # the name sits in its own box, so a long one (brvlan10) is never cut by a marker
+        ax.text(x, y, n, ha="center", va="center", fontsize=10, color="white",
+                fontweight="bold", zorder=5,
+                bbox={"boxstyle": "circle,pad=0.5" if kind == "host" else "square,pad=0.6",
+                      "fc": colour, "ec": "black", "lw": width})
+    nx.draw_networkx_edges(simple, pos, ax=ax)
     for _u, _v, ends in g.edges(data="ends"):
         a, b = ends
         (xa, ya), (xb, yb) = pos[a.split(":")[0]], pos[b.split(":")[0]]
         for (x0, y0), (x1, y1), name in (((xa, ya), (xb, yb), a), ((xb, yb), (xa, ya), b)):
-            ax.annotate(name.split(":")[1], (x0 + (x1 - x0) * 0.28, y0 + (y1 - y0) * 0.28),
-                        fontsize=7, ha="center", va="center",
+            ax.annotate(name.split(":")[1], (x0 + (x1 - x0) * 0.3, y0 + (y1 - y0) * 0.3),
+                        fontsize=9, ha="center", va="center", zorder=4,
                         bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
+    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
+    ax.set_xlim(min(xs) - 0.25, max(xs) + 0.25)
+    ax.set_ylim(min(ys) - 0.2, max(ys) + 0.2)
     ax.set_title(topology.name or "topology", loc="left", fontsize=10)
     ax.set_axis_off()
     return ax
@@ -143,7 +156,7 @@ def draw_comparison(comparison: Any, ax: Any = None) -> Any:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(handles=[Line2D([], [], marker="o", ls="", color=AGREE_COLOUR, label="agree"),
                        Line2D([], [], marker="x", ls="", color=DIFFER_COLOUR, label="differ")],
-              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     tables = ", ".join(comparison.fdb_differences) or "none"
     name = comparison.simulated.topology.name or "topology"
     ax.set_title(f"{name}: {len(comparison.differing_frames)} of {n} frames differ; "

@@ -195,13 +195,25 @@ def _topology(topology: Any) -> Topology:
     return topology
 
 
+def draw_playground(fig: Any, topology: Topology) -> str:
+    """The playground's view of ``topology``: drawn into ``fig`` (cleared first), the
+    receivers of its last frame green and its sender bold; :func:`outcome` as text."""
+    from kvmlab.network.plot import draw_topology
+
+    t = _topology(topology)
+    got = simulate(t).receivers[-1] if t.frames else ()
+    fig.clear()
+    draw_topology(t, ax=fig.add_subplot(), receivers=got,
+                  sender=t.frames[-1].sender if t.frames else None)
+    return outcome(t)
+
+
 def playground(guests: int = 3) -> Any:
     """Pick a sender and a destination, press send, see who got it and what br0 learned;
     the flags apply to every port (changing them starts again)."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
-    from kvmlab.network.plot import draw_topology
+    from kvmlab.explorer import View
 
     names = [f"vm{i + 1}" for i in range(guests)]
     sender = w.Dropdown(options=names, description="from")
@@ -211,17 +223,15 @@ def playground(guests: int = 3) -> Any:
     hairpin = w.Checkbox(description="hairpin")
     flood = w.Checkbox(value=True, description="flood unknown")
     send, reset = w.Button(description="send"), w.Button(description="start again")
-    picture, text = w.Output(), w.HTML()
+    picture = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+    text = w.HTML()
+    view = View(draw_playground, figsize=(7, 4.5))
     state = {"t": one_bridge(guests)}
 
     def draw() -> None:
-        t = state["t"]
-        text.value = _pre(outcome(t))
-        picture.clear_output(wait=True)
-        with picture:
-            got = simulate(t).receivers[-1] if t.frames else ()
-            draw_topology(t, receivers=got, sender=t.frames[-1].sender if t.frames else None)
-            plt.show()
+        png, _above, _below = view.update(topology=state["t"])
+        text.value = _pre(outcome(state["t"]))
+        picture.value = png
 
     def restart(_change: Any = None) -> None:
         state["t"] = one_bridge(guests, ageing.value, hairpin.value, flood.value)

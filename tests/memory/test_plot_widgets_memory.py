@@ -97,9 +97,31 @@ def test_the_explorers_rerun_when_a_control_moves(monkeypatch):
     guest.value, levels.value = "1G", 5
     assert calls[-1] == ("walk", ("1G", "2M", 5))
     box = memory_widgets.tlb_explorer(accesses=200)
-    ws, entries = box.children[0].children
+    (ws, entries), _menus = (row.children for row in box.children[0].children)
     entries.value = 128
     assert calls[-1] == ("tlb", (1024, 128, "4K", "random"))
     ws.value = 4096
     assert calls[-1] == ("tlb", (4096, 128, "4K", "random"))
+    assert box.explorer.error == "" and box.explorer.view.renders == 3
     assert not plt.get_fignums()
+
+
+def test_the_working_set_slider_doubles_from_64_kib_to_64_mib_with_readable_labels():
+    box = memory_widgets.tlb_explorer(accesses=200)
+    ws = box.children[0].children[0].children[0]
+    labels = [label for label, _ in ws.options]
+    assert [kib for _, kib in ws.options] == [64 << k for k in range(11)]
+    assert labels[0] == "64 KiB" and labels[-1] == "64 MiB" and "1 MiB" in labels
+    assert ws.style.description_width == "initial" and ws.description == "working set"
+
+
+def test_the_hit_rate_plot_puts_the_reach_lines_in_its_legend():
+    ax = plot.hit_rates([64 * 1024], {"64 x 4K": [0.5]}, tlb_reach={"64 x 4K": 64 * 4096})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["64 x 4K",
+                                                                   "its reach (256 KiB)"]
+
+
+def test_the_chain_title_says_where_the_trace_comes_from():
+    t = next(t for t in recorded_result("memory-trace").translations if t.kind == "user")
+    assert "of a recorded trace (" in plot.chain(t, origin="a recorded trace").get_title("left")
+    assert "live" not in plot.chain(t).get_title("left")
