@@ -4,7 +4,9 @@ The guest needs no disk image. Its kernel comes from Debian's
 ``linux-image-cloud-amd64`` package (small, with the network modules the labs
 load: bridge, 8021q, veth); its userland is the static busybox of the host plus
 iproute2's ``ip`` and ``bridge`` with their libraries (busybox's own ``ip`` knows
-no namespaces or VLANs). Its ``/init`` mounts ``/proc``, ``/sys`` and ``/dev``,
+no namespaces or VLANs), and, when the host has them, ``dnsmasq`` and ``nft`` in
+``/opt/nat/`` with the kernel's conntrack, nf_tables and NAT modules (``kvmlab-insmod nat``)
+for the network lab's NAT scenario. Its ``/init`` mounts ``/proc``, ``/sys`` and ``/dev``,
 prints ``KVMLAB-BOOTED`` on the serial console, runs ``/kvmlab/scenario.sh``
 between ``KVMLAB-BEGIN`` and ``KVMLAB-END <exit status>`` and powers off.
 
@@ -44,6 +46,16 @@ NET_MODULES = ("llc", "stp", "garp", "mrp", "8021q", "bridge", "veth")
 """Kernel modules the network labs use, in the order they must be loaded."""
 USERLAND_TOOLS = ("ip", "bridge")
 """iproute2 programs copied into the guest, with their shared libraries."""
+NAT_MODULES = ("libcrc32c", "nfnetlink", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack",
+               "nf_nat", "nf_tables", "nft_chain_nat", "nft_masq")
+"""Kernel modules of a NAT router (conntrack, nf_tables and masquerading), in load order."""
+NAT_TOOLS = ("dnsmasq", "nft")
+"""Programs of a libvirt host's NAT network copied into ``/opt/nat/`` when the host has them
+(packages ``dnsmasq-base`` and ``nftables``; ``scripts/setup-host.sh`` installs both)."""
+NAT_DIR = "opt/nat"
+IMAGE_LAYOUT = 2
+"""Bumped whenever the initramfs gains or loses something: a cached image of another layout
+(or built when a NAT tool was missing that is there now) is rebuilt."""
 BOOT_MARKER = "KVMLAB-BOOTED"
 BEGIN_MARKER = "KVMLAB-BEGIN"
 END_MARKER = "KVMLAB-END"
@@ -114,6 +126,7 @@ def insmod_script() -> str:
     return """#!/bin/busybox sh
 # usage: kvmlab-insmod MODULE...   (or: kvmlab-insmod net, for all network modules)
 [ "$1" = net ] && set -- """ + " ".join(NET_MODULES) + """
+[ "$1" = nat ] && set -- """ + " ".join(NAT_MODULES) + """
 for m in "$@"; do
   grep -q "^$m " /proc/modules && continue
   insmod /lib/kvmlab-modules/$m.ko || exit 1
@@ -200,8 +213,30 @@ def shared_libraries(program: str) -> list[str]:
     return sorted(set(libs))
 
 
+def _tool_path(tool: str) -> str | None:
+    return shutil.which(tool) or shutil.which(tool, path="/sbin:/usr/sbin:/bin:/usr/bin")
+
+
+def nat_tools_found() -> tuple[str, ...]:
+    """The programs of :data:`NAT_TOOLS` this host has (and the image therefore holds)."""
+    return tuple(t for t in NAT_TOOLS if _tool_path(t) is not None)
+
+
+def contents_key() -> str:
+    """What an image built here and now would hold, as a short key (see :data:`IMAGE_LAYOUT`).
+
+    Examples
+    --------
+    >>> contents_key().startswith("layout 2;")
+    True
+    """
+    return (f"layout {IMAGE_LAYOUT}; modules {' '.join(NET_MODULES + NAT_MODULES)}; "
+            f"tools {' '.join(USERLAND_TOOLS + nat_tools_found())}")
+
+
 def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
-    """Return the base initramfs: busybox, /init, iproute2, and the network modules."""
+    """Return the base initramfs: busybox, /init, iproute2, the NAT tools the host has
+    (:data:`NAT_TOOLS`), and the network and NAT modules."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not Path(busybox).exists():
         raise ToolMissing("busybox", "install the busybox-static package")
@@ -227,14 +262,20 @@ def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
     add_file("bin/kvmlab-insmod", cpio.EXEC, insmod_script().encode())
     add_file("etc/passwd", cpio.FILE, b"root:x:0:0:root:/:/bin/sh\n")
     for tool in USERLAND_TOOLS:
-        path = shutil.which(tool) or shutil.which(tool, path="/sbin:/usr/sbin:/bin:/usr/bin")
+        path = _tool_path(tool)
         if path is None:
             raise ToolMissing(f"iproute2's `{tool}`", "install the iproute2 package")
         add_file(f"opt/iproute2/{tool}", cpio.EXEC, Path(path).read_bytes())
         for lib in shared_libraries(path):
             add_file(lib, cpio.EXEC, Path(lib).read_bytes())
+    for tool in nat_tools_found():
+        path = _tool_path(tool)
+        assert path is not None
+        add_file(f"{NAT_DIR}/{tool}", cpio.EXEC, Path(path).read_bytes())
+        for lib in shared_libraries(path):
+            add_file(lib, cpio.EXEC, Path(lib).read_bytes())
     if modules_dir is not None:
-        for name in NET_MODULES:
+        for name in NET_MODULES + NAT_MODULES:
             found = sorted(modules_dir.rglob(f"{name}.ko"))
             if found:
                 add_file(f"lib/kvmlab-modules/{name}.ko", cpio.FILE, found[0].read_bytes())
@@ -263,10 +304,14 @@ def _index_path() -> Path:
 
 
 def cached_image() -> GuestImage | None:
-    """Return the cached guest image, or None when none has been built."""
+    """Return the cached guest image, or None when none has been built (or the cached one
+    holds other things than an image built now would: see :func:`contents_key`)."""
     try:
-        image = GuestImage.from_dict(json.loads(_index_path().read_text()))
-    except (OSError, ValueError, KeyError):
+        index = json.loads(_index_path().read_text())
+        image = GuestImage.from_dict(index)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if index.get("contents") != contents_key():
         return None
     if image.kernel.exists() and image.initramfs.exists():
         return image
@@ -307,7 +352,8 @@ def build_image(force: bool = False, progress: ProgressArg = None) -> GuestImage
             kernel, modules, release = fetch_debian_kernel(work, bar)
             source = f"Debian package for {release}"
         bar.update(1)
-        bar.set_postfix_str("packing the initramfs (busybox, iproute2, network modules)")
+        bar.set_postfix_str("packing the initramfs (busybox, iproute2, dnsmasq, nft, "
+                            "network modules)")
         initramfs = cpio.gzip_archive(userland_entries(modules))
         bar.update(1)
         target = cache_dir() / "guest" / release
@@ -318,6 +364,7 @@ def build_image(force: bool = False, progress: ProgressArg = None) -> GuestImage
         image = GuestImage(kernel=target / "vmlinuz", initramfs=target / "initramfs.gz",
                            kernel_release=release, source=source,
                            built=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-        _index_path().write_text(json.dumps(image.to_dict(), indent=2))
+        _index_path().write_text(json.dumps(image.to_dict() | {"contents": contents_key()},
+                                            indent=2))
         bar.update(1)
     return image

@@ -6,6 +6,10 @@ The lab's four verbs (see :mod:`kvmlab.lab`): :func:`load_scenario` gives a
 tiny guest's kernel (:func:`run_many_on_host` runs many in one guest), and
 :func:`compare` says where the two differ.
 
+A NAT scenario (``nat-default-network``: libvirt's default network with a real dnsmasq
+and masquerading) goes through the same verbs and gives a :class:`NatResult`;
+:func:`recorded_result` gives a recorded real run of one.
+
 Examples
 --------
 >>> from kvmlab import network
@@ -25,18 +29,25 @@ Examples
 from __future__ import annotations
 
 from kvmlab.network.model import broadcast_domains, simulate
+from kvmlab.network.natresult import NatComparison, NatResult
+from kvmlab.network.natresult import recorded_nat as recorded_result
+from kvmlab.network.natscenario import NatScenario
 from kvmlab.network.result import Event, NetworkComparison, NetworkResult, compare
 from kvmlab.network.scenario import Topology, load_scenario
 from kvmlab.network.twin import run_many_on_host, run_on_host
 
 __all__ = [
     "Event",
+    "NatComparison",
+    "NatResult",
+    "NatScenario",
     "NetworkComparison",
     "NetworkResult",
     "Topology",
     "broadcast_domains",
     "compare",
     "load_scenario",
+    "recorded_result",
     "run_many_on_host",
     "run_on_host",
     "simulate",

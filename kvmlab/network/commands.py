@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from kvmlab.labcommands import add_verbs
+from kvmlab.network.natresult import NatResult
 from kvmlab.network.result import NetworkResult
 
 __all__ = ["add_parser"]
@@ -33,15 +34,17 @@ def _options(parser: argparse.ArgumentParser, verb: str) -> None:
                             help="also print every step of every frame (on stderr)")
 
 
-def _report(result: NetworkResult, args: argparse.Namespace) -> None:
+def _report(result: NetworkResult | NatResult, args: argparse.Namespace) -> None:
     if getattr(args, "steps", False):
-        print(result.steps(), file=sys.stderr)
+        steps = result.steps
+        print(steps() if callable(steps) else "\n".join(steps), file=sys.stderr)
 
 
 def add_parser(sub: Any) -> None:
     """Add this lab's command and its subcommands to the ``kvmlab`` command."""
     net = sub.add_parser("network", help="the network lab: Linux bridges, model and real kernel")
     nsub = net.add_subparsers(dest="network_command", required=True)
-    add_verbs(nsub, "network", options=_options, report=_report, recorded=False,
-                        scenario_help="a topology JSON file, or a shipped one by name "
-                                      "(net-flood-then-learn, vlan-seed-two-switches, ...)")
+    add_verbs(nsub, "network", options=_options, report=_report,
+              scenario_help="a topology or NAT scenario JSON file, or a shipped one by name "
+                            "(net-flood-then-learn, vlan-seed-two-switches, "
+                            "nat-default-network, ...)")

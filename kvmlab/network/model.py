@@ -50,8 +50,12 @@ from typing import Any
 import networkx as nx
 import simpy
 
+from kvmlab.errors import ScenarioError
 from kvmlab.lab import SIMULATED
 from kvmlab.network.frames import BROADCAST, Frame, kind_of
+from kvmlab.network.natmodel import simulate_nat
+from kvmlab.network.natresult import NatResult
+from kvmlab.network.natscenario import NatScenario
 from kvmlab.network.result import Event, NetworkResult
 from kvmlab.network.scenario import SETTLE_S, Bridge, Topology, load_scenario
 from kvmlab.network.vlan import egress, ingress_vid
@@ -142,8 +146,10 @@ class Network:
         (self.replies if reply else self.received)[i].append(there)
         if not reply:
             self.tags[i][there] = frame.vlan
-        port = self.topology.sub_device_port(there, frame.vlan or None)
-        if port is not None:                # the 8021q sub-device takes it, untagged
+        # A sub-device takes the frames of its VLAN, untagged; a frame tagged 0 (a priority
+        # tag) goes to a VLAN 0 sub-device when there is one, else to the NIC itself.
+        port = self.topology.sub_device_port(there, frame.vlan)
+        if port is not None:
             self._log(i, there, "untag", f"VLAN {frame.vlan} goes to its sub-device, port "
                                          f"{port}")
             yield from self._bridge(i, replace(frame, vlan=None), port, reply)
@@ -244,8 +250,8 @@ def _ingress_refusal(port: str, vlans: dict[int, tuple[bool, bool]], tag: int | 
            f"{', '.join(map(str, vlans)) or 'none'})"
 
 
-def simulate(scenario: Topology | Mapping[str, Any] | str | Path, *, seed: int = 0,
-             progress: ProgressArg = None) -> NetworkResult:
+def simulate(scenario: Topology | NatScenario | Mapping[str, Any] | str | Path, *,
+             seed: int = 0, progress: ProgressArg = None) -> NetworkResult | NatResult:
     """Send the topology's frames through the model; who received what, and the tables.
 
     Parameters
@@ -262,7 +268,9 @@ def simulate(scenario: Topology | Mapping[str, Any] | str | Path, *, seed: int =
     -------
     NetworkResult
         ``source='simulated'``: ``receivers`` per frame, the final forwarding tables
-        (``fdb``), and every event with the tables after it.
+        (``fdb``), and every event with the tables after it. A NAT scenario gives a
+        :class:`~kvmlab.network.natresult.NatResult` (see
+        :func:`~kvmlab.network.natmodel.simulate_nat`).
 
     Examples
     --------
@@ -272,6 +280,8 @@ def simulate(scenario: Topology | Mapping[str, Any] | str | Path, *, seed: int =
     """
     topology = load_scenario(scenario)
     seed = whole_number(seed, "seed")
+    if isinstance(topology, NatScenario):
+        return simulate_nat(topology, seed=seed, progress=progress)
     with progress_bar(progress, total=len(topology.frames), desc=topology.name or "network",
                       unit="frame") as bar:
         net = Network(topology, bar)
@@ -298,6 +308,9 @@ def broadcast_domains(topology: Topology | Mapping[str, Any] | str | Path) -> li
     [['a1:eth0', 'b1:eth0'], ['a2:eth0', 'b2:eth0'], ['a3:eth0', 'b3:eth0']]
     """
     topology = load_scenario(topology)
+    if isinstance(topology, NatScenario):
+        raise ScenarioError("broadcast domains are a topology's; a NAT scenario has one "
+                            "bridge, and every guest on it is in its one domain")
     nics = [n.id for n in topology.nics]
     probe = topology.with_frames([{"from": n, "dst": BROADCAST, "at_s": 0.001 * k}
                                   for k, n in enumerate(nics)])

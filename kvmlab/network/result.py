@@ -18,6 +18,7 @@ from typing import Any
 
 from kvmlab.errors import ScenarioError
 from kvmlab.lab import SOURCES, Comparison, check_pair
+from kvmlab.network.natresult import NatComparison, NatResult, compare_nat
 from kvmlab.network.scenario import Topology
 
 __all__ = ["Event", "NetworkComparison", "NetworkResult", "compare"]
@@ -227,8 +228,11 @@ class NetworkComparison(Comparison):
                                       for i, x, y in self.reply_differences]}
 
 
-def compare(simulated: NetworkResult, measured: NetworkResult) -> NetworkComparison:
-    """Frame by frame receivers, tags and ARP replies, and the final forwarding tables.
+def compare(simulated: NetworkResult | NatResult, measured: NetworkResult | NatResult
+            ) -> NetworkComparison | NatComparison:
+    """Frame by frame receivers, tags and ARP replies, and the final forwarding tables
+    (two results of a NAT scenario: leases and translations, see
+    :func:`~kvmlab.network.natresult.compare_nat`).
 
     Parameters
     ----------
@@ -248,6 +252,8 @@ def compare(simulated: NetworkResult, measured: NetworkResult) -> NetworkCompari
     ...
     kvmlab.errors.ScenarioError: compare takes two results of the same topology, not ...
     """
+    if isinstance(simulated, NatResult):
+        return compare_nat(simulated, measured)       # type: ignore[arg-type]
     check_pair(simulated, measured, NetworkResult)
     if simulated.topology != measured.topology:
         raise ScenarioError("compare takes two results of the same topology, not "

@@ -54,6 +54,8 @@ import networkx as nx
 from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
 from kvmlab.network.frames import Frame, is_group, parse_frames, parse_mac
+from kvmlab.network.natscenario import PREFIX as NAT_PREFIX
+from kvmlab.network.natscenario import NatScenario, is_nat_dict
 from kvmlab.network.vlan import VLAN_KEYS, PortVlans, check_vid, port_vlans
 from kvmlab.validate import (
     boolean,
@@ -83,8 +85,9 @@ MAX_NODES = 256
 """The most hosts, bridges, NICs per host, ports per bridge or links of a topology: the
 model's loop checks and flooding walk the graph for every link and frame, and 256 bridges
 in a line with 200 frames already take seconds."""
-PREFIXES = ("net-", "vlan-")
-"""The shipped scenarios of this lab: ``data/scenarios/net-*`` and ``vlan-*``."""
+PREFIXES = ("net-", "vlan-", NAT_PREFIX)
+"""The shipped scenarios of this lab: ``data/scenarios/net-*`` and ``vlan-*`` (topologies), and
+``nat-*`` (NAT networks, see :mod:`kvmlab.network.natscenario`)."""
 
 
 def check_ifname(name: Any, what: str) -> str:
@@ -389,7 +392,10 @@ def _host(data: Any, index: int) -> Host:
         if not isinstance(sub["parent"], str) or sub["parent"] not in {n.name for n in nics}:
             raise ScenarioError(f"host {name}: {sub_name}'s parent {sub['parent']!r} is not "
                                 "one of its NICs")
-        vid = check_vid(sub["id"], f"host {name}: {sub_name}")
+        # The kernel accepts an 8021q sub-device for VLAN 0 (``ip link add link eth0 name
+        # eth0.0 type vlan id 0``): it sends priority-tagged frames and takes the ones that
+        # arrive tagged 0. Only a bridge port's VLANs refuse 0.
+        vid = check_vid(sub["id"], f"host {name}: {sub_name}", priority_tag_ok=True)
         if (sub["parent"], vid) in subs.values():
             raise ScenarioError(f"host {name}: {sub['parent']} already has a sub-device for "
                                 f"VLAN {vid}; Linux allows one per VLAN ID on a device")
@@ -493,19 +499,27 @@ def _check_no_loops(topo: Topology) -> None:
 
 
 
-def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology) -> Topology:
+def _from_dict(data: Mapping[str, Any]) -> Topology | NatScenario:
+    data = mapping(data, "a topology (hosts, bridges, links and frames)")
+    return NatScenario.from_dict(data) if is_nat_dict(data) else Topology.from_dict(data)
+
+
+def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology | NatScenario
+                  ) -> Topology:
     """The topology a scenario argument stands for, checked.
 
     Parameters
     ----------
-    scenario : str, Path, dict or Topology
+    scenario : str, Path, dict, Topology or NatScenario
         A shipped scenario's name (``net-flood-then-learn``, ``vlan-seed-two-switches``:
         see :data:`PREFIXES`), a topology JSON file, its JSON form as a dict, or a
-        :class:`Topology` (returned as it is).
+        :class:`Topology` (returned as it is). A NAT scenario (``nat-default-network``,
+        or a dict with ``network`` and ``guests``) gives a
+        :class:`~kvmlab.network.natscenario.NatScenario` instead.
 
     Returns
     -------
-    Topology
+    Topology (or NatScenario)
 
     Raises
     ------
@@ -526,6 +540,5 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | Topology) -> Topolo
     ...
     kvmlab.errors.ScenarioError: no topology file or shipped topology 'net-nothing-like-this'; ...
     """
-    return load_scenario_as(scenario, Topology, Topology.from_dict,
-                            what="topology",
-                            prefixes=PREFIXES)
+    return load_scenario_as(scenario, (Topology, NatScenario),   # type: ignore[return-value]
+                            _from_dict, what="topology", prefixes=PREFIXES)

@@ -22,13 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmlab.errors import ExperimentFailed
+from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import check_uri
 from kvmlab.host.guest import TransientGuest
 from kvmlab.host.image import GuestImage
 from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.network.frames import Frame
+from kvmlab.network.natresult import NatResult
+from kvmlab.network.natscenario import NatScenario
+from kvmlab.network.nattwin import run_nat_on_host
 from kvmlab.network.result import NetworkResult
 from kvmlab.network.scenario import SETTLE_S, Topology, load_scenario
 from kvmlab.network.tool import frames_tool
@@ -288,8 +291,9 @@ def plan(parts: list[Part]) -> str:
     # the forwarding tables of every bridge, read the moment the plan ends
     show = "fdb show | grep -v -e permanent -e self"
     reads = [f"echo {FDB_MARKER} -; {BRIDGE} {show}"]
-    reads += [f"echo {FDB_MARKER} {part.netns(b.host)}; {BRIDGE} -n {part.netns(b.host)} {show}"
-              for part in parts for b in part.topology.bridges if b.host]
+    spaces = dict.fromkeys(part.netns(b.host) for part in parts
+                           for b in part.topology.bridges if b.host)    # each once, in order
+    reads += [f"echo {FDB_MARKER} {ns}; {BRIDGE} -n {ns} {show}" for ns in spaces]
     lines.append("then " + "; ".join(reads) + "; echo")
     return "\n".join(lines) + "\n"
 
@@ -423,6 +427,8 @@ def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Pa
     :func:`run_on_host`); ``progress`` counts the three steps of the run.
     """
     tops = [load_scenario(t) for t in scenarios]
+    if any(isinstance(t, NatScenario) for t in tops):
+        raise ScenarioError("a NAT scenario runs alone (run_on_host), not beside topologies")
     check_uri(uri)                   # every argument before the plan, the tool, the guest
     progress = check_progress(progress)
     parts = parts_of(tops)
@@ -474,9 +480,10 @@ def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Pa
     return results
 
 
-def run_on_host(scenario: Topology | Mapping[str, Any] | str | Path, *, uri: str | None = None,
-                progress: ProgressArg = None, image: GuestImage | None = None,
-                timeout_s: float = 180.0) -> NetworkResult:
+def run_on_host(scenario: Topology | NatScenario | Mapping[str, Any] | str | Path, *,
+                uri: str | None = None, progress: ProgressArg = None,
+                image: GuestImage | None = None,
+                timeout_s: float = 180.0) -> NetworkResult | NatResult:
     """Build the topology in a tiny guest's kernel, send its frames, and read back.
 
     Parameters
@@ -506,6 +513,13 @@ def run_on_host(scenario: Topology | Mapping[str, Any] | str | Path, *, uri: str
         If the topology, ``uri`` or ``progress`` breaks a rule (checked before anything
         is built or started).
     HostUnavailable, ExperimentFailed
+
+    A NAT scenario runs with a real dnsmasq instead (see
+    :func:`~kvmlab.network.nattwin.run_nat_on_host`).
     """
+    loaded = load_scenario(scenario)
+    if isinstance(loaded, NatScenario):
+        return run_nat_on_host(loaded, uri=uri, progress=progress, image=image,
+                               timeout_s=max(timeout_s, 240.0))
     return run_many_on_host([scenario], uri=uri, progress=progress, image=image,
                             timeout_s=timeout_s)[0]

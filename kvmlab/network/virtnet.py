@@ -14,7 +14,9 @@ address on it. What happens to a guest's traffic beyond the bridge depends on th
   runs no DHCP server and no NAT for it).
 
 Only the network's XML is read from a host (:func:`kvmlab.host.tour.list_networks`);
-the DHCP server and the NAT here are models, never started.
+the DHCP server and the NAT here are models, never started on the host. The
+``nat-default-network`` scenario checks them against a real dnsmasq and a real kernel's
+connection table inside a tiny guest (:mod:`kvmlab.network.nattwin`).
 
 Examples
 --------
@@ -39,6 +41,7 @@ Examples
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -69,6 +72,19 @@ class VirtualNetwork:
     static_hosts: dict[str, tuple[ipaddress.IPv4Address, str]] = field(default_factory=dict)
     portgroups: dict[str, tuple[bool, PortVlans | None]] = field(default_factory=dict)
     """Port group name to (is the default, the VLANs it gives a guest's port, if any)."""
+    more_ranges: tuple[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address], ...] = ()
+    """The ``<range>`` elements after the first (``dhcp_start``-``dhcp_end``)."""
+    stp: bool = True
+    """``<bridge stp=...>``: libvirt turns STP on unless the XML says ``stp='off'``."""
+    delay_s: float = 0.0
+    """``<bridge delay=...>``: the bridge's forward delay (libvirt's default 0)."""
+
+    @property
+    def dhcp_ranges(self) -> tuple[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address], ...]:
+        """Every DHCP range, first to last as in the XML."""
+        if self.dhcp_start is None or self.dhcp_end is None:
+            return ()
+        return ((self.dhcp_start, self.dhcp_end), *self.more_ranges)
 
     @classmethod
     def from_xml(cls, xml: str) -> VirtualNetwork:
@@ -83,16 +99,17 @@ class VirtualNetwork:
         mode = "isolated" if forward is None else (forward.get("mode") or "nat")
         bridge = root.find("bridge")
         address = start = end = None
+        ranges: list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]] = []
         hosts: dict[str, tuple[ipaddress.IPv4Address, str]] = {}
         for ip in root.findall("ip"):
             if (ip.get("family") or "ipv4") != "ipv4" or address is not None:
                 continue
             mask = ip.get("prefix") or ip.get("netmask") or "24"
             address = ipaddress.IPv4Interface(f"{ip.get('address')}/{mask}")
-            rng = ip.find("dhcp/range")
-            if rng is not None:
-                start = ipaddress.IPv4Address(rng.get("start"))
-                end = ipaddress.IPv4Address(rng.get("end"))
+            ranges = [_dhcp_range(rng, address) for rng in ip.findall("dhcp/range")]
+            _check_no_overlap(ranges)
+            if ranges:
+                start, end = ranges[0]
             for host in ip.findall("dhcp/host"):
                 if host.get("mac") and host.get("ip"):
                     hosts[parse_mac(host.get("mac"))] = (ipaddress.IPv4Address(host.get("ip")),
@@ -102,9 +119,16 @@ class VirtualNetwork:
             vlan = group.find("vlan")
             groups[group.get("name", "")] = (group.get("default") == "yes",
                                              libvirt_vlan(vlan) if vlan is not None else None)
+        stp = bridge is None or bridge.get("stp", "on") != "off"
+        try:
+            delay = float(bridge.get("delay", "0")) if bridge is not None else 0.0
+        except ValueError:
+            raise ScenarioError("<bridge delay=...> is a number of seconds, not "
+                                f"{bridge.get('delay')!r}") from None
         return cls(root.findtext("name", ""), mode,
                    bridge.get("name") if bridge is not None else None, address, start, end,
-                   hosts, groups)
+                   hosts, groups, tuple(ranges[1:]) if address is not None else (), stp,
+                   delay)
 
     def explain_portgroups(self) -> str:
         """What each ``<portgroup>`` does to the port of a guest that joins it."""
@@ -118,10 +142,41 @@ class VirtualNetwork:
 
     @property
     def dhcp_size(self) -> int:
-        """How many addresses the DHCP range holds (0 without DHCP)."""
-        if self.dhcp_start is None or self.dhcp_end is None:
-            return 0
-        return int(self.dhcp_end) - int(self.dhcp_start) + 1
+        """How many addresses the DHCP ranges hold (0 without DHCP)."""
+        return sum(int(b) - int(a) + 1 for a, b in self.dhcp_ranges)
+
+
+def _dhcp_range(rng: ET.Element, net: ipaddress.IPv4Interface
+                ) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """One ``<range start=... end=...>``, checked against its network."""
+    try:
+        start = ipaddress.IPv4Address(rng.get("start"))
+        end = ipaddress.IPv4Address(rng.get("end"))
+    except ValueError as exc:
+        raise ScenarioError(f"a DHCP range needs IPv4 start and end addresses: {exc}") from None
+    if int(start) > int(end):
+        raise ScenarioError(f"DHCP range {start}-{end}: its start is after its end (dnsmasq "
+                            "and libvirt refuse it; swap the two)")
+    for a in (start, end):
+        if a not in net.network:
+            raise ScenarioError(f"DHCP range {start}-{end} is not inside the network "
+                                f"{net.network}: {a} is outside it (a DHCP server leases only "
+                                "addresses of its own subnet)")
+    for a in (net.network.network_address, net.network.broadcast_address):
+        if int(start) <= int(a) <= int(end):
+            what = "address" if a == net.network.network_address else "broadcast address"
+            raise ScenarioError(f"DHCP range {start}-{end} holds {a}, the network's own "
+                                f"{what} (never a host's)")
+    return start, end
+
+
+def _check_no_overlap(ranges: list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]]
+                      ) -> None:
+    ordered = sorted(ranges)
+    for (a1, b1), (a2, b2) in itertools.pairwise(ordered):
+        if int(a2) <= int(b1):
+            raise ScenarioError(f"DHCP ranges {a1}-{b1} and {a2}-{b2} overlap: an address "
+                                "belongs to one range (libvirt refuses overlapping ranges)")
 
 
 @dataclass(frozen=True)
@@ -147,6 +202,31 @@ def dnsmasq_hash(mac: str) -> int:
     for byte in bytes.fromhex(mac.replace(":", "")):
         j = (byte + (j << 6) + (j << 16) - j) & 0xFFFFFFFF
     return j or 1                       # dnsmasq keeps 0 as a marker
+
+
+def _usable(ip: ipaddress.IPv4Address) -> bool:
+    """dnsmasq never leases a class C address ending in .0 or .255 (Windows breaks on them)."""
+    return not (192 <= ip.packed[0] <= 223 and ip.packed[3] in (0, 255))
+
+
+def _first_free(ranges: tuple[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address], ...],
+                j: int, used: set[ipaddress.IPv4Address]
+                ) -> tuple[ipaddress.IPv4Address, int]:
+    """dnsmasq's ``address_allocate``: per range, start at ``start + j % size`` and walk
+    on (wrapping round the range) to the first free, usable address.
+
+    Returns the address and how many were passed over to reach it.
+    """
+    for start, end in ranges:
+        size = int(end) - int(start) + 1
+        first = j % size
+        for k in range(size):
+            candidate = start + (first + k) % size
+            if candidate not in used and _usable(candidate):
+                return candidate, k
+    shown = ", ".join(f"{a}-{b}" for a, b in ranges)
+    raise ScenarioError(f"no address left in {shown}: all are leased (dnsmasq answers "
+                        "nothing)")
 
 
 class Dnsmasq:
@@ -186,15 +266,7 @@ class Dnsmasq:
                     if m != mac and le.expires_s > now_s}
             used |= {ip for ip, _name in net.static_hosts.values()}
             used.add(net.address.ip)
-            size = net.dhcp_size
-            first = dnsmasq_hash(mac) % size
-            for k in range(size):
-                candidate = net.dhcp_start + (first + k) % size
-                if candidate not in used:
-                    break
-            else:
-                raise ScenarioError(f"no address left in {net.dhcp_start}-{net.dhcp_end}: "
-                                    f"all {size} are leased (dnsmasq answers nothing)")
+            candidate, k = _first_free(net.dhcp_ranges, dnsmasq_hash(mac), used)
             how = ("the address the MAC's hash points at" if k == 0 else
                    f"{k} address(es) after the one the MAC's hash points at (taken)")
             lease = Lease(mac, str(candidate), hostname, now_s + self.lease_s, how)

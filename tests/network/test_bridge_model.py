@@ -14,13 +14,15 @@ seeds = st.integers(0, 2**32 - 1)
 
 
 def component_nics(t: Topology, nic: str) -> set[str]:
-    """NICs reachable from ``nic`` over links and bridges (hosts do not forward)."""
+    """NICs reachable from ``nic`` over links, bridges and 8021q sub-devices (which join a
+    bridge port to its parent NIC); hosts do not forward."""
     g = nx.Graph()
     for a, b in t.links:
         g.add_edge(a, b)
     for br in t.bridges:
         ports = [p.id for p in br.ports]
         g.add_edges_from((ports[0], p) for p in ports[1:])
+        g.add_edges_from((p, sub[0]) for p in ports if (sub := t.sub_device(p)) is not None)
     return {n for n in nx.node_connected_component(g, nic) if not t.is_port(n)}
 
 

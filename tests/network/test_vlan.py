@@ -119,7 +119,6 @@ def with_host(change):
      "already has a sub-device for VLAN 10; Linux allows one per VLAN ID"),
     ({"vlan_devices": [{"name": "eth0.4095", "parent": "eth0", "id": 4095}]},
      "4095 is reserved; usable IDs are 1-4094"),
-    ({"vlan_devices": [{"name": "eth0.0", "parent": "eth0", "id": 0}]}, "VLAN ID 0 means"),
     ({"vlan_devices": [{"name": "eth0.x", "parent": "eth0"}]}, "each VLAN sub-device is"),
 ])
 def test_sub_devices_that_break_a_rule(change, rule):
@@ -143,3 +142,36 @@ def test_the_seed_host_design_tags_between_hosts_and_isolates_vlans():
     steps = [(e.action, e.detail) for e in r.events if e.frame == 0]
     assert ("tag", "VLAN 10, out of kvmA:eth0") in steps
     assert any(a == "untag" and "brvlan10b:eth0.10" in d for a, d in steps)
+
+
+def test_a_vlan_0_sub_device_takes_priority_tagged_frames_and_sends_them():
+    # the kernel accepts `ip link add link eth0 name eth0.0 type vlan id 0`; only a bridge
+    # port's VLANs refuse 0
+    data = {"hosts": [{"name": "kvm", "nics": ["eth0"],
+                       "vlan_devices": [{"name": "eth0.0", "parent": "eth0", "id": 0}]},
+                      {"name": "g", "nics": ["eth0"]}, {"name": "lan", "nics": ["eth0"]}],
+            "bridges": [{"name": "br0", "host": "kvm", "ports": ["eth0.0", "vnet0"]}],
+            "links": [["kvm:eth0", "lan:eth0"], ["g:eth0", "br0:vnet0"]],
+            "frames": [{"from": "lan:eth0", "dst": "ff:ff:ff:ff:ff:ff", "vlan": 0},
+                       {"from": "lan:eth0", "dst": "ff:ff:ff:ff:ff:ff"},
+                       {"from": "g:eth0", "dst": "ff:ff:ff:ff:ff:ff"}]}
+    r = simulate(data)
+    assert r.receivers == [("g:eth0", "kvm:eth0"), ("kvm:eth0",), ("lan:eth0",)]
+    assert r.tags[0] == {"kvm:eth0": 0, "g:eth0": None}      # untagged by eth0.0
+    assert r.tags[2] == {"lan:eth0": 0}                        # out of eth0.0: tagged 0
+    with pytest.raises(ScenarioError, match="VLAN ID 0 means"):
+        Topology.from_dict({**data, "bridges": [{"name": "br0", "host": "kvm",
+                                                 "vlan_filtering": True,
+                                                 "ports": [{"name": "vnet0", "access": 0}]}]})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_random_kvm_hosts_with_sub_devices_are_valid_topologies(seed, vlans):
+    t = random_topology(seed, vlans=vlans, sub_devices=True)
+    r = simulate(t)
+    assert len(r.receivers) == len(t.frames)
+    for h in t.hosts:
+        assert all(0 <= vid <= 3 for _parent, vid in h.vlan_devices.values())
+    assert random_topology(seed, vlans=vlans) == random_topology(seed, vlans=vlans,
+                                                                 sub_devices=False)

@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_IF 512
+#define MAX_IF 2048
 #define MAX_SEND 8192
 #define MAX_FRAME 1600
 
@@ -178,14 +178,19 @@ static int add_netns(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "netns")) return add_netns(argc, argv);
-    char line[4096], ns[64], name[32], hex[2 * MAX_FRAME + 2];
+    /* the "then" line reads the tables of every bridge namespace: it can be long */
+    static char line[1 << 17], then_cmd[1 << 17];
+    char ns[64], name[32], hex[2 * MAX_FRAME + 2];
     long long at, end_us = 0;
-    char then_cmd[4096] = "";
     int listening[MAX_IF] = {0};
     home_ns = open("/proc/self/ns/net", O_RDONLY);
     if (home_ns < 0) die("open", "/proc/self/ns/net");
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof line, stdin)) {
+        if (!strchr(line, '\n') && !feof(stdin)) {
+            errno = E2BIG;
+            die("plan line too long:", "");
+        }
         if (sscanf(line, "listen %63s %31s", ns, name) == 2) {
             listening[iface_index(ns, name)] = 1;
         } else if (sscanf(line, "send %lld %63s %31s %3201s", &at, ns, name, hex) == 4) {
