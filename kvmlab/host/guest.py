@@ -38,14 +38,14 @@ import secrets
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ExperimentFailed, HostUnavailable, ScenarioError
 from kvmlab.host.connect import check_uri, connect, connection, import_libvirt, is_local_uri
-from kvmlab.host.domxml import NAME_PREFIX, GuestSpec, domain_xml
+from kvmlab.host.domxml import NAME_PREFIX, DiskSpec, GuestSpec, domain_xml
 from kvmlab.host.image import (
     BEGIN_MARKER,
     BOOT_MARKER,
@@ -212,6 +212,12 @@ class TransientGuest(Transient):
     files : mapping, optional
         Extra programs or data for the scenario: name to bytes, put at ``/kvmlab/NAME``
         (executable).
+    edit_xml : callable, optional
+        Given the domain's XML, returns it changed before the guest starts (the memory lab
+        sets its balloon device's options this way).
+    disks : sequence of DiskSpec, optional
+        Images the guest sees as virtio disks ``/dev/vda``, ``/dev/vdb``, ...
+        (``kvmlab-insmod disk`` loads the virtio block driver).
     """
 
     def __init__(self, script: str = "", *, vcpus: int = 1, memory_mib: int = 128,
@@ -219,11 +225,14 @@ class TransientGuest(Transient):
                  uri: str | None = None, purpose: str = "guest", cmdline: str = "",
                  image: GuestImage | None = None, shares: int | None = None,
                  lifetime_s: float = DEFAULT_LIFETIME_S,
-                 files: Mapping[str, bytes] | None = None) -> None:
+                 files: Mapping[str, bytes] | None = None,
+                 edit_xml: Callable[[str], str] | None = None,
+                 disks: Sequence[DiskSpec] = ()) -> None:
         if not purpose.replace("-", "").isalnum():
             raise ScenarioError(f"purpose {purpose!r} may hold only letters, digits and '-'")
         self.script = script
         self.files = dict(files or {})
+        self.edit_xml = edit_xml
         self.lifetime_s = lifetime_s
         self.uri = live_uri(uri)
         self.name = f"{NAME_PREFIX}{purpose}-{secrets.token_hex(4)}"
@@ -234,7 +243,7 @@ class TransientGuest(Transient):
             kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
             console_log=str(self.workdir / "console.log"),
             accel="tcg" if accel == "auto" else accel, pinning=dict(pinning or {}),
-            cmdline=cmdline, shares=shares,
+            cmdline=cmdline, shares=shares, disks=tuple(disks),
             description=owner_note(time.time() + lifetime_s + OUTSIDE_MARGIN_S))
         if accel not in ("auto", "kvm", "tcg"):
             raise ScenarioError(f"accel must be 'auto', 'kvm' or 'tcg', not {accel!r}")
@@ -264,7 +273,9 @@ class TransientGuest(Transient):
                             console_log=self.staging.console_log)
         libvirt = import_libvirt()
         try:
-            self.domain = self.conn.createXML(domain_xml(self.spec), libvirt.VIR_DOMAIN_NONE)
+            xml = domain_xml(self.spec)
+            self.domain = self.conn.createXML(self.edit_xml(xml) if self.edit_xml else xml,
+                                              libvirt.VIR_DOMAIN_NONE)
         except libvirt.libvirtError as exc:
             raise ExperimentFailed(f"libvirt refused to start guest {self.name}: {exc}") from None
         self.started_at = time.monotonic()

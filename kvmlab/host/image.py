@@ -49,6 +49,13 @@ USERLAND_TOOLS = ("ip", "bridge")
 NAT_MODULES = ("libcrc32c", "nfnetlink", "nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack",
                "nf_nat", "nf_tables", "nft_chain_nat", "nft_masq")
 """Kernel modules of a NAT router (conntrack, nf_tables and masquerading), in load order."""
+BALLOON_MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
+                   "virtio_pci", "virtio_balloon")
+"""Kernel modules of the virtio balloon driver (``kvmlab-insmod balloon``), in load order."""
+DISK_MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
+                "virtio_pci", "virtio_blk")
+"""Kernel modules of the virtio block driver (``kvmlab-insmod disk``: ``/dev/vda``, ...),
+in load order."""
 NAT_TOOLS = ("dnsmasq", "nft")
 """Programs of a libvirt host's NAT network copied into ``/opt/nat/`` when the host has them
 (packages ``dnsmasq-base`` and ``nftables``; ``scripts/setup-host.sh`` installs both)."""
@@ -127,6 +134,8 @@ def insmod_script() -> str:
 # usage: kvmlab-insmod MODULE...   (or: kvmlab-insmod net, for all network modules)
 [ "$1" = net ] && set -- """ + " ".join(NET_MODULES) + """
 [ "$1" = nat ] && set -- """ + " ".join(NAT_MODULES) + """
+[ "$1" = disk ] && set -- """ + " ".join(DISK_MODULES) + """
+[ "$1" = balloon ] && set -- """ + " ".join(BALLOON_MODULES) + """
 for m in "$@"; do
   grep -q "^$m " /proc/modules && continue
   insmod /lib/kvmlab-modules/$m.ko || exit 1
@@ -230,7 +239,8 @@ def contents_key() -> str:
     >>> contents_key().startswith("layout 2;")
     True
     """
-    return (f"layout {IMAGE_LAYOUT}; modules {' '.join(NET_MODULES + NAT_MODULES)}; "
+    return (f"layout {IMAGE_LAYOUT}; modules "
+            f"{' '.join(NET_MODULES + NAT_MODULES + BALLOON_MODULES + DISK_MODULES)}; "
             f"tools {' '.join(USERLAND_TOOLS + nat_tools_found())}")
 
 
@@ -275,7 +285,7 @@ def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
         for lib in shared_libraries(path):
             add_file(lib, cpio.EXEC, Path(lib).read_bytes())
     if modules_dir is not None:
-        for name in NET_MODULES + NAT_MODULES:
+        for name in NET_MODULES + NAT_MODULES + BALLOON_MODULES + DISK_MODULES:
             found = sorted(modules_dir.rglob(f"{name}.ko"))
             if found:
                 add_file(f"lib/kvmlab-modules/{name}.ko", cpio.FILE, found[0].read_bytes())

@@ -4,7 +4,8 @@ chain traced through a live guest.
 
 The lab's verbs (:mod:`kvmlab.lab`) take three kinds of scenario (``"kind"`` in JSON):
 ``"ksm"`` (same-page merging), ``"trace"`` (addresses followed from VA to MA) and
-``"balloon"`` (the balloon's arithmetic).
+``"balloon"`` (the balloon's arithmetic for several guests) and ``"balloon-run"`` (one
+tiny guest's real balloon inflated and deflated, target after target).
 
 Examples
 --------
@@ -17,8 +18,22 @@ Examples
 True
 """
 
+from kvmlab.memory.balloonrun import (
+    BalloonRunComparison,
+    BalloonRunResult,
+    BalloonStep,
+    explain_fit,
+)
+from kvmlab.memory.balloonscenario import BalloonRunScenario, floor_mib
+from kvmlab.memory.balloontwin import run_balloon
 from kvmlab.memory.machine import identity_machine, worst_case_walk
-from kvmlab.memory.model import balloon_plan, fit_scan_cost, simulate, simulate_ksm
+from kvmlab.memory.model import (
+    balloon_plan,
+    fit_scan_cost,
+    predict_balloon_run,
+    simulate,
+    simulate_ksm,
+)
 from kvmlab.memory.paging import PAGE_SIZES, PageTables, Ref, Walk, nested_walk, walk
 from kvmlab.memory.physmem import TablesInMemory
 from kvmlab.memory.result import (
@@ -42,9 +57,10 @@ from kvmlab.memory.twin import run_ksm, run_on_host, trace
 from kvmlab.memory.verbs import compare, recorded_result
 
 __all__ = ["PAGE_SIZES", "BalloonComparison", "BalloonGuest", "BalloonResult",
-           "BalloonScenario", "KsmComparison", "KsmResult", "KsmSample", "KsmScenario",
-           "PageTables", "Ref", "TablesInMemory", "TraceComparison", "TraceResult",
-           "TraceScenario", "Translation", "Walk", "balloon_plan", "compare", "fit_scan_cost",
-           "identity_machine", "load_scenario", "nested_walk", "recorded_result",
-           "run_ksm", "run_on_host", "simulate", "simulate_ksm", "trace", "walk",
-           "worst_case_walk"]
+           "BalloonRunComparison", "BalloonRunResult", "BalloonRunScenario", "BalloonScenario",
+           "BalloonStep", "KsmComparison", "KsmResult", "KsmSample", "KsmScenario", "PageTables",
+           "Ref", "TablesInMemory", "TraceComparison", "TraceResult", "TraceScenario",
+           "Translation", "Walk", "balloon_plan", "compare", "explain_fit", "fit_scan_cost",
+           "floor_mib", "identity_machine", "load_scenario", "nested_walk", "predict_balloon_run",
+           "recorded_result", "run_balloon", "run_ksm", "run_on_host", "simulate", "simulate_ksm",
+           "trace", "walk", "worst_case_walk"]

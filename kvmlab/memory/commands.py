@@ -90,6 +90,20 @@ def add_parser(sub: Any) -> None:
     ksm.add_argument("--json", action="store_true", help="print JSON for programs")
     ksm.set_defaults(func=_ksm)
 
+    bal = msub.add_parser("balloon", help="ballooning: the model, and with --run a real "
+                                          "guest's balloon inflated and deflated")
+    bal.add_argument("scenario", nargs="?", default="memory-balloon-live",
+                     help="a balloon scenario: a real run (memory-balloon-live, "
+                          "memory-balloon-live-deflate) or a plan of several guests "
+                          "(memory-balloon-three-guests); default memory-balloon-live")
+    bal.add_argument("--run", action="store_true", help="also run it on this host's libvirt")
+    bal.add_argument("--uri", help="local QEMU libvirt URI (with --run)")
+    bal.add_argument("--record", metavar="NAME",
+                     help="with --run: save the real run as a recording named NAME (in the "
+                          "user data directory)")
+    bal.add_argument("--json", action="store_true", help="print JSON for programs")
+    bal.set_defaults(func=_balloon)
+
     prob = msub.add_parser("problems", help="a seeded translation problem (-c: the answer)")
     prob.add_argument("-s", "--seed", type=int, default=0, help="which problem (default 0)")
     prob.add_argument("-c", "--compute", action="store_true", help="show the worked answer")
@@ -257,6 +271,50 @@ def _ksm(args: argparse.Namespace) -> int:
         print(f"  {name:<5} (pages_shared, pages_sharing) = {r.final()}; first full scan "
               f"{r.full_scan_s()} s; all merged at {at} s")
     return 0
+
+
+def _balloon(args: argparse.Namespace) -> int:
+    from kvmlab.data import check_name, save_recorded
+    from kvmlab.memory.balloonrun import BalloonRunResult, explain_fit
+    from kvmlab.memory.model import simulate
+    from kvmlab.memory.result import BalloonResult
+    from kvmlab.memory.scenario import load_scenario
+    from kvmlab.memory.twin import run_on_host
+    from kvmlab.memory.verbs import compare
+
+    if args.record:
+        check_name(args.record)
+        if not args.run:
+            raise ScenarioError("--record saves a real run: add --run")
+    scenario = load_scenario(args.scenario)
+    model = simulate(scenario)
+    if not isinstance(model, BalloonResult | BalloonRunResult):
+        raise ScenarioError(f"{args.scenario} is not a balloon scenario (kind "
+                            f"{type(scenario).KIND!r})")
+    out: dict[str, Any] = {"model": model.to_dict()}
+    if isinstance(model, BalloonResult):
+        out["why"] = explain_fit(model)
+    comparison = None
+    if args.run:
+        real = run_on_host(scenario, uri=args.uri, progress=sys.stderr.isatty())
+        if args.record:
+            print(f"# recorded in {save_recorded(args.record, real.to_dict())}",
+                  file=sys.stderr)
+        comparison = compare(model, real)
+        out.update(model=comparison.simulated.to_dict(), measured=real.to_dict(),
+                   agrees=comparison.agrees, max_error_mib=comparison.max_error,
+                   comparison=comparison.to_dict())
+    if args.json:
+        print(json.dumps(out, indent=1))
+    elif comparison is not None:
+        print(comparison.table())
+    elif isinstance(model, BalloonRunResult):
+        print("the model (before any run: the guest's start as measured on the lab's own "
+              "host)")
+        print(model.table())
+    else:
+        print(out["why"])
+    return 0 if comparison is None or comparison.agrees else 1
 
 
 def _problems(args: argparse.Namespace) -> int:

@@ -35,11 +35,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import simpy
 
+from kvmlab.errors import ScenarioError
 from kvmlab.lab import SIMULATED
+from kvmlab.memory.balloonrun import BalloonRunResult, BalloonStep
+from kvmlab.memory.balloonscenario import BalloonRunScenario
 from kvmlab.memory.result import BalloonResult, KsmResult, KsmSample, TraceResult, Translation
 from kvmlab.memory.scenario import (
     DIRECT_MAP,
@@ -263,9 +267,72 @@ def balloon_plan(host_mib: int, guests: Sequence[BalloonGuest]) -> BalloonResult
     return simulate_balloon(BalloonScenario(host_mib, tuple(guests)))
 
 
+# -- the real balloon, step by step ----------------------------------------------------
+NOMINAL_RESERVED_MIB = 37.6
+"""What the tiny guest's kernel keeps out of ``MemTotal`` at 256 MiB (measured: 256 MiB
+minus 223632 KiB). Used only for a prediction made before any run; a comparison puts the
+model on the measured start instead."""
+NOMINAL_USED_MIB = 38.0
+"""``MemTotal`` minus ``MemAvailable`` of the booted tiny guest (measured, 37.9-38.4 MiB)."""
+NOMINAL_QEMU_MIB = 60.0
+"""QEMU's RSS beyond the guest's memory under TCG (its translation cache, measured 54-60)."""
+
+
+def nominal_start(scenario: BalloonRunScenario) -> BalloonStep:
+    """The tiny guest just booted, balloon empty, as measured on the lab's development host
+    (:data:`NOMINAL_RESERVED_MIB`, :data:`NOMINAL_USED_MIB`, :data:`NOMINAL_QEMU_MIB`)."""
+    m = scenario.memory_mib
+    total = round(m - NOMINAL_RESERVED_MIB - (m - 256) / 64, 3)
+    avail = round(total - NOMINAL_USED_MIB, 3)
+    return BalloonStep(m, float(m), total, avail, total, avail, None,
+                       None, float(m) + NOMINAL_QEMU_MIB)
+
+
+def predict_balloon_run(scenario: BalloonRunScenario, start: BalloonStep | None = None
+                        ) -> BalloonRunResult:
+    """The model's balloon run: each step from ``start`` (a measured start, else
+    :func:`nominal_start`) and the balloon's size.
+
+    ``actual`` is the target; ``MemTotal`` (and libvirt's ``available``) falls by the
+    balloon, unless ``deflate_on_oom`` keeps the balloon's pages counted; ``MemAvailable``
+    (``usable``) falls by the balloon; the QEMU process's RSS never rises and falls by at
+    most what the balloon has grown by, all told (no lower bound with
+    ``free_page_reporting``). See :mod:`kvmlab.memory.balloonrun` for why.
+
+    Examples
+    --------
+    >>> from kvmlab.memory.balloonscenario import BalloonRunScenario
+    >>> r = predict_balloon_run(BalloonRunScenario(memory_mib=256, targets_mib=(192, 128, 256),
+    ...                                            deflate_on_oom=True))
+    >>> [(s.memtotal_mib, s.memavailable_mib, s.rss_low_mib) for s in r.steps]
+    [(218.4, 116.4, 252.0), (218.4, 52.4, 188.0), (218.4, 180.4, 188.0)]
+    """
+    given = start
+    start = start or nominal_start(scenario)
+    rss0 = start.rss_mib if start.rss_mib is not None else start.rss_high_mib
+    if rss0 is None:
+        raise ScenarioError("a balloon run's start needs its RSS (rss_mib or rss_high_mib)")
+    steps: list[BalloonStep] = []
+    grown = 0
+    previous = 0
+    for target, balloon in zip(scenario.targets_mib, scenario.balloons_mib(), strict=True):
+        grown += max(0, balloon - previous)
+        previous = balloon
+        total = start.memtotal_mib - (0 if scenario.deflate_on_oom else balloon)
+        avail = start.memavailable_mib - balloon
+        low = None if scenario.free_page_reporting else round(rss0 - grown, 3)
+        steps.append(BalloonStep(target, float(target), round(total, 3), round(avail, 3),
+                                 round(total, 3), round(avail, 3), None, low, rss0))
+    start_step = replace(start, rss_mib=None, rss_low_mib=start.rss_low_mib, rss_high_mib=rss0)
+    return BalloonRunResult(scenario, SIMULATED, start_step if given is None else start,
+                            tuple(steps), {"model": "the balloon driver's accounting",
+                                           "start": "measured" if given else "nominal"})
+
+
 # -- any kind ---------------------------------------------------------------------------
 def simulate(scenario: MemoryScenario | dict[str, Any] | str, *, seed: int = 0,
-             progress: ProgressArg = None) -> KsmResult | TraceResult | BalloonResult:
+             progress: ProgressArg = None
+             ) -> KsmResult | TraceResult | BalloonResult | BalloonRunResult:
     """The model's result for a scenario of any kind (a scenario, a dict, or a name).
 
     The KSM model and the balloon's arithmetic draw nothing at random; ``seed`` picks a
@@ -284,9 +351,14 @@ def simulate(scenario: MemoryScenario | dict[str, Any] | str, *, seed: int = 0,
         return simulate_ksm(scenario, progress)
     if isinstance(scenario, TraceScenario):
         return predict_trace(scenario, seed=seed, progress=progress)
+    if isinstance(scenario, BalloonRunScenario):
+        with progress_bar(progress, total=1, desc="balloon model", unit="run") as bar:
+            bar.update(1)
+        return predict_balloon_run(scenario)
     return simulate_balloon(scenario, progress)
 
 
-__all__ = ["KERNEL_MAP", "LEVELS", "USER_BUFFER", "Ksmd", "balloon_plan", "fit_scan_cost",
-           "fitted_run", "predict_trace", "predict_translation", "simulate",
+__all__ = ["KERNEL_MAP", "LEVELS", "NOMINAL_QEMU_MIB", "NOMINAL_RESERVED_MIB", "NOMINAL_USED_MIB",
+           "USER_BUFFER", "Ksmd", "balloon_plan", "fit_scan_cost", "fitted_run", "nominal_start",
+           "predict_balloon_run", "predict_trace", "predict_translation", "simulate",
            "simulate_balloon", "simulate_ksm"]

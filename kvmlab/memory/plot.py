@@ -259,3 +259,36 @@ def balloon_bars(usable: Mapping[str, tuple[int, int]], ax: Axes | None = None) 
     ax.legend()
     ax.set_title("what each guest may still use once its balloon is inflated", loc="left")
     return ax
+
+
+def balloon_run_lines(simulated: Any, measured: Any, ax: Axes | None = None) -> Axes:
+    """A balloon run, step by step (MiB): the guest's ``MemTotal`` and ``MemAvailable`` and
+    the host's RSS of QEMU, the model's as lines (its RSS as a band) and the measured as
+    dots. Both runs have a ``start`` and ``steps`` of
+    :class:`kvmlab.memory.balloonrun.BalloonStep`; a run without measured numbers (a
+    second model) is drawn as the model.
+    """
+    ax = _axes(ax, (7.5, 4))
+    model = [simulated.start, *simulated.steps]
+    real = [measured.start, *measured.steps]
+    xs = list(range(len(model)))
+    labels = [f"{s.target_mib}" for s in model]
+    for name, colour, what in (("memtotal_mib", COLOURS["guest"], "MemTotal"),
+                               ("memavailable_mib", COLOURS["nested"], "MemAvailable")):
+        ax.plot(xs, [getattr(s, name) for s in model], color=colour, label=f"{what} (model)")
+        ax.plot(xs, [getattr(s, name) for s in real], "o", color=colour,
+                label=f"{what} (measured)")
+    high = [s.rss_high_mib if s.rss_mib is None else s.rss_mib for s in model]
+    low = [(s.rss_low_mib if s.rss_low_mib is not None else 0.0)
+           if s.rss_mib is None else s.rss_mib for s in model]
+    ax.fill_between(xs, low, high, color=COLOURS["data"], alpha=0.25,
+                    label="QEMU's RSS on the host (model: a range)")
+    rss = [s.rss_mib for s in real]
+    if all(r is not None for r in rss):
+        ax.plot(xs, rss, "s", color=COLOURS["data"], label="QEMU's RSS (measured)")
+    ax.set_xticks(xs, labels)
+    ax.set_xlabel("the guest's memory target (MiB), step by step; first: balloon empty")
+    ax.set_ylabel("MiB")
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("a real balloon: what the guest and the host see", loc="left")
+    return ax

@@ -8,6 +8,8 @@ Three kinds of experiment, told apart in JSON by their ``"kind"``:
     Which virtual addresses of a tiny guest to follow from VA to PA to MA.
 ``"balloon"`` (:class:`BalloonScenario`)
     Guests on one host, each with a balloon: what was promised, what must be provided.
+``"balloon-run"`` (:class:`~kvmlab.memory.balloonscenario.BalloonRunScenario`)
+    One tiny guest whose real balloon is inflated and deflated, target after target.
 
 Their JSON forms, which scripts may rely on::
 
@@ -26,7 +28,7 @@ Examples
 >>> load_scenario({"kind": "swap"})
 Traceback (most recent call last):
 ...
-kvmlab.errors.ScenarioError: a memory scenario's kind must be 'ksm', 'trace' or 'balloon', ...
+kvmlab.errors.ScenarioError: a memory scenario's kind must be 'ksm', 'trace' or 'balloon' ...
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any, ClassVar
 
 from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
+from kvmlab.memory.balloonscenario import BalloonRunScenario
 from kvmlab.validate import (
     check_keys,
     is_real,
@@ -435,17 +438,19 @@ class BalloonScenario:
 
 
 # -- any kind ---------------------------------------------------------------------------
-MemoryScenario = KsmScenario | TraceScenario | BalloonScenario
-SCENARIO_TYPES: dict[str, type[KsmScenario] | type[TraceScenario] | type[BalloonScenario]] = {
-    "ksm": KsmScenario, "trace": TraceScenario, "balloon": BalloonScenario}
+MemoryScenario = KsmScenario | TraceScenario | BalloonScenario | BalloonRunScenario
+SCENARIO_TYPES: dict[str, type[KsmScenario] | type[TraceScenario] | type[BalloonScenario]
+                     | type[BalloonRunScenario]] = {
+    "ksm": KsmScenario, "trace": TraceScenario, "balloon": BalloonScenario,
+    "balloon-run": BalloonRunScenario}
 
 
 def scenario_from_dict(data: Mapping[str, Any]) -> MemoryScenario:
     """The scenario of the ``kind`` the JSON form names."""
     kind = data.get("kind") if isinstance(data, Mapping) else None
     if not isinstance(kind, str) or kind not in SCENARIO_TYPES:
-        raise ScenarioError("a memory scenario's kind must be 'ksm', 'trace' or 'balloon', "
-                            f"not {kind!r}")
+        raise ScenarioError("a memory scenario's kind must be 'ksm', 'trace' or 'balloon' "
+                            f"(or 'balloon-run', a real balloon), not {kind!r}")
     return SCENARIO_TYPES[kind].from_dict(data)
 
 
@@ -454,10 +459,12 @@ def load_scenario(scenario: str | Path | Mapping[str, Any] | MemoryScenario
     """A scenario: a shipped one by name (``memory-ksm-ten-contents``), a JSON file, its
     JSON form as a dict, or a scenario object (returned as it is)."""
     return load_scenario_as(scenario,
-                            (KsmScenario, TraceScenario, BalloonScenario), scenario_from_dict,
+                            (KsmScenario, TraceScenario, BalloonScenario, BalloonRunScenario),
+                            scenario_from_dict,
                             what="memory scenario", prefixes=["memory-"])
 
 
 __all__ = ["DIRECT_MAP", "KERNEL_TEXT", "KINDS", "SCENARIO_TYPES", "BalloonGuest",
+           "BalloonRunScenario",
            "BalloonScenario", "KsmScenario", "MemoryScenario", "TraceScenario",
            "load_scenario", "sample_addresses", "scenario_from_dict"]

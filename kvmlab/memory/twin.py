@@ -48,6 +48,9 @@ from kvmlab.host import ctool
 from kvmlab.host.connect import check_uri, import_libvirt
 from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
+from kvmlab.memory.balloonrun import BalloonRunResult
+from kvmlab.memory.balloonscenario import BalloonRunScenario
+from kvmlab.memory.balloontwin import run_balloon
 from kvmlab.memory.paging import ADDRESS_MASK, PAGE, walk
 from kvmlab.memory.physmem import TablesInMemory
 from kvmlab.memory.result import KsmResult, KsmSample, TraceResult, Translation
@@ -397,24 +400,26 @@ def run_ksm(scenario: KsmScenario, *, uri: str | None = None,
 
 # -- any kind ---------------------------------------------------------------------------------
 def run_on_host(scenario: MemoryScenario | Mapping[str, Any] | str, *, uri: str | None = None,
-                progress: ProgressArg = None) -> KsmResult | TraceResult:
+                progress: ProgressArg = None) -> KsmResult | TraceResult | BalloonRunResult:
     """Run a scenario of any kind on a real local QEMU host (in a tiny guest).
 
     KSM scenarios run in the guest's own kernel (:func:`run_ksm`), traces follow the
-    guest's addresses (:func:`trace`). Balloon scenarios can only be simulated so far.
+    guest's addresses (:func:`trace`), balloon runs inflate and deflate a guest's real
+    balloon (:func:`kvmlab.memory.balloontwin.run_balloon`). A balloon plan of several
+    guests (kind ``balloon``) is arithmetic on a host of its own: it is only simulated.
 
     Raises
     ------
     ScenarioError
-        For a balloon scenario, or a ``uri`` or ``progress`` that breaks a rule (checked
-        by :func:`run_ksm` and :func:`trace` before any connection).
+        For a balloon plan, or a ``uri`` or ``progress`` that breaks a rule (checked
+        before any connection).
 
     Examples
     --------
     >>> run_on_host({"kind": "balloon", "host_mib": 1024})
     Traceback (most recent call last):
     ...
-    kvmlab.errors.ScenarioError: balloon scenarios can only be simulated so far: ...
+    kvmlab.errors.ScenarioError: a balloon plan (kind 'balloon') can only be simulated: ...
     """
     scenario = load_scenario(scenario)
     if isinstance(scenario, KsmScenario):
@@ -423,9 +428,13 @@ def run_on_host(scenario: MemoryScenario | Mapping[str, Any] | str, *, uri: str 
     if isinstance(scenario, TraceScenario):
         with stop_signals_as_exit():
             return trace(scenario, uri=uri, progress=progress)
+    if isinstance(scenario, BalloonRunScenario):
+        with stop_signals_as_exit():
+            return run_balloon(scenario, uri=uri, progress=progress)
     assert isinstance(scenario, BalloonScenario)
-    raise ScenarioError("balloon scenarios can only be simulated so far: kvmlab does not yet "
-                        "inflate a real guest's balloon (use simulate)")
+    raise ScenarioError("a balloon plan (kind 'balloon') can only be simulated: its guests "
+                        "and host are not this machine's; a 'balloon-run' scenario "
+                        "(memory-balloon-live) inflates a real guest's balloon")
 
 
 __all__ = ["CR4_LA57", "KSM_TOOL", "READY_MARKER", "TOOL", "Monitor", "host_frame",

@@ -23,8 +23,11 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 from kvmlab.data import load_recorded
-from kvmlab.memory.model import fitted_run, simulate
+from kvmlab.memory.balloonrun import BalloonRunComparison, BalloonRunResult, compare_balloon_runs
+from kvmlab.memory.model import fitted_run, predict_balloon_run, simulate
 from kvmlab.memory.result import (
     BalloonComparison,
     KsmComparison,
@@ -39,20 +42,27 @@ from kvmlab.memory.twin import run_on_host
 
 
 def compare(simulated: MemoryResult, measured: MemoryResult
-            ) -> KsmComparison | TraceComparison | BalloonComparison:
+            ) -> KsmComparison | TraceComparison | BalloonComparison | BalloonRunComparison:
     """A simulated result next to a measured one of the same scenario.
 
     KSM: what a page scan costs is not known before the run (far more under TCG than on
     hardware), so the model is re-run with its cost per page fitted to the measured first
     full scan (:func:`kvmlab.memory.model.fit_scan_cost`), and its timing is judged
     (``comparison.fitted``). Traces: the memory layout's predictions against QEMU's
-    answers. Balloons: the planned balloons against the real ones.
+    answers. Balloons: the planned balloons against the real ones. Balloon runs: the
+    model put on the measured run's start (what the guest's kernel keeps for itself is
+    measured, not modelled), then each number's change judged step by step.
 
     Raises
     ------
     ScenarioError
         If the results are not of one kind, or not of the same scenario.
     """
+    if isinstance(simulated, BalloonRunResult) or isinstance(measured, BalloonRunResult):
+        compare_balloon_runs(simulated, measured)      # refuse a mismatch first
+        if simulated.source == "simulated" and simulated.start != measured.start:
+            simulated = predict_balloon_run(simulated.scenario, measured.start)
+        return compare_balloon_runs(simulated, measured)
     fitted = None
     if isinstance(simulated, KsmResult) and isinstance(measured, KsmResult):
         compare_results(simulated, measured)           # refuse a mismatch before a re-run
@@ -69,7 +79,11 @@ def recorded_result(name: str) -> MemoryResult:
     >>> r.source, r.final(), r.provenance["accelerator"]
     ('measured', (10, 990), 'tcg')
     """
-    return result_from_dict(load_recorded(name))
+    data: Any = load_recorded(name)
+    scenario = data.get("scenario") if isinstance(data, dict) else None
+    if isinstance(scenario, dict) and scenario.get("kind") == "balloon-run":
+        return BalloonRunResult.from_dict(data)
+    return result_from_dict(data)
 
 
 __all__ = ["compare", "load_scenario", "recorded_result", "run_on_host", "simulate"]
