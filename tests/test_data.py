@@ -99,7 +99,8 @@ def test_kvmlab_data_dir_replaces_both(user_dir, tmp_path, monkeypatch):
 
 def test_a_missing_recording_lists_those_there_are(user_dir):
     data.save_recorded("zz-mine", {"x": 1})
-    with pytest.raises(ScenarioError, match=r"no recorded run 'nope'; there are: cpu-.*zz-mine"):
+    with pytest.raises(ScenarioError,
+                       match=r"no recorded run 'nope'; there are: .*cpu-seed-example, .*zz-mine"):
         data.load_recorded("nope")
 
 
