@@ -8,7 +8,7 @@ tiny guest's kernel (:func:`run_many_on_host` runs many in one guest), and
 
 A NAT scenario (``nat-default-network``: libvirt's default network with a real dnsmasq
 and masquerading) goes through the same verbs and gives a :class:`NatResult`;
-:func:`recorded_result` gives a recorded real run of one.
+:func:`recorded_result` gives a recorded real run of one (or of a topology).
 
 Examples
 --------
@@ -30,9 +30,14 @@ from __future__ import annotations
 
 from kvmlab.network.model import broadcast_domains, simulate
 from kvmlab.network.natresult import NatComparison, NatResult
-from kvmlab.network.natresult import recorded_nat as recorded_result
 from kvmlab.network.natscenario import NatScenario
-from kvmlab.network.result import Event, NetworkComparison, NetworkResult, compare
+from kvmlab.network.result import (
+    Event,
+    NetworkComparison,
+    NetworkResult,
+    compare,
+    recorded_result,
+)
 from kvmlab.network.scenario import Topology, load_scenario
 from kvmlab.network.twin import run_many_on_host, run_on_host
 

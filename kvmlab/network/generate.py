@@ -38,10 +38,12 @@ def _add_sub_devices(rng: random.Random, host: dict[str, Any], guests: list[dict
     0-3 (0 included: the kernel takes a VLAN 0 sub-device), each in a bridge of its own
     inside the host with a guest behind it (``vnetV``), like the seed article's design.
 
-    Not yet modelled, found on the real kernel: the KVM host answers ARP for its address on
-    the bridges inside it too (Linux's weak host model, with the bridge's own MAC), and a
-    sub-device has its parent's MAC, which is a local (never learned, never forwarded)
-    address of the bridge it is a port of."""
+    Such a host shows two kernel rules the model follows: the host answers ARP for its
+    address on the bridges inside it too (Linux's weak host model, with the bridge's own MAC,
+    which is ``eth0``'s: a bridge takes its ports' lowest MAC, and the tap-like ports have
+    ``fe:…`` ones), and a sub-device has its parent's MAC, which is a *local* address of the
+    bridge it is a port of (never learned from a port; a frame to it is for the host, never
+    forwarded). A guest's tagged frame leaves such a host with two tags (802.1Q in 802.1Q)."""
     name = host["name"]
     for vid in sorted(rng.sample([0, 1, 2, 3], rng.randint(1, 2))):
         sub = f"eth0.{vid}"
@@ -65,9 +67,9 @@ def random_topology_dict(seed: int, *, max_bridges: int = 3, max_hosts: int = 5,
     and some frames leave their host tagged (VLAN 0 to 3).
 
     With ``odd`` and ``sub_devices``, now and then a host is a KVM host with 8021q
-    sub-devices (VLAN 0 to 3), each in a bridge inside the host with a guest behind it. (Off
-    by default: on a real kernel such hosts still differ from the model in a few ways, see
-    :func:`_add_sub_devices`.)
+    sub-devices (VLAN 0 to 3), each in a bridge inside the host with a guest behind it (see
+    :func:`_add_sub_devices`; off by default, so that the topologies of a seed stay the
+    same).
 
     Every host has an address (10.0.0.N/24), and now and then a frame is an ARP
     request (for a host, or for an address nobody has). With ``odd`` (the

@@ -52,12 +52,13 @@ import simpy
 
 from kvmlab.errors import ScenarioError
 from kvmlab.lab import SIMULATED
-from kvmlab.network.frames import BROADCAST, Frame, kind_of
+from kvmlab.network.frames import BROADCAST, ETHERTYPE_ARP, Frame, kind_of
+from kvmlab.network.layer3 import route
 from kvmlab.network.natmodel import simulate_nat
 from kvmlab.network.natresult import NatResult
 from kvmlab.network.natscenario import NatScenario
 from kvmlab.network.result import Event, NetworkResult
-from kvmlab.network.scenario import SETTLE_S, Bridge, Topology, load_scenario
+from kvmlab.network.scenario import SETTLE_S, Bridge, Host, Topology, load_scenario
 from kvmlab.network.vlan import egress, ingress_vid
 from kvmlab.progress import Progress, ProgressArg, progress_bar
 from kvmlab.validate import whole_number
@@ -101,11 +102,15 @@ class Network:
         self.bar = bar
         self.env = simpy.Environment()
         self.bridges = {b.name: BridgeState(b) for b in topology.bridges}
+        self.local = {b.name: topology.local_macs(b.name) for b in topology.bridges}
         self.events: list[Event] = []
         self.received: list[list[str]] = [[] for _ in topology.frames]
         self.replies: list[list[str]] = [[] for _ in topology.frames]
         self.tags: list[dict[str, int | None]] = [{} for _ in topology.frames]
         self.repliers: list[str | None] = [None for _ in topology.frames]
+        self.packets: list[dict[str, str]] = [{} for _ in topology.frames]
+        self.neighbours: dict[tuple[str, str, str], str] = {}
+        self.pending: dict[tuple[str, str, str], list[tuple[int, Frame]]] = {}
 
     def _log(self, frame: int, where: str, action: str, detail: str = "") -> None:
         self.events.append(Event(self.env.now, frame, where, action, detail,
@@ -129,21 +134,28 @@ class Network:
         yield from self._cross(i, frame, frame.sender)
 
     def _cross(self, i: int, frame: Frame, out_of: str,
-               reply: bool = False) -> Iterator[simpy.Event]:
-        """The frame leaves interface ``out_of`` and arrives at the other end of its link."""
+               reply: str = "") -> Iterator[simpy.Event]:
+        """The frame leaves interface ``out_of`` and arrives at the other end of its link.
+
+        ``reply`` is what the frame is: ``""`` frame ``i`` itself (or a router's copy of
+        it), ``"reply"`` the ARP reply to it, ``"aux"`` a router's own ARP on its way."""
         yield self.env.timeout(HOP_S)
-        if (sub := self.topology.sub_device(out_of)) is not None:
+        if (sub := self.topology.sub_device(out_of) or self._l3_sub(out_of)) is not None:
             parent, vid = sub               # out through a VLAN sub-device: tagged, by its parent
             self._log(i, out_of, "tag", f"VLAN {vid}, out of {parent}")
-            frame, out_of = replace(frame, vlan=vid), parent
+            frame, out_of = frame.push_tag(vid), parent
         there = self.topology.peer(out_of)
         if self.topology.is_port(there):
             yield from self._bridge(i, frame, there, reply)
             return
         tag = "" if frame.vlan is None else f"tagged {frame.vlan}"
-        self._log(i, there, "receive", ", ".join(x for x in ("the ARP reply" if reply else "",
-                                                            tag) if x))
-        (self.replies if reply else self.received)[i].append(there)
+        what = {"reply": "the ARP reply", "aux": f"a router's {frame.label}"}.get(reply, "")
+        if frame.to is not None and not reply:
+            what = f"TTL {frame.ttl}, {frame.src} > {frame.dst}"
+            self.packets[i][there] = what
+        self._log(i, there, "receive", ", ".join(x for x in (what, tag) if x))
+        if reply != "aux":
+            (self.replies if reply else self.received)[i].append(there)
         if not reply:
             self.tags[i][there] = frame.vlan
         # A sub-device takes the frames of its VLAN, untagged; a frame tagged 0 (a priority
@@ -152,29 +164,109 @@ class Network:
         if port is not None:
             self._log(i, there, "untag", f"VLAN {frame.vlan} goes to its sub-device, port "
                                          f"{port}")
-            yield from self._bridge(i, replace(frame, vlan=None), port, reply)
+            yield from self._bridge(i, frame.pop_tag(), port, reply)
             return
-        nic = self.topology.nic(there)
-        asker = self.topology.nic(frame.sender).ip
-        # Linux answers only for its own address, never a request that claims to come from
-        # its own address (one back through a hairpin port: a martian source), and never
-        # one tagged with a VLAN it has no device for.
-        if (not reply and frame.arp_target is not None and nic.interface is not None
-                and str(nic.interface.ip) == frame.arp_target and asker != nic.ip
-                and frame.vlan in (None, 0)):
-            self.env.process(self._answer_arp(i, frame, there))
+        # The device that takes it: the NIC, or its (unbridged) sub-device for the tag; a
+        # frame tagged with a VLAN it has no device for goes nowhere.
+        host, parent = there.split(":", 1)
+        device = next((f"{host}:{sub}" for sub, (p, v) in
+                       self._host(host).vlan_devices.items()
+                       if p == parent and v == frame.vlan), None)
+        if device is not None:
+            frame = frame.pop_tag()
+        elif frame.vlan not in (None, 0):
+            return
+        else:
+            device = there
+        yield from self._layer3(i, frame, device, reply)
 
-    def _answer_arp(self, i: int, request: Frame, nic_id: str) -> Iterator[simpy.Event]:
-        nic = self.topology.nic(nic_id)
-        answer = Frame(nic_id, request.src, nic.mac, self.env.now, request.ethertype,
-                       f"ARP reply: {request.arp_target} is at {nic.mac}")
-        self.repliers[i] = nic_id
-        self._log(i, nic_id, "send", f"ARP reply {nic.mac} > {request.src}: "
-                                     f"{request.arp_target} is at {nic.mac}")
-        yield from self._cross(i, answer, nic_id, reply=True)
+    def _host(self, name: str) -> Host:
+        return next(h for h in self.topology.hosts if h.name == name)
+
+    def _l3_sub(self, ident: str) -> tuple[str, int] | None:
+        """For ``host:sub``, a host's VLAN sub-device that is no bridge port: (parent, VID)."""
+        host, name = ident.split(":", 1)
+        if self.topology.is_port(ident) or not any(h.name == host for h in self.topology.hosts):
+            return None
+        parent, vid = self._host(host).vlan_devices.get(name, (None, 0))
+        return None if parent is None else (f"{host}:{parent}", vid)
+
+    def _device_mac(self, device: str) -> str:
+        sub = self._l3_sub(device)
+        return self.topology.nic(sub[0] if sub else device).mac
+
+    def _layer3(self, i: int, frame: Frame, device: str, role: str) -> Iterator[simpy.Event]:
+        """What the host does with a frame its device ``device`` takes: answer an ARP
+        request, note an ARP reply, take or forward an IPv4 packet."""
+        host = device.split(":")[0]
+        mine = self.topology.host_ips(host)
+        mac = self._device_mac(device)
+        if frame.arp_target is not None and role != "reply":
+            # Linux answers for any of the host's addresses on any device (arp_ignore 0), but
+            # never a request that claims to come from one of them (a martian source).
+            asker = frame.ip_src or (self.topology.nic(frame.sender).ip or "").split("/")[0]
+            if frame.arp_target in mine and asker not in mine:
+                self.neighbours[(host, device, asker)] = frame.src   # neigh_event_ns
+                self.env.process(self._answer_arp(i, frame, device, role or "reply"))
+        elif (frame.ethertype == ETHERTYPE_ARP and frame.dst == mac and frame.ip_src
+              and ((key := (host, device, frame.ip_src)) in self.pending
+                   or key in self.neighbours)):   # unasked-for replies make no entry
+            self.neighbours[key] = frame.src
+            for k, packet in self.pending.pop((host, device, frame.ip_src), []):
+                self.env.process(self._cross(k, replace(packet, dst=frame.src), device))
+        elif frame.to is not None and frame.dst == mac and not role:
+            if frame.to in mine:
+                self._log(i, device, "deliver", f"{frame.to} is the host's own address")
+            elif not self._host(host).forward:
+                self._log(i, device, "drop", f"for {frame.to}, and {host} is no router")
+            else:
+                yield from self._forward(i, frame, host)
+        yield self.env.timeout(0)
+
+    def _forward(self, i: int, packet: Frame, host: str) -> Iterator[simpy.Event]:
+        """A router forwards: TTL one lower, out by the connected route, its own MAC as
+        source and the next hop's as destination (asked for by ARP the first time)."""
+        out = route(self.topology, host, packet.to or "")
+        if packet.ttl <= 1:
+            self._log(i, host, "drop", f"TTL {packet.ttl} would reach 0: the router drops it "
+                                       "(and sends an ICMP time-exceeded to the sender)")
+            return
+        if out is None:
+            self._log(i, host, "drop", f"no route to {packet.to}")
+            return
+        packet = replace(packet, sender=out.id, src=out.mac, ttl=packet.ttl - 1, vlan=None,
+                         inner=())
+        key = (host, out.id, packet.to or "")
+        if (mac := self.neighbours.get(key)) is not None:
+            self._log(i, host, "route", f"{packet.to} via {out.name}, TTL {packet.ttl}, "
+                                        f"{out.mac} > {mac}")
+            self.env.process(self._cross(i, replace(packet, dst=mac), out.id))
+        else:
+            first = key not in self.pending
+            self.pending.setdefault(key, []).append((i, packet))
+            self._log(i, host, "route", f"{packet.to} via {out.name}: its MAC is unknown, "
+                                        "the packet waits for an ARP reply")
+            if first:
+                ask = Frame(out.id, BROADCAST, out.mac, self.env.now, ETHERTYPE_ARP,
+                            f"ARP request: who has {packet.to}?", arp_target=packet.to,
+                            ip_src=out.ip)
+                self.env.process(self._cross(i, ask, out.id, "aux"))
+        yield self.env.timeout(0)
+
+    def _answer_arp(self, i: int, request: Frame, device: str,
+                    role: str) -> Iterator[simpy.Event]:
+        mac = self._device_mac(device)
+        answer = Frame(device, request.src, mac, self.env.now, request.ethertype,
+                       f"ARP reply: {request.arp_target} is at {mac}",
+                       ip_src=request.arp_target)
+        if role == "reply":
+            self.repliers[i] = next(n.id for n in self.topology.nics if n.mac == mac)
+        self._log(i, device, "send", f"ARP reply {mac} > {request.src}: "
+                                     f"{request.arp_target} is at {mac}")
+        yield from self._cross(i, answer, device, role)
 
     def _bridge(self, i: int, frame: Frame, port_id: str,
-                reply: bool = False) -> Iterator[simpy.Event]:
+                reply: str = "") -> Iterator[simpy.Event]:
         name, port_name = port_id.split(":")
         state = self.bridges[name]
         bridge = state.bridge
@@ -194,7 +286,11 @@ class Network:
                                                                frame.vlan))
                 return
         src_key = state.key(frame.src, vid)
-        if bridge.ageing_s == 0:
+        local = self.local[name]
+        if frame.src in local:
+            self._log(i, port_id, "ignore", f"{frame.src} is the bridge's own (a local "
+                                            "entry): never learned from a port")
+        elif bridge.ageing_s == 0:
             pass                              # "some users want to always flood"
         elif port.flags["learning"]:
             old = state.fdb.get(src_key)
@@ -213,6 +309,10 @@ class Network:
         in_vlan = f" in VLAN {vid}" if vid is not None else ""
         if frame.vlan is not None:
             in_vlan += f" (it came in tagged {frame.vlan})"
+        if kind == "unicast" and frame.dst in local:
+            self._log(i, port_id, "local", f"{frame.dst} is the bridge's own address: the "
+                                           "frame is for the host itself, never forwarded")
+            return
         if kind == "unicast" and dst_key in state.alive(now):
             out = state.alive(now)[dst_key]
             if out == port_name and not port.flags["hairpin"]:
@@ -237,8 +337,50 @@ class Network:
                 if not allowed:
                     self._log(i, f"{name}:{out}", "drop", f"port {out} is not in VLAN {vid}")
                     continue
-                leaving = replace(frame, vlan=tag)
+                leaving = frame.pop_tag() if tag is None else replace(frame, vlan=tag)
             self.env.process(self._cross(i, leaving, f"{name}:{out}", reply))
+        if kind == "broadcast" and not reply and self._bridge_answers(bridge, frame):
+            self.env.process(self._answer_arp_from_bridge(i, frame, name))
+        yield self.env.timeout(0)
+
+    def _bridge_answers(self, bridge: Bridge, frame: Frame) -> bool:
+        """Whether a bridge inside a host answers an ARP request that reaches it.
+
+        A broadcast always goes up to the bridge device too. Linux answers ARP on any
+        interface for any of the host's addresses (the weak host model, ``arp_ignore`` 0),
+        so the bridge answers for an address of one of the host's NICs, with its own MAC —
+        unless the request comes from one of the host's own addresses (a martian source)."""
+        if bridge.host is None or bridge.vlan_filtering or frame.arp_target is None:
+            return False
+        mine = self.topology.host_ips(bridge.host)
+        asker = self.topology.nic(frame.sender).ip
+        return (frame.arp_target in mine and asker is not None
+                and asker.split("/")[0] not in mine
+                and self.topology.bridge_mac(bridge.name) is not None)
+
+    def _answer_arp_from_bridge(self, i: int, request: Frame, name: str
+                                ) -> Iterator[simpy.Event]:
+        """The bridge device sends the ARP reply: looked up in its table like any frame it
+        sends itself (``br_dev_xmit``), flooded if unknown; nothing learned from it."""
+        mac = self.topology.bridge_mac(name)
+        assert mac is not None
+        answer = Frame(f"{name}:", request.src, mac, self.env.now, request.ethertype,
+                       f"ARP reply: {request.arp_target} is at {mac}")
+        self.repliers[i] = next((n.id for n in self.topology.nics if n.mac == mac), mac)
+        self._log(i, name, "send", f"ARP reply {mac} > {request.src} from bridge {name} "
+                                   f"itself: {request.arp_target} (an address of its host) "
+                                   f"is at {mac}")
+        state = self.bridges[name]
+        alive = state.alive(self.env.now)
+        if request.src in alive:
+            targets = [alive[request.src]]
+            self._log(i, name, "forward", f"{request.src} is behind {targets[0]}")
+        else:
+            targets = [p.name for p in state.bridge.ports if p.flags["flood"]]
+            self._log(i, name, "flood", f"{request.src} is unknown: to "
+                                        f"{', '.join(targets) or 'no port'}")
+        for out in targets:
+            self.env.process(self._cross(i, answer, f"{name}:{out}", "reply"))
         yield self.env.timeout(0)
 
 
@@ -290,7 +432,7 @@ def simulate(scenario: Topology | NatScenario | Mapping[str, Any] | str | Path, 
         topology=topology, source=SIMULATED,
         receivers=[tuple(sorted(set(r))) for r in net.received],
         replies=[tuple(sorted(set(r))) for r in net.replies], repliers=net.repliers,
-        tags=net.tags,
+        tags=net.tags, packets=net.packets,
         fdb={b: s.alive(net.env.now) for b, s in net.bridges.items()},
         events=net.events, provenance={"model": "kvmlab.network.model", "seed": seed})
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmlab.data import load_recorded
 from kvmlab.errors import ScenarioError
-from kvmlab.lab import SOURCES, Comparison, check_pair
+from kvmlab.lab import MEASURED, SOURCES, Comparison, check_pair
 from kvmlab.network.natresult import NatComparison, NatResult, compare_nat
 from kvmlab.network.scenario import Topology
 
-__all__ = ["Event", "NetworkComparison", "NetworkResult", "compare"]
+__all__ = ["Event", "NetworkComparison", "NetworkResult", "compare", "recorded_result"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class NetworkResult:
         (empty and None for other frames, or when nobody answered).
     tags : list of dict
         For frame i, each receiving NIC's 802.1Q tag on arrival (None: untagged).
+    packets : list of dict
+        For an IPv4 packet i, each receiving NIC's copy: ``"TTL 63, <source MAC> >
+        <destination MAC>"`` (a router's copy has a lower TTL and new MACs).
     """
 
     topology: Topology
@@ -82,6 +86,7 @@ class NetworkResult:
     replies: list[tuple[str, ...]] = field(default_factory=list)
     repliers: list[str | None] = field(default_factory=list)
     tags: list[dict[str, int | None]] = field(default_factory=list)
+    packets: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -99,12 +104,46 @@ class NetworkResult:
                "provenance": self.provenance}
         if any(v is not None for t in self.tags for v in t.values()):
             out["tags"] = [dict(sorted(t.items())) for t in self.tags]
+        if any(self.packets):
+            out["packets"] = [dict(sorted(p.items())) for p in self.packets]
         if any(self.repliers):
             out["arp_replies"] = [{"frame": i, "from": who, "receivers": list(got)}
                                   for i, (who, got) in enumerate(zip(self.repliers,
                                                                      self.replies,
                                                                      strict=True)) if who]
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkResult:
+        """A result back from its JSON form (:meth:`to_dict`; a recording). The events are
+        the model's and are not kept.
+
+        Examples
+        --------
+        >>> from kvmlab.network.model import simulate
+        >>> r = simulate("vlan-router-on-a-stick")
+        >>> back = NetworkResult.from_dict(r.to_dict())
+        >>> (back.receivers, back.tags, back.packets, back.repliers) == (
+        ...     r.receivers, r.tags, r.packets, r.repliers)
+        True
+        """
+        try:
+            topology = Topology.from_dict(data["topology"])
+            receivers = [tuple(r) for r in data["receivers"]]
+            n = len(receivers)
+            tags = ([dict(t) for t in data["tags"]] if "tags" in data
+                    else [dict.fromkeys(r) for r in receivers])
+            packets = [dict(p) for p in data.get("packets", [{} for _ in range(n)])]
+            repliers: list[str | None] = [None] * n
+            replies: list[tuple[str, ...]] = [()] * n
+            for a in data.get("arp_replies", []):
+                repliers[a["frame"]], replies[a["frame"]] = a["from"], tuple(a["receivers"])
+            return cls(topology, data["source"], receivers,
+                       {b: dict(t) for b, t in data["fdb"].items()},
+                       provenance=dict(data.get("provenance", {})), replies=replies,
+                       repliers=repliers, tags=tags, packets=packets)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ScenarioError(f"not a network result: {exc!r}") from None
 
     def steps(self) -> str:
         """The event list as text, one line per step."""
@@ -167,6 +206,14 @@ class NetworkComparison(Comparison):
                 if x != y]
 
     @property
+    def packet_differences(self) -> list[tuple[int, dict[str, str], dict[str, str]]]:
+        """(frame, simulated, real) IPv4 packet copies (TTL and MACs) where they differ."""
+        n = len(self.simulated.receivers)
+        a = self.simulated.packets or [{} for _ in range(n)]
+        b = self.measured.packets or [{} for _ in range(n)]
+        return [(i, x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+
+    @property
     def fdb_differences(self) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
         """Bridge name to (simulated, real) forwarding table, for the tables that differ."""
         return {b: (self.simulated.fdb.get(b, {}), self.measured.fdb.get(b, {}))
@@ -177,13 +224,14 @@ class NetworkComparison(Comparison):
     def differing_frames(self) -> list[int]:
         """The frames that differ in receivers, tags on arrival or ARP reply, in order."""
         return sorted({d[0] for d in (*self.frame_differences, *self.tag_differences,
-                                      *self.reply_differences)})
+                                      *self.reply_differences, *self.packet_differences)})
 
     @property
     def agrees(self) -> bool:
         """True when every frame and every forwarding table is the same on both sides."""
         return (not self.frame_differences and not self.fdb_differences
-                and not self.reply_differences and not self.tag_differences)
+                and not self.reply_differences and not self.tag_differences
+                and not self.packet_differences)
 
     @property
     def max_error(self) -> float:
@@ -199,6 +247,8 @@ class NetworkComparison(Comparison):
             rows.append(f"{i:>5}  {', '.join(a) or '-':<30} {', '.join(b) or '-':<30}{mark}")
         for i, a, b in self.tag_differences:
             rows.append(f"tags of frame {i}: simulated {a}; real {b}")
+        for i, a, b in self.packet_differences:
+            rows.append(f"packets of frame {i}: simulated {a}; real {b}")
         for i, (who_a, got_a), (who_b, got_b) in self.reply_differences:
             rows.append(f"ARP reply to frame {i}: simulated {who_a} -> {', '.join(got_a) or '-'}"
                         f"; real {who_b} -> {', '.join(got_b) or '-'}")
@@ -225,7 +275,27 @@ class NetworkComparison(Comparison):
                 "tag_differences": [{"frame": i, "simulated": a, "real": b}
                                     for i, a, b in self.tag_differences],
                 "reply_differences": [{"frame": i, "simulated": list(x), "real": list(y)}
-                                      for i, x, y in self.reply_differences]}
+                                      for i, x, y in self.reply_differences],
+                "packet_differences": [{"frame": i, "simulated": a, "real": b}
+                                       for i, a, b in self.packet_differences]}
+
+
+def recorded_result(name: str) -> NetworkResult | NatResult:
+    """A recorded real-kernel run (``data/recorded/NAME.json``, or the user's of that
+    name): a topology's or a NAT scenario's.
+
+    Examples
+    --------
+    >>> r = recorded_result("vlan-router-on-a-stick")
+    >>> r.source, r.provenance["guest_kernel"].startswith("6.")
+    ('measured', True)
+    """
+    data = load_recorded(name)
+    result = (NatResult.from_dict(data) if "leases" in data
+              else NetworkResult.from_dict(data))
+    if result.source != MEASURED:
+        raise ScenarioError(f"recording {name!r} is not a measured run")
+    return result
 
 
 def compare(simulated: NetworkResult | NatResult, measured: NetworkResult | NatResult

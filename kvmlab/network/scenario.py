@@ -53,7 +53,8 @@ import networkx as nx
 
 from kvmlab.data import load_scenario_as
 from kvmlab.errors import ScenarioError
-from kvmlab.network.frames import Frame, is_group, parse_frames, parse_mac
+from kvmlab.network.frames import Frame, Sender, is_group, parse_frames, parse_mac
+from kvmlab.network.layer3 import check_address, check_layer3, interfaces, next_hop_mac
 from kvmlab.network.natscenario import PREFIX as NAT_PREFIX
 from kvmlab.network.natscenario import NatScenario, is_nat_dict
 from kvmlab.network.vlan import VLAN_KEYS, PortVlans, check_vid, port_vlans
@@ -67,8 +68,8 @@ from kvmlab.validate import (
     text,
 )
 
-__all__ = ["DEFAULT_AGEING_S", "PORT_FLAGS", "PREFIXES", "SETTLE_S", "Bridge", "Host", "Nic",
-           "Port", "Topology", "check_ifname", "load_scenario"]
+__all__ = ["DEFAULT_AGEING_S", "PORT_FLAGS", "PREFIXES", "SETTLE_S", "TAP_BYTE", "Bridge", "Host",
+           "Nic", "Port", "Topology", "check_ifname", "load_scenario"]
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
 """Interface, host and bridge names: within Linux's rule (1-15 characters, no '/', ':' or
@@ -85,6 +86,9 @@ MAX_NODES = 256
 """The most hosts, bridges, NICs per host, ports per bridge or links of a topology: the
 model's loop checks and flooding walk the graph for every link and frame, and 256 bridges
 in a line with 200 frames already take seconds."""
+TAP_BYTE = "fe"
+"""The first byte of a bridge port's MAC when the port's other end is a NIC (see
+:meth:`Topology.port_mac`)."""
 PREFIXES = ("net-", "vlan-", NAT_PREFIX)
 """The shipped scenarios of this lab: ``data/scenarios/net-*`` and ``vlan-*`` (topologies), and
 ``nat-*`` (NAT networks, see :mod:`kvmlab.network.natscenario`)."""
@@ -151,6 +155,11 @@ class Host:
     name: str
     nics: tuple[Nic, ...] = ()
     vlan_devices: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    """Sub-device name to its IPv4 address with prefix (see :mod:`kvmlab.network.layer3`)."""
+    gateway: str | None = None
+    forward: bool = False
+    """A router: forwards IPv4 packets between its interfaces."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,45 @@ class Topology:
                             return f"{b.name}:{sub}"
         return None
 
+    def port_mac(self, port_id: str) -> str | None:
+        """The MAC of a bridge port's own device, where the kernel's is known.
+
+        A VLAN sub-device has its parent's MAC. A veth whose other end is a NIC gets the
+        NIC's MAC with the first byte ``fe`` (as libvirt gives its tap devices
+        ``fe:54:00:…``: a bridge takes the lowest of its ports' MACs as its own, and
+        ``fe`` keeps a guest's from being chosen). Other ports get a random one: None.
+        """
+        if (sub := self.sub_device(port_id)) is not None:
+            return self.nic(sub[0]).mac
+        peer = next((b if a == port_id else a for a, b in self.links if port_id in (a, b)),
+                    None)
+        if peer is None or self.is_port(peer):
+            return None
+        return TAP_BYTE + self.nic(peer).mac[2:]
+
+    def bridge_mac(self, name: str) -> str | None:
+        """A bridge's own MAC: its ports' lowest (``br_stp_recalculate_bridge_id``), or None."""
+        macs = [self.port_mac(p.id) for p in self.bridge(name).ports]
+        return None if not macs or None in macs else min(m for m in macs if m)
+
+    def local_macs(self, name: str) -> set[str]:
+        """The bridge's *local* addresses: its own and its ports' MACs. The kernel keeps them
+        in the forwarding table as permanent entries: never learned from a port, and a frame
+        to one is for the bridge itself (passed up, never forwarded)."""
+        macs = {self.port_mac(p.id) for p in self.bridge(name).ports}
+        macs.add(self.bridge_mac(name))
+        return {m for m in macs if m is not None}
+
+    def host_ips(self, host: str) -> set[str]:
+        """The IPv4 addresses of a host's interfaces (a network namespace's local
+        addresses)."""
+        return {i.ip for i in interfaces(self, host)}
+
+    def next_hop(self, nic: Sender, to: str) -> str:
+        """The MAC a packet from ``nic`` to address ``to`` goes to (see
+        :func:`~kvmlab.network.layer3.next_hop_mac`)."""
+        return next_hop_mac(self, nic, to)
+
     def is_port(self, ident: str) -> bool:
         return ident.split(":", 1)[0] in {b.name for b in self.bridges}
 
@@ -269,6 +317,7 @@ class Topology:
             raise ScenarioError(f"two NICs have the MAC address {dup}; each NIC needs its "
                                 "own (a frame may still borrow one with 'src')")
         ips = [n.ip.split("/")[0] for h in hosts for n in h.nics if n.ip]
+        ips += [ip.split("/")[0] for h in hosts for ip in h.addresses.values()]
         if dup := _first_duplicate(ips):
             raise ScenarioError(f"two NICs have the address {dup}; each needs its own")
         topo = cls(hosts=hosts, bridges=bridges,
@@ -289,7 +338,8 @@ class Topology:
         topo = cls(hosts=hosts, bridges=bridges, links=links, name=topo.name,
                    description=topo.description)
         _check_no_loops(topo)
-        frames = parse_frames(data.get("frames", []), topo.nic, topo.is_port)
+        check_layer3(topo)
+        frames = parse_frames(data.get("frames", []), topo.nic, topo.is_port, topo.next_hop)
         return cls(hosts=hosts, bridges=bridges, links=links, frames=frames, name=topo.name,
                    description=topo.description)
 
@@ -303,8 +353,12 @@ class Topology:
                                                  | ({"ip": n.ip} if n.ip else {})
                                                  for n in h.nics]}
                         | ({"vlan_devices": [{"name": k, "parent": p, "id": v}
+                                             | ({"ip": h.addresses[k]} if k in h.addresses
+                                                else {})
                                              for k, (p, v) in h.vlan_devices.items()]}
                            if h.vlan_devices else {})
+                        | ({"gateway": h.gateway} if h.gateway else {})
+                        | ({"forward": True} if h.forward else {})
                         for h in self.hosts]
         out["bridges"] = [{"name": b.name, "ageing_s": b.ageing_s,
                            "ports": [{"name": p.name, **p.flags} | _vlans_dict(p)
@@ -324,7 +378,8 @@ class Topology:
     def with_frames(self, frames: Sequence[Mapping[str, Any]]) -> Topology:
         """The same network with other frames."""
         return Topology(self.hosts, self.bridges, self.links,
-                        parse_frames(frames, self.nic, self.is_port), self.name, self.description)
+                        parse_frames(frames, self.nic, self.is_port, self.next_hop), self.name,
+                        self.description)
 
 
 def _vlans_dict(port: Port) -> dict[str, Any]:
@@ -352,7 +407,7 @@ def _host(data: Any, index: int) -> Host:
         raise ScenarioError(f'each host is {{"name": ..., "nics": [...]}}, not '
                             f'{str(data)[:80]}')
     name = check_ifname(data["name"], "host")
-    check_keys(data, ("name", "nics", "vlan_devices"), f"host {name!r}")
+    check_keys(data, ("name", "nics", "vlan_devices", "gateway", "forward"), f"host {name!r}")
     nics = []
     for j, nic in enumerate(_list(data, "nics")):
         if isinstance(nic, str):
@@ -369,25 +424,17 @@ def _host(data: Any, index: int) -> Host:
         ip = nic.get("ip")
         if ip is not None:
             text(ip, f"NIC {name}:{nic['name']}: ip")
-            try:
-                iface = ipaddress.IPv4Interface(ip)
-            except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
-                raise ScenarioError(f"NIC {name}:{nic['name']}: {ip!r} is not an IPv4 address "
-                                    "with a prefix (like 10.0.0.1/24)") from None
-            if "/" not in str(ip) or iface.ip in (iface.network.network_address,
-                                                   iface.network.broadcast_address):
-                raise ScenarioError(f"NIC {name}:{nic['name']}: {ip!r} needs a prefix and must "
-                                    "not be its subnet's network or broadcast address")
-            ip = str(iface)
+            ip = check_address(ip, f"NIC {name}:{nic['name']}")
         nics.append(Nic(name, check_ifname(nic["name"], "NIC"), mac, ip))
     if dup := _first_duplicate([n.name for n in nics]):
         raise ScenarioError(f"host {name!r} has two NICs called {dup!r}")
     subs: dict[str, tuple[str, int]] = {}
+    addresses: dict[str, str] = {}
     for sub in _list(data, "vlan_devices"):
         if not isinstance(sub, Mapping) or not {"name", "parent", "id"} <= set(sub):
             raise ScenarioError(f'each VLAN sub-device is {{"name": "eth0.10", "parent": '
                                 f'"eth0", "id": 10}}, not {str(sub)[:80]}')
-        check_keys(sub, ("name", "parent", "id"), f"a VLAN sub-device of host {name!r}")
+        check_keys(sub, ("name", "parent", "id", "ip"), f"a VLAN sub-device of host {name!r}")
         sub_name = check_ifname(sub["name"], "VLAN sub-device")
         if not isinstance(sub["parent"], str) or sub["parent"] not in {n.name for n in nics}:
             raise ScenarioError(f"host {name}: {sub_name}'s parent {sub['parent']!r} is not "
@@ -402,7 +449,17 @@ def _host(data: Any, index: int) -> Host:
         if sub_name in subs or sub_name in {n.name for n in nics}:
             raise ScenarioError(f"host {name} has two interfaces called {sub_name!r}")
         subs[sub_name] = (sub["parent"], vid)
-    return Host(name, tuple(nics), subs)
+        if "ip" in sub:
+            addresses[sub_name] = check_address(sub["ip"], f"{name}:{sub_name}")
+    gateway = data.get("gateway")
+    if gateway is not None:
+        try:
+            gateway = str(ipaddress.IPv4Address(gateway))
+        except (ipaddress.AddressValueError, ValueError):
+            raise ScenarioError(f"host {name}: gateway is an IPv4 address without a prefix "
+                                f"(like 10.0.10.1), not {gateway!r}") from None
+    forward = boolean(data.get("forward", False), f"host {name}: forward")
+    return Host(name, tuple(nics), subs, addresses, gateway, forward)
 
 
 def _bridge(data: Any) -> Bridge:
@@ -496,7 +553,6 @@ def _check_no_loops(topo: Topology) -> None:
                     f"the link {a} - {b} closes a loop between bridges: frames would circle "
                     "for ever (a broadcast storm); these bridges run without STP")
             g.add_edge(x, y)
-
 
 
 def _from_dict(data: Mapping[str, Any]) -> Topology | NatScenario:

@@ -38,9 +38,9 @@ from kvmlab.network.tool import frames_tool
 from kvmlab.progress import ProgressArg, check_progress, progress_bar
 
 __all__ = ["ARP_END", "BRIDGE", "FDB_MARKER", "IP", "MAGIC", "MIN_FRAME", "START_S", "ArpReply",
-           "Batches", "Part", "Report", "frame_bytes", "guest_script", "parse_arp_reply",
-           "parse_fdb_line", "part_result", "parts_of", "plan", "read_report", "run_many_on_host",
-           "run_on_host", "send_order", "setup_batches"]
+           "Batches", "Part", "Report", "frame_bytes", "guest_script", "ipv4_packet",
+           "parse_arp_reply", "parse_fdb_line", "part_result", "parts_of", "plan", "read_report",
+           "run_many_on_host", "run_on_host", "send_order", "setup_batches"]
 
 IP = "/opt/iproute2/ip"
 BRIDGE = "/opt/iproute2/bridge"
@@ -81,6 +81,10 @@ def frame_bytes(frame: Frame, index: int, sender_ip: str | None = None) -> bytes
     if frame.vlan is not None:                        # 802.1Q: TPID, then PCP 0 and the VID
         head += b"\x81\x00" + frame.vlan.to_bytes(2, "big")
     head += frame.ethertype.to_bytes(2, "big")
+    if frame.to is not None:
+        assert sender_ip is not None
+        return (head + ipv4_packet(sender_ip, frame.to, frame.ttl, index)).ljust(
+            MIN_FRAME + (4 if frame.vlan is not None else 0), b"\0")
     if frame.arp_target is not None:
         assert sender_ip is not None
         head += (bytes.fromhex("0001080006040001") + _mac_bytes(frame.src)
@@ -88,6 +92,33 @@ def frame_bytes(frame: Frame, index: int, sender_ip: str | None = None) -> bytes
                  + ipaddress.IPv4Address(frame.arp_target).packed)
     head += MAGIC + index.to_bytes(2, "big")
     return head.ljust(MIN_FRAME + (4 if frame.vlan is not None else 0), b"\0")
+
+
+def _checksum(data: bytes) -> bytes:
+    total = sum(int.from_bytes(data[k:k + 2], "big") for k in range(0, len(data), 2))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total & 0xFFFF).to_bytes(2, "big")
+
+
+def ipv4_packet(src: str, dst: str, ttl: int, index: int) -> bytes:
+    """An IPv4 packet that no host answers: an ICMP echo *reply* (nobody asked, so it is
+    dropped quietly), with ``kvmlab`` and the frame's index as its data, right where an ARP
+    message would end (:data:`ARP_END`).
+
+    Examples
+    --------
+    >>> p = ipv4_packet("10.0.10.2", "10.0.20.2", 64, 3)
+    >>> len(p), p[8], p[9], p[28:34], _checksum(p[:20]) == _checksum(p[20:]) == bytes(2)
+    (36, 64, 1, b'kvmlab', True)
+    """
+    icmp = bytearray(b"\x00\x00\x00\x00\x00\x00\x00\x00" + MAGIC + index.to_bytes(2, "big"))
+    icmp[2:4] = _checksum(bytes(icmp))
+    header = bytearray(b"\x45\x00" + (20 + len(icmp)).to_bytes(2, "big") + bytes(4)
+                       + bytes([ttl, 1]) + bytes(2) + ipaddress.IPv4Address(src).packed
+                       + ipaddress.IPv4Address(dst).packed)
+    header[10:12] = _checksum(bytes(header))
+    return bytes(header + icmp)
 
 
 @dataclass(frozen=True)
@@ -102,15 +133,15 @@ class ArpReply:
     target_ip: str
 
 
+def _mac(b: bytes) -> str:
+    return ":".join(f"{x:02x}" for x in b)
+
+
 def parse_arp_reply(raw: bytes) -> tuple[str, str, str, str] | None:
     """(sender MAC, sender IP, target MAC, target IP) of an ARP reply frame, else None."""
     if len(raw) < ARP_END or raw[12:14] != b"\x08\x06" or raw[20:22] != b"\x00\x02":
         return None
-
-    def mac(b: bytes) -> str:
-        return ":".join(f"{x:02x}" for x in b)
-
-    return (mac(raw[22:28]), str(ipaddress.IPv4Address(raw[28:32])), mac(raw[32:38]),
+    return (_mac(raw[22:28]), str(ipaddress.IPv4Address(raw[28:32])), _mac(raw[32:38]),
             str(ipaddress.IPv4Address(raw[38:42])))
 
 
@@ -170,6 +201,15 @@ def guest_script(parts: list[Part], batches: Batches | None = None) -> str:
                   f"{BRIDGE} -n {ns} -b /kvmlab/setup-{ns}.bridge"]
     lines += [f"{IP} -n {part.netns(n.host)} addr add {n.ip} dev {n.name}"
               for part in parts for n in part.topology.nics if n.ip]
+    for part in parts:                   # layer 3: sub-device addresses, gateways, routers
+        for h in part.topology.hosts:
+            ns = part.netns(h.name)
+            lines += [f"{IP} -n {ns} addr add {ip} dev {sub}" for sub, ip in h.addresses.items()]
+            if h.gateway:
+                lines.append(f"{IP} -n {ns} route add default via {h.gateway}")
+            if h.forward:
+                lines.append(f"{IP} netns exec {ns} /bin/busybox sh -c "
+                             "'echo 1 > /proc/sys/net/ipv4/ip_forward'")
     lines.append("/kvmlab/kvmlab-frames < /kvmlab/plan")
     return "\n".join(lines) + "\n"
 
@@ -237,14 +277,16 @@ def setup_batches(parts: list[Part]) -> Batches:
                 if t.is_port(end):
                     host = t.bridge(node).host
                     dev = part.port(end)
+                    mac = t.port_mac(end)                # libvirt's rule for tap devices
+                    address = "" if mac is None else f" address {mac}"
                     enslave = f"link set {dev} master {part.bridge(node)} up"
                     if host is None:
-                        specs.append(dev + (" up" if side == 0 else ""))
+                        specs.append(dev + address + (" up" if side == 0 else ""))
                         after.append(enslave)
                         out.bridge += _port_commands(part, end, dev)
                     else:
                         ns = part.netns(host)
-                        specs.append(f"{dev} netns {ns}" + (" up" if side == 0 else ""))
+                        specs.append(f"{dev} netns {ns}{address}" + (" up" if side == 0 else ""))
                         out.host(ns)[0].append(enslave)
                         out.host(ns)[1].extend(_port_commands(part, end, dev))
                 elif side == 0:
@@ -309,6 +351,8 @@ class Report:
     fdb: list[dict[str, str]]
     """Each fdb entry also says which namespace it was read in (``ns``, ``-``: the shared)."""
     arp_replies: list[ArpReply]
+    packets: list[dict[str, str]] = field(default_factory=list)
+    """For IPv4 packets: per frame, each receiver's copy (``TTL n, src MAC > dst MAC``)."""
 
 
 def parse_fdb_line(line: str) -> dict[str, str] | None:
@@ -335,7 +379,7 @@ def parse_fdb_line(line: str) -> dict[str, str] | None:
 
 def read_report(lines: list[str], n_frames: int) -> Report:
     """Read the guest's console lines (``TX``, ``RX`` and the fdb dump) into a report."""
-    seen = Report([{} for _ in range(n_frames)], [], [], [])
+    seen = Report([{} for _ in range(n_frames)], [], [], [], [{} for _ in range(n_frames)])
     in_fdb: str | None = None
     for line in lines:
         if line.startswith(FDB_MARKER):
@@ -351,13 +395,17 @@ def read_report(lines: list[str], n_frames: int) -> Report:
             raw = bytes.fromhex(fields[5])
             where = f"{fields[2]} {fields[3]}"
             tag = None if fields[4] == "-" else int(fields[4]) & 0xFFF
-            if raw[12:14] == b"\x81\x00":          # the tag still in the frame itself
-                tag = int.from_bytes(raw[14:16], "big") & 0xFFF
+            if raw[12:14] == b"\x81\x00":     # a tag still in the frame itself: the outer
+                if tag is None:                # one when the socket gave none, else the one
+                    tag = int.from_bytes(raw[14:16], "big") & 0xFFF      # under it
                 raw = raw[:12] + raw[16:]
             for at in (14, ARP_END):          # the marker: right after the header, or the ARP
                 index = int.from_bytes(raw[at + 6:at + 8], "big")
                 if raw[at:at + 6] == MAGIC and index < n_frames:
                     seen.received[index][where] = tag
+                    if at == ARP_END and raw[12:14] == b"\x08\x00":     # an IPv4 packet
+                        seen.packets[index][where] = (f"TTL {raw[22]}, {_mac(raw[6:12])} > "
+                                                      f"{_mac(raw[0:6])}")
                     break
             else:
                 if (reply := parse_arp_reply(raw)) is not None:
@@ -395,13 +443,16 @@ def part_result(part: Part, seen: Report, provenance: dict[str, Any],
     ``sent_at`` is when each of the part's frames left (seconds, by frame)."""
     t = part.topology
     host_of = {part.netns(h.name): h.name for h in t.hosts}
-    receivers, tags = [], []
+    receivers, tags, packets = [], [], []
     for i in range(len(t.frames)):
         got = {f"{host_of[ns]}:{nic}": tag for (ns, nic), tag in
                ((where.split(), tag) for where, tag in seen.received[part.first_frame + i].items())
                if ns in host_of}
         receivers.append(tuple(sorted(got)))
         tags.append(got)
+        packets.append({f"{host_of[ns]}:{nic}": what for (ns, nic), what in
+                        ((where.split(), what) for where, what
+                         in seen.packets[part.first_frame + i].items()) if ns in host_of})
     fdb = {}
     for b in t.bridges:
         name = part.bridge(b.name)
@@ -413,7 +464,8 @@ def part_result(part: Part, seen: Report, provenance: dict[str, Any],
             and e["ns"] == ns))
     replies, repliers = _arp_answers(part, seen, sent_at)
     return NetworkResult(topology=t, source=MEASURED, receivers=receivers, fdb=fdb,
-                         provenance=provenance, replies=replies, repliers=repliers, tags=tags)
+                         provenance=provenance, replies=replies, repliers=repliers, tags=tags,
+                         packets=packets)
 
 
 def run_many_on_host(scenarios: Sequence[Topology | Mapping[str, Any] | str | Path], *,

@@ -77,7 +77,8 @@ def test_the_comparison_counts_frames_and_tables_that_differ():
     assert isinstance(same, Comparison)
     assert same.agrees and same.max_error == 0.0
     assert list(same.to_dict()) == ["agrees", "max_error", "frame_differences",
-                                    "fdb_differences", "tag_differences", "reply_differences"]
+                                    "fdb_differences", "tag_differences", "reply_differences",
+                                    "packet_differences"]
     # frame 0 reaches nobody on the "kernel" side; its ARP reply is lost with it
     measured = replace(sim, source=MEASURED, receivers=[(), *sim.receivers[1:]],
                        tags=[{}, *sim.tags[1:]], replies=[(), *sim.replies[1:]],
