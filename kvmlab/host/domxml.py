@@ -8,6 +8,11 @@ Examples
 >>> root = ET.fromstring(domain_xml(spec))
 >>> root.get("type"), root.findtext("vcpu"), root.find("cputune/vcpupin").get("cpuset")
 ('qemu', '2', '0')
+>>> spec = GuestSpec(name="kvmlab-doc-2", vcpus=1, memory_mib=128, kernel="/k",
+...                  initrd="/i", console_log="/c.log", disks=(DiskSpec("/d.qcow2"),))
+>>> disk = ET.fromstring(domain_xml(spec)).find("devices/disk")
+>>> disk.find("driver").get("type"), disk.find("target").get("dev")
+('qcow2', 'vda')
 """
 
 from __future__ import annotations
@@ -20,6 +25,58 @@ from kvmlab.errors import ScenarioError
 
 ACCELERATORS = ("kvm", "tcg")
 NAME_PREFIX = "kvmlab-"
+
+
+DISK_FORMATS = ("raw", "qcow2", "vmdk")
+MAX_DISKS = 20
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """An image file a guest sees as a virtio disk.
+
+    Parameters
+    ----------
+    path : str
+        The image on the host (QEMU must be able to open it).
+    format : {'raw', 'qcow2', 'vmdk'}
+        The image's format (``<driver type=...>``): never probed, always said.
+    secret_uuid : str, optional
+        The libvirt secret holding the passphrase of a LUKS-encrypted qcow2 image
+        (``<encryption format='luks'>``).
+
+    Examples
+    --------
+    >>> DiskSpec("/i.vmdk", "vmdk").format
+    'vmdk'
+    >>> DiskSpec("/i.img", "img")                       # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: disk format 'img' is not one of ('raw', 'qcow2', 'vmdk')...
+    """
+
+    path: str
+    format: str = "qcow2"
+    secret_uuid: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in DISK_FORMATS:
+            raise ScenarioError(f"disk format {self.format!r} is not one of {DISK_FORMATS}: "
+                                "say the image's format (QEMU never guesses it here)")
+        if self.secret_uuid is not None and self.format != "qcow2":
+            raise ScenarioError("only a qcow2 disk is LUKS-encrypted here (a secret_uuid "
+                                f"needs format 'qcow2', not {self.format!r})")
+
+
+def disk_target(index: int) -> str:
+    """The guest's name of its ``index``-th virtio disk.
+
+    Examples
+    --------
+    >>> disk_target(0), disk_target(1), disk_target(25)
+    ('vda', 'vdb', 'vdz')
+    """
+    return "vd" + "abcdefghijklmnopqrstuvwxyz"[index]
 
 
 @dataclass(frozen=True)
@@ -45,6 +102,8 @@ class GuestSpec:
     shares : int, optional
         The guest's CPU weight relative to other guests (``<cputune><shares>``;
         the host's default is 1024).
+    disks : sequence of DiskSpec
+        Image files attached as virtio disks (``vda``, ``vdb``, ... in this order).
     """
 
     name: str
@@ -58,6 +117,7 @@ class GuestSpec:
     cmdline: str = ""
     shares: int | None = None
     description: str = ""
+    disks: Sequence[DiskSpec] = ()
 
     def __post_init__(self) -> None:
         if not self.name.startswith(NAME_PREFIX):
@@ -69,6 +129,9 @@ class GuestSpec:
             raise ScenarioError(f"the tiny guest needs at least 64 MiB, not {self.memory_mib}")
         if self.accel not in ACCELERATORS:
             raise ScenarioError(f"accelerator {self.accel!r} is not one of {ACCELERATORS}")
+        if len(self.disks) > MAX_DISKS:
+            raise ScenarioError(f"a guest here takes at most {MAX_DISKS} disks, "
+                                f"not {len(self.disks)}")
         if self.shares is not None and self.shares <= 0:
             raise ScenarioError(f"CPU shares must be positive, not {self.shares}")
         for vcpu, cpus in self.pinning.items():
@@ -88,7 +151,8 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
 
 
 def domain_xml(spec: GuestSpec) -> str:
-    """Return libvirt domain XML for a transient, diskless, direct-kernel-boot guest.
+    """Return libvirt domain XML for a transient, direct-kernel-boot guest (diskless
+    unless ``spec.disks`` lists images for it).
 
     The guest powers itself off when its scenario ends; every way it can stop
     (power-off, reboot, crash) destroys it, so nothing is left defined.
@@ -121,5 +185,13 @@ def domain_xml(spec: GuestSpec) -> str:
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=spec.console_log)
     _sub(serial, "target", port="0")
+    for i, disk in enumerate(spec.disks):
+        el = _sub(devices, "disk", type="file", device="disk")
+        _sub(el, "driver", name="qemu", type=disk.format)
+        source = _sub(el, "source", file=disk.path)
+        if disk.secret_uuid is not None:
+            enc = _sub(source, "encryption", format="luks")
+            _sub(enc, "secret", type="passphrase", uuid=disk.secret_uuid)
+        _sub(el, "target", dev=disk_target(i), bus="virtio")
     _sub(devices, "memballoon", model="virtio")
     return ET.tostring(dom, encoding="unicode")

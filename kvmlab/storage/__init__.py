@@ -3,7 +3,9 @@ copy-on-write, internal snapshots and compressed clusters, checked against QEMU'
 
 The lab's verbs follow :mod:`kvmlab.lab`: :func:`load_scenario`, :func:`simulate` (the
 model), :func:`run_on_host` (the same image made by this machine's ``qemu-img`` and
-``qemu-io``) and :func:`compare`.
+``qemu-io``) and :func:`compare`; :func:`run_in_guest` has a real guest make the writes
+on a libvirt volume it sees as its disk, and :func:`recorded_result` reads such a run
+recorded earlier.
 
 Examples
 --------
@@ -20,6 +22,7 @@ Examples
 from __future__ import annotations
 
 from kvmlab.storage.compress import CompressedQcow2
+from kvmlab.storage.guestdisk import recorded_result, run_in_guest
 from kvmlab.storage.model import image_after, simulate, simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
 from kvmlab.storage.raw import FS_BLOCK, RawModel
@@ -30,5 +33,5 @@ from kvmlab.storage.vmdk import VmdkModel
 
 __all__ = ["FS_BLOCK", "CompressedQcow2", "ImageLayout", "IoWorkload", "Qcow2Model",
            "RawModel", "StorageComparison", "StorageResult", "StorageScenario", "VmdkModel",
-           "compare", "image_after", "load_scenario", "run_on_host", "simulate",
-           "simulate_io"]
+           "compare", "image_after", "load_scenario", "recorded_result", "run_in_guest",
+           "run_on_host", "simulate", "simulate_io"]

@@ -86,6 +86,7 @@ from kvmlab.errors import ScenarioError
 from kvmlab.lab import SIMULATED
 from kvmlab.progress import ProgressArg, progress_bar
 from kvmlab.storage.compress import NOT_PREDICTED, CompressedQcow2
+from kvmlab.storage.luks import LuksQcow2
 from kvmlab.storage.qcow2 import Qcow2Model
 from kvmlab.storage.raw import FS_BLOCK, RawModel
 from kvmlab.storage.result import (
@@ -114,7 +115,8 @@ TEACHING_NOTE = "a teaching model with made-up disk figures, not measured on a r
 
 
 def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
-             progress: ProgressArg = None, block_size: int = FS_BLOCK) -> StorageResult:
+             progress: ProgressArg = None, block_size: int = FS_BLOCK,
+             raw_first_block: bool = True) -> StorageResult:
     """Predict the image a scenario makes: its map, allocated clusters and end offset.
 
     For a raw image, the "clusters" are the host file system's blocks of
@@ -132,6 +134,10 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
         Advances by one per write or snapshot (:mod:`kvmlab.progress`).
     block_size : int
         The host file system's block size, for raw images.
+    raw_first_block : bool
+        A raw image's creator wrote its first block: ``qemu-img create`` does (the host
+        twin); libvirt, which makes a raw volume's file itself, does not (pass False for
+        :func:`kvmlab.storage.guestdisk.run_in_guest`).
 
     Returns
     -------
@@ -154,7 +160,8 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
     steps = scenario.steps()
     with progress_bar(progress, total=len(steps), desc="storage model", unit="step") as bar:
         if scenario.format == "raw":
-            raw = RawModel.from_scenario(scenario, block_size, bar=bar)
+            raw = RawModel.from_scenario(scenario, block_size, bar=bar,
+                                         first_block=raw_first_block)
             return StorageResult(scenario=scenario, source=SIMULATED, map=raw.map(),
                                  allocated_clusters=raw.allocated_blocks,
                                  image_end_offset=raw.virtual_size,
@@ -175,6 +182,13 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
                                  compressed_clusters=packed.compressed_clusters,
                                  provenance={"model": "kvmlab.storage.compress", "seed": seed,
                                              "not_predicted": list(NOT_PREDICTED)})
+        if scenario.encryption is not None:
+            luks = LuksQcow2.from_scenario(scenario, bar=bar)
+            return StorageResult(scenario=scenario, source=SIMULATED, map=luks.map(),
+                                 allocated_clusters=luks.allocated_clusters,
+                                 image_end_offset=luks.image_end_offset,
+                                 provenance={"model": "kvmlab.storage.luks", "seed": seed,
+                                             "luks_extent": list(luks.luks_extent)})
         image = Qcow2Model.from_scenario(scenario, bar=bar)
         bar.set_postfix_str(f"{image.allocated_clusters} data clusters")
     return StorageResult(scenario=scenario, source=SIMULATED, map=image.map(),

@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -36,7 +37,7 @@ from kvmlab.host.guest import live_uri
 from kvmlab.host.owner import OWNER_FILE, owned_tempdir, owner_record
 from kvmlab.host.signals import Transient
 
-VOLUME_FORMATS = ("raw", "qcow2")
+VOLUME_FORMATS = ("raw", "qcow2", "vmdk")
 
 
 def pool_xml(name: str, path: str) -> str:
@@ -48,8 +49,27 @@ def pool_xml(name: str, path: str) -> str:
 
 
 def volume_xml(name: str, capacity_bytes: int, fmt: str, backing: str | None = None,
-               backing_format: str = "qcow2") -> str:
-    """libvirt XML for a volume (a qcow2 overlay when ``backing`` is a path)."""
+               backing_format: str = "qcow2", *, cluster_size: int | None = None,
+               secret_uuid: str | None = None) -> str:
+    """libvirt XML for a sparse volume (a qcow2 overlay when ``backing`` is a path).
+
+    A qcow2 volume is version 3 (``<compat>1.1</compat>``), as ``qemu-img create`` makes
+    it. ``cluster_size`` (qcow2) becomes ``<clusterSize>``; ``secret_uuid`` (qcow2) makes the
+    volume LUKS-encrypted with the passphrase that libvirt secret holds. The allocation is
+    0: libvirt would otherwise reserve (a raw file: write) the whole capacity.
+
+    Examples
+    --------
+    >>> x = volume_xml("kvmlab-v", 1048576, "qcow2", cluster_size=4096, secret_uuid="u-1")
+    >>> ET.fromstring(x).findtext("target/clusterSize")
+    '4096'
+    >>> ET.fromstring(x).find("target/encryption/secret").get("uuid")
+    'u-1'
+    >>> volume_xml("kvmlab-v", 1048576, "raw", secret_uuid="u-1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kvmlab.errors.ScenarioError: only a qcow2 volume is encrypted here ...
+    """
     if not name.startswith(NAME_PREFIX):
         raise ScenarioError(f"volume name {name!r} must start with {NAME_PREFIX!r}")
     if fmt not in VOLUME_FORMATS:
@@ -59,10 +79,22 @@ def volume_xml(name: str, capacity_bytes: int, fmt: str, backing: str | None = N
                             f"not {capacity_bytes}")
     if backing is not None and fmt != "qcow2":
         raise ScenarioError("only a qcow2 volume can have a backing image")
+    if secret_uuid is not None and fmt != "qcow2":
+        raise ScenarioError(f"only a qcow2 volume is encrypted here (LUKS inside qcow2), "
+                            f"not a {fmt} one")
     vol = ET.Element("volume")
     ET.SubElement(vol, "name").text = name
     ET.SubElement(vol, "capacity", unit="bytes").text = str(capacity_bytes)
-    ET.SubElement(ET.SubElement(vol, "target"), "format", type=fmt)
+    ET.SubElement(vol, "allocation", unit="bytes").text = "0"
+    target = ET.SubElement(vol, "target")
+    ET.SubElement(target, "format", type=fmt)
+    if fmt == "qcow2":              # as qemu-img create makes it (libvirt's default: 0.10)
+        ET.SubElement(target, "compat").text = "1.1"
+    if cluster_size is not None and fmt == "qcow2":
+        ET.SubElement(target, "clusterSize", unit="B").text = str(cluster_size)
+    if secret_uuid is not None:
+        enc = ET.SubElement(target, "encryption", format="luks")
+        ET.SubElement(enc, "secret", type="passphrase", uuid=secret_uuid)
     if backing is not None:
         store = ET.SubElement(vol, "backingStore")
         ET.SubElement(store, "path").text = backing
@@ -102,10 +134,13 @@ class TransientPool(Transient):
             raise ExperimentFailed(f"libvirt refused to create pool {self.name}: {exc}") from None
 
     def create_volume(self, name: str, capacity_bytes: int, fmt: str = "qcow2",
-                      backing: Any = None) -> Any:
-        """Create a volume through libvirt; ``backing`` is another volume of this pool."""
+                      backing: Any = None, *, cluster_size: int | None = None,
+                      secret_uuid: str | None = None) -> Any:
+        """Create a volume through libvirt; ``backing`` is another volume of this pool
+        (see :func:`volume_xml` for the rest)."""
         backing_path = backing.path() if backing is not None else None
-        xml = volume_xml(name, capacity_bytes, fmt, backing_path)
+        xml = volume_xml(name, capacity_bytes, fmt, backing_path, cluster_size=cluster_size,
+                         secret_uuid=secret_uuid)
         libvirt = import_libvirt()
         try:
             return self.pool.createXML(xml)
@@ -133,3 +168,62 @@ class TransientPool(Transient):
             self._dir = None
         if self.path is not None:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def secret_xml(description: str) -> str:
+    """libvirt XML for an ephemeral, private passphrase secret (no usage: found by UUID).
+
+    Examples
+    --------
+    >>> root = ET.fromstring(secret_xml("kvmlab-luks-1"))
+    >>> root.get("ephemeral"), root.get("private"), root.findtext("description")
+    ('yes', 'yes', 'kvmlab-luks-1')
+    """
+    if not description.startswith(NAME_PREFIX):
+        raise ScenarioError(f"a secret's description must start with {NAME_PREFIX!r} so "
+                            "that a clean-up can find it")
+    root = ET.Element("secret", ephemeral="yes", private="yes")
+    ET.SubElement(root, "description").text = description
+    return ET.tostring(root, encoding="unicode")
+
+
+class TransientSecret(Transient):
+    """A libvirt secret holding a passphrase, for exactly as long as a ``with`` block.
+
+    ``virsh secret-define`` + ``virsh secret-set-value``; removed (``secret-undefine``)
+    when the block ends, also on an exception, SIGINT, SIGTERM or SIGHUP. Its description
+    is ``kvmlab-luks-<id>``; :attr:`uuid` is what a volume's or a disk's
+    ``<encryption><secret uuid=...>`` names.
+    """
+
+    def __init__(self, passphrase: str, uri: str | None = None) -> None:
+        self.uri = live_uri(uri)
+        self.passphrase = passphrase
+        self.description = f"{NAME_PREFIX}luks-{secrets.token_hex(4)}"
+        self.conn: Any = None
+        self.secret: Any = None
+        self.uuid = ""
+
+    def start(self) -> None:
+        """Define the secret and give it its value."""
+        self.conn = connect(self.uri, write=True)
+        libvirt = import_libvirt()
+        try:
+            self.secret = self.conn.secretDefineXML(secret_xml(self.description))
+            self.secret.setValue(self.passphrase.encode())
+        except libvirt.libvirtError as exc:
+            raise ExperimentFailed(f"libvirt refused the secret {self.description}: {exc}"
+                                   ) from None
+        self.uuid = self.secret.UUIDString()
+
+    def close(self) -> None:
+        """Undefine the secret. Idempotent."""
+        libvirt = import_libvirt()
+        if self.secret is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.secret.undefine()
+            self.secret = None
+        if self.conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.close()
+            self.conn = None

@@ -20,6 +20,8 @@ Examples
 270336 778240 False
 >>> image.allocated_blocks, RawModel(1048576, "full").allocated_blocks
 (19, 256)
+>>> RawModel(1048576, first_block=False).allocated_blocks     # a file libvirt made
+0
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ class RawModel:
         ``'off'``, ``'falloc'`` or ``'full'``, as ``qemu-img create -o preallocation=``.
     block_size : int
         The host file system's block size.
+    first_block : bool
+        Whether the creator wrote the first block (``qemu-img create`` does; libvirt,
+        which creates a raw volume's file itself, does not).
     """
 
     def __init__(self, virtual_size: int, preallocation: str = "off",
-                 block_size: int = FS_BLOCK) -> None:
+                 block_size: int = FS_BLOCK, first_block: bool = True) -> None:
         if whole_number(block_size, "block_size") <= 0 or block_size & (block_size - 1):
             raise ScenarioError(f"a file system block is a power of two bytes, not {block_size}")
         self.virtual_size = virtual_size
@@ -60,15 +65,15 @@ class RawModel:
         self.blocks: set[int] = set()
         if preallocation == "full":
             self.blocks = set(range(self.total_blocks))
-        else:
+        elif first_block:
             self.write(0, min(FIRST_BLOCK, virtual_size))
 
     @classmethod
     def from_scenario(cls, scenario: StorageScenario, block_size: int = FS_BLOCK,
-                      bar: Progress | None = None) -> RawModel:
+                      bar: Progress | None = None, first_block: bool = True) -> RawModel:
         """Create the raw image of ``scenario`` and apply its writes (``bar``, a
         :mod:`kvmlab.progress` bar, advances by one per write)."""
-        image = cls(scenario.virtual_size, scenario.preallocation, block_size)
+        image = cls(scenario.virtual_size, scenario.preallocation, block_size, first_block)
         for offset, length in scenario.writes:
             image.write(offset, length)
             if bar is not None:

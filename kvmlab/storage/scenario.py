@@ -66,7 +66,7 @@ kvmlab.errors.ScenarioError: compress is a qcow2 option (qemu-img convert -c -O 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,8 @@ from kvmlab.validate import (
 __all__ = ["DEFAULT_CLUSTER", "DISKS", "FORMATS", "HDD", "IO_FORMATS", "IO_PATTERNS",
            "MAX_BACKING_DEPTH", "MAX_CLUSTER", "MAX_MODEL_UNITS", "MAX_REQUESTS",
            "MAX_TOUCHED_CLUSTERS", "MAX_VIRTUAL_SIZE", "MIN_CLUSTER", "PREALLOCATION", "SECTOR",
-           "SSD", "VMDK_GRAIN", "VMDK_SUBFORMATS", "DiskParams", "IoWorkload", "Snapshot",
+           "SSD", "VMDK_GRAIN", "VMDK_SUBFORMATS", "DiskParams", "Encryption", "IoWorkload",
+           "Snapshot",
            "StorageScenario", "as_scenario", "load_scenario", "model_units"]
 
 FORMATS = ("qcow2", "raw", "vmdk")
@@ -147,6 +148,7 @@ class StorageScenario:
     preallocation: str = "off"
     subformat: str = ""
     compress: bool = False
+    encryption: Encryption | None = None
 
     @property
     def clusters(self) -> int:
@@ -195,12 +197,60 @@ class StorageScenario:
             out["subformat"] = self.subformat
         if self.compress:
             out["compress"] = True
+        if self.encryption is not None:
+            out["encryption"] = {"format": self.encryption.format,
+                                 "secret": self.encryption.secret}
         return out
 
     @classmethod
     def load(cls, path: str | Path) -> StorageScenario:
         """Read a scenario from a JSON file."""
         return cls.from_dict(read_json_file(path, "scenario"))
+
+
+@dataclass(frozen=True)
+class Encryption:
+    """A LUKS-encrypted qcow2 image: the format (``luks``) and the passphrase (the *secret*
+    libvirt keeps and QEMU derives the key from)."""
+
+    format: str
+    secret: str = field(repr=False)
+
+
+ENCRYPTION_FORMATS = ("luks",)
+MAX_SECRET = 512
+
+
+def _encryption_rules(data: Mapping[str, Any], fmt: str, depth: int) -> Encryption | None:
+    """The image's encryption (None if it has none), after the encryption rules."""
+    raw = data.get("encryption")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ScenarioError('encryption is {"format": "luks", "secret": PASSPHRASE}, not '
+                            f"{str(raw)[:60]}")
+    check_keys(raw, ("format", "secret"), "encryption")
+    kind = raw.get("format", "luks")
+    if kind not in ENCRYPTION_FORMATS:
+        raise ScenarioError(f"encryption format {kind!r} is not one of {ENCRYPTION_FORMATS}"
+                            f"{suggest(str(kind), ENCRYPTION_FORMATS)} (QEMU's old 'aes' "
+                            "qcow2 encryption is insecure and refused by QEMU itself)")
+    secret = raw.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise ScenarioError("an encrypted image needs a secret: encryption.secret, the "
+                            "passphrase QEMU derives the disk's key from (kvmlab hands it to "
+                            "libvirt as a transient secret); an encryption without one "
+                            "cannot be opened by anybody")
+    if len(secret) > MAX_SECRET or not secret.isprintable():
+        raise ScenarioError(f"encryption.secret is 1 to {MAX_SECRET} printable characters")
+    if fmt != "qcow2":
+        raise ScenarioError(f"encryption is a qcow2 option here (LUKS inside qcow2); a {fmt} "
+                            "image is not encrypted (use qcow2)")
+    if depth or data.get("backing") is not None or data.get("compress") \
+            or data.get("snapshots"):
+        raise ScenarioError("an encrypted image here has no backing image, compression or "
+                            "snapshots (and is not itself a backing image)")
+    return Encryption(kind, secret)
 
 
 @dataclass(frozen=True)
@@ -218,7 +268,8 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int,
     where = "the storage scenario" if depth == 0 else f"backing scenario {depth}"
     data = mapping(data, f"{where} (format, virtual_size, cluster_size, writes)")
     check_keys(data, ("format", "virtual_size", "cluster_size", "writes", "backing", "name",
-                      "description", "snapshots", "preallocation", "subformat", "compress"),
+                      "description", "snapshots", "preallocation", "subformat", "compress",
+               "encryption"),
                where)
     fmt = data.get("format", "qcow2")
     if not isinstance(fmt, str) or fmt not in FORMATS:
@@ -287,7 +338,8 @@ def _from_dict(cls: type[StorageScenario], data: Any, depth: int,
     return cls(virtual_size=size, cluster_size=cluster, writes=writes, format=fmt,
                backing=backing, name=text(data.get("name", ""), "the scenario's name"),
                snapshots=_snapshots(data.get("snapshots", []), len(writes)),
-               preallocation=preallocation, subformat=subformat, compress=compress)
+               preallocation=preallocation, subformat=subformat, compress=compress,
+               encryption=_encryption_rules(data, fmt, depth))
 
 
 def model_units(scenario: StorageScenario) -> int:

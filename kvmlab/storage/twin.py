@@ -41,7 +41,8 @@ from kvmlab.storage.result import StorageResult
 from kvmlab.storage.scenario import Snapshot, StorageScenario, as_scenario
 
 __all__ = ["CONVERSIONS", "SOCKET_PATH_MAX", "TOOLS", "convert_on_host", "data_grains",
-           "inspect", "local_uri", "make_image", "run_on_host"]
+           "inspect", "local_uri", "make_image", "measured_result", "run_on_host",
+           "tool_version"]
 
 TOOLS = ("qemu-img", "qemu-io")
 """The programs the twin runs (both in Debian's and Ubuntu's ``qemu-utils``)."""
@@ -157,6 +158,10 @@ def make_image(scenario: StorageScenario, path: Path, bar: Progress | None = Non
     else:
         cmd = [qemu_img, "create", "-q", "-f", "qcow2", "-o",
                f"cluster_size={scenario.cluster_size}"]
+    key = secret_options(scenario, path)
+    if key:
+        cmd += [*key, "-o", f"encrypt.format=luks,encrypt.key-secret={KEY_ID},"
+                            f"encrypt.iter-time={LUKS_ITER_MS}"]
     if isinstance(scenario.backing, StorageScenario):
         base = make_image(scenario.backing, path.with_name(path.stem + "-base.qcow2"), bar)
         cmd += ["-b", str(base), "-F", "qcow2"]
@@ -174,19 +179,51 @@ def make_image(scenario: StorageScenario, path: Path, bar: Progress | None = Non
         for offset, length in session:
             commands.append(f"write -P {1 + n % 250} {offset} {length}")
             n += 1
-        _run([qemu_io, "-f", fmt, str(path)], stdin="\n".join(commands) + "\n")
+        _run([qemu_io, *image_args(path, fmt, key)], stdin="\n".join(commands) + "\n")
         step(f"qemu-io: {len(session)} write(s)")
     return path
 
 
-def inspect(path: Path, fmt: str = "qcow2") -> dict[str, Any]:
-    """``qemu-img map``, ``check`` (qcow2 only) and ``info`` of the image at ``path``."""
+LUKS_ITER_MS = 100
+"""How long (ms) the passphrase's key derivation takes here (QEMU's default, 2000, makes
+every ``qemu-io`` and ``qemu-img`` run of an encrypted image two seconds slower; the
+layout does not depend on it)."""
+KEY_ID = "kvmlab-key"
+"""The id of the secret object that gives QEMU's tools an encrypted image's passphrase."""
+
+
+def secret_options(scenario: StorageScenario, path: Path) -> list[str]:
+    """``--object secret,...`` for QEMU's tools if the scenario's image is encrypted (the
+    passphrase goes into ``secret`` beside ``path``, readable by its owner only), else
+    nothing."""
+    if scenario.encryption is None:
+        return []
+    secret = path.with_name(path.name + ".secret")
+    secret.touch(mode=0o600)
+    secret.write_text(scenario.encryption.secret)
+    return ["--object", f"secret,id={KEY_ID},file={secret}"]
+
+
+def image_args(path: Path, fmt: str, key: list[str]) -> list[str]:
+    """How QEMU's tools open the image: ``-f FMT PATH``, or, for an encrypted image
+    (``key`` from :func:`secret_options`), ``--image-opts`` naming its secret."""
+    if not key:
+        return ["-f", fmt, str(path)]
+    name = str(path).replace(",", ",,")
+    return [*key, "--image-opts",
+            f"driver={fmt},file.filename={name},encrypt.key-secret={KEY_ID}"]
+
+
+def inspect(path: Path, fmt: str = "qcow2", key: list[str] | None = None) -> dict[str, Any]:
+    """``qemu-img map``, ``check`` (qcow2 only) and ``info`` of the image at ``path``
+    (``key``: the secret of an encrypted image, see :func:`secret_options`)."""
     qemu_img = _tool("qemu-img")
-    seen = {"map": json.loads(_run([qemu_img, "map", "--output=json", "-f", fmt, str(path)])),
+    opened = image_args(path, fmt, key or [])
+    seen = {"map": json.loads(_run([qemu_img, "map", "--output=json", *opened])),
             "info": json.loads(_run([qemu_img, "info", "--output=json", "-f", fmt,
                                      str(path)]))}
     if fmt == "qcow2":
-        seen["check"] = json.loads(_run([qemu_img, "check", "--output=json", str(path)]))
+        seen["check"] = json.loads(_run([qemu_img, "check", "--output=json", *opened]))
     seen["file_size"] = path.stat().st_size
     return seen
 
@@ -231,7 +268,7 @@ def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | Non
     scenario = as_scenario(scenario)
     local_uri(uri)
     progress = check_progress(progress)      # before any program runs
-    qemu_img = _tool("qemu-img")
+    _tool("qemu-img")
     _tool("qemu-io")
     remove_dead_dirs(temp_root())            # what runs killed with SIGKILL left
     with (stop_signals_as_exit(),
@@ -240,16 +277,29 @@ def run_on_host(scenario: StorageScenario | Mapping[str, Any], *, uri: str | Non
           owned_tempdir("storage") as tmp):
         path = tmp / f"disk.{scenario.format}"
         make_image(scenario, path, bar)
-        seen = inspect(path, scenario.format)
+        seen = inspect(path, scenario.format, secret_options(scenario, path))
         bar.set_postfix_str("qemu-img map, check, info")
         bar.update(1)
         block_size = os.statvfs(tmp).f_bsize
-    version = _run([qemu_img, "--version"]).splitlines()[0]
-    provenance = {"tool": version, "method": "qemu-io writes, qemu-img map/check/info "
+    provenance = {"tool": tool_version(), "method": "qemu-io writes, qemu-img map/check/info "
                   "--output=json", "host": socket.gethostname(), "uri": uri,
                   "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                   "block_size": block_size, "actual_size": seen["info"].get("actual-size"),
                   "snapshots": [sn["name"] for sn in seen["info"].get("snapshots", [])]}
+    return measured_result(scenario, seen, block_size, provenance)
+
+
+def tool_version() -> str:
+    """The first line of ``qemu-img --version``."""
+    return _run([_tool("qemu-img"), "--version"]).splitlines()[0]
+
+
+def measured_result(scenario: StorageScenario, seen: Mapping[str, Any], block_size: int,
+                    provenance: dict[str, Any]) -> StorageResult:
+    """The measured result from what :func:`inspect` saw of the scenario's image.
+
+    ``block_size`` is the host file system's block (a raw image's allocation unit).
+    """
     if scenario.format == "raw":
         data = sum(e["length"] for e in seen["map"] if e["data"])
         return StorageResult(scenario=scenario, source=MEASURED, map=seen["map"],

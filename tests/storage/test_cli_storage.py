@@ -69,3 +69,17 @@ def test_convert_prints_both_conversions(capsys):
     assert out["agrees"] is True
     assert set(out["conversions"]) == {"vmdk -> qcow2", "qcow2 -> vmdk"}
     assert "vmdk -> qcow2: agrees" in captured.err
+
+
+@pytest.mark.parametrize("verb", ["run", "compare"])
+def test_in_guest_refuses_what_a_guest_cannot_do_before_touching_a_host(verb, capsys):
+    assert main(["storage", verb, "storage-first-writes", "--in-guest", "--uri",
+                 "test:///default"]) == 2
+    assert "local QEMU host only" in capsys.readouterr().err
+    assert main(["storage", verb, "storage-snapshots", "--in-guest"]) == 2
+    assert "takes no internal snapshots" in capsys.readouterr().err
+
+
+def test_simulate_has_no_in_guest_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["storage", "simulate", "storage-first-writes", "--in-guest"])
