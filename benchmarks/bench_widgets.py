@@ -40,28 +40,22 @@ Respond = Callable[[dict[str, Any]], bytes]
 def _view(draw: Callable[..., Any], figsize: tuple[float, float]) -> Respond:
     from kvmlab.explorer import View
 
-    view = View(draw, figsize)
+    view = View(draw, figsize, layout=None)
     return lambda values: view.update(**values)[0]
 
 
 def _cpu() -> tuple[Respond, list[dict[str, Any]], tuple[float, float]]:
-    import matplotlib.pyplot as plt
+    from kvmlab.cpu.widgets import DURATION_S, FIGSIZE, draw, explore, summary
 
-    from kvmlab.cpu.widgets import explore, render, summary
+    def show(fig: Any, **values: Any) -> Any:     # what the explorer's change runs
+        result = explore(**values, duration_s=DURATION_S, seed=0)
+        return [summary(result), draw(fig, result)]
 
-    def respond(v: dict[str, Any]) -> bytes:
-        result = explore(**v, duration_s=2.0, seed=0)
-        fig, table = render(result)
-        summary(result)
-        table._repr_html_()
-        try:
-            return png_bytes(fig)
-        finally:
-            plt.close(fig)
-
-    shapes = [(2, 2, 2), (3, 2, 2), (4, 2, 2), (8, 6, 4), (8, 5, 4), (8, 6, 3), (2, 2, 2)]
-    return respond, [{"pcpus": p, "vms": v, "vcpus_per_vm": c, "load": 1.0,
-                      "scheduler": "fair"} for p, v, c in shapes], (10, 6)
+    shapes = [(2, 2, 2, "fair"), (3, 2, 2, "fair"), (4, 2, 2, "fair"), (8, 6, 4, "fair"),
+              (8, 5, 4, "fair"), (8, 6, 3, "fair"), (2, 2, 2, "round-robin"),
+              (3, 2, 2, "linux"), (2, 2, 2, "fair")]
+    return _view(show, FIGSIZE), [{"pcpus": p, "vms": v, "vcpus_per_vm": c, "load": 1.0,
+                                   "scheduler": sched} for p, v, c, sched in shapes], FIGSIZE
 
 
 def _walk() -> tuple[Respond, list[dict[str, Any]], tuple[float, float]]:
@@ -84,45 +78,29 @@ def _tlb() -> tuple[Respond, list[dict[str, Any]], tuple[float, float]]:
 
 
 def _io() -> tuple[Respond, list[dict[str, Any]], tuple[float, float]]:
-    import matplotlib.pyplot as plt
+    from kvmlab.storage.widgets import IO_FIGSIZE, draw_io, io_compare, io_workload
 
-    from kvmlab.storage.widgets import io_compare, io_summary, io_workload
-
-    def respond(v: dict[str, Any]) -> bytes:
-        results = io_compare(io_workload(**v, count=256))
-        for r in results:
-            io_summary(r)
-        ax = results.plot()
-        results.table()
-        try:
-            return png_bytes(ax.figure)
-        finally:
-            plt.close(ax.figure)
+    def show(fig: Any, **values: Any) -> Any:     # what the explorer's change runs
+        return draw_io(fig, io_compare(io_workload(**values, count=256)))
 
     pairs = [("raw", "sequential"), ("qcow2", "random"), ("raw", "random"),
-             ("overlay", "random"), ("qcow2", "sequential")]
-    return respond, [{"format": f, "pattern": p} for f, p in pairs], (7, 4)
+             ("overlay", "random"), ("qcow2", "sequential"), ("overlay", "sequential")]
+    return (_view(show, IO_FIGSIZE), [{"format": f, "pattern": p} for f, p in pairs],
+            IO_FIGSIZE)
 
 
 def _clusters() -> tuple[Respond, list[dict[str, Any]], tuple[float, float]]:
-    import matplotlib.pyplot as plt
-
     from kvmlab.storage import load_scenario
-    from kvmlab.storage.model import image_after, model_after
-    from kvmlab.storage.widgets import describe_write
+    from kvmlab.storage.model import image_after
+    from kvmlab.storage.plot import cluster_map_layout
+    from kvmlab.storage.widgets import draw_clusters
 
-    s = load_scenario("storage-first-writes")
-    room = model_after(s).next_free
-
-    def respond(v: dict[str, Any]) -> bytes:
-        ax = image_after(s, v["n"]).plot(columns=16, min_clusters=room)
-        describe_write(s, v["n"])
-        try:
-            return png_bytes(ax.figure)
-        finally:
-            plt.close(ax.figure)
-
-    return respond, [{"n": k % (len(s.writes) + 1)} for k in range(1, 7)], (8, 4)
+    s = load_scenario("storage-several-writes")          # the notebook's slider
+    last = image_after(s)
+    room = last.image.next_free
+    figsize, _rect = cluster_map_layout(last, 16, room)
+    return (_view(lambda fig, n: draw_clusters(fig, s, n, 16, room), figsize),
+            [{"n": k % (len(s.writes) + 1)} for k in range(1, 9)], figsize)
 
 
 def _bridge() -> tuple[Respond, list[dict[str, Any]], tuple[float, float]]:

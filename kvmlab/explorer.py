@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from kvmlab.errors import KvmlabError
-from kvmlab.figures import new_figure, png_bytes
+
+if TYPE_CHECKING:                  # matplotlib loads when an explorer is made, not before
+    from matplotlib.figure import Figure
 
 __all__ = ["Drawer", "Explorer", "View", "explorer", "to_html"]
 
@@ -90,6 +90,8 @@ class View:
     def __init__(self, draw: Drawer, figsize: tuple[float, float] = (7.0, 4.0),
                  layout: str | None = "constrained") -> None:
         self.draw = draw
+        from kvmlab.figures import new_figure
+
         self.figure: Figure = new_figure(figsize, layout=layout)
         self.renders = 0
 
@@ -100,6 +102,8 @@ class View:
         the next update starts it again).
         """
         shown = self.draw(self.figure, **values)
+        from kvmlab.figures import png_bytes
+
         png = png_bytes(self.figure)
         self.renders += 1
         return (png, *to_html(shown))

@@ -42,6 +42,9 @@ MIN_TEXT_PT = 9.0
 PNG_OPTIONS = {"compress_level": 1}
 """Fast PNG compression: a figure's PNG is a little larger and encodes several times
 faster than at the default level."""
+PNG_TEXT = {"text.hinting": "no_hinting"}
+"""How :func:`png_bytes` renders text: without FreeType's auto-hinter, which spends a
+fifth of an explorer's drawing on text; at 100 dpi the letters look the same."""
 
 
 def new_figure(figsize: tuple[float, float], *, dpi: float = 100,
@@ -153,10 +156,13 @@ def is_blank(fig: Figure, threshold: float = 0.001) -> bool:
 def png_bytes(fig: Figure) -> bytes:
     """``fig`` drawn by Agg and encoded as PNG (fast compression), without pyplot.
 
-    The figure is drawn once; its size is kept (no tight bounding box), so a figure that
-    an explorer redraws keeps its place on the page.
+    The figure is drawn once (text as :data:`PNG_TEXT` says); its size is kept (no tight
+    bounding box), so a figure that an explorer redraws keeps its place on the page.
     """
+    from matplotlib import rc_context
+
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    canvas.print_png(buffer, pil_kwargs=dict(PNG_OPTIONS))
+    with rc_context(PNG_TEXT):
+        canvas.print_png(buffer, pil_kwargs=dict(PNG_OPTIONS))
     return buffer.getvalue()

@@ -14,9 +14,12 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 
+from kvmlab.cpu import widgets as cpu_widgets
 from kvmlab.errors import ScenarioError
 from kvmlab.explorer import View, explorer, to_html
 from kvmlab.memory import widgets as memory_widgets
+from kvmlab.storage import load_scenario
+from kvmlab.storage import widgets as storage_widgets
 
 
 def inked(png: bytes) -> float:
@@ -47,7 +50,14 @@ def fire(box: w.Widget, changes: list[tuple[int, object]]) -> list[bytes]:
                                     (0, "1G"), (2, 4)]),
     (lambda: memory_widgets.tlb_explorer(accesses=300),
      [(0, 2048), (1, 128), (2, "2M"), (3, "sequential"), (0, 64), (2, "4K"), (0, 65536)]),
-])
+    (lambda: cpu_widgets.explorer(duration_s=0.2),
+     [(0, 3), (1, 4), (2, 1), (0, 8), (4, "round-robin"), (3, 0.5), (0, 2), (1, 2)]),
+    (lambda: storage_widgets.io_explorer(count=32),
+     [(0, "overlay"), (1, "random"), (2, 4096), (3, "read"), (4, "hdd"), (5, True),
+      (0, "raw")]),
+    (lambda: storage_widgets.cluster_slider(load_scenario("storage-several-writes")),
+     [(0, 1), (0, 2), (0, 6), (0, 3), (0, 0), (0, 5)]),
+], ids=["walk", "tlb", "cpu", "io", "clusters"])
 def test_every_change_in_a_row_draws_one_whole_figure(make, changes):
     box = make()
     before = box.explorer.view.renders

@@ -111,21 +111,41 @@ def _title(result: LabResult) -> str:
     return f"{name}: {how}"
 
 
-def _text_fits(ax: Axes, width_data: float, span: float, text: str, fontsize: float
-               ) -> str | None:
-    """'h' if ``text`` fits across a bar, 'v' if only upright, None if not at all."""
+LABEL_PT = 9.0
+"""The size of the text written in a Gantt chart's bars (the smallest text of the lab's
+figures, :data:`kvmlab.figures.MIN_TEXT_PT`)."""
+
+
+def _text_fits(ax: Axes, width_data: float, span: float, text: str, fontsize: float,
+               rows: int = 1) -> str | None:
+    """'h' if ``text`` fits across a bar, 'v' if only upright, None if not at all.
+
+    A bar is ``width_data`` of the ``span`` across the axes and 0.8 of one of ``rows``
+    rows high; a text fits where it is narrower than the bar and shorter than its height.
+    """
     fig = ax.get_figure()
-    axes_in = fig.get_size_inches()[0] * ax.get_position().width
-    bar_pt = 72 * axes_in * width_data / span
-    if bar_pt >= 0.62 * fontsize * len(text) + 2:
+    width_in, height_in = fig.get_size_inches()
+    position = ax.get_position()
+    bar_pt = 72 * width_in * position.width * width_data / span
+    bar_high_pt = 72 * height_in * position.height * 0.8 / max(rows, 1)
+    long_pt = 0.62 * fontsize * len(text) + 2
+    if bar_pt >= long_pt and bar_high_pt >= 1.3 * fontsize:
         return "h"
-    if bar_pt >= 1.3 * fontsize:
+    if bar_pt >= 1.3 * fontsize and bar_high_pt >= long_pt:
         return "v"
     return None
 
 
-def gantt(result: LabResult, ax: Axes | None = None, until_s: float | None = None) -> Axes:
+def gantt(result: LabResult, ax: Axes | None = None, until_s: float | None = None,
+          compact: bool = False) -> Axes:
     """Who ran where and when: one row per pCPU, one bar per time slice.
+
+    Each vCPU's label is written once, in its widest slice where it fits at
+    :data:`LABEL_PT`; the legend names every vCPU's colour. ``compact`` (what the CPU
+    explorer draws, with far fewer letters to render): a bar's label is its vCPU's
+    number, the legend names the VMs (each vCPU a shade of its VM's colour, vCPU 0
+    the darkest), the rows are numbered, the title says only what the chart shows, and
+    every slice is in one collection (its colours in the order of the VMs' vCPUs).
 
     Parameters
     ----------
@@ -139,7 +159,8 @@ def gantt(result: LabResult, ax: Axes | None = None, until_s: float | None = Non
     Returns
     -------
     matplotlib Axes
-        Its bars are grouped in one container per vCPU, labelled ``'vm1/0'``...
+        Its bars are drawn as one collection of rectangles per vCPU (``ax.collections``,
+        labelled ``'vm1/0'``...; one collection draws much faster than a bar per slice).
 
     Raises
     ------
@@ -156,33 +177,66 @@ def gantt(result: LabResult, ax: Axes | None = None, until_s: float | None = Non
     end = result.duration_s if until_s is None else min(until_s, result.duration_s)
     if end <= 0:
         raise ScenarioError(f"until_s must be positive, not {until_s!r}")
+    from matplotlib.collections import PolyCollection
+
     ax = _new_axes(ax, (10, 1.2 + 0.55 * scenario.pcpus))
     colours = vcpu_colors(scenario)
-    fontsize = 7.0
+    fontsize = LABEL_PT
+    slices: dict[tuple[str, int], list[Any]] = {}
+    for piece in result.timeline:
+        if piece.start_s < end:
+            slices.setdefault((piece.vm, piece.vcpu), []).append(piece)
+    boxes: list[list[tuple[float, float]]] = []       # compact: every slice, one collection
+    faces: list[tuple[float, float, float]] = []
     for vm in scenario.vms:
         for j in range(vm.vcpus):
-            mine = [s for s in result.timeline
-                    if s.vm == vm.name and s.vcpu == j and s.start_s < end]
+            mine = slices.get((vm.name, j), [])
             label = vcpu_label(vm.name, j)
             ink = "white" if _luminance(colours[vm.name, j]) < 0.6 else "black"
-            bars = ax.barh([s.pcpu for s in mine], [min(s.end_s, end) - s.start_s for s in mine],
-                           left=[s.start_s for s in mine], height=0.8, color=colours[vm.name, j],
-                           edgecolor="white", linewidth=0.4, label=label)
-            for s, bar in zip(mine, bars, strict=True):
-                how = _text_fits(ax, bar.get_width(), end, label, fontsize)
-                if how is not None:
-                    ax.text(s.start_s + bar.get_width() / 2, s.pcpu, label, ha="center",
-                            va="center", fontsize=fontsize, color=ink,
-                            rotation=0 if how == "h" else 90)
+            widths = [min(s.end_s, end) - s.start_s for s in mine]
+            mine_boxes = [[(s.start_s, s.pcpu - 0.4), (s.start_s + w, s.pcpu - 0.4),
+                           (s.start_s + w, s.pcpu + 0.4), (s.start_s, s.pcpu + 0.4)]
+                          for s, w in zip(mine, widths, strict=True)]
+            if compact:
+                boxes += mine_boxes
+                faces += [colours[vm.name, j]] * len(mine_boxes)
+            else:
+                ax.add_collection(PolyCollection(
+                    mine_boxes, facecolors=[colours[vm.name, j]], edgecolors="white",
+                    linewidths=0.4, label=label), autolim=False)
+            if not mine:
+                continue
+            widest = max(range(len(mine)), key=widths.__getitem__)     # labelled once
+            s, width = mine[widest], widths[widest]
+            text = str(j) if compact else label
+            how = _text_fits(ax, width, end, text, fontsize, scenario.pcpus)
+            if how is not None:
+                ax.text(s.start_s + width / 2, s.pcpu, text, ha="center", va="center",
+                        fontsize=fontsize, color=ink, rotation=0 if how == "h" else 90)
     ax.set_xlim(0, end)
     ax.set_ylim(scenario.pcpus - 0.5, -0.5)
+    if compact:
+        from matplotlib.patches import Patch
+
+        ax.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors="white",
+                                         linewidths=0.4, label="time slices"), autolim=False)
+        ax.set_yticks(range(scenario.pcpus), [str(p) for p in range(scenario.pcpus)])
+        ax.set_ylabel("pCPU")
+        ax.set_xlabel("time (s); a gap: an idle pCPU")
+        ax.set_title(f"the first {end:g} s: which vCPU ran on which pCPU", loc="left",
+                     fontsize=10)
+        ax.legend(handles=[Patch(color=colours[vm.name, 0], label=vm.name)
+                           for vm in scenario.vms], loc="upper left",
+                  bbox_to_anchor=(1.005, 1), fontsize=fontsize, title="VM",
+                  title_fontsize=fontsize, frameon=False)
+        return ax
     ax.set_yticks(range(scenario.pcpus), [f"pCPU {p}" for p in range(scenario.pcpus)])
     ax.set_xlabel("time (s); a gap is an idle pCPU")
     ax.set_title(_title(result), loc="left", fontsize=10)
     n = scenario.total_vcpus
-    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False,
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=9, frameon=False,
               ncols=math.ceil(n / max(4, 2 * scenario.pcpus + 2)), title="vCPU",
-              title_fontsize=8)
+              title_fontsize=9)
     return ax
 
 
@@ -208,16 +262,38 @@ def _positions(result: LabResult) -> list[float]:
 
 
 def _shares_width(result: LabResult) -> float:
-    """Inches for a share chart: room for each vCPU's label, plus the legend."""
-    return 3.0 + 0.62 * (len(result.vcpus) + 0.5 * (len(result.scenario.vms) - 1))
+    """Inches for a share chart: room for each vCPU's label, plus the legend (at most
+    :data:`kvmlab.figures.NOTEBOOK_WIDTH_IN`: a notebook would scale a wider one down)."""
+    return min(10.0, 3.0 + 0.62 * (len(result.vcpus) + 0.5 * (len(result.scenario.vms) - 1)))
 
 
-def plot_shares(result: LabResult, ax: Axes | None = None) -> Axes:
+def _bars(ax: Axes, xs: Sequence[float], heights: Sequence[float],
+          bottoms: Sequence[float], label: str, styles: Sequence[dict[str, Any]]) -> Any:
+    """Upright bars 0.8 wide, as ``ax.bar`` draws them (a :class:`BarContainer` in
+    ``ax.containers``, its rectangles in ``ax.patches``) without updating the data
+    limits bar by bar, which costs more than drawing them: the caller sets the limits."""
+    from matplotlib.container import BarContainer
+    from matplotlib.patches import Rectangle
+
+    patches = []
+    for x, h, b, style in zip(xs, heights, bottoms, styles, strict=True):
+        patch = Rectangle((x - 0.4, b), 0.8, h, label="_nolegend_", **style)
+        patch.sticky_edges.y.append(b)
+        ax.add_artist(patch)
+        patches.append(patch)
+    return ax.add_container(BarContainer(patches, label=label))
+
+
+def plot_shares(result: LabResult, ax: Axes | None = None, compact: bool = False) -> Axes:
     """Stacked bars per vCPU: the share of time it ran, and on top the share it waited.
 
     What is left up to 100 % is time the vCPU did not want the CPU (idle). Where
     the closed form applies (busy, unpinned vCPUs), a black tick marks the run
     share it predicts.
+
+    ``compact`` (what the CPU explorer draws): one label per VM under its group of bars
+    (its vCPUs, 0 on the left, in shades of its colour) instead of one per vCPU, and
+    plain wait bars instead of hatched ones; a figure with far fewer texts draws faster.
 
     Returns
     -------
@@ -233,26 +309,37 @@ def plot_shares(result: LabResult, ax: Axes | None = None) -> Axes:
     colours = vcpu_colors(result.scenario)
     runs = [v.run_share for v in result.vcpus]
     waits = [v.wait_share for v in result.vcpus]
-    ax.bar(xs, runs, width=0.8, color=[colours[v.vm, v.vcpu] for v in result.vcpus],
-           label="running")
-    ax.bar(xs, waits, width=0.8, bottom=runs, color=_shade(_WAIT_COLOUR, 0.55),
-           edgecolor=_WAIT_COLOUR, hatch="///", linewidth=0.5, label="waiting for a pCPU")
-    handles = [Patch(color="0.45", label="running (colour: vCPU)"),
-               Patch(facecolor=_shade(_WAIT_COLOUR, 0.55), edgecolor=_WAIT_COLOUR, hatch="///",
-                     label="waiting for a pCPU (ready)")]
+    _bars(ax, xs, runs, [0.0] * len(xs), "running",
+          [{"facecolor": colours[v.vm, v.vcpu], "edgecolor": "none"} for v in result.vcpus])
+    hatch = None if compact else "///"
+    _bars(ax, xs, waits, runs, "waiting for a pCPU",
+          [{"facecolor": _shade(_WAIT_COLOUR, 0.55), "edgecolor": _WAIT_COLOUR,
+            "hatch": hatch, "linewidth": 0.5}] * len(xs))
+    handles = [Patch(color="0.45", label="running"),
+               Patch(facecolor=_shade(_WAIT_COLOUR, 0.55), edgecolor=_WAIT_COLOUR, hatch=hatch,
+                     label="waiting (ready)")]
     expected = _expected_run(result)
     if expected is not None:
         ys = [expected[v.vm] for v in result.vcpus]
         ticks = ax.hlines(ys, [x - 0.45 for x in xs], [x + 0.45 for x in xs], color="black",
                           linewidth=2, zorder=3, label="closed form")
         handles.append(ticks)
-    ax.set_xticks(xs, [vcpu_label(v.vm, v.vcpu) for v in result.vcpus],
-                  rotation=45 if len(xs) > 10 else 0)
+    many = len(xs) > 10
+    ax.set_xlim(min(xs, default=0) - 0.6, max(xs, default=0) + 0.6)
+    if compact:
+        groups: dict[str, list[float]] = {}
+        for x, v in zip(xs, result.vcpus, strict=True):
+            groups.setdefault(v.vm, []).append(x)
+        ax.set_xticks([sum(g) / len(g) for g in groups.values()], list(groups))
+    else:
+        ax.set_xticks(xs, [vcpu_label(v.vm, v.vcpu) for v in result.vcpus],
+                      rotation=45 if many else 0, ha="right" if many else "center",
+                      rotation_mode="anchor" if many else "default")
     ax.set_ylim(0, 1.0)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("share of the time")
     ax.set_title(_title(result), loc="left", fontsize=10)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8,
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=9,
               frameon=False)
     return ax
 
@@ -269,7 +356,7 @@ def plot_comparison(comparison: LabComparison, ax: Axes | None = None) -> Axes:
     from matplotlib.ticker import PercentFormatter
 
     rows = comparison.rows
-    ax = _new_axes(ax, (max(5.0, 1.5 + 1.1 * len(rows)), 3.8))
+    ax = _new_axes(ax, (min(10.0, max(5.0, 2.6 + 1.2 * len(rows))), 3.8))
     xs = list(range(len(rows)))
     w = 0.2
     series = [("simulated run", -1.5, [r.simulated_run for r in rows], _SIMULATED_COLOUR, ""),
@@ -286,10 +373,10 @@ def plot_comparison(comparison: LabComparison, ax: Axes | None = None) -> Axes:
         for offset, err, height in ((-w, r.run_error, max(r.simulated_run, r.measured_run)),
                                     (w, r.wait_error, max(r.simulated_wait, r.measured_wait))):
             ax.annotate(f"{err:+.3f}", (x + offset, height), xytext=(0, 2),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=7,
-                        color="0.25")
+                        textcoords="offset points", ha="center", va="bottom", fontsize=9,
+                        color="0.25", rotation=90)
     ax.set_xticks(xs, [vcpu_label(r.vm, r.vcpu) for r in rows])
-    ax.set_ylim(0, min(1.0, top) * 1.15 if top < 0.95 else 1.12)
+    ax.set_ylim(0, min(1.0, top) * 1.3 if top < 0.95 else 1.25)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("share of the time")
     ax.set_xlabel("vCPU (numbers: simulated − measured)")
@@ -297,7 +384,7 @@ def plot_comparison(comparison: LabComparison, ax: Axes | None = None) -> Axes:
     ax.set_title(f"{name}: simulated vs measured, largest error "
                  f"{comparison.max_error:.3f} (tolerance {comparison.tolerance:.2f})",
                  loc="left", fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=9, frameon=False)
     return ax
 
 
@@ -369,18 +456,18 @@ def plot_wait_vs_overcommit(points: Iterable[Any], ax: Axes | None = None) -> Ax
                               (READY_PROBLEM_PCT, "problem", _WAIT_COLOUR)):
         ax.axhline(pct / 100, color=colour, linewidth=1, alpha=0.8)
         ax.annotate(f"{pct:g} % ready: {word}", (0.01, pct / 100), xycoords=("axes fraction",
-                    "data"), xytext=(0, 2), textcoords="offset points", fontsize=8,
+                    "data"), xytext=(0, 2), textcoords="offset points", fontsize=9,
                     color=colour, va="bottom")
     ax.axvline(1, color="0.3", linewidth=0.8, linestyle="-.")
     ax.annotate("1 vCPU per pCPU", (1, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                textcoords="offset points", fontsize=8, color="0.3", va="top")
+                textcoords="offset points", fontsize=9, color="0.3", va="top")
     ax.set_xlim(0, xmax)
     ax.set_ylim(0, max([0.2, *(y for g in groups.values() for _, y in g)]) * 1.1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("overcommit: vCPUs per pCPU")
     ax.set_ylabel("mean wait share per vCPU\n(CPU ready %)")
     ax.set_title("How long a vCPU waits for a pCPU", loc="left", fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=8, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), fontsize=9, frameon=False)
     return ax
 
 
@@ -405,7 +492,8 @@ def side_by_side(results: Sequence[LabResult], kind: str = "shares",
     n = len(results)
     if kind == "shares":
         width = max(_shares_width(r) for r in results) - 1.8
-        _fig, axes = plt.subplots(1, n, figsize=(width * n + 1.8, 3.6), layout="constrained",
+        _fig, axes = plt.subplots(1, n, figsize=(min(10.0, width * n + 1.8), 3.6),
+                                  layout="constrained",
                                   sharey=True, squeeze=False)
         for r, ax in zip(results, axes[0], strict=True):
             plot_shares(r, ax=ax)

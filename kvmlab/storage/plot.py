@@ -41,9 +41,9 @@ from kvmlab.errors import ScenarioError
 from kvmlab.storage.qcow2 import Allocation, Qcow2Model
 from kvmlab.validate import whole_number
 
-__all__ = ["DIFFER_COLOUR", "KIND_COLOURS", "KIND_LABELS", "UNALLOCATED_COLOUR",
-           "allocation_colour", "cluster_map", "depth_colour", "guest_map", "map_pair",
-           "plot_io", "write_colour"]
+__all__ = ["CELL_IN", "DIFFER_COLOUR", "KIND_COLOURS", "KIND_LABELS", "LABEL_PT",
+           "UNALLOCATED_COLOUR", "allocation_colour", "cluster_map", "cluster_map_layout",
+           "depth_colour", "guest_map", "map_pair", "plot_io", "write_colour"]
 
 KIND_COLOURS: dict[str, str] = {
     "header": "#3b3b3b",
@@ -108,108 +108,40 @@ def _ink(colour: str) -> str:
     return "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.55 else "black"
 
 
-def cluster_map(image: Any, ax: Axes | None = None, columns: int = 16,
-                min_clusters: int = 0) -> Axes:
-    """The image file as a grid of clusters, in file order, coloured by what each holds.
+LABEL_PT = 9.0
+"""The size of the smallest texts of the storage figures (cell labels, ticks, legends):
+:data:`kvmlab.figures.MIN_TEXT_PT`."""
+CELL_IN = 0.45
+"""The widest a cluster's cell is drawn (inches): narrower when many columns must fit."""
+_TEXT_IN = 0.55 * LABEL_PT / 72
+"""About how wide a character of a label is, in inches."""
 
-    Metadata cells are marked H (header), RT (refcount table), RB (refcount
-    block), L1 and L2, S1 (a snapshot's copy of the L1 table) and ST (the snapshot
-    table); a data cell shows ``gN``: it holds guest cluster N, and its colour says
-    which write allocated it. Hatched cells are shared with a snapshot (refcount 2
-    or more): the next write to them copies them first. A gap is a free cluster.
 
-    Parameters
-    ----------
-    image : ImageLayout or Qcow2Model
-        The image after some of a scenario's writes
-        (:func:`kvmlab.storage.model.image_after`: the clusters its last write added are
-        outlined in black, and the legend says where each write went), or an image.
-    ax : matplotlib Axes, optional
-    columns : int
-        Clusters per row; each row starts at the file offset shown on the left.
-    min_clusters : int
-        Leave room for at least this many clusters (so that pictures of one image
-        at several moments have the same size).
-
-    Returns
-    -------
-    matplotlib Axes
-        ``ax.patches`` holds one rectangle per cluster, in file order.
-    """
-    scenario: Any = None
-    upto_write: int | None = None
-    fresh: frozenset[int] = frozenset()
+def _image_parts(image: Any) -> tuple[Qcow2Model, Any, int | None, frozenset[int]]:
+    """(model, scenario, writes applied, clusters the last write added) of what
+    :func:`cluster_map` draws."""
     if isinstance(image, Qcow2Model):
-        model = image
-    elif isinstance(getattr(image, "image", None), Qcow2Model):
-        model, scenario = image.image, image.scenario
-        upto_write, fresh = image.writes_applied, image.new_clusters
-    else:
-        raise ScenarioError("cluster_map draws a qcow2 image: an ImageLayout (from "
-                            "kvmlab.storage.image_after(scenario, n_writes), which replays a "
-                            "scenario's writes) or a Qcow2Model, not "
-                            f"{type(image).__name__}")
-    if whole_number(columns, "columns") < 1:
-        raise ScenarioError(f"columns must be a whole number of at least 1, not {columns!r}")
-    if whole_number(min_clusters, "min_clusters") < 0:
-        raise ScenarioError(f"min_clusters must be a whole number, not {min_clusters!r}")
+        return image, None, None, frozenset()
+    if isinstance(getattr(image, "image", None), Qcow2Model):
+        return image.image, image.scenario, image.writes_applied, image.new_clusters
+    raise ScenarioError("cluster_map draws a qcow2 image: an ImageLayout (from "
+                        "kvmlab.storage.image_after(scenario, n_writes), which replays a "
+                        "scenario's writes) or a Qcow2Model, not "
+                        f"{type(image).__name__}")
+
+
+def _cluster_handles(model: Qcow2Model, scenario: Any, upto_write: int | None,
+                     fresh: frozenset[int]) -> list[Patch]:
+    """The legend of a cluster map: metadata kinds, shared clusters, writes, the last one."""
     layout = model.layout()
     kinds = [k for k in KIND_COLOURS
              if not k.startswith("snapshot") or any(a.kind == k for a in layout)]
-    shared = any(model.refcount(a.cluster) > 1 for a in layout)
-    n = len(layout)
-    room = max(model.next_free, min_clusters, 1)
-    columns = min(columns, room)
-    rows = math.ceil(room / columns)
-    n_writes = len({a.write for a in layout if a.kind == "data"})
-    legend_rows = (len(kinds) + min(n_writes, _LEGEND_WRITES + 1) + bool(fresh)
-                   + shared)
-    height = 1.1 + 0.5 * rows
-    legend_columns = 1 if 0.8 + 0.2 * legend_rows <= height else 2
-    ax = _new_axes(ax, (min(14.0, 1.6 + 2.4 * legend_columns + 0.5 * columns),
-                        max(height, 0.8 + 0.2 * math.ceil(legend_rows / legend_columns))))
-    cs = model.cluster_size
-    text = n <= 512
-    for a in layout:
-        row, col = divmod(a.cluster, columns)
-        colour = allocation_colour(a)
-        new = a.cluster in fresh
-        refs = model.refcount(a.cluster)
-        ax.add_patch(Rectangle((col, row), 1, 1, facecolor=colour,
-                               edgecolor="black" if new else "white",
-                               linewidth=2.0 if new else 1.0, zorder=3 if new else 2,
-                               hatch="///" if refs > 1 else None,
-                               gid=f"cluster {a.cluster}: {a.kind}"
-                               + (f" (refcount {refs})" if refs > 1 else "")))
-        if text:
-            label = f"g{a.guest_cluster}" if a.kind == "data" else KIND_LABELS[a.kind]
-            ax.text(col + 0.5, row + 0.5, label, ha="center", va="center", fontsize=7,
-                    color=_ink(colour), zorder=4)
-    ax.set_xlim(0, columns)
-    ax.set_ylim(rows, 0)
-    ax.set_aspect("equal")
-    ax.set_xticks([c + 0.5 for c in range(columns)], [str(c) for c in range(columns)],
-                  fontsize=7)
-    ax.set_yticks([r + 0.5 for r in range(rows)],
-                  [human_bytes(r * columns * cs) for r in range(rows)], fontsize=8)
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.set_xlabel(f"cluster within the row ({human_bytes(cs)} each)", fontsize=8)
-    ax.set_ylabel("file offset", fontsize=8)
-    title = (f"image file: {n} clusters of {human_bytes(cs)} in use, ends at "
-             f"{model.image_end_offset:,} bytes")
-    if model.snapshots:
-        title += f"; snapshots: {', '.join(model.snapshots)}"
-    if scenario is not None:
-        title += f" (after {upto_write} of {len(scenario.writes)} writes)"
-    ax.set_title(title, loc="left", fontsize=10)
     handles = [Patch(facecolor=KIND_COLOURS[k], label=f"{KIND_LABELS[k]}: {k}"
                      if k not in ("L1", "L2") else f"{k} table")
                for k in kinds]
-    if shared:
+    if any(model.refcount(a.cluster) > 1 for a in layout):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="///",
-                             label="shared with a snapshot (copied on the next write)"))
+                             label="shared with a snapshot: copied on a write"))
     writes = sorted({a.write for a in layout if a.kind == "data"},
                     key=lambda w: -1 if w is None else w)
     for w in writes[:_LEGEND_WRITES]:
@@ -225,9 +157,148 @@ def cluster_map(image: Any, ax: Axes | None = None, columns: int = 16,
     if fresh and upto_write:
         handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2,
                              label=f"added by write {upto_write - 1}"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
-              frameon=False, ncols=legend_columns)
+    return handles
+
+
+def cluster_map_layout(image: Any, columns: int = 16, min_clusters: int = 0
+                       ) -> tuple[tuple[float, float], tuple[float, float, float, float]]:
+    """The size of the figure :func:`cluster_map` makes for ``image`` (inches, at most
+    :data:`kvmlab.figures.NOTEBOOK_WIDTH_IN` wide, so that nothing is scaled down), and
+    where its grid goes in it (left, bottom, width, height, as fractions of the figure).
+
+    Cells are at most :data:`CELL_IN` wide; the legend, one entry a line, sits on the
+    right, and the figure is as tall as the grid or the legend needs. To draw an image at
+    several moments into one figure, lay it out for its last moment (the most clusters
+    and legend entries), as :func:`kvmlab.storage.widgets.cluster_slider` does.
+
+    Examples
+    --------
+    >>> from kvmlab.storage.model import image_after
+    >>> s = {"virtual_size": 10485760, "cluster_size": 65536, "writes": [[0, 512]]}
+    >>> (width, height), rect = cluster_map_layout(image_after(s), columns=16)
+    >>> width <= 10, 0 < rect[0] < rect[0] + rect[2] < 1
+    (True, True)
+    """
+    model, scenario, upto_write, fresh = _image_parts(image)
+    if whole_number(columns, "columns") < 1:
+        raise ScenarioError(f"columns must be a whole number of at least 1, not {columns!r}")
+    if whole_number(min_clusters, "min_clusters") < 0:
+        raise ScenarioError(f"min_clusters must be a whole number, not {min_clusters!r}")
+    from kvmlab.figures import NOTEBOOK_WIDTH_IN
+
+    room = max(model.next_free, min_clusters, 1)
+    columns = min(columns, room)
+    rows = math.ceil(room / columns)
+    labels = [h.get_label() for h in _cluster_handles(model, scenario, upto_write, fresh)]
+    legend_in = 0.6 + _TEXT_IN * max(len(label) for label in labels)
+    left, gap, top, bottom = 1.15, 0.2, 0.45, 0.65
+    cell = min(CELL_IN, (NOTEBOOK_WIDTH_IN - left - gap - legend_in) / columns)
+    grid_w, grid_h = cell * columns, cell * rows
+    width = left + grid_w + gap + legend_in
+    height = max(top + grid_h + bottom, top + 0.15 + 0.2 * len(labels))
+    return ((round(width, 2), round(height, 2)),
+            (left / width, (height - top - grid_h) / height, grid_w / width, grid_h / height))
+
+
+def _fits(ax: Axes, columns: int, text: str) -> bool:
+    """Whether ``text`` at :data:`LABEL_PT` fits across one of ``columns`` cells of ``ax``."""
+    cell_pt = 72 * ax.get_figure().get_size_inches()[0] * ax.get_position().width / columns
+    return cell_pt >= 0.68 * LABEL_PT * len(text) + 2
+
+
+def cluster_map(image: Any, ax: Axes | None = None, columns: int = 16,
+                min_clusters: int = 0) -> Axes:
+    """The image file as a grid of clusters, in file order, coloured by what each holds.
+
+    Metadata cells are marked H (header), RT (refcount table), RB (refcount
+    block), L1 and L2, S1 (a snapshot's copy of the L1 table) and ST (the snapshot
+    table); a data cell shows ``gN``: it holds guest cluster N (just ``N`` where
+    ``gN`` does not fit), and its colour says which write allocated it. Hatched cells
+    are shared with a snapshot (refcount 2 or more): the next write to them copies them
+    first. A gap is a free cluster.
+    Every text is at least :data:`LABEL_PT`: a label that does not fit in its cell
+    (many columns, a long guest cluster number) is left out; the colour still says it.
+
+    Parameters
+    ----------
+    image : ImageLayout or Qcow2Model
+        The image after some of a scenario's writes
+        (:func:`kvmlab.storage.model.image_after`: the clusters its last write added are
+        outlined in black, and the legend says where each write went), or an image.
+    ax : matplotlib Axes, optional
+        Without it, a figure laid out by :func:`cluster_map_layout` is made.
+    columns : int
+        Clusters per row; each row starts at the file offset shown on the left.
+    min_clusters : int
+        Leave room for at least this many clusters (so that pictures of one image
+        at several moments have the same size).
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax.patches`` holds one rectangle per cluster, in file order.
+    """
+    model, scenario, upto_write, fresh = _image_parts(image)
+    if ax is None:
+        figsize, rect = cluster_map_layout(image, columns, min_clusters)
+        ax = plt.figure(figsize=figsize).add_axes(rect)
+    if whole_number(columns, "columns") < 1:
+        raise ScenarioError(f"columns must be a whole number of at least 1, not {columns!r}")
+    if whole_number(min_clusters, "min_clusters") < 0:
+        raise ScenarioError(f"min_clusters must be a whole number, not {min_clusters!r}")
+    layout = model.layout()
+    n = len(layout)
+    room = max(model.next_free, min_clusters, 1)
+    columns = min(columns, room)
+    rows = math.ceil(room / columns)
+    cs = model.cluster_size
+    text = n <= 512
+    for a in layout:
+        row, col = divmod(a.cluster, columns)
+        colour = allocation_colour(a)
+        new = a.cluster in fresh
+        refs = model.refcount(a.cluster)
+        ax.add_patch(Rectangle((col, row), 1, 1, facecolor=colour,
+                               edgecolor="black" if new else "white",
+                               linewidth=2.0 if new else 1.0, zorder=3 if new else 2,
+                               hatch="///" if refs > 1 else None,
+                               gid=f"cluster {a.cluster}: {a.kind}"
+                               + (f" (refcount {refs})" if refs > 1 else "")))
+        if text:
+            label = f"g{a.guest_cluster}" if a.kind == "data" else KIND_LABELS[a.kind]
+            if a.kind == "data" and not _fits(ax, columns, label):
+                label = str(a.guest_cluster)
+            if _fits(ax, columns, label):
+                ax.text(col + 0.5, row + 0.5, label, ha="center", va="center",
+                        fontsize=LABEL_PT, color=_ink(colour), zorder=4)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(rows, 0)
+    ax.set_aspect("equal")
+    step = next(k for k in range(1, columns + 1) if _fits(ax, columns / k, str(columns - 1)))
+    ax.set_xticks([c + 0.5 for c in range(0, columns, step)],
+                  [str(c) for c in range(0, columns, step)], fontsize=LABEL_PT)
+    ax.set_yticks([r + 0.5 for r in range(rows)],
+                  [human_bytes(r * columns * cs) for r in range(rows)], fontsize=LABEL_PT)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel(f"cluster within the row ({human_bytes(cs)} each)", fontsize=LABEL_PT)
+    ax.set_ylabel("file offset", fontsize=LABEL_PT)
+    title = (f"image file: {n} clusters of {human_bytes(cs)} in use, ends at "
+             f"{model.image_end_offset:,} bytes")
+    if model.snapshots:
+        title += f"; snapshots: {', '.join(model.snapshots)}"
+    if scenario is not None:
+        title += f" (after {upto_write} of {len(scenario.writes)} writes)"
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.legend(handles=_cluster_handles(model, scenario, upto_write, fresh), loc="upper left",
+              bbox_to_anchor=(1.0 + 0.2 / _axes_width_in(ax), 1), fontsize=LABEL_PT,
+              frameon=False, borderaxespad=0)
     return ax
+
+
+def _axes_width_in(ax: Axes) -> float:
+    return max(float(ax.get_figure().get_size_inches()[0] * ax.get_position().width), 0.1)
 
 
 def _map_of(result_or_map: Any) -> list[Mapping[str, Any]]:
@@ -280,7 +351,7 @@ def guest_map(result_or_map: Any, ax: Axes | None = None) -> Axes:
     ax.set_yticks([])
     _guest_axis(ax, end)
     ax.legend(handles=_map_legend(depths, unallocated), loc="upper left",
-              bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+              bbox_to_anchor=(1.01, 1), fontsize=LABEL_PT, frameon=False)
     held = sum(e["length"] for e in entries if e.get("data"))
     ax.set_title(f"guest disk of {human_bytes(end)}: {held / end:.1%} of it held by an image",
                  loc="left", fontsize=10)
@@ -294,9 +365,9 @@ def _guest_axis(ax: Axes, end: int) -> None:
     unit = ("B", "KiB", "MiB", "GiB", "TiB")[power]
     ticks = [end * i / 8 for i in range(9)]
     ax.set_xticks(ticks, [f"{t / 1024 ** power:.4g} {unit}" if t else "0" for t in ticks],
-                  fontsize=8)
+                  fontsize=LABEL_PT)
     ax.set_xlabel("guest offset (a thin stripe is a small range: zoom in with set_xlim)",
-                  fontsize=8)
+                  fontsize=LABEL_PT)
 
 
 def _map_legend(depths: set[int], unallocated: bool) -> list[Any]:
@@ -370,13 +441,13 @@ def map_pair(first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str, A
                                    gid=f"{labels[row]} {e['start']}+{e['length']}"
                                    + (" differs" if odd else "")))
     ax.set_ylim(0, 2.0)
-    ax.set_yticks([0.425, 1.575], [labels[1], labels[0]], fontsize=8)
+    ax.set_yticks([0.425, 1.575], [labels[1], labels[0]], fontsize=LABEL_PT)
     _guest_axis(ax, end)
     handles = _map_legend(depths, unallocated)
     if differ:
         handles.append(Patch(facecolor="white", edgecolor=DIFFER_COLOUR, linewidth=2,
                              label="differs from the other map"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=LABEL_PT,
               frameon=False)
     verdict = f"{len(differ)} of {pairs} entries differ" if differ else "the same"
     ax.set_title(f"{labels[0]} and {labels[1]} maps: {verdict}", loc="left", fontsize=10)
@@ -424,7 +495,7 @@ def plot_io(results: Sequence[Any] | Mapping[str, Any], ax: Axes | None = None) 
         labels = [r.label.replace(", ", "\n") for r in values]
     if not values:
         raise ScenarioError("plot_io needs at least one IoResult")
-    ax = _new_axes(ax, (max(5.0, 2.2 + 1.25 * len(values)), 3.8))
+    ax = _new_axes(ax, (min(10.0, max(5.0, 4.6 + 1.1 * len(values))), 3.8))
     xs = list(range(len(values)))
     heights = [r.throughput_bytes_per_s / 1e6 if math.isfinite(r.throughput_bytes_per_s)
                else 0.0 for r in values]
@@ -436,8 +507,8 @@ def plot_io(results: Sequence[Any] | Mapping[str, Any], ax: Axes | None = None) 
         bar.set_hatch(hatch)
         if not math.isfinite(r.throughput_bytes_per_s):
             ax.annotate("no disk I/O", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=7, rotation=90)
-    ax.set_xticks(xs, labels, fontsize=8)
+                        textcoords="offset points", ha="center", fontsize=LABEL_PT, rotation=90)
+    ax.set_xticks(xs, labels, fontsize=LABEL_PT)
     ax.set_ylabel("throughput (MB/s, bars)")
     ax.set_ylim(0, max([*heights, 1e-9]) * 1.15)
     right = ax.twinx()
@@ -459,6 +530,7 @@ def plot_io(results: Sequence[Any] | Mapping[str, Any], ax: Axes | None = None) 
     if any(hatches):
         handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="//", label="random"))
     handles += right.get_lines()
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.12, 1), fontsize=8,
-              frameon=False)
+    ax.legend(handles=handles, loc="upper left",
+              bbox_to_anchor=(1 + 0.85 / _axes_width_in(ax), 1), fontsize=LABEL_PT,
+              frameon=False, borderaxespad=0)
     return ax

@@ -1,10 +1,11 @@
 """Two explorers for the storage lab: an image growing write by write, and guest I/O.
 
-A thin ``ipywidgets.interactive_output`` layer over pure functions:
+A thin :mod:`kvmlab.explorer` layer over pure functions:
 :func:`layout_after` and :func:`describe_write` say what the image holds after
 some of a scenario's writes, :func:`io_workload` and :func:`io_compare` build and
-simulate an I/O workload. Only :func:`cluster_slider` and :func:`io_explorer`
-need ipywidgets (and matplotlib): they draw through the results' own ``plot()``.
+simulate an I/O workload (kept: going back to a setting is instant);
+:func:`draw_clusters` and :func:`draw_io` draw them into a figure. Only
+:func:`cluster_slider` and :func:`io_explorer` need ipywidgets.
 
 Examples
 --------
@@ -20,12 +21,17 @@ cluster 0). The file now ends at 458,752 bytes (7 clusters).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from kvmlab.display import human_bytes
 from kvmlab.errors import ScenarioError
+from kvmlab.explorer import explorer
 from kvmlab.storage.model import image_after, model_after, simulate_io
 from kvmlab.storage.problems import fill
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 from kvmlab.storage.qcow2 import Allocation
 from kvmlab.storage.result import IoResult, IoResults
 from kvmlab.storage.scenario import (
@@ -127,32 +133,65 @@ def describe_write(scenario: StorageScenario | Mapping[str, Any], n_writes: int)
     return fill(f"{head} {body}")
 
 
+def draw_clusters(fig: Figure, scenario: StorageScenario | Mapping[str, Any], n: int,
+                  columns: int = 16, min_clusters: int = 0) -> str:
+    """The cluster slider's view: the image after ``n`` writes drawn into ``fig`` (cleared
+    first), laid out as :func:`kvmlab.storage.plot.cluster_map_layout` lays out the image
+    after all the writes (so that every ``n`` fits one figure); what write ``n`` added.
+
+    Examples
+    --------
+    >>> from kvmlab.figures import MIN_TEXT_PT, new_figure, smallest_text_pt
+    >>> s = {"virtual_size": 10485760, "cluster_size": 65536,
+    ...      "writes": [[1048576, 65536], [100, 10]]}
+    >>> fig = new_figure((8, 3), layout=None)
+    >>> draw_clusters(fig, s, 1).startswith("write 0: 64.00 KiB")
+    True
+    >>> len(fig.axes[0].patches), smallest_text_pt(fig) >= MIN_TEXT_PT
+    (6, True)
+    """
+    from kvmlab.storage import plot
+
+    s = as_scenario(scenario)
+    _size, rect, room = _slider_layout(s, columns, min_clusters)
+    image = image_after(s, n)
+    fig.clear()
+    plot.cluster_map(image, ax=fig.add_axes(rect), columns=columns, min_clusters=room)
+    return describe_write(s, n)
+
+
+@lru_cache(maxsize=32)
+def _slider_layout(s: StorageScenario, columns: int, min_clusters: int
+                   ) -> tuple[tuple[float, float], tuple[float, float, float, float], int]:
+    """The figure size and grid of the image after all of ``s``'s writes, and its room."""
+    from kvmlab.storage.plot import cluster_map_layout
+
+    last = image_after(s)
+    room = max(min_clusters, last.image.next_free)
+    size, rect = cluster_map_layout(last, columns, room)
+    return size, rect, room
+
+
 def cluster_slider(scenario: StorageScenario | Mapping[str, Any], columns: int = 16) -> Any:
     """A slider over the scenario's writes; the cluster map is redrawn as they arrive.
 
     Returns
     -------
     ipywidgets.VBox
-        The slider (``box.children[0]``) above the output (``box.children[1]``).
+        The slider (``box.children[0]``), the line saying what the write added, the
+        cluster map (an ``ipywidgets.Image``); ``box.explorer`` is the
+        :class:`kvmlab.explorer.Explorer`.
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     s = as_scenario(scenario)
-    room = model_after(s).next_free
+    figsize, _rect, room = _slider_layout(s, columns, 0)
     slider = w.IntSlider(value=0, min=0, max=len(s.writes), description="writes applied",
                          style={"description_width": "initial"},
                          layout=w.Layout(width="420px"))
-
-    def show(n: int) -> None:
-        ax = image_after(s, n).plot(columns=columns, min_clusters=room)
-        print(describe_write(s, n))
-        display(ax.figure)
-        plt.close(ax.figure)
-
-    out = w.interactive_output(show, {"n": slider})
-    return w.VBox([slider, out])
+    return explorer({"n": slider},
+                    lambda fig, n: draw_clusters(fig, s, n, columns, room),
+                    figsize=figsize, layout=None, arrange=lambda controls: next(iter(controls)))
 
 
 def io_workload(format: str = "qcow2", pattern: str = "sequential", request_size: int = 65536,
@@ -207,10 +246,22 @@ def io_compare(workload: IoWorkload, seed: int = 0) -> IoResults:
             f"most {MAX_COMPARE_WORK:,}, and clusters touched by all requests at most "
             f"{MAX_COMPARE_PIECES:,}; use fewer or smaller requests, larger clusters, or "
             "simulate_io")
-    results = [simulate_io(workload.replace(format="raw"), seed=seed)]
+    return _compared(workload, seed)
+
+
+@lru_cache(maxsize=128)
+def _compared(workload: IoWorkload, seed: int) -> IoResults:
+    """:func:`io_compare` of a checked workload (results are frozen: kept as they are)."""
+    results = [_simulated_io(workload.replace(format="raw"), seed)]
     if workload.format != "raw":
-        results.append(simulate_io(workload, seed=seed))
+        results.append(_simulated_io(workload, seed))
     return IoResults(results)
+
+
+@lru_cache(maxsize=64)
+def _simulated_io(workload: IoWorkload, seed: int) -> IoResult:
+    """One simulation, kept: every format of a setting shares its raw baseline."""
+    return simulate_io(workload, seed=seed)
 
 
 def io_summary(result: IoResult) -> str:
@@ -234,20 +285,52 @@ def io_summary(result: IoResult) -> str:
             f"bytes, {result.allocated_clusters} new clusters")
 
 
+IO_FIGSIZE = (8.0, 3.8)
+"""The I/O explorer's figure (inches)."""
+
+
+def draw_io(fig: Figure, results: IoResults) -> list[Any]:
+    """The I/O explorer's view: ``results`` as throughput bars and latency markers
+    (:func:`kvmlab.storage.plot.plot_io`) in ``fig`` (cleared first; axes placed by hand
+    for a figure of :data:`IO_FIGSIZE`); a line per result (:func:`io_summary`), then
+    their table.
+
+    Examples
+    --------
+    >>> from kvmlab.figures import new_figure
+    >>> fig = new_figure(IO_FIGSIZE, layout=None)
+    >>> *lines, table = draw_io(fig, io_compare(io_workload("qcow2", count=16)))
+    >>> len(lines), len(fig.axes)                   # raw and qcow2; bars and latency
+    (2, 2)
+    """
+    from kvmlab.storage.plot import plot_io
+
+    if not isinstance(results, IoResults):
+        raise ScenarioError(f"IoResults (from io_compare) are needed, not "
+                            f"{type(results).__name__}")
+    fig.clear()
+    width, height = fig.get_size_inches()
+    ax = fig.add_axes((0.8 / width, 0.75 / height, (width - 0.8 - 2.7) / width,
+                       (height - 0.75 - 0.4) / height))
+    plot_io(results, ax=ax)
+    return [*(io_summary(r) for r in results), results.table()]
+
+
 def io_explorer(*, count: int = 256, seed: int = 0, virtual_size: int = 1024 ** 3) -> Any:
     """Menus for format, pattern, request size, operation and disk over :func:`simulate_io`.
 
-    Every change simulates the chosen workload and the same one on a raw image,
-    and shows both as bars (throughput) and markers (latency), with a table.
+    Every change simulates the chosen workload and the same one on a raw image
+    (:func:`io_compare`: at once for a setting seen before), and shows both as bars
+    (throughput) and markers (latency), with a table (:func:`draw_io`).
 
     Returns
     -------
     ipywidgets.VBox
-        The controls (``box.children[0]``) above the output (``box.children[1]``).
+        The controls (``box.children[0]``), the lines about each run, the figure (an
+        ``ipywidgets.Image``) and the table; ``box.explorer`` is the
+        :class:`kvmlab.explorer.Explorer`.
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     style = {"description_width": "initial"}
     layout = w.Layout(width="260px")
@@ -267,27 +350,18 @@ def io_explorer(*, count: int = 256, seed: int = 0, virtual_size: int = 1024 ** 
                               layout=layout),
     }
 
-    def show(**values: Any) -> None:
-        try:
-            workload = io_workload(**values, count=count, virtual_size=virtual_size)
-        except ScenarioError as exc:
-            print(f"Cannot simulate that: {exc}")
-            return
-        results = io_compare(workload, seed=seed)
-        for r in results:
-            print(io_summary(r))
-        ax = results.plot()
-        display(ax.figure)
-        plt.close(ax.figure)
-        display(results.table())
+    def show(fig: Figure, **values: Any) -> Any:
+        workload = io_workload(**values, count=count, virtual_size=virtual_size)
+        return draw_io(fig, io_compare(workload, seed=seed))
 
-    out = w.interactive_output(show, controls)
-    names = list(controls)
-    box = w.HBox([w.VBox([controls[n] for n in names[:3]]),
-                  w.VBox([controls[n] for n in names[3:]])])
-    return w.VBox([box, out])
+    def arrange(shown: Any) -> Any:
+        shown = list(shown)
+        return w.HBox([w.VBox(shown[:3]), w.VBox(shown[3:])])
+
+    return explorer(controls, show, figsize=IO_FIGSIZE, layout=None, arrange=arrange)
 
 
-__all__ = ["MAX_COMPARE_PIECES", "MAX_COMPARE_REQUESTS", "MAX_COMPARE_WORK", "OPERATIONS",
-           "REQUEST_SIZES", "cluster_slider", "describe_write", "io_compare", "io_explorer",
-           "io_summary", "io_workload", "layout_after"]
+__all__ = ["IO_FIGSIZE", "MAX_COMPARE_PIECES", "MAX_COMPARE_REQUESTS", "MAX_COMPARE_WORK",
+           "OPERATIONS", "REQUEST_SIZES", "cluster_slider", "describe_write", "draw_clusters",
+           "draw_io", "io_compare", "io_explorer", "io_summary", "io_workload",
+           "layout_after"]

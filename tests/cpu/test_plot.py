@@ -65,12 +65,12 @@ def measured_copy(result: CpuResult, nudge: float = 0.0) -> CpuResult:
 
 
 def bars(ax):
-    """(pcpu, start, end, label) of every bar in a Gantt chart."""
+    """(pcpu, start, end, label) of every bar in a Gantt chart (a collection per vCPU)."""
     out = []
-    for container in ax.containers:
-        for r in container:
-            out.append((round(r.get_y() + r.get_height() / 2), r.get_x(),
-                        r.get_x() + r.get_width(), container.get_label()))
+    for collection in ax.collections:
+        for path in collection.get_paths():
+            (x0, y0), (x1, y1) = path.vertices.min(axis=0), path.vertices.max(axis=0)
+            out.append((round((y0 + y1) / 2), x0, x1, collection.get_label()))
     return out
 
 
@@ -119,10 +119,11 @@ def test_gantt_colours_are_per_vcpu(seed_result):
     ax = gantt(seed_result, until_s=0.1)
     colours = vcpu_colors(seed_result.scenario)
     assert len(set(colours.values())) == 6
-    for container in ax.containers:
-        vm, vcpu = container.get_label().split("/")
-        for r in container:
-            assert r.get_facecolor()[:3] == pytest.approx(colours[vm, int(vcpu)])
+    assert ax.collections and not ax.containers
+    for collection in ax.collections:
+        vm, vcpu = collection.get_label().split("/")
+        faces = collection.get_facecolor()
+        assert len(faces) == 1 and faces[0][:3] == pytest.approx(colours[vm, int(vcpu)])
 
 
 def test_gantt_refuses_results_without_a_timeline(seed_result):

@@ -14,8 +14,9 @@ import matplotlib.pyplot as plt
 from kvmlab.cpu import CpuScenario, ready_verdict, simulate
 from kvmlab.cpu import widgets as cpu_widgets
 from kvmlab.cpu.result import ready_rows
-from kvmlab.cpu.widgets import explore, explorer, render, summary
+from kvmlab.cpu.widgets import FIGSIZE, draw, explore, explorer, render, summary
 from kvmlab.errors import ScenarioError
+from kvmlab.figures import MIN_TEXT_PT, is_blank, new_figure, small_texts, smallest_text_pt
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +82,39 @@ def test_render_shows_gantt_then_shares_and_a_table():
     assert "ready" in table._repr_html_()
 
 
+def test_explore_keeps_its_results_and_answers_a_setting_again_at_once(monkeypatch):
+    first = explore(3, 2, 2, 0.75, "fair", duration_s=0.3, seed=7)
+    calls = []
+    monkeypatch.setattr(cpu_widgets, "simulate", lambda *a, **k: calls.append(a))
+    again = explore(3, 2, 2, 0.75, "fair", duration_s=0.3, seed=7)
+    assert again is first and calls == []                # kept: the model did not run
+    explore(3, 2, 2, 0.75, "fair", duration_s=0.3, seed=8)
+    assert len(calls) == 1                                # another seed is another run
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 2, 2), (8, 6, 4), (8, 1, 1)])
+@pytest.mark.parametrize("scheduler", ["fair", "round-robin"])
+def test_draw_is_readable_at_every_setting_in_one_figure(shape, scheduler):
+    fig = new_figure(FIGSIZE, layout=None)
+    result = explore(*shape, 1.0, scheduler)
+    table = draw(fig, result)
+    assert [row.vm for row in table] == [f"vm{i + 1}" for i in range(shape[1])]
+    assert not is_blank(fig) and len(fig.axes) == 2
+    assert smallest_text_pt(fig) >= MIN_TEXT_PT, small_texts(fig)
+    assert fig.get_size_inches().tolist() == list(FIGSIZE)      # the size never changes
+    gantt_ax, shares_ax = fig.axes
+    (slices,) = gantt_ax.collections                           # one collection, all slices
+    assert len(slices.get_paths()) == sum(1 for s in result.timeline if s.start_s < 0.1)
+    assert [t.get_text() for t in shares_ax.get_xticklabels()] == [
+        f"vm{i + 1}" for i in range(shape[1])]
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(1)
+    for artist in [*fig.axes, gantt_ax.get_legend(), shares_ax.get_legend()]:
+        box = artist.get_tightbbox(renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1, artist   # nothing cut off
+        assert inside.y0 <= box.y0 and box.y1 <= inside.y1, artist
+
+
 def test_summary_names_overcommit_and_scheduler():
     r = explore(3, 2, 2, 1.0, "round-robin", duration_s=0.3)
     assert summary(r).startswith("4 vCPUs on 3 pCPUs (overcommit 1.33x), round-robin")
@@ -102,10 +136,26 @@ def test_explorer_has_the_controls_and_reruns_on_change(monkeypatch):
     assert set(controls) == {"pCPUs", "VMs", "vCPUs per VM", "load (busy)", "scheduler"}
     assert isinstance(controls["scheduler"], w.Dropdown)
     assert list(controls["scheduler"].options) == ["fair", "linux", "round-robin"]
-    assert isinstance(box.children[1], w.Output)
+    assert isinstance(box.children[2], w.Image)
+    assert not any(isinstance(c, w.Output) for c in box.children)
     assert calls and calls[-1] == {"pcpus": 2, "vms": 2, "vcpus_per_vm": 2, "load": 1.0,
                                    "scheduler": "fair", "duration_s": 0.2, "seed": 4}
+    shown = [bytes(box.explorer.image.value)]
     controls["pCPUs"].value = 3
+    shown.append(bytes(box.explorer.image.value))
     controls["scheduler"].value = "round-robin"
+    shown.append(bytes(box.explorer.image.value))
     assert calls[-1]["pcpus"] == 3 and calls[-1]["scheduler"] == "round-robin"
-    assert not plt.get_fignums()        # each figure is shown once, then closed
+    assert len(set(shown)) == 3 and all(png[:4] == b"\x89PNG" for png in shown)
+    assert "3 pCPUs" in box.explorer.above.value and "round-robin" in box.explorer.above.value
+    assert "CPU ready" in box.explorer.below.value
+    assert not plt.get_fignums()        # nothing goes through pyplot
+
+
+def test_explorer_defaults_to_short_runs(monkeypatch):
+    calls = []
+    real = cpu_widgets.explore
+    monkeypatch.setattr(cpu_widgets, "explore",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    explorer()
+    assert calls[-1]["duration_s"] == cpu_widgets.DURATION_S == 0.5

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from kvmlab.errors import ScenarioError
+from kvmlab.figures import MIN_TEXT_PT, is_blank, new_figure, small_texts, smallest_text_pt
 from kvmlab.storage import StorageScenario
 from kvmlab.storage import plot as storage_plot
 from kvmlab.storage import widgets as storage_widgets
@@ -19,8 +20,11 @@ from kvmlab.storage.model import simulate_io
 from kvmlab.storage.qcow2 import Qcow2Model
 from kvmlab.storage.scenario import IoWorkload
 from kvmlab.storage.widgets import (
+    IO_FIGSIZE,
     cluster_slider,
     describe_write,
+    draw_clusters,
+    draw_io,
     io_compare,
     io_explorer,
     io_summary,
@@ -96,13 +100,44 @@ def test_cluster_slider_redraws_as_writes_arrive(monkeypatch):
 
     monkeypatch.setattr(storage_plot, "cluster_map", spy)
     box = cluster_slider(SEED_SCENARIO, columns=8)
-    slider, out = box.children
-    assert isinstance(slider, w.IntSlider) and isinstance(out, w.Output)
+    slider, line, image, _tables = box.children
+    assert isinstance(slider, w.IntSlider) and isinstance(image, w.Image)
+    assert not any(isinstance(c, w.Output) for c in box.children)
     assert (slider.min, slider.max, slider.value) == (0, 3, 0)
-    assert calls[-1] == {"upto_write": 0, "ax": None, "columns": 8, "min_clusters": 7}
-    slider.value = 2
-    assert calls[-1]["upto_write"] == 2
+    drawn_into = calls[-1].pop("ax")
+    assert drawn_into.figure is box.explorer.view.figure       # the explorer's one figure
+    assert calls[-1] == {"upto_write": 0, "columns": 8, "min_clusters": 7}
+    shown = [bytes(image.value)]
+    for n in (2, 3, 1):
+        slider.value = n
+        assert calls[-1]["upto_write"] == n
+        shown.append(bytes(image.value))
+        assert line.value.startswith(f"<pre>write {n - 1}:") or line.value.startswith(
+            f"<p>write {n - 1}:")
+    assert len(set(shown)) == 4
     assert not plt.get_fignums()
+
+
+@pytest.mark.parametrize("name", ["storage-first-writes", "storage-several-writes",
+                                  "storage-snapshots", "storage-qcow2-compressed"])
+def test_every_moment_of_a_slider_is_readable_in_one_figure(name):
+    from kvmlab.storage import load_scenario
+    from kvmlab.storage.model import image_after
+    from kvmlab.storage.plot import cluster_map_layout
+
+    s = load_scenario(name)
+
+    size, _rect = cluster_map_layout(image_after(s), 16, 0)
+    assert size[0] <= 10
+    fig = new_figure(size, layout=None)
+    for n in range(len(s.writes) + 1):
+        draw_clusters(fig, s, n)
+        assert not is_blank(fig)
+        assert smallest_text_pt(fig) >= MIN_TEXT_PT, small_texts(fig)
+        renderer = fig.canvas.get_renderer()
+        box = fig.axes[0].get_tightbbox(renderer)
+        assert fig.bbox.padded(1).contains(box.x0, box.y0)      # nothing cut off
+        assert fig.bbox.padded(1).contains(box.x1, box.y1)
 
 
 def test_io_workload_maps_the_controls_onto_a_workload():
@@ -150,11 +185,49 @@ def test_io_explorer_has_the_controls_and_reruns_on_change(monkeypatch):
     controls = {c.description: c for col in box.children[0].children for c in col.children}
     assert set(controls) == {"format", "pattern", "request size", "operation", "disk",
                              "image already full"}
-    assert isinstance(box.children[1], w.Output)
+    assert isinstance(box.children[2], w.Image)
+    assert not any(isinstance(c, w.Output) for c in box.children)
     workload, seed = calls[-1]
     assert (workload.format, workload.count, workload.virtual_size, seed) == (
         "qcow2", 10, 64 * MiB, 5)
     controls["format"].value = "overlay"
     controls["request size"].value = 4096
     assert (calls[-1][0].format, calls[-1][0].request_size) == ("overlay", 4096)
+    assert "overlay, sequential write" in box.explorer.above.value
+    assert "<table>" in box.explorer.below.value
     assert not plt.get_fignums()
+
+
+def test_io_explorer_says_why_it_refuses_and_draws_again_after(monkeypatch):
+    box = io_explorer(count=1000, virtual_size=4096 * MiB)   # 1000 writes x 65,536 clusters
+    assert "Cannot show that:" in box.explorer.above.value
+    assert "more than the explorer simulates at once" in box.explorer.error
+    assert box.explorer.image.layout.display == "none"
+    controls = {c.description: c for col in box.children[0].children for c in col.children}
+    controls["format"].value = "raw"                          # no clusters to look over
+    assert box.explorer.error == "" and box.explorer.image.layout.display is None
+    assert box.explorer.above.value.startswith("<p>raw, sequential write")
+    assert box.explorer.above.value.count("<p>") == 1           # one run: raw only
+
+
+def test_io_compare_keeps_its_results():
+    w = io_workload("overlay", "random", 4096, count=30)
+    assert io_compare(w, seed=2) is io_compare(w, seed=2)
+    assert io_compare(w, seed=3) is not io_compare(w, seed=2)
+
+
+def test_draw_io_is_readable_and_fits_its_figure():
+    fig = new_figure(IO_FIGSIZE, layout=None)
+    for fmt in ("raw", "qcow2", "overlay"):
+        *lines, table = draw_io(fig, io_compare(io_workload(fmt, "random", count=32)))
+        assert [line.split(",")[0] for line in lines] == (
+            ["raw"] if fmt == "raw" else ["raw", fmt])
+        assert table._repr_html_().startswith("<table>")
+        assert not is_blank(fig) and smallest_text_pt(fig) >= MIN_TEXT_PT, small_texts(fig)
+        renderer = fig.canvas.get_renderer()
+        for artist in [*fig.axes, fig.axes[0].get_legend()]:
+            box = artist.get_tightbbox(renderer)
+            assert fig.bbox.padded(1).contains(box.x0, box.y0), artist
+            assert fig.bbox.padded(1).contains(box.x1, box.y1), artist
+    with pytest.raises(ScenarioError, match="IoResults"):
+        draw_io(fig, "raw")
