@@ -332,8 +332,12 @@ def live_labs(uri: str, *, root: bool | None = None) -> list[tuple[str, bool, st
                "VA -> PA traced; the machine addresses need root on the host that runs "
                "QEMU (pagemap hides frame numbers from other users)")
     return [("cpu", *cpu), ("memory", True, machine),
-            ("storage", True, "qemu-img and qemu-io on this machine"),
-            ("network", True, "bridges and VLANs inside the tiny guest's own kernel")]
+            ("storage", True, "qemu-img and qemu-io on this machine; a guest writes its own "
+             "virtio disk (--in-guest), LUKS volumes included; "
+             + ("an LVM pool could run here" if Path("/sys/module/dm_mod").exists() else
+                "the article's LVM pool on libvirt's test driver only (no device-mapper)")),
+            ("network", True, "bridges, VLANs, routing and libvirt's NAT network inside the "
+             "tiny guest's own kernel")]
 
 
 def check_live_labs(uri: str) -> Finding:

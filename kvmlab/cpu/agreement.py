@@ -32,17 +32,22 @@ from typing import Any
 
 from kvmlab.cpu.model import simulate
 from kvmlab.cpu.result import CpuResult, recorded_result
-from kvmlab.data import check_name, recorded_names
+from kvmlab.data import check_name, load_recorded, recorded_names, scenario_names
 from kvmlab.errors import ScenarioError
 from kvmlab.validate import whole_number
 
-__all__ = ["RUN_TOLERANCE", "SPREAD_TOLERANCE", "Agreement", "agreement", "per_vm",
-           "recorded_repetitions", "repetition_name", "spread"]
+__all__ = ["RECORDING", "RUN_TOLERANCE", "SPREAD_TOLERANCE", "Agreement", "agreement",
+           "agreement_rows", "per_vm", "recorded_agreement", "recorded_repetitions",
+           "repetition_name", "spread", "summary_rows"]
 
 RUN_TOLERANCE = 0.05
 """Largest difference in per-VM mean run share per vCPU that counts as agreeing."""
 SPREAD_TOLERANCE = 0.1
 """Largest difference in mean spread between VMs that counts as agreeing."""
+RECORDING = "agreement-cpu"
+"""The shipped table of every scheduler against every recorded CPU scenario, made by
+``kvmlab cpu agreement --seeds 10 --save`` (ten seeds of each at full length take
+minutes, so notebook 01 reads it instead of computing it)."""
 
 
 def repetition_name(name: str, repetition: int) -> str:
@@ -188,3 +193,39 @@ def agreement(name: str, *, scheduler: str = "linux", seeds: int = 5,
         real_wait=_mean_per_vm(runs, "wait_share"), model_wait=_mean_per_vm(sims, "wait_share"),
         real_spread=round(statistics.fmean(spread(r) for r in runs), 4),
         model_spread=round(statistics.fmean(spread(r) for r in sims), 4))
+
+
+def agreement_rows(names: Sequence[str] | None = None,
+                   schedulers: Sequence[str] = ("fair", "linux"),
+                   seeds: int = 10) -> list[dict[str, Any]]:
+    """:meth:`Agreement.to_dict` of every scheduler against every recorded scenario.
+
+    ``names`` defaults to every shipped ``cpu-`` scenario that has recordings.
+    """
+    if names is None:
+        names = [n for n in scenario_names("cpu-") if n in recorded_names(n)]
+    return [agreement(name, scheduler=scheduler, seeds=seeds).to_dict()
+            for name in names for scheduler in schedulers]
+
+
+def recorded_agreement() -> dict[str, Any]:
+    """The shipped agreement table (:data:`RECORDING`): ``seeds`` and ``rows``.
+
+    >>> table = recorded_agreement()
+    >>> table["seeds"], sorted({row["scheduler"] for row in table["rows"]})
+    (20, ['fair', 'linux'])
+    """
+    return load_recorded(RECORDING)
+
+
+def summary_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The columns a reader wants of :func:`agreement_rows`, one row per scenario and
+    scheduler ("agrees" as text).
+
+    >>> summary_rows(recorded_agreement()["rows"])[0]["scheduler"]
+    'fair'
+    """
+    return [{"scenario": r["name"], "scheduler": r["scheduler"], "runs": r["repetitions"],
+             "largest VM error": r["run_error"], "spread real": r["real_spread"],
+             "spread model": r["model_spread"], "agrees": "yes" if r["agrees"] else "no"}
+            for r in rows]

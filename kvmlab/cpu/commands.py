@@ -139,20 +139,20 @@ def _record(args: argparse.Namespace) -> int:
 
 def _agreement(args: argparse.Namespace) -> int:
     """``kvmlab cpu agreement``: each scheduler against the recorded repetitions."""
-    from kvmlab.cpu.agreement import agreement
-    from kvmlab.data import recorded_names, scenario_names
+    from kvmlab.cpu.agreement import RECORDING, agreement_rows
+    from kvmlab.data import save_recorded
 
-    names = args.scenarios or [n for n in scenario_names("cpu-") if n in recorded_names(n)]
     rows = []
-    for name in names:
-        for scheduler in args.scheduler.split(","):
-            found = agreement(name, scheduler=scheduler, seeds=args.seeds)
-            rows.append(found.to_dict())
-            print(f"{name:30s} {scheduler:11s} runs {found.repetitions}  VM error "
-                  f"{found.run_error:.3f}  spread real {found.real_spread:.3f} model "
-                  f"{found.model_spread:.3f}  {'agrees' if found.agrees else 'DIFFERS'}",
-                  file=sys.stderr)
+    for row in agreement_rows(args.scenarios or None, args.scheduler.split(","), args.seeds):
+        rows.append(row)
+        print(f"{row['name']:30s} {row['scheduler']:11s} runs {row['repetitions']}  VM error "
+              f"{row['run_error']:.3f}  spread real {row['real_spread']:.3f} model "
+              f"{row['model_spread']:.3f}  {'agrees' if row['agrees'] else 'DIFFERS'}",
+              file=sys.stderr)
     print(json.dumps(rows, indent=1))
+    if args.save:
+        path = save_recorded(RECORDING, {"seeds": args.seeds, "rows": rows})
+        print(f"saved {path}", file=sys.stderr)
     return 0
 
 
@@ -164,6 +164,9 @@ def _add_agreement(csub: Any) -> None:
     p.add_argument("--scheduler", default="fair,linux",
                    help="schedulers, comma-separated (default fair,linux)")
     p.add_argument("--seeds", type=int, default=10, help="simulations per scenario (default 10)")
+    p.add_argument("--save", action="store_true",
+                   help="also save the table as the recording 'agreement-cpu' (notebook 01 "
+                        "reads it) in kvmlab's user data folder")
     p.set_defaults(func=_agreement)
 
 

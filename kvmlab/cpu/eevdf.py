@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
            "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pick_eevdf",
@@ -98,6 +99,16 @@ class Kernel:
     imbalance_pct : int
         Load on the busiest CPU must exceed the local one's by this percentage
         before load balancing moves a thread.
+    migration_cost_ms : float
+        ``sysctl_sched_migration_cost``: a thread that ran less than this long ago is
+        *cache-hot*, and balancing leaves it where it is ...
+    cache_nice_tries : int
+        ... unless more than this many balances in a row failed.
+    pelt_period_us : float
+        Load averages move only when a period of this length ends (0: continuously).
+    tg_update_ms : float
+        A queue passes a change of its load average on to its group's total at most
+        this often, and only a change of over 1/64 (``update_tg_load_avg()``; 0: always).
     """
 
     hz: int = 250
@@ -108,16 +119,32 @@ class Kernel:
     pelt_halflife_ms: float = 32.0
     balance_ms: float = 32.0
     imbalance_pct: int = 117
+    migration_cost_ms: float = 0.5
+    cache_nice_tries: int = 1
+    pelt_period_us: float = 1024.0
+    tg_update_ms: float = 1.0
 
-    @property
+    @cached_property
     def tick_s(self) -> float:
         return 1.0 / self.hz
 
-    @property
+    @cached_property
     def slice_s(self) -> float:
         return self.base_slice_ms / 1000
 
-    @property
+    @cached_property
+    def migration_cost_s(self) -> float:
+        return self.migration_cost_ms / 1000
+
+    @cached_property
+    def pelt_period_s(self) -> float:
+        return self.pelt_period_us / 1e6
+
+    @cached_property
+    def tg_update_s(self) -> float:
+        return self.tg_update_ms / 1000
+
+    @cached_property
     def pelt_tau_s(self) -> float:
         return self.pelt_halflife_ms / 1000 / math.log(2)
 
@@ -125,7 +152,7 @@ class Kernel:
 class Entity:
     """A schedulable entity: a thread, or a group's stand-in on one CPU."""
 
-    __slots__ = ("deadline", "exec_start", "load_avg", "load_t", "my_rq", "name",
+    __slots__ = ("deadline", "exec_start", "load_avg", "load_run", "load_t", "my_rq", "name",
                  "on_rq", "rq", "vlag", "vprot", "vruntime", "weight")
 
     def __init__(self, name: str, weight: int = NICE_0_LOAD,
@@ -140,7 +167,8 @@ class Entity:
         self.rq: RunQueue | None = None
         self.my_rq = my_rq         # the group's queue this entity stands for (None: a thread)
         self.exec_start = 0.0
-        self.load_avg = 0.0        # PELT of (weight while queued)
+        self.load_avg = 0.0        # PELT of (weight while queued), see pelt()
+        self.load_run = 0.0
         self.load_t = 0.0
 
     def __repr__(self) -> str:
@@ -173,18 +201,25 @@ class Group:
 class RunQueue:
     """One group's queue on one CPU (a ``cfs_rq``)."""
 
-    __slots__ = ("contrib", "cpu", "curr", "entities", "group", "h_load", "load_avg",
-                 "load_t", "parent", "se", "weight_sum", "zero_v")
+    __slots__ = ("avg_load", "avg_sum", "contrib", "contrib_t", "cpu", "curr", "entities",
+                 "group", "h_load", "load_avg", "load_run", "load_t", "parent", "se",
+                 "weight_sum", "zero_v")
 
     def __init__(self, group: Group | None, cpu: int) -> None:
         self.group = group
         self.cpu = cpu
         self.entities: dict[Entity, None] = {}   # queued entities, running one included
+        # avg_vruntime() kept up to date as the kernel keeps it: the sum of the queued
+        # entities' weights, and of weight * (vruntime - zero_v)
+        self.avg_load = 0
+        self.avg_sum = 0.0
         self.curr: Entity | None = None
         self.weight_sum = 0                      # load.weight
-        self.load_avg = 0.0                      # PELT of weight_sum
+        self.load_avg = 0.0                      # PELT of weight_sum (see pelt())
+        self.load_run = 0.0
         self.load_t = 0.0
         self.contrib = 0.0                       # what this queue adds to its group's load_sum
+        self.contrib_t = -math.inf               # when it last changed
         self.h_load = 0.0
         self.se: Entity | None = None            # the group's entity in the parent queue
         self.zero_v = 0.0                        # V when the queue was last non-empty
@@ -194,31 +229,63 @@ class RunQueue:
             self.parent = group.parent.rq(cpu)
 
 
-def pelt(obj: Entity | RunQueue, now: float, target: float, tau: float) -> None:
-    """Bring ``obj.load_avg`` up to ``now``, the load having been ``target`` since ``load_t``.
+def pelt(obj: Entity | RunQueue, now: float, target: float, tau: float,
+         period: float = 0.0) -> None:
+    """Bring the load average of ``obj`` up to ``now``, the load having been ``target``
+    since the last call.
+
+    The average runs on continuously (``load_run``); ``load_avg``, what the scheduler
+    reads, follows it at the end of each ``period`` (seconds; the kernel's PELT uses
+    1,024 us), so a group's weight changes at most once per period from its average.
 
     >>> rq = RunQueue(None, 0)
     >>> pelt(rq, 0.032, 1024, Kernel().pelt_tau_s)   # one half-life at full load
     >>> round(rq.load_avg)
     512
+    >>> pelt(rq, 0.0325, 1024, Kernel().pelt_tau_s, period=0.001)
+    >>> round(rq.load_avg), round(rq.load_run)       # no period ended since 32 ms
+    (512, 518)
     """
-    dt = now - obj.load_t
-    if dt > 0:
-        obj.load_avg = target + (obj.load_avg - target) * math.exp(-dt / tau)
-        obj.load_t = now
+    start = obj.load_t
+    if now <= start:
+        return
+    before = obj.load_run
+    obj.load_run = target + (before - target) * math.exp((start - now) / tau)
+    obj.load_t = now
+    if not period:
+        obj.load_avg = obj.load_run
+        return
+    edge = (now // period) * period
+    if edge > start:
+        obj.load_avg = target + (before - target) * math.exp((start - edge) / tau)
 
 
 def avg_vruntime(rq: RunQueue) -> float:
-    """``V``: the weighted mean vruntime of the queued entities (the running one included)."""
-    total = 0
-    acc = 0.0
-    base = rq.zero_v
-    for e in rq.entities:
-        total += e.weight
-        acc += e.weight * (e.vruntime - base)
-    if not total:
-        return base
-    return base + acc / total
+    """``V``: the weighted mean vruntime of the queued entities (the running one included).
+
+    Kept as two running sums (``rq.avg_load`` and ``rq.avg_sum``), as the kernel
+    keeps them, so that it costs the same however many entities are queued.
+    """
+    if not rq.avg_load:
+        return rq.zero_v
+    return rq.zero_v + rq.avg_sum / rq.avg_load
+
+
+def _join(rq: RunQueue, se: Entity) -> None:
+    """``se``, with its weight and vruntime as they are now, counts in ``V``."""
+    rq.entities[se] = None
+    rq.avg_load += se.weight
+    rq.avg_sum += se.weight * (se.vruntime - rq.zero_v)
+
+
+def _leave(rq: RunQueue, se: Entity) -> None:
+    """``se`` no longer counts in ``V``."""
+    del rq.entities[se]
+    rq.avg_load -= se.weight
+    if rq.entities:
+        rq.avg_sum -= se.weight * (se.vruntime - rq.zero_v)
+    else:
+        rq.avg_load, rq.avg_sum = 0, 0.0
 
 
 def eligible(rq: RunQueue, se: Entity, v_avg: float | None = None) -> bool:
@@ -245,7 +312,10 @@ def update_curr(rq: RunQueue, now: float, kernel: Kernel) -> bool:
     if delta <= 0:
         return False
     curr.exec_start = now
-    curr.vruntime += delta * NICE_0_LOAD / curr.weight
+    step = delta * NICE_0_LOAD / curr.weight
+    if curr.on_rq and curr.rq is rq:
+        rq.avg_sum += curr.weight * step
+    curr.vruntime += step
     if curr.vruntime >= curr.deadline:
         curr.deadline = curr.vruntime + _vslice(curr, kernel)
         return True
@@ -301,8 +371,10 @@ def _place(rq: RunQueue, se: Entity, kernel: Kernel, *, initial: bool = False,
     v_avg = avg_vruntime(rq)
     lag = 0.0
     if kernel.place_lag and rq.entities and se.vlag:
-        load = sum(e.weight for e in rq.entities)   # the tree plus the running entity
+        load = rq.avg_load                          # the tree plus the running entity
         lag = se.vlag * (load + se.weight) / load
+    if se in rq.entities:                           # the running entity, reweighted
+        rq.avg_sum += se.weight * (v_avg - lag - se.vruntime)
     se.vruntime = v_avg - lag
     if rel_deadline is not None:
         se.deadline = se.vruntime + rel_deadline
@@ -316,19 +388,19 @@ def _update_lag(rq: RunQueue, se: Entity, kernel: Kernel) -> None:
     se.vlag = min(limit, max(-limit, avg_vruntime(rq) - se.vruntime))
 
 
-def _add(rq: RunQueue, se: Entity, now: float, tau: float) -> None:
-    pelt(rq, now, rq.weight_sum, tau)
-    pelt(se, now, 0.0, tau)
-    rq.entities[se] = None
+def _add(rq: RunQueue, se: Entity, now: float, tau: float, period: float) -> None:
+    pelt(rq, now, rq.weight_sum, tau, period)
+    pelt(se, now, 0.0, tau, period)
+    _join(rq, se)
     rq.weight_sum += se.weight
     se.on_rq = True
     se.rq = rq
 
 
-def _remove(rq: RunQueue, se: Entity, now: float, tau: float) -> None:
-    pelt(rq, now, rq.weight_sum, tau)
-    pelt(se, now, se.weight, tau)
-    del rq.entities[se]
+def _remove(rq: RunQueue, se: Entity, now: float, tau: float, period: float) -> None:
+    pelt(rq, now, rq.weight_sum, tau, period)
+    pelt(se, now, se.weight, tau, period)
+    _leave(rq, se)
     rq.weight_sum -= se.weight
     se.on_rq = False
     if rq.curr is se:
@@ -341,13 +413,13 @@ def enqueue(rq: RunQueue, se: Entity, kernel: Kernel, now: float = 0.0, *,
             initial: bool = False) -> None:
     """``enqueue_entity()``: ``se`` joins ``rq``, placed by the lag it left with."""
     _place(rq, se, kernel, initial=initial)
-    _add(rq, se, now, kernel.pelt_tau_s)
+    _add(rq, se, now, kernel.pelt_tau_s, kernel.pelt_period_s)
 
 
 def dequeue(rq: RunQueue, se: Entity, kernel: Kernel, now: float = 0.0) -> None:
     """``dequeue_entity()``: ``se`` leaves ``rq`` and keeps its (clamped) lag."""
     _update_lag(rq, se, kernel)
-    _remove(rq, se, now, kernel.pelt_tau_s)
+    _remove(rq, se, now, kernel.pelt_tau_s, kernel.pelt_period_s)
 
 
 def reweight(rq: RunQueue, se: Entity, weight: int, kernel: Kernel, now: float) -> None:
@@ -360,28 +432,34 @@ def reweight(rq: RunQueue, se: Entity, weight: int, kernel: Kernel, now: float) 
     old = se.weight
     if old == weight:
         return
-    tau = kernel.pelt_tau_s
-    pelt(rq, now, rq.weight_sum, tau)
-    pelt(se, now, old, tau)
+    tau, period = kernel.pelt_tau_s, kernel.pelt_period_s
+    pelt(rq, now, rq.weight_sum, tau, period)
+    pelt(se, now, old, tau, period)
     if kernel.reweight_places:
         _update_lag(rq, se, kernel)
         rel_deadline = (se.deadline - se.vruntime) * old / weight
         se.vlag = se.vlag * old / weight
         curr = rq.curr is se
-        if not curr:
-            del rq.entities[se]
+        if curr:                             # it stays counted in V, with its new weight
+            rq.avg_load += weight - old
+            rq.avg_sum += (weight - old) * (se.vruntime - rq.zero_v)
+        else:
+            _leave(rq, se)
         rq.weight_sum += weight - old
         se.weight = weight
         _place(rq, se, kernel, rel_deadline=rel_deadline)
         if not curr:
-            rq.entities[se] = None
+            _join(rq, se)
         return
     v_avg = avg_vruntime(rq)                 # kept: w' * (V - v') == w * (V - v)
     rel_deadline = (se.deadline - se.vruntime) * old / weight
+    rq.avg_sum -= old * (se.vruntime - rq.zero_v)
     se.vruntime = v_avg - (v_avg - se.vruntime) * old / weight
     se.deadline = se.vruntime + rel_deadline
     rq.weight_sum += weight - old
     se.weight = weight
+    rq.avg_load += weight - old
+    rq.avg_sum += weight * (se.vruntime - rq.zero_v)
 
 
 def group_shares(rq: RunQueue, now: float, kernel: Kernel) -> int:
@@ -396,9 +474,13 @@ def group_shares(rq: RunQueue, now: float, kernel: Kernel) -> int:
     """
     group = rq.group
     assert group is not None
-    pelt(rq, now, rq.weight_sum, kernel.pelt_tau_s)
-    group.load_sum += rq.load_avg - rq.contrib
-    rq.contrib = rq.load_avg
+    pelt(rq, now, rq.weight_sum, kernel.pelt_tau_s, kernel.pelt_period_s)
+    change = rq.load_avg - rq.contrib
+    if now - rq.contrib_t >= kernel.tg_update_s and (
+            not kernel.tg_update_s or abs(change) > rq.contrib / 64):
+        group.load_sum += change
+        rq.contrib = rq.load_avg
+        rq.contrib_t = now
     load = max(rq.weight_sum, int(rq.load_avg))
     total = group.load_sum - rq.contrib + load
     if total <= 0:

@@ -99,7 +99,8 @@ def _ours(name: str) -> bool:
 
 
 def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
-    """Return the domains, networks, pools and volumes named ``kvmlab-*`` on ``conn``."""
+    """Return the domains, networks, pools, volumes and secrets named ``kvmlab-*`` on
+    ``conn``."""
     uri = conn.getURI()
     found = []
     for dom in conn.listAllDomains():
@@ -120,7 +121,24 @@ def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
                 found += [Leftover("volume", v.name(), f"{uri} pool {pool.name()}",
                                    item.in_use, item.owner_pid, item.elsewhere)
                           for v in pool.listAllVolumes() if _ours(v.name())]
-    return found
+    return found + _secrets(conn, uri, found)
+
+
+def _secrets(conn: Any, uri: str, found: list[Leftover]) -> list[Leftover]:
+    """The secrets whose description is ``kvmlab-*`` (a LUKS volume's passphrase).
+
+    A secret carries no owner record: while any kvmlab guest or pool of this host is
+    in use, its secrets count as in use too (the run that made them may need them).
+    """
+    busy = next((item for item in found if item.in_use), None)
+    secrets = []
+    with contextlib.suppress(Exception):       # a driver without secrets has none
+        for secret in conn.listAllSecrets():
+            description = ET.fromstring(secret.XMLDesc(0)).findtext("description") or ""
+            if _ours(description):
+                item = Leftover("secret", description, f"{uri} secret {secret.UUIDString()}")
+                secrets.append(_like(item, busy))
+    return secrets
 
 
 def _pool_target(pool: Any) -> Path:
@@ -235,6 +253,8 @@ def _remove(conn: Any, item: Leftover, libvirt: Any) -> None:
         destroy_domain(conn, item.name)
     elif item.kind == "network":
         _stop_and_undefine(conn.networkLookupByName(item.name), libvirt)
+    elif item.kind == "secret":
+        conn.secretLookupByUUIDString(item.where.rsplit(" secret ", 1)[1]).undefine()
     elif item.kind == "volume":
         pool_name = item.where.rsplit(" pool ", 1)[1]
         conn.storagePoolLookupByName(pool_name).storageVolLookupByName(item.name).delete(

@@ -15,9 +15,11 @@ from kvmlab.cpu.agreement import (
     Agreement,
     agreement,
     per_vm,
+    recorded_agreement,
     recorded_repetitions,
     repetition_name,
     spread,
+    summary_rows,
 )
 from kvmlab.cpu.eevdf import Kernel
 from kvmlab.cpu.model import simulate
@@ -111,3 +113,21 @@ def test_one_queue_starves_two_vms_only_on_the_buggy_kernel(places):
 def test_one_queue_refuses_rates_out_of_bounds():
     with pytest.raises(ScenarioError, match="reweights_per_s"):
         mechanism.one_queue(reweights_per_s=-1)
+
+
+@pytest.mark.parametrize("scheduler", ["fair", "linux"])
+def test_the_shipped_agreement_table_is_what_the_model_computes_today(scheduler):
+    """``kvmlab cpu agreement --seeds 10 --save`` made the table notebook 01 shows; a
+    change of the model that changes a figure must re-make it."""
+    table = recorded_agreement()
+    name = "cpu-pinned-unequal"
+    (shipped,) = [r for r in table["rows"] if r["name"] == name and r["scheduler"] == scheduler]
+    assert agreement(name, scheduler=scheduler, seeds=table["seeds"]).to_dict() == shipped
+
+
+def test_the_shipped_agreement_table_covers_every_recorded_scenario():
+    rows = recorded_agreement()["rows"]
+    recorded = {n for n in scenario_names("cpu-") if n in recorded_names(n)}
+    assert {(r["name"], r["scheduler"]) for r in rows} == {
+        (n, s) for n in recorded for s in ("fair", "linux")}
+    assert [r["scenario"] for r in summary_rows(rows)] == [r["name"] for r in rows]

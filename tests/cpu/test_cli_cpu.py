@@ -84,3 +84,13 @@ def test_agreement_compares_schedulers_with_the_recorded_repetitions(capsys):
     assert "cpu-pinned-unequal" in captured.err
     assert main(["cpu", "agreement", "cpu-pinned-unequal", "--scheduler", "cfs"]) != 0
     assert "not one of fair, linux, round-robin" in capsys.readouterr().err
+
+
+def test_agreement_save_writes_the_table_notebook_01_reads(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("KVMLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))     # the user's folder, then shipped
+    assert main(["cpu", "agreement", "cpu-pinned-unequal", "--scheduler", "fair",
+                 "--seeds", "1", "--save"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    saved = json.loads((tmp_path / "kvmlab" / "recorded" / "agreement-cpu.json").read_text())
+    assert saved == {"seeds": 1, "rows": [row]}

@@ -147,3 +147,27 @@ def test_doctor_tells_what_this_machine_can_do(live_uri, guest_image):
     if report["accelerator"] == "kvm":
         assert "trial boot under KVM reached" in findings["accelerator"]["detail"]
     assert time.monotonic() - start < 120
+
+
+def test_a_left_over_kvmlab_secret_is_found_and_removed(live_uri):
+    """A LUKS passphrase secret left by a run killed with SIGKILL goes with the clean-up;
+    a secret that is not kvmlab's stays."""
+    from kvmlab.host.cleanup import find_libvirt_leftovers, remove_leftovers
+    from kvmlab.host.connect import connection
+    from kvmlab.storage.pool import secret_xml
+
+    with connection(live_uri, write=True) as conn:
+        ours = conn.secretDefineXML(secret_xml("kvmlab-luks-leftover"))
+        theirs = conn.secretDefineXML("<secret ephemeral='yes' private='yes'>"
+                                      "<description>someone-else</description></secret>")
+        try:
+            found = [i for i in find_libvirt_leftovers(conn) if i.kind == "secret"]
+            assert [(i.name, i.left_over) for i in found] == [("kvmlab-luks-leftover", True)]
+            removed = remove_leftovers(live_uri)
+            left = {s.UUIDString() for s in conn.listAllSecrets()}
+        finally:
+            theirs.undefine()
+            if ours.UUIDString() in {s.UUIDString() for s in conn.listAllSecrets()}:
+                ours.undefine()
+    assert "kvmlab-luks-leftover" in [i.name for i in removed]
+    assert ours.UUIDString() not in left and theirs.UUIDString() in left
