@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "memory": "benchmarks.bench_memory",
     "experiments": "benchmarks.bench_experiments",
     "widgets": "benchmarks.bench_widgets",
+    "storage": "benchmarks.bench_storage",
 }
 
 

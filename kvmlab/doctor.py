@@ -41,7 +41,7 @@ from kvmlab.host.connect import (
 )
 from kvmlab.host.domxml import NAME_PREFIX
 from kvmlab.host.guest import choose_accelerator, live_uri, staging_root, sweep_stale_guests
-from kvmlab.host.image import cached_image
+from kvmlab.host.image import cached_image, lvm_tools_found
 from kvmlab.host.staging import is_system_uri, probe_upload
 
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
@@ -334,8 +334,11 @@ def live_labs(uri: str, *, root: bool | None = None) -> list[tuple[str, bool, st
     return [("cpu", *cpu), ("memory", True, machine),
             ("storage", True, "qemu-img and qemu-io on this machine; a guest writes its own "
              "virtio disk (--in-guest), LUKS volumes included; "
-             + ("an LVM pool could run here" if Path("/sys/module/dm_mod").exists() else
-                "the article's LVM pool on libvirt's test driver only (no device-mapper)")),
+             + ("the article's LVM volume group inside the guest's kernel (pvcreate, "
+                "vgcreate, lvcreate on its virtio disk: dm-mod, lvm)" if lvm_tools_found()
+                else "LVM in the guest needs lvm2 on this machine (scripts/setup-host.sh), "
+                "then a rebuilt guest image")
+             + "; the LVM pool's virsh flow on libvirt's test driver"),
             ("network", True, "bridges, VLANs, routing and libvirt's NAT network inside the "
              "tiny guest's own kernel")]
 

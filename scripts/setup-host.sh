@@ -9,7 +9,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
   busybox-static cpio iproute2 procps python3-venv python3-dev gcc libc6-dev make
   openssh-server openssh-client
-  dnsmasq-base nftables
+  dnsmasq-base nftables lvm2
   chromium chromium-driver
 )
 

@@ -32,7 +32,6 @@ The console parsing works anywhere:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import sys
@@ -57,7 +56,6 @@ from kvmlab.host.image import (
     scenario_archive,
 )
 from kvmlab.host.owner import (
-    boot_id,
     owner_record,
     parse_owner,
     remove_dead_dirs,
@@ -69,8 +67,11 @@ from kvmlab.host.staging import (
     SYSTEM_IMAGES_DIR,
     LocalStaging,
     PoolStaging,
+    host_key,
     is_system_uri,
+    keep_host_answer,
     local_qemu_pid,
+    read_host_answers,
     staging_for,
 )
 
@@ -261,7 +262,7 @@ class TransientGuest(Transient):
         sweep_stale_guests(self.conn, local=is_local_uri(self.uri))
         self.image = self.image or build_image()
         if self._accel == "auto":
-            choice = choose_accelerator(self.uri, self.image)
+            choice = choose_accelerator(self.uri, self.image, conn=self.conn)
             self.spec = replace(self.spec, accel=choice.accel)
             self.accel_reason = choice.reason
         # A local host reads the files here; any other gets them uploaded through libvirt.
@@ -558,22 +559,22 @@ def trial_boot(uri: str, image: GuestImage, accel: str,
 
 
 def choose_accelerator(uri: str, image: GuestImage | None = None, *,
-                       recheck: bool = False) -> AcceleratorChoice:
-    """Decide between KVM and TCG for ``uri`` by a trial boot (cached per host boot).
+                       recheck: bool = False, conn: Any = None) -> AcceleratorChoice:
+    """Decide between KVM and TCG for ``uri`` by a trial boot (cached per host and boot).
 
     KVM is chosen only if libvirt offers it *and* a guest booted under it
     reaches its ``/init`` within a few seconds. A ``/dev/kvm`` that exists but
     cannot run a standard guest (for example a paravirtual KVM variant) gives TCG.
+    The answer is cached per target host (:func:`kvmlab.host.staging.host_key`);
+    ``recheck`` decides again; ``conn``, open to ``uri``, saves opening another.
     """
     image = image or cached_image() or build_image()
-    key = f"{uri}|{boot_id()}|{image.kernel_release}"
     memo = cache_dir() / "accelerator.json"
-    if not recheck:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            saved = json.loads(memo.read_text())
-            if saved["key"] == key:
-                return AcceleratorChoice(**saved["choice"])
-    with connection(uri) as conn:
+    with contextlib.ExitStack() as stack:
+        conn = conn if conn is not None else stack.enter_context(connection(uri))
+        key = host_key(uri, conn, image.kernel_release)
+        if not recheck and (saved := read_host_answers(memo).get(key)):
+            return AcceleratorChoice(**saved)
         offers = libvirt_offers_kvm(conn)
     if not offers:
         choice = AcceleratorChoice("tcg", "libvirt offers no KVM domain on this host "
@@ -588,6 +589,5 @@ def choose_accelerator(uri: str, image: GuestImage | None = None, *,
             choice = AcceleratorChoice(
                 "tcg", "/dev/kvm is present but a standard guest does not boot under it "
                 f"({first}); using QEMU's TCG software emulation")
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"key": key, "choice": choice.__dict__}))
+    keep_host_answer(memo, key, choice.__dict__)
     return choice

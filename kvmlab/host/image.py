@@ -6,9 +6,10 @@ load: bridge, 8021q, veth); its userland is the static busybox of the host plus
 iproute2's ``ip`` and ``bridge`` with their libraries (busybox's own ``ip`` knows
 no namespaces or VLANs), and, when the host has them, ``dnsmasq`` and ``nft`` in
 ``/opt/nat/`` with the kernel's conntrack, nf_tables and NAT modules (``kvmlab-insmod nat``)
-for the network lab's NAT scenario. Its ``/init`` mounts ``/proc``, ``/sys`` and ``/dev``,
-prints ``KVMLAB-BOOTED`` on the serial console, runs ``/kvmlab/scenario.sh``
-between ``KVMLAB-BEGIN`` and ``KVMLAB-END <exit status>`` and powers off.
+for the network lab's NAT scenario, and ``lvm`` in ``/opt/lvm/`` with the device-mapper
+module (``kvmlab-insmod lvm``) for the storage lab's LVM volume group. Its ``/init`` mounts
+``/proc``, ``/sys`` and ``/dev``, prints ``KVMLAB-BOOTED`` on the serial console, runs
+``/kvmlab/scenario.sh`` between ``KVMLAB-BEGIN`` and ``KVMLAB-END <exit status>`` and powers off.
 
 The image is cached in the user's cache directory (``KVMLAB_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/kvmlab``, else ``~/.cache/kvmlab``); building it takes a few
@@ -60,7 +61,14 @@ NAT_TOOLS = ("dnsmasq", "nft")
 """Programs of a libvirt host's NAT network copied into ``/opt/nat/`` when the host has them
 (packages ``dnsmasq-base`` and ``nftables``; ``scripts/setup-host.sh`` installs both)."""
 NAT_DIR = "opt/nat"
-IMAGE_LAYOUT = 2
+LVM_MODULES = ("dm-mod",)
+"""Kernel modules of LVM (the device-mapper; its ``linear`` target is built in), in load
+order (``kvmlab-insmod lvm``)."""
+LVM_TOOLS = ("lvm",)
+"""LVM's one program (``lvm pvcreate ...``) copied into ``/opt/lvm/`` when the host has it
+(package ``lvm2``; ``scripts/setup-host.sh`` installs it)."""
+LVM_DIR = "opt/lvm"
+IMAGE_LAYOUT = 3
 """Bumped whenever the initramfs gains or loses something: a cached image of another layout
 (or built when a NAT tool was missing that is there now) is rebuilt."""
 BOOT_MARKER = "KVMLAB-BOOTED"
@@ -136,8 +144,9 @@ def insmod_script() -> str:
 [ "$1" = nat ] && set -- """ + " ".join(NAT_MODULES) + """
 [ "$1" = disk ] && set -- """ + " ".join(DISK_MODULES) + """
 [ "$1" = balloon ] && set -- """ + " ".join(BALLOON_MODULES) + """
+[ "$1" = lvm ] && set -- """ + " ".join(LVM_MODULES) + """
 for m in "$@"; do
-  grep -q "^$m " /proc/modules && continue
+  grep -q "^$(echo "$m" | tr - _) " /proc/modules && continue
   insmod /lib/kvmlab-modules/$m.ko || exit 1
 done
 """
@@ -231,22 +240,29 @@ def nat_tools_found() -> tuple[str, ...]:
     return tuple(t for t in NAT_TOOLS if _tool_path(t) is not None)
 
 
+def lvm_tools_found() -> tuple[str, ...]:
+    """The programs of :data:`LVM_TOOLS` this host has (and the image therefore holds)."""
+    return tuple(t for t in LVM_TOOLS if _tool_path(t) is not None)
+
+
 def contents_key() -> str:
     """What an image built here and now would hold, as a short key (see :data:`IMAGE_LAYOUT`).
 
     Examples
     --------
-    >>> contents_key().startswith("layout 2;")
+    >>> contents_key().startswith("layout 3;")
     True
     """
     return (f"layout {IMAGE_LAYOUT}; modules "
-            f"{' '.join(NET_MODULES + NAT_MODULES + BALLOON_MODULES + DISK_MODULES)}; "
-            f"tools {' '.join(USERLAND_TOOLS + nat_tools_found())}")
+            f"{' '.join(NET_MODULES + NAT_MODULES + BALLOON_MODULES + DISK_MODULES)} "
+            f"{' '.join(LVM_MODULES)}; "
+            f"tools {' '.join(USERLAND_TOOLS + nat_tools_found() + lvm_tools_found())}")
 
 
 def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
-    """Return the base initramfs: busybox, /init, iproute2, the NAT tools the host has
-    (:data:`NAT_TOOLS`), and the network and NAT modules."""
+    """Return the base initramfs: busybox, /init, iproute2, the NAT and LVM tools the host
+    has (:data:`NAT_TOOLS`, :data:`LVM_TOOLS`), and the network, NAT, balloon, disk and LVM
+    modules."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not Path(busybox).exists():
         raise ToolMissing("busybox", "install the busybox-static package")
@@ -278,14 +294,15 @@ def userland_entries(modules_dir: Path | None) -> list[cpio.Entry]:
         add_file(f"opt/iproute2/{tool}", cpio.EXEC, Path(path).read_bytes())
         for lib in shared_libraries(path):
             add_file(lib, cpio.EXEC, Path(lib).read_bytes())
-    for tool in nat_tools_found():
+    for folder, tool in ([(NAT_DIR, t) for t in nat_tools_found()]
+                         + [(LVM_DIR, t) for t in lvm_tools_found()]):
         path = _tool_path(tool)
         assert path is not None
-        add_file(f"{NAT_DIR}/{tool}", cpio.EXEC, Path(path).read_bytes())
+        add_file(f"{folder}/{tool}", cpio.EXEC, Path(path).read_bytes())
         for lib in shared_libraries(path):
             add_file(lib, cpio.EXEC, Path(lib).read_bytes())
     if modules_dir is not None:
-        for name in NET_MODULES + NAT_MODULES + BALLOON_MODULES + DISK_MODULES:
+        for name in NET_MODULES + NAT_MODULES + BALLOON_MODULES + DISK_MODULES + LVM_MODULES:
             found = sorted(modules_dir.rglob(f"{name}.ko"))
             if found:
                 add_file(f"lib/kvmlab-modules/{name}.ko", cpio.FILE, found[0].read_bytes())
@@ -363,7 +380,7 @@ def build_image(force: bool = False, progress: ProgressArg = None) -> GuestImage
             source = f"Debian package for {release}"
         bar.update(1)
         bar.set_postfix_str("packing the initramfs (busybox, iproute2, dnsmasq, nft, "
-                            "network modules)")
+                            "lvm, modules)")
         initramfs = cpio.gzip_archive(userland_entries(modules))
         bar.update(1)
         target = cache_dir() / "guest" / release

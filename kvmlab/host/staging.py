@@ -25,19 +25,24 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kvmlab.errors import ExperimentFailed
 from kvmlab.host.connect import import_libvirt, is_local_uri
-from kvmlab.host.owner import OWNER_FILE, owner_record, parse_owner
+from kvmlab.host.owner import OWNER_FILE, boot_id, owner_record, parse_owner
 
-__all__ = ["OWNER_FILE", "OWNER_VOLUME", "SYSTEM_IMAGES_DIR", "LocalStaging", "PoolStaging",
-           "download", "is_system_uri", "local_qemu_pid", "pool_base_dir", "pool_owner",
-           "pool_xml_for", "probe_upload", "remove_pool", "staging_for", "upload"]
+__all__ = ["HOST_ANSWERS_KEPT", "OWNER_FILE", "OWNER_VOLUME", "SYSTEM_IMAGES_DIR",
+           "LocalStaging", "PoolStaging", "download", "host_key", "is_system_uri",
+           "keep_host_answer", "local_qemu_pid", "pool_base_dir", "pool_owner",
+           "pool_xml_for", "probe_upload", "read_host_answers", "remove_pool", "staging_for",
+           "upload"]
 
 SYSTEM_IMAGES_DIR = Path("/var/lib/libvirt/images")
 OWNER_VOLUME = "owner.txt"
@@ -224,15 +229,22 @@ class PoolStaging:
             upload(self.conn, vol, data)
         return vol
 
+    def make_pool(self) -> None:
+        """Define, build and start the pool on the target host, with its owner record.
+
+        Raises libvirt's own error; :meth:`close` removes whatever was made.
+        """
+        path = f"{pool_base_dir(self.conn).rstrip('/')}/{self.name}"
+        self.pool = self.conn.storagePoolDefineXML(pool_xml_for(self.name, path), 0)
+        self.pool.build(0)
+        self.pool.create(0)
+        self.volume(OWNER_VOLUME, (owner_record() + "\n").encode())
+
     def put(self, kernel: Path, initrd: bytes) -> None:
         """Make the pool on the target host and upload the kernel and initrd into it."""
         libvirt = import_libvirt()
-        path = f"{pool_base_dir(self.conn).rstrip('/')}/{self.name}"
         try:
-            self.pool = self.conn.storagePoolDefineXML(pool_xml_for(self.name, path), 0)
-            self.pool.build(0)
-            self.pool.create(0)
-            self.volume(OWNER_VOLUME, (owner_record() + "\n").encode())
+            self.make_pool()
             self.kernel = self.volume("vmlinuz", kernel.read_bytes()).path()
             self.initrd = self.volume("initrd.gz", initrd).path()
             self._log = self.volume("console.log", b"")
@@ -308,14 +320,10 @@ def probe_upload(conn: Any, name: str) -> int:
     staging = PoolStaging(conn, name)
     libvirt = import_libvirt()
     try:
-        path = f"{pool_base_dir(conn).rstrip('/')}/{name}"
         try:
-            staging.pool = conn.storagePoolDefineXML(pool_xml_for(name, path), 0)
-            staging.pool.build(0)
-            staging.pool.create(0)
+            staging.make_pool()
             data = (owner_record() + "\n").encode()
-            vol = staging.volume(OWNER_VOLUME, data)
-            back = download(conn, vol)
+            back = download(conn, staging.pool.storageVolLookupByName(OWNER_VOLUME))
         except libvirt.libvirtError as exc:
             raise ExperimentFailed(f"cannot make a storage pool and upload into it: "
                                    f"{exc}") from None
@@ -324,3 +332,70 @@ def probe_upload(conn: Any, name: str) -> int:
         return len(data)
     finally:
         staging.close()
+
+
+HOST_ANSWERS_KEPT = 16
+"""How many hosts' answers a per-host cache file keeps (the most recently decided)."""
+
+
+def host_key(uri: str, conn: Any, kernel_release: str) -> str:
+    """Which host and boot ``conn`` (open to ``uri``) reaches, as a key for what was found
+    out about it (the accelerator choice of :func:`kvmlab.host.guest.choose_accelerator`).
+
+    The host as its libvirt names it (``getHostname()`` and the host UUID of its
+    capabilities), the daemon's mode (``/system`` or ``/session``: a session daemon's QEMU
+    may not open ``/dev/kvm``), the guest kernel, and the boot: this machine's boot id for
+    a daemon reached through its local socket; libvirt tells no boot id of a remote host,
+    so there the URI stands in. So a remote host's answer is never taken for this
+    machine's, nor one host's for another's reached through the same URI.
+
+    Examples
+    --------
+    >>> CAPS = "<capabilities><host><uuid>u-1</uuid></host></capabilities>"
+    >>> class Host:
+    ...     def __init__(self, name): self.name = name
+    ...     def getHostname(self): return self.name
+    ...     def getCapabilities(self): return CAPS
+    >>> key = json.loads(host_key("qemu+ssh://root@lab2/system", Host("lab2"), "6.1"))
+    >>> key["host"], key["host_uuid"], key["boot"], key["mode"]
+    ('lab2', 'u-1', 'uri=qemu+ssh://root@lab2/system', '/system')
+    >>> json.loads(host_key("qemu:///system", Host("me"), "6.1"))["boot"] == boot_id()
+    True
+    """
+    libvirt = import_libvirt()
+    try:
+        hostname = str(conn.getHostname())
+    except libvirt.libvirtError:
+        hostname = ""
+    try:
+        host_uuid = ET.fromstring(conn.getCapabilities()).findtext("host/uuid") or ""
+    except (libvirt.libvirtError, ET.ParseError):
+        host_uuid = ""
+    boot = boot_id() if is_local_uri(uri) else f"uri={uri}"
+    return json.dumps({"host": hostname, "host_uuid": host_uuid, "boot": boot,
+                       "mode": "/" + urlsplit(uri).path.strip("/"),
+                       "kernel": kernel_release}, sort_keys=True)
+
+
+def read_host_answers(memo: Path) -> dict[str, dict[str, Any]]:
+    """The answers kept in ``memo`` by :func:`keep_host_answer` (none if it is missing,
+    unreadable or of an older form), by :func:`host_key`."""
+    with contextlib.suppress(OSError, ValueError):
+        hosts = json.loads(memo.read_text()).get("hosts")
+        if isinstance(hosts, dict):
+            return {k: v for k, v in hosts.items()
+                    if isinstance(v, dict) and v.get("accel") in ("kvm", "tcg")}
+    return {}
+
+
+def keep_host_answer(memo: Path, key: str, answer: dict[str, Any]) -> None:
+    """Keep ``answer`` under ``key`` in ``memo``, with the other hosts' answers (at most
+    :data:`HOST_ANSWERS_KEPT`, the newest); the file is replaced whole."""
+    answers = read_host_answers(memo)
+    answers.pop(key, None)
+    answers[key] = answer
+    kept = dict(list(answers.items())[-HOST_ANSWERS_KEPT:])
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"hosts": kept}, indent=1))
+    tmp.replace(memo)

@@ -8,7 +8,9 @@ tiny guest's kernel (:func:`run_many_on_host` runs many in one guest), and
 
 A NAT scenario (``nat-default-network``: libvirt's default network with a real dnsmasq
 and masquerading) goes through the same verbs and gives a :class:`NatResult`;
-:func:`recorded_result` gives a recorded real run of one (or of a topology).
+:func:`recorded_result` gives a recorded real run of one (or of a topology);
+:func:`record_runs` records every topology scenario in one guest boot (``kvmlab network
+record``) and :func:`compare_recorded` compares the model with each recording.
 
 Examples
 --------
@@ -31,6 +33,7 @@ from __future__ import annotations
 from kvmlab.network.model import broadcast_domains, simulate
 from kvmlab.network.natresult import NatComparison, NatResult
 from kvmlab.network.natscenario import NatScenario
+from kvmlab.network.recordings import compare_recorded, record_runs, recorded_runs
 from kvmlab.network.result import (
     Event,
     NetworkComparison,
@@ -51,8 +54,11 @@ __all__ = [
     "Topology",
     "broadcast_domains",
     "compare",
+    "compare_recorded",
     "load_scenario",
+    "record_runs",
     "recorded_result",
+    "recorded_runs",
     "run_many_on_host",
     "run_on_host",
     "simulate",

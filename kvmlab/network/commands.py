@@ -2,7 +2,10 @@
 
 ``kvmlab network simulate|run|compare SCENARIO`` (see :mod:`kvmlab.labcommands`), where
 SCENARIO is a topology JSON file or a shipped one by name; ``simulate --steps`` also
-prints every step of every frame on standard error.
+prints every step of every frame on standard error. ``kvmlab network record [NAME ...]``
+runs scenarios (default: every ``net-`` and ``vlan-`` one) on a real kernel, all topologies
+in one guest boot, and records each under its own name (how the shipped recordings were
+made; see :func:`kvmlab.network.recordings.record_runs`).
 
 Examples
 --------
@@ -40,6 +43,30 @@ def _report(result: NetworkResult | NatResult, args: argparse.Namespace) -> None
         print(steps() if callable(steps) else "\n".join(steps), file=sys.stderr)
 
 
+def _record(args: argparse.Namespace) -> int:
+    """``kvmlab network record``: run scenarios in one guest boot and record each."""
+    from kvmlab.network.recordings import record_runs
+
+    written = record_runs(args.scenarios or None, uri=args.uri, into=args.into,
+                          progress=sys.stderr.isatty())
+    for name, (path, agrees) in written.items():
+        print(f"{name:32s} {'model agrees' if agrees else 'model DIFFERS'}", file=sys.stderr)
+        print(path)
+    return 0
+
+
+def _add_record(nsub: Any) -> None:
+    p = nsub.add_parser("record", help="run scenarios on a real kernel (all topologies in one "
+                                       "guest boot) and record each under its own name")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="scenario names (default: every net- and vlan- scenario); a NAT "
+                        "scenario runs in a guest of its own and is recorded as net-NAME")
+    p.add_argument("--uri", help="libvirt URI of the host (default: the local QEMU host)")
+    p.add_argument("--into", metavar="FOLDER",
+                   help="write the recordings into FOLDER (default: your own recordings)")
+    p.set_defaults(func=_record)
+
+
 def add_parser(sub: Any) -> None:
     """Add this lab's command and its subcommands to the ``kvmlab`` command."""
     net = sub.add_parser("network", help="the network lab: Linux bridges, model and real kernel")
@@ -48,3 +75,4 @@ def add_parser(sub: Any) -> None:
               scenario_help="a topology or NAT scenario JSON file, or a shipped one by name "
                             "(net-flood-then-learn, vlan-seed-two-switches, "
                             "nat-default-network, ...)")
+    _add_record(nsub)

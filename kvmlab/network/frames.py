@@ -52,7 +52,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 def parse_mac(text: Any) -> str:
     """Check a MAC address and return it in lower case."""
-    if not isinstance(text, str) or not _MAC.match(text.lower()):
+    if not isinstance(text, str) or not _MAC.fullmatch(text.lower()):
         raise ScenarioError(f"malformed MAC address {text!r}: six pairs of hex digits "
                             "separated by ':' (like 52:54:00:12:34:56)")
     return text.lower()

@@ -129,7 +129,7 @@ def _guest(data: Any, i: int) -> NatGuest:
     data = mapping(data, f"guest {i} (name and mac)")
     check_keys(data, ("name", "mac"), f"guest {i}")
     name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ScenarioError(f"guest {i}'s name {name!r} must be 1-8 lower-case letters or "
                             "digits, starting with a letter (it names a network namespace)")
     if "mac" not in data:
@@ -195,7 +195,7 @@ class NatScenario:
         if net.address is None or not net.bridge or net.dhcp_size == 0:
             raise ScenarioError(f"network {net.name!r} needs a bridge name, an IPv4 address "
                                 "and a DHCP range")
-        if not _IFNAME.match(net.bridge) or net.bridge in ("uplink", "lo"):
+        if not _IFNAME.fullmatch(net.bridge) or net.bridge in ("uplink", "lo"):
             raise ScenarioError(f"bridge name {net.bridge!r} is not a valid interface name "
                                 "here: 1-15 letters, digits, '_', '.' or '-' (and not "
                                 "'uplink' or 'lo')")

@@ -96,7 +96,7 @@ PREFIXES = ("net-", "vlan-", NAT_PREFIX)
 
 def check_ifname(name: Any, what: str) -> str:
     """A name the kernel accepts for an interface (and kvmlab for a host or bridge)."""
-    if not isinstance(name, str) or not _IFNAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _IFNAME.fullmatch(name) or name in (".", ".."):
         raise ScenarioError(f"{what} name {name!r} is not a valid interface name here: "
                             "1-15 letters, digits, '_', '.' or '-', not starting with "
                             "'.' or '-'")

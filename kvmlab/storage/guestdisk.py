@@ -8,7 +8,9 @@ backing volume for a scenario with a backing scenario), attaches it to a tiny gu
 writes the scenario's bytes to ``/dev/vda`` with busybox ``dd``. Then, the guest powered
 off, the image is read with ``qemu-img map/check/info`` and with kvmlab's own readers, and
 the result has the same form as :func:`kvmlab.storage.run_on_host`'s, so
-:func:`kvmlab.storage.compare` holds it to the model.
+:func:`kvmlab.storage.compare` holds it to the model. On a remote host (``qemu+ssh://``)
+the pool is made there, and the images are read in copies downloaded through libvirt
+(:mod:`kvmlab.storage.remote`).
 
 What the guest does, per write ``[offset, length]`` with fill byte ``p``: a disk is made of
 512-byte sectors, so a write that does not cover whole sectors is a *read-modify-write*
@@ -34,8 +36,8 @@ Examples
 head -c 10 /dev/zero | tr '\\000' '\\007' > /tmp/p
 dd if=/dev/vda of=/tmp/s bs=512 count=1 skip=0 iflag=skip_bytes 2>/dev/null || exit 4
 dd if=/tmp/p of=/tmp/s bs=10 seek=100 oflag=seek_bytes conv=notrunc 2>/dev/null || exit 4
-dd if=/tmp/s of=/dev/vda bs=512 count=1 seek=0 oflag=seek_bytes conv=notrunc,fsync \
-2>/dev/null || exit 4
+dd if=/tmp/s of=/dev/vda bs=512 count=1 skip=0 seek=0 iflag=skip_bytes oflag=seek_bytes \
+conv=notrunc,fsync 2>/dev/null || exit 4
 >>> check_in_guest(load_scenario("storage-snapshots"))     # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -57,29 +59,31 @@ from typing import Any
 from kvmlab.data import load_recorded
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.domxml import DiskSpec, disk_target
-from kvmlab.host.guest import TransientGuest
-from kvmlab.host.owner import remove_dead_dirs, temp_root
+from kvmlab.host.guest import TransientGuest, live_uri
+from kvmlab.host.owner import owned_tempdir, remove_dead_dirs, temp_root
 from kvmlab.progress import ProgressArg, check_progress, progress_bar
 from kvmlab.storage.luks import read_luks_extent
 from kvmlab.storage.pool import TransientPool, TransientSecret
 from kvmlab.storage.reader import read_guest, read_qcow2
+from kvmlab.storage.remote import RemotePool, download_chain, guest_host_uri, is_remote
 from kvmlab.storage.result import StorageResult
 from kvmlab.storage.scenario import StorageScenario, as_scenario, load_scenario
 from kvmlab.storage.twin import (
     inspect,
-    local_uri,
     measured_result,
     secret_options,
     tool_version,
 )
 from kvmlab.storage.vmdk_reader import read_vmdk
 
-__all__ = ["GUEST_MEMORY_MIB", "MAX_GUEST_DISKS", "MAX_GUEST_WRITE", "PLAINTEXT_RUN", "SECTOR",
-           "check_in_guest", "expected_bytes", "fill_byte", "plaintext_found",
+__all__ = ["GUEST_MEMORY_MIB", "MAX_GUEST_DISKS", "MAX_GUEST_WRITE", "PAGE", "PLAINTEXT_RUN",
+           "SECTOR", "check_in_guest", "expected_bytes", "fill_byte", "plaintext_found",
            "recorded_result", "run_in_guest", "run_many_in_guest", "write_lines"]
 
 SECTOR = 512
 """The guest's disk sector: the smallest unit a write reaches the disk in."""
+PAGE = 4096
+"""The guest writes at most this much per request (one page of its page cache)."""
 MAX_GUEST_WRITE = 16 << 20
 """The longest single write a guest makes here (it is built in the guest's memory first)."""
 MAX_GUEST_WRITES = 2000
@@ -144,8 +148,9 @@ def check_in_guest(scenario: StorageScenario) -> StorageScenario:
 def write_lines(dev: str, offset: int, length: int, byte: int, tmp: str = "/tmp") -> str:
     """Shell lines that write ``length`` bytes ``byte`` at ``offset`` of ``/dev/DEV``.
 
-    Whole sectors are written and flushed (``conv=fsync``); a partial sector is read first
-    and written back changed (a read-modify-write). ``tmp`` is the folder of the two scratch
+    Whole sectors are written and flushed (``conv=fsync``), one page (4 KiB) at a time in
+    the order of their offsets; a partial sector is read first and written back changed
+    (a read-modify-write). ``tmp`` is the folder of the two scratch
     files (``p``, the bytes; ``s``, the sectors).
     """
     start = offset // SECTOR * SECTOR
@@ -161,8 +166,15 @@ def write_lines(dev: str, offset: int, length: int, byte: int, tmp: str = "/tmp"
                   f"iflag=skip_bytes {ok}",
                   f"dd if={tmp}/p of={tmp}/s bs={length} seek={offset - start} "
                   f"oflag=seek_bytes conv=notrunc {ok}"]
-    lines.append(f"dd if={src} of=/dev/{dev} bs={span} count=1 seek={start} "
-                 f"oflag=seek_bytes conv=notrunc,fsync {ok}")
+    # One page at a time, each flushed before the next: a larger write would leave the
+    # page cache as several requests in flight at once, and an image format allocates
+    # clusters in the order its requests arrive, which is then not the offsets' order.
+    at = start
+    while at < end:
+        step = min(end, (at // PAGE + 1) * PAGE) - at
+        lines.append(f"dd if={src} of=/dev/{dev} bs={step} count=1 skip={at - start} "
+                     f"seek={at} iflag=skip_bytes oflag=seek_bytes conv=notrunc,fsync {ok}")
+        at += step
     return "\n".join(lines)
 
 
@@ -316,7 +328,10 @@ def run_many_in_guest(scenarios: Iterable[StorageScenario | Mapping[str, Any]], 
     if not 0 < len(todo) <= MAX_GUEST_DISKS:
         raise ScenarioError(f"one guest run takes 1 to {MAX_GUEST_DISKS} scenarios, "
                             f"not {len(todo)}")
-    uri = local_uri(uri)
+    uri = guest_host_uri(uri)
+    target = live_uri(uri)
+    guest_host_uri(target)                      # the default host (KVMLAB_URI) too
+    remote = is_remote(target)
     progress = check_progress(progress)
     chains = [_chain(s) for s in todo]
     depth = max(len(c) for c in chains)
@@ -324,7 +339,8 @@ def run_many_in_guest(scenarios: Iterable[StorageScenario | Mapping[str, Any]], 
     results = []
     with (progress_bar(progress, total=depth + len(todo), desc="guest disks",
                        unit="step") as bar,
-          TransientPool(uri) as pool, contextlib.ExitStack() as stack):
+          (RemotePool(target) if remote else TransientPool(uri)) as pool,
+          contextlib.ExitStack() as stack):
         keys = {k: stack.enter_context(TransientSecret(s.encryption.secret, uri)).uuid
                 for k, s in enumerate(todo) if s.encryption is not None}
         vols: list[list[Any]] = [[] for _ in chains]
@@ -352,9 +368,16 @@ def run_many_in_guest(scenarios: Iterable[StorageScenario | Mapping[str, Any]], 
             for pos, (k, _) in enumerate(here):
                 guest_sectors[k] = sectors[disk_target(pos)]
             bar.update(1)
-        block_size = os.statvfs(pool.path).f_bsize
+        # a remote host's images are read in local copies, downloaded through libvirt
+        copies = stack.enter_context(owned_tempdir("storage-copy")) if remote else None
+        block_size = os.statvfs(copies or pool.path).f_bsize
         for k, scenario in enumerate(todo):
-            path = Path(vols[k][-1].path())
+            below: list[Path] = []              # the copies under an overlay, nearest first
+            if copies is None:
+                path = Path(vols[k][-1].path())
+            else:
+                *below, path = download_chain(pool.conn, vols[k], copies)
+                below.reverse()
             if scenario.compress:
                 packed = path.with_name(path.stem + "-compressed.qcow2")
                 subprocess.run(["qemu-img", "convert", "-c", "-f", "qcow2", "-O", "qcow2",
@@ -375,13 +398,18 @@ def run_many_in_guest(scenarios: Iterable[StorageScenario | Mapping[str, Any]], 
                         raise ExperimentFailed(f"kvmlab's reader does not find write {i} of "
                                                f"scenario {k} in the image the guest wrote")
                 reader = "every write's bytes found in the image by kvmlab's reader"
-            seen = inspect(path, fmt, key)
+            seen = inspect(path, fmt, key, below)
+            if copies is not None:
+                extra["copied_through_libvirt"] = [v.name() for v in vols[k]]
             provenance = {
-                "tool": tool_version(), "host": socket.gethostname(), "uri": uri,
+                "tool": tool_version(), "uri": uri,
+                "host": pool.hostname() if copies is not None else socket.gethostname(),
                 "method": f"a tiny guest ({accel}) wrote through a virtio disk with busybox "
                           "dd (512-byte blocks, fsync after each write, read-modify-write "
                           "of partial sectors); "
-                          "qemu-img map/check/info --output=json; kvmlab's reader read the "
+                          + ("the images downloaded through libvirt (sparse stream) and "
+                             if copies is not None else "")
+                          + "qemu-img map/check/info --output=json; kvmlab's reader read the "
                           "written bytes back",
                 "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "block_size": block_size, "actual_size": seen["info"].get("actual-size"),
@@ -407,8 +435,11 @@ def run_in_guest(scenario: StorageScenario | Mapping[str, Any] | str, *,
     scenario : StorageScenario, dict or a shipped scenario's name
         Checked by :func:`check_in_guest` too (no snapshots, no backing file by path).
     uri : str, optional
-        None or a local QEMU URI (``qemu:///system`` as root): the image is read with this
-        machine's ``qemu-img`` afterwards.
+        None or a local QEMU URI (``qemu:///system`` as root), or a remote QEMU host
+        (``qemu+ssh://root@HOST/system``): the volumes and the guest are made there, and
+        the images are downloaded through libvirt afterwards
+        (:mod:`kvmlab.storage.remote`). Either way the image is read with this machine's
+        ``qemu-img`` and kvmlab's own reader.
     progress : None, bool or a tqdm-like bar
         One step per guest boot and one per image looked at.
 

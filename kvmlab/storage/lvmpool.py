@@ -16,6 +16,12 @@ sparse (its allocation is its capacity). The article's flow is::
 needs a spare disk and the kernel's device-mapper (which some hosts, containers and
 sandboxes lack). The pool is named ``kvmlab-hostvg-<id>`` and is removed whatever happens.
 
+:func:`plan_volume_group` is the model of the volume group itself: where LVM puts the PV
+label, the metadata area, the extents and each logical volume on a whole disk, from LVM's
+defaults (``lvmconfig --type default``: ``physical_extent_size`` 4096 KiB,
+``default_data_alignment`` 1 MiB). :mod:`kvmlab.storage.lvmguest` checks it against a real
+LVM inside a guest's kernel.
+
 Examples
 --------
 >>> steps = article_flow()
@@ -29,15 +35,20 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from kvmlab.errors import ScenarioError
 from kvmlab.host.connect import connect, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
 
-__all__ = ["TEST_URI", "article_flow", "hostvg_xml"]
+__all__ = ["DATA_ALIGNMENT", "EXTENT_SIZE", "LABEL_OFFSET", "MDA_OFFSET", "SECTOR", "TEST_URI",
+           "LogicalVolume", "VolumeGroupLayout", "article_flow", "dm_name", "hostvg_xml",
+           "plan_volume_group"]
 
 TEST_URI = "test:///default"
 
@@ -119,3 +130,143 @@ def article_flow(uri: str = TEST_URI, vg: str = "HostVG") -> list[dict[str, Any]
         with contextlib.suppress(libvirt.libvirtError):
             conn.close()
     return steps
+
+
+SECTOR = 512
+EXTENT_SIZE = 4 << 20
+"""LVM's default physical extent size (``vgcreate -s``; ``allocation/physical_extent_size``
+4096 KiB)."""
+DATA_ALIGNMENT = 1 << 20
+"""Where a PV's first extent starts by default (``devices/default_data_alignment`` 1 MiB,
+when the disk reports no larger I/O size, as a virtio disk does)."""
+LABEL_OFFSET = SECTOR
+"""The PV label (``LABELONE``, then ``LVM2 001``) sits in the disk's second sector."""
+MDA_OFFSET = 4096
+"""The metadata area (its header, then the VG's metadata as text) starts at 4 KiB and runs up
+to the first extent."""
+_LV_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]*")
+
+
+@dataclass(frozen=True)
+class LogicalVolume:
+    """Where one LV lands: ``extents`` extents from extent ``first_extent`` of the PV, i.e.
+    ``size`` bytes from byte ``disk_offset`` of the disk."""
+
+    name: str
+    requested: int
+    extents: int
+    size: int
+    first_extent: int
+    disk_offset: int
+
+
+@dataclass(frozen=True)
+class VolumeGroupLayout:
+    """A one-disk volume group as LVM lays it out (see :func:`plan_volume_group`)."""
+
+    vg: str
+    disk_size: int
+    extent_size: int
+    pe_start: int
+    mda_offset: int
+    mda_size: int
+    pe_count: int
+    lvs: tuple[LogicalVolume, ...]
+
+    @property
+    def free_extents(self) -> int:
+        return self.pe_count - sum(lv.extents for lv in self.lvs)
+
+    def lv(self, name: str) -> LogicalVolume:
+        """The LV called ``name``."""
+        for lv in self.lvs:
+            if lv.name == name:
+                return lv
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"free_extents": self.free_extents}
+
+
+def dm_name(vg: str, lv: str) -> str:
+    """The device-mapper name of ``/dev/VG/LV``: ``/dev/mapper/VG-LV``, each ``-`` inside a
+    name doubled so that the one between them stays unambiguous.
+
+    Examples
+    --------
+    >>> dm_name("kvmlab-hostvg", "lv1")
+    'kvmlab--hostvg-lv1'
+    """
+    return f"{vg.replace('-', '--')}-{lv.replace('-', '--')}"
+
+
+def plan_volume_group(disk_size: int, lvs: Sequence[tuple[str, int]], *,
+                      vg: str = f"{NAME_PREFIX}hostvg", extent_size: int = EXTENT_SIZE,
+                      data_alignment: int = DATA_ALIGNMENT) -> VolumeGroupLayout:
+    """Predict ``pvcreate DISK; vgcreate VG DISK; lvcreate -L SIZE -n NAME VG ...``.
+
+    The whole disk is the PV (no partition table, as in the article). Its label is in sector
+    1, its metadata area from 4 KiB up to the first extent, which starts at
+    ``data_alignment``; the rest holds ``(disk_size - pe_start) // extent_size`` extents (a
+    tail shorter than an extent is unused). Each LV's size is rounded up to whole extents,
+    and, the ``normal`` allocation policy on an empty disk, each takes the next free extents
+    in a row.
+
+    Parameters
+    ----------
+    disk_size : int
+        The disk's size in bytes.
+    lvs : sequence of (name, bytes)
+        The ``lvcreate`` calls, in order.
+    vg, extent_size, data_alignment
+        ``vgcreate``'s name and ``-s``, ``pvcreate``'s ``--dataalignment``.
+
+    Raises
+    ------
+    ScenarioError
+        A rule LVM enforces: the extent size a power of 2 of at least one sector, the data
+        alignment a whole number of sectors past the metadata area's start, an LV name valid
+        and unique, a size above 0, and enough free extents.
+
+    Examples
+    --------
+    >>> g = plan_volume_group(64 << 20, [("lv1", 8 << 20), ("lv2", 10 << 20)])
+    >>> g.pe_start, g.pe_count, g.mda_size
+    (1048576, 15, 1044480)
+    >>> [(lv.name, lv.extents, lv.first_extent, lv.disk_offset >> 20) for lv in g.lvs]
+    [('lv1', 2, 0, 1), ('lv2', 3, 2, 9)]
+    >>> g.free_extents
+    10
+    """
+    if extent_size < SECTOR or extent_size & (extent_size - 1):
+        raise ScenarioError(f"the extent size must be a power of 2 of at least {SECTOR} bytes "
+                            f"(vgcreate -s), not {extent_size}")
+    if data_alignment <= MDA_OFFSET or data_alignment % SECTOR:
+        raise ScenarioError(f"the data alignment must be whole sectors past the metadata "
+                            f"area's start ({MDA_OFFSET}), not {data_alignment}")
+    pe_count = max(0, (disk_size - data_alignment) // extent_size)
+    if pe_count < 1:
+        raise ScenarioError(f"a disk of {disk_size} bytes holds no extent of {extent_size} "
+                            f"bytes after the first {data_alignment}: LVM needs a larger disk")
+    placed: list[LogicalVolume] = []
+    used = 0
+    for name, size in lvs:
+        if not _LV_NAME.fullmatch(name) or name in (".", "..") or len(name) > 127:
+            raise ScenarioError(f"LV name {name!r}: letters, digits and + _ . - only, not "
+                                f"starting with '-', not '.' or '..'")
+        if any(lv.name == name for lv in placed):
+            raise ScenarioError(f"logical volume {name!r} already exists in VG {vg!r}")
+        if size <= 0:
+            raise ScenarioError(f"LV {name!r} needs a size above 0, not {size}")
+        extents = -(-size // extent_size)
+        if used + extents > pe_count:
+            raise ScenarioError(f"volume group {vg!r} has insufficient free space "
+                                f"({pe_count - used} extents): {extents} required for {name!r}")
+        placed.append(LogicalVolume(name=name, requested=size, extents=extents,
+                                    size=extents * extent_size, first_extent=used,
+                                    disk_offset=data_alignment + used * extent_size))
+        used += extents
+    return VolumeGroupLayout(vg=vg, disk_size=disk_size, extent_size=extent_size,
+                             pe_start=data_alignment, mda_offset=MDA_OFFSET,
+                             mda_size=data_alignment - MDA_OFFSET, pe_count=pe_count,
+                             lvs=tuple(placed))

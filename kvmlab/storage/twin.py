@@ -25,7 +25,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -94,7 +94,9 @@ def local_uri(uri: str | None) -> str | None:
         return uri
     raise ScenarioError(f"the storage lab makes its images with this machine's qemu-img and "
                         f"qemu-io, so it runs on the local QEMU host only: uri must be None, "
-                        f"qemu:///system or qemu:///session, not {shown(uri)}")
+                        f"qemu:///system or qemu:///session, not {shown(uri)}; on a remote "
+                        f"QEMU host a guest can write the image, which is then read back "
+                        f"through libvirt: add --in-guest (kvmlab.storage.guestdisk.run_in_guest)")
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> str:
@@ -204,21 +206,45 @@ def secret_options(scenario: StorageScenario, path: Path) -> list[str]:
     return ["--object", f"secret,id={KEY_ID},file={secret}"]
 
 
-def image_args(path: Path, fmt: str, key: list[str]) -> list[str]:
-    """How QEMU's tools open the image: ``-f FMT PATH``, or, for an encrypted image
-    (``key`` from :func:`secret_options`), ``--image-opts`` naming its secret."""
-    if not key:
+def image_args(path: Path, fmt: str, key: list[str],
+               backing: Sequence[Path] = ()) -> list[str]:
+    """How QEMU's tools open the image: ``-f FMT PATH``, or ``--image-opts`` naming an
+    encrypted image's secret (``key`` from :func:`secret_options`) or where the qcow2
+    images below it are (``backing``: the nearest first), instead of the paths its header
+    names.
+
+    Examples
+    --------
+    >>> image_args(Path("disk.raw"), "raw", [])
+    ['-f', 'raw', 'disk.raw']
+    >>> opts = image_args(Path("top"), "qcow2", [], [Path("mid"), Path("b,ase")])[1]
+    >>> opts.split(",")[:4]
+    ['driver=qcow2', 'file.filename=top', 'backing.driver=qcow2', 'backing.file.filename=mid']
+    >>> opts.endswith(",backing.backing.driver=qcow2,backing.backing.file.filename=b,,ase")
+    True
+    """
+    if not key and not backing:
         return ["-f", fmt, str(path)]
-    name = str(path).replace(",", ",,")
-    return [*key, "--image-opts",
-            f"driver={fmt},file.filename={name},encrypt.key-secret={KEY_ID}"]
+
+    def name(p: Path) -> str:
+        return str(p).replace(",", ",,")
+
+    opts = [f"driver={fmt}", f"file.filename={name(path)}"]
+    if key:
+        opts.append(f"encrypt.key-secret={KEY_ID}")
+    for depth, below in enumerate(backing, start=1):
+        prefix = "backing." * depth
+        opts += [f"{prefix}driver=qcow2", f"{prefix}file.filename={name(below)}"]
+    return [*key, "--image-opts", ",".join(opts)]
 
 
-def inspect(path: Path, fmt: str = "qcow2", key: list[str] | None = None) -> dict[str, Any]:
+def inspect(path: Path, fmt: str = "qcow2", key: list[str] | None = None,
+            backing: Sequence[Path] = ()) -> dict[str, Any]:
     """``qemu-img map``, ``check`` (qcow2 only) and ``info`` of the image at ``path``
-    (``key``: the secret of an encrypted image, see :func:`secret_options`)."""
+    (``key``: the secret of an encrypted image, see :func:`secret_options`; ``backing``:
+    the images below it, the nearest first, if not where its header says)."""
     qemu_img = _tool("qemu-img")
-    opened = image_args(path, fmt, key or [])
+    opened = image_args(path, fmt, key or [], backing)
     seen = {"map": json.loads(_run([qemu_img, "map", "--output=json", *opened])),
             "info": json.loads(_run([qemu_img, "info", "--output=json", "-f", fmt,
                                      str(path)]))}

@@ -4,8 +4,9 @@ The test starts its own sshd on 127.0.0.1 (:mod:`tests.host.sshd`), so that
 ``qemu+ssh://root@127.0.0.1:PORT/system?keyfile=...&no_verify=1`` reaches this machine's
 libvirtd the way a remote host is reached: the guest's kernel and initrd go through a
 ``kvmlab-`` storage pool and libvirt streams, not through local paths. A CPU run, a
-network run and a memory trace go through it and are compared with the models as the
-local live tests do; nothing ``kvmlab-`` is left on the host afterwards.
+network run, a memory trace and a guest's storage runs (a qcow2 overlay and a raw volume
+in a pool on that host, read back through libvirt) go through it and are compared with the
+models as the local live tests do; nothing ``kvmlab-`` is left on the host afterwards.
 """
 
 from __future__ import annotations
@@ -23,14 +24,25 @@ TOLERANCE = 0.05
 
 
 def _objects(uri: str) -> set[str]:
-    """Every kvmlab- domain, pool and volume the host has (whoever owns them)."""
-    with connection(uri) as conn:
-        names = {f"domain {d.name()}" for d in conn.listAllDomains()
-                 if d.name().startswith("kvmlab-")}
-        for pool in conn.listAllStoragePools():
-            if pool.name().startswith("kvmlab-"):
-                names.add(f"pool {pool.name()}")
-    return names
+    """Every kvmlab- domain, pool, volume and secret of the host that this process owns or
+    whose owner has ended: another run at the same time is that run's business, and so is
+    an object with no owner record yet (another run's pool, between its making and its
+    owner record; kvmlab's own objects all carry one)."""
+    import libvirt
+
+    from kvmlab.host.cleanup import find_libvirt_leftovers
+
+    tries = 5
+    while True:
+        try:
+            with connection(uri) as conn:
+                return {f"{item.kind} {item.name}" for item in find_libvirt_leftovers(conn)
+                        if item.owner_pid == os.getpid()
+                        or (item.owner_pid is None and not item.unowned)}
+        except libvirt.libvirtError:        # another run's object went while it was listed
+            tries -= 1
+            if not tries:
+                raise
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +161,71 @@ def test_doctor_checks_the_host_behind_the_uri(ssh_uri, nothing_left):
     # this machine's /dev/kvm says nothing about a remote host's
     assert all(f.topic != "KVM device" for f in d.findings)
     assert d.finding("leftovers").ok is not False, d.finding("leftovers")
+
+
+def _copies_left() -> list[str]:
+    from kvmlab.host.owner import temp_root
+
+    return sorted(p.name for p in temp_root().glob("kvmlab-storage-copy-*"))
+
+
+def test_a_guest_s_overlay_over_ssh_is_read_back_through_libvirt_and_equals_the_model(
+        ssh_uri, nothing_left, monkeypatch):
+    import kvmlab.storage.guestdisk as guestdisk
+    from kvmlab.host.owner import temp_root
+    from kvmlab.storage import compare, simulate
+    from kvmlab.storage.scenario import load_scenario
+
+    opened = []
+    real_inspect = guestdisk.inspect
+
+    def spy(path, fmt="qcow2", key=None, backing=()):
+        opened.append((path, list(backing)))
+        return real_inspect(path, fmt, key, backing)
+
+    monkeypatch.setattr(guestdisk, "inspect", spy)
+    before = _copies_left()
+    scenario = load_scenario("storage-overlay")
+    result = guestdisk.run_in_guest(scenario, uri=ssh_uri)
+    prov = result.provenance
+    assert prov["uri"] == ssh_uri and prov["in_guest"] is True
+    assert prov["copied_through_libvirt"] == ["kvmlab-s0-l0.qcow2", "kvmlab-s0-l1.qcow2"]
+    assert "downloaded through libvirt" in prov["method"]
+    with connection(ssh_uri) as conn:
+        assert prov["host"] == conn.getHostname()
+    # qemu-img read the local copies, the overlay's backing the copy of the base, never the
+    # files on the host (which, the host being this machine, would be readable here too)
+    [(path, backing)] = opened
+    assert path.parent.parent == temp_root() and path.name == "kvmlab-s0-l1.qcow2"
+    assert [b.name for b in backing] == ["kvmlab-s0-l0.qcow2"] and backing[0].parent == path.parent
+    assert prov["guest_disk_sectors"] * 512 == prov["volume_capacity"] == scenario.virtual_size
+    comparison = compare(simulate(scenario, block_size=prov["block_size"],
+                                  raw_first_block=False), result)
+    assert comparison.agrees and comparison.max_error == 0, comparison.table()
+    assert any(e["depth"] == 1 and e["data"] for e in result.map)    # the base shows through
+    assert _copies_left() == before
+
+
+def test_kvmlab_storage_compare_file_in_guest_over_ssh_agrees_exactly(ssh_uri, nothing_left,
+                                                                    tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from kvmlab.data import scenario_dict
+
+    path = tmp_path / "raw.json"
+    path.write_text(json.dumps(scenario_dict("storage-raw-sparse")))
+    kvmlab = str(Path(sys.executable).with_name("kvmlab"))
+    before = _copies_left()
+    done = subprocess.run([kvmlab, "storage", "compare", str(path), "--in-guest",
+                           "--uri", ssh_uri], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["agrees"] is True and out["max_error"] == 0, done.stderr
+    assert _copies_left() == before
+    # without --in-guest a remote host is refused, saying what to do
+    done = subprocess.run([kvmlab, "storage", "run", str(path), "--uri", ssh_uri],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "add --in-guest" in done.stderr

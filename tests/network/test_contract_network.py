@@ -106,7 +106,7 @@ def test_the_cli_has_the_shared_verbs(capsys):
     assert main(["network", "simulate", "net-hub", "--seed", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["source"] == "simulated" and out["provenance"]["seed"] == 3
-    # the lab's recordings are of NAT scenarios: one cannot stand in for a topology's run
+    # a NAT scenario's recording cannot stand in for a topology's run
     assert main(["network", "compare", "net-hub", "--recorded",
                  "net-nat-default-network"]) != 0
     assert "ran scenario 'nat-default-network'" in capsys.readouterr().err

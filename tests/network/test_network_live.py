@@ -53,3 +53,20 @@ def test_router_on_a_stick_agrees_with_the_kernel(live_uri, guest_image, no_left
     # a packet crossed: the router's copy, one hop later; ARP stayed inside VLAN 10
     assert r.packets[2]["b:eth0"].startswith("TTL 63, 52:54:00:00:0a:01 > ")
     assert set(r.receivers[0]) == {"a2:eth0", "router:eth0"}
+
+
+def test_record_runs_records_topologies_from_one_boot(live_uri, guest_image, no_leftovers,
+                                                      tmp_path):
+    from kvmlab.network import NetworkResult, record_runs
+    from kvmlab.validate import read_json_file
+
+    names = ["net-hub", "vlan-pvid-but-tagged"]
+    written = record_runs(names, uri=live_uri, image=guest_image, into=tmp_path)
+    assert list(written) == names and all(agrees for _path, agrees in written.values())
+    runs = [NetworkResult.from_dict(read_json_file(path, "recording"))
+            for path, _agrees in written.values()]
+    assert [r.provenance["topologies_in_guest"] for r in runs] == [2, 2]     # one boot
+    assert runs[0].provenance["recorded_at"] == runs[1].provenance["recorded_at"]
+    for name, r in zip(names, runs, strict=True):
+        assert r.source == MEASURED and r.provenance["guest_kernel"] != "unknown"
+        assert compare(simulate(name), r).agrees

@@ -126,3 +126,22 @@ def test_every_accepted_name_is_one_plain_word_for_the_guest_shell(name):
         return
     assert shlex.quote(accepted) == accepted and len(accepted) <= 15
     assert not accepted.startswith(("-", "."))
+
+
+def test_a_trailing_newline_is_not_part_of_a_valid_name_or_mac():
+    from kvmlab.network.frames import parse_mac
+    from kvmlab.network.natscenario import load_nat_scenario
+    from kvmlab.network.scenario import check_ifname
+
+    assert check_ifname("eth0", "NIC") == "eth0"
+    with pytest.raises(ScenarioError, match="not a valid interface name"):
+        check_ifname("eth0\n", "NIC")
+    assert parse_mac("52:54:00:00:00:0A") == "52:54:00:00:00:0a"
+    with pytest.raises(ScenarioError, match="malformed MAC"):
+        parse_mac("52:54:00:00:00:0a\n")
+    good = scenario_dict("nat-default-network")
+    assert load_nat_scenario(good).guests[0].name == good["guests"][0]["name"]
+    bad = json.loads(json.dumps(good))
+    bad["guests"][0]["name"] += "\n"
+    with pytest.raises(ScenarioError, match=r"name .* must be"):
+        load_nat_scenario(bad)

@@ -75,7 +75,7 @@ def test_convert_prints_both_conversions(capsys):
 def test_in_guest_refuses_what_a_guest_cannot_do_before_touching_a_host(verb, capsys):
     assert main(["storage", verb, "storage-first-writes", "--in-guest", "--uri",
                  "test:///default"]) == 2
-    assert "local QEMU host only" in capsys.readouterr().err
+    assert "a guest's run needs a QEMU host" in capsys.readouterr().err
     assert main(["storage", verb, "storage-snapshots", "--in-guest"]) == 2
     assert "takes no internal snapshots" in capsys.readouterr().err
 
@@ -83,3 +83,19 @@ def test_in_guest_refuses_what_a_guest_cannot_do_before_touching_a_host(verb, ca
 def test_simulate_has_no_in_guest_option(capsys):
     with pytest.raises(SystemExit):
         main(["storage", "simulate", "storage-first-writes", "--in-guest"])
+
+
+@pytest.mark.parametrize("verb", ["run", "compare"])
+@pytest.mark.parametrize("uri", ["qemu+ssh://root@lab2.invalid/system",
+                                 "qemu+tcp://192.0.2.1/session"])
+def test_a_remote_host_without_in_guest_is_refused_saying_to_add_it(verb, uri, capsys):
+    assert main(["storage", verb, "storage-first-writes", "--uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert "local QEMU host only" in err and "add --in-guest" in err and uri in err
+
+
+@pytest.mark.parametrize("uri", ["qemu+ssh://lab2.invalid/", "qemu+ssh://lab2.invalid/embed",
+                                 "xen+ssh://lab2.invalid/system", "test+ssh://h/default"])
+def test_in_guest_refuses_a_remote_uri_that_names_no_qemu_daemon(uri, capsys):
+    assert main(["storage", "run", "storage-first-writes", "--in-guest", "--uri", uri]) == 2
+    assert "a guest's run needs a QEMU host" in capsys.readouterr().err

@@ -3,6 +3,7 @@ file), the rules of a guest's run, the volume and disk XML."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from kvmlab.host.image import DISK_MODULES, insmod_script
 from kvmlab.storage import compare, recorded_result, simulate
 from kvmlab.storage.guestdisk import (
     MAX_GUEST_WRITE,
+    PAGE,
     check_in_guest,
     expected_bytes,
     fill_byte,
@@ -68,16 +70,20 @@ def test_the_guests_lines_leave_exactly_the_written_bytes(tmp_path, writes):
 
 
 @given(o=st.integers(0, 10**7), n=st.integers(1, 10**6))
-def test_a_guests_write_reaches_the_disk_in_whole_sectors_flushed(o, n):
+def test_a_guests_write_reaches_the_disk_in_whole_sectors_flushed_page_by_page(o, n):
     lines = write_lines("vda", o, n, 9).splitlines()
-    last = lines[-1]
-    assert "conv=notrunc,fsync" in last and "of=/dev/vda" in last
-    start = int(last.split(" seek=")[1].split()[0])
-    span = int(last.split(" bs=")[1].split()[0])
-    assert start % 512 == 0 and span % 512 == 0
-    assert start <= o and o + n <= start + span < o + n + 512 + (o % 512)
+    to_disk = [line for line in lines if "of=/dev/vda" in line]
+    pieces = [(int(line.split(" seek=")[1].split()[0]), int(line.split(" bs=")[1].split()[0]))
+              for line in to_disk]
+    assert all("conv=notrunc,fsync" in line for line in to_disk)
+    # whole sectors, at most a page each, in the order of their offsets, with no gap
+    assert all(at % 512 == 0 and 0 < size <= PAGE and size % 512 == 0 for at, size in pieces)
+    assert all(a + m == b for (a, m), (b, _) in itertools.pairwise(pieces))
+    assert all((at + size - 1) // PAGE == at // PAGE for at, size in pieces)   # one page
+    start, end = pieces[0][0], pieces[-1][0] + pieces[-1][1]
+    assert start <= o and o + n <= end < o + n + 512 + (o % 512)
     aligned = o % 512 == 0 and n % 512 == 0
-    assert (len(lines) == 2) == aligned           # else a read-modify-write
+    assert (len(lines) == 1 + len(to_disk)) == aligned          # else a read-modify-write
 
 
 def test_the_script_loads_the_driver_checks_each_disk_and_reads_back():
