@@ -21,7 +21,7 @@ LINUX_AGREES = ["cpu-seed-example", "cpu-unequal-shares", "cpu-pinned-unequal",
 def test_the_linux_model_agrees_with_three_real_runs(name, live_uri, guest_image,
                                                      no_leftovers):
     """Per VM, the mean run share per vCPU over 3 fresh runs within RUN_TOLERANCE of the
-    ``linux`` model's mean over 5 seeds (issue: model what the host really does)."""
+    ``linux`` model's mean over 20 seeds: the model of what the host really does."""
     scenario = load_scenario(name).with_duration(MEASURE_S)
     if scenario.pcpus > host_cpu_count():
         pytest.skip(f"{name} needs {scenario.pcpus} host CPUs")
@@ -34,7 +34,8 @@ def test_the_linux_model_agrees_with_three_real_runs(name, live_uri, guest_image
             assert dom["time_share"] == pytest.approx(v.run_share, abs=0.08)
         # busy vCPUs that do not run wait: they do not sleep
         assert all(v.sleep_share < 0.05 for v in measured.vcpus), measured.vcpus
-    found = agreement(name, scheduler="linux", seeds=5, repetitions=runs)
+    # 20 seeds: the model's own mean moves by about 0.04 between sets of 5 seeds
+    found = agreement(name, scheduler="linux", seeds=20, repetitions=runs)
     other = [r.provenance["other_load_pcpus"] for r in runs]
     print(f"\n{name}: {found.to_dict()} (other load {other})")
     assert found.run_error <= RUN_TOLERANCE, (found.to_dict(), other)
