@@ -99,8 +99,16 @@ def local_uri(uri: str | None) -> str | None:
                         f"through libvirt: add --in-guest (kvmlab.storage.guestdisk.run_in_guest)")
 
 
+CPU_CLOCK_FLAKE = "Unable to get accurate CPU usage"
+"""What QEMU's LUKS key setup (timing PBKDF2 to choose its iterations) says when its
+thread's CPU time reads zero for a timing round; the same command run again works."""
+
+
 def _run(cmd: list[str], stdin: str | None = None) -> str:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, input=stdin)
+    for _attempt in range(3):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, input=stdin)
+        if CPU_CLOCK_FLAKE not in done.stderr:
+            break
     if done.returncode != 0:
         raise ExperimentFailed(f"`{' '.join(cmd[:3])} ...` failed: "
                                f"{(done.stderr or done.stdout).strip()[-500:]}")
