@@ -131,7 +131,10 @@ class TransientPool(Transient):
         try:
             self.pool = self.conn.storagePoolCreateXML(pool_xml(self.name, str(self.path)), 0)
         except libvirt.libvirtError as exc:
-            raise ExperimentFailed(f"libvirt refused to create pool {self.name}: {exc}") from None
+            raise ExperimentFailed(
+                f"libvirt refused to create pool {self.name}: {exc}. Check that libvirtd has "
+                f"its storage driver and that {self.path} is free to use ('kvmlab doctor' "
+                "checks the host; 'make setup' installs what it needs)") from None
 
     def create_volume(self, name: str, capacity_bytes: int, fmt: str = "qcow2",
                       backing: Any = None, *, cluster_size: int | None = None,
