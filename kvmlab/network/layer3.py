@@ -26,13 +26,26 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kvmlab.errors import ScenarioError
 
 if TYPE_CHECKING:
     from kvmlab.network.frames import Sender
-    from kvmlab.network.scenario import Topology
+
+
+class Topology(Protocol):
+    """What layer 3 reads of a :class:`kvmlab.network.scenario.Topology`. That module
+    checks its topologies with this one, so this one names only what it uses."""
+
+    hosts: tuple[Any, ...]
+    bridges: tuple[Any, ...]
+
+    def port(self, ident: str) -> Any: ...
+
+    def peer(self, ident: str) -> str: ...
+
+    def is_port(self, ident: str) -> bool: ...
 
 __all__ = ["Interface", "check_address", "check_layer3", "interfaces", "next_hop_mac",
            "owner_of", "route"]
