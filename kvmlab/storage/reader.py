@@ -30,7 +30,7 @@ from kvmlab.errors import ScenarioError
 
 __all__ = ["COMPRESSED", "MAGIC", "MAX_CHAIN", "MAX_L1_ENTRIES", "MAX_L2_ENTRIES_READ",
            "MAX_READ", "MAX_SIZE", "OFFSET_MASK", "ZERO_FLAG", "Qcow2File", "check_chain",
-           "compressed_extent", "inflate", "parse_header", "read_guest", "read_qcow2"]
+           "compressed_extent", "inflate", "parse_header", "read_at", "read_guest", "read_qcow2"]
 
 MAGIC = b"QFI\xfb"
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
@@ -80,7 +80,7 @@ def _check_header(h: dict[str, Any], path: str) -> None:
                             f"{MAX_L1_ENTRIES})")
 
 
-def _read_at(handle: BinaryIO, offset: int, length: int, what: str, path: str) -> bytes:
+def read_at(handle: BinaryIO, offset: int, length: int, what: str, path: str) -> bytes:
     """Exactly ``length`` bytes at ``offset``; a truncated file says so."""
     handle.seek(offset)
     chunk = handle.read(length)
@@ -150,7 +150,7 @@ def _backing_name(handle: BinaryIO, h: dict[str, Any], path: str) -> str:
     size = h["backing_file_size"]
     if not 0 < size <= 1023:
         raise ScenarioError(f"{path}: a backing file name of {size} bytes is not 1-1023")
-    raw = _read_at(handle, h["backing_file_offset"], size, "backing file name", path)
+    raw = read_at(handle, h["backing_file_offset"], size, "backing file name", path)
     try:
         return raw.decode()
     except UnicodeDecodeError:
@@ -200,7 +200,7 @@ def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
     data: list[tuple[int, int]] = []
     zero: list[int] = []
     packed: list[tuple[int, int, int]] = []
-    l1 = struct.unpack(f">{h['l1_size']}Q", _read_at(
+    l1 = struct.unpack(f">{h['l1_size']}Q", read_at(
         handle, h["l1_table_offset"], 8 * h["l1_size"], "L1 table", path))
     examined = 0
     for i, l1_entry in enumerate(l1):
@@ -211,7 +211,7 @@ def _read_tables(handle: BinaryIO, path: str) -> Qcow2File:
         if examined > MAX_L2_ENTRIES_READ:
             raise ScenarioError(f"{path} has more L2 tables than kvmlab reads "
                                 f"({MAX_L2_ENTRIES_READ} entries at most)")
-        l2 = struct.unpack(f">{l2_entries}Q", _read_at(
+        l2 = struct.unpack(f">{l2_entries}Q", read_at(
             handle, l2_offset, cluster_size, f"L2 table {i}", path))
         for j, entry in enumerate(l2):
             guest = i * l2_entries + j
@@ -311,11 +311,11 @@ def read_guest(image: Qcow2File, offset: int, length: int) -> bytes:
         with open(image.path, "rb") as handle:
             for g in range(offset // cs, -(-(offset + length) // cs)):
                 if g in data:
-                    cluster = _read_at(handle, data[g] * cs, cs, f"guest cluster {g}",
+                    cluster = read_at(handle, data[g] * cs, cs, f"guest cluster {g}",
                                        image.path)
                 elif g in packed:
                     where, n = packed[g]
-                    cluster = inflate(_read_at(handle, where, n, f"compressed cluster {g}",
+                    cluster = inflate(read_at(handle, where, n, f"compressed cluster {g}",
                                                image.path), cs, f"compressed guest cluster {g}")
                 else:
                     cluster = bytes(cs)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kvmlab.errors import ScenarioError
+from kvmlab.storage.reader import read_at
 from kvmlab.storage.vmdk import SECTOR, grain_map
 
 __all__ = ["FLAG_COMPRESSED", "FLAG_MARKERS", "FLAG_RGD", "FLAG_ZERO_GRAIN", "MAGIC",
@@ -91,15 +92,6 @@ def _check_header(h: dict[str, Any], path: str, file_size: int) -> None:
     if not 0 < h["gd_offset"] < h["grain_offset"] or not h["grain_offset"] <= MAX_CAPACITY:
         raise ScenarioError(f"{path}: the grain directory at sector {h['gd_offset']} is not "
                             f"before the first grain (sector {h['grain_offset']})")
-
-
-def _read_at(handle: BinaryIO, offset: int, length: int, what: str, path: str) -> bytes:
-    handle.seek(offset)
-    chunk = handle.read(length)
-    if len(chunk) != length:
-        raise ScenarioError(f"{path} is truncated: its {what} at byte {offset} needs "
-                            f"{length} bytes, the file has {len(chunk)} there")
-    return chunk
 
 
 @dataclass(frozen=True)
@@ -174,7 +166,7 @@ def _read_tables(handle: BinaryIO, path: str) -> VmdkFile:
     if tables > MAX_GD_ENTRIES:
         raise ScenarioError(f"{path}: a grain directory of {tables} entries is longer than "
                             f"kvmlab reads ({MAX_GD_ENTRIES})")
-    directory = struct.unpack(f"<{tables}I", _read_at(
+    directory = struct.unpack(f"<{tables}I", read_at(
         handle, h["gd_offset"] * SECTOR, 4 * tables, "grain directory", path))
     zero_ok = bool(h["flags"] & FLAG_ZERO_GRAIN)
     grains: list[tuple[int, int]] = []
@@ -188,7 +180,7 @@ def _read_tables(handle: BinaryIO, path: str) -> VmdkFile:
         if examined > MAX_GT_ENTRIES_READ:
             raise ScenarioError(f"{path} has more grain tables than kvmlab reads "
                                 f"({MAX_GT_ENTRIES_READ} entries at most)")
-        table = struct.unpack(f"<{entries}I", _read_at(
+        table = struct.unpack(f"<{entries}I", read_at(
             handle, table_sector * SECTOR, 4 * entries, f"grain table {i}", path))
         for j, sector in enumerate(table):
             if not sector:
