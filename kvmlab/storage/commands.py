@@ -59,7 +59,7 @@ def run_or_in_guest(args: argparse.Namespace) -> int:
         print(json.dumps(measured.to_dict(), indent=2))
         return 0
     simulated = simulate(measured.scenario, seed=args.seed, block_size=args.block_size,
-                         raw_first_block=False)
+                         in_guest=True)
     comparison = compare(simulated, measured)
     print(comparison.table(), file=sys.stderr)
     print(json.dumps(comparison.to_dict(), indent=2))

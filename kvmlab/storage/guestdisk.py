@@ -67,7 +67,14 @@ from kvmlab.storage.pool import TransientPool, TransientSecret
 from kvmlab.storage.reader import read_guest, read_qcow2
 from kvmlab.storage.remote import RemotePool, download_chain, guest_host_uri, is_remote
 from kvmlab.storage.result import StorageResult
-from kvmlab.storage.scenario import StorageScenario, as_scenario, load_scenario
+from kvmlab.storage.scenario import (
+    PAGE,
+    SECTOR,
+    StorageScenario,
+    as_scenario,
+    guest_requests,
+    load_scenario,
+)
 from kvmlab.storage.twin import (
     inspect,
     measured_result,
@@ -80,10 +87,6 @@ __all__ = ["GUEST_MEMORY_MIB", "MAX_GUEST_DISKS", "MAX_GUEST_WRITE", "PAGE", "PL
            "SECTOR", "check_in_guest", "expected_bytes", "fill_byte", "plaintext_found",
            "recorded_result", "run_in_guest", "run_many_in_guest", "write_lines"]
 
-SECTOR = 512
-"""The guest's disk sector: the smallest unit a write reaches the disk in."""
-PAGE = 4096
-"""The guest writes at most this much per request (one page of its page cache)."""
 MAX_GUEST_WRITE = 16 << 20
 """The longest single write a guest makes here (it is built in the guest's memory first)."""
 MAX_GUEST_WRITES = 2000
@@ -153,28 +156,25 @@ def write_lines(dev: str, offset: int, length: int, byte: int, tmp: str = "/tmp"
     (a read-modify-write). ``tmp`` is the folder of the two scratch
     files (``p``, the bytes; ``s``, the sectors).
     """
-    start = offset // SECTOR * SECTOR
-    end = -(-(offset + length) // SECTOR) * SECTOR
-    span = end - start
+    requests = guest_requests(offset, length)
+    start = requests[0][0]
+    end = requests[-1][0] + requests[-1][1]
     ok = "2>/dev/null || exit 4"
     lines = [f"head -c {length} /dev/zero | tr '\\000' '\\{byte:03o}' > {tmp}/p"]
     if (start, end) == (offset, offset + length):
         src = f"{tmp}/p"
     else:
         src = f"{tmp}/s"
-        lines += [f"dd if=/dev/{dev} of={tmp}/s bs={span} count=1 skip={start} "
+        lines += [f"dd if=/dev/{dev} of={tmp}/s bs={end - start} count=1 skip={start} "
                   f"iflag=skip_bytes {ok}",
                   f"dd if={tmp}/p of={tmp}/s bs={length} seek={offset - start} "
                   f"oflag=seek_bytes conv=notrunc {ok}"]
     # One page at a time, each flushed before the next: a larger write would leave the
     # page cache as several requests in flight at once, and an image format allocates
     # clusters in the order its requests arrive, which is then not the offsets' order.
-    at = start
-    while at < end:
-        step = min(end, (at // PAGE + 1) * PAGE) - at
+    for at, step in requests:
         lines.append(f"dd if={src} of=/dev/{dev} bs={step} count=1 skip={at - start} "
                      f"seek={at} iflag=skip_bytes oflag=seek_bytes conv=notrunc,fsync {ok}")
-        at += step
     return "\n".join(lines)
 
 

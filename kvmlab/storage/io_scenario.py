@@ -31,6 +31,7 @@ IO_FORMATS = ("raw", "qcow2", "overlay")
 """The images the I/O model knows: ``overlay`` is a qcow2 image over a full qcow2 base."""
 IO_PATTERNS = ("sequential", "random")
 SECTOR = 512
+"""A disk's sector: the smallest unit a write reaches a disk in."""
 MAX_COUNT = 100_000
 MAX_PASSES = 10
 MAX_QUEUE_DEPTH = 64

@@ -36,8 +36,8 @@ from typing import Any
 from kvmlab.errors import ScenarioError
 from kvmlab.storage.qcow2 import Layer, Qcow2Model
 
-__all__ = ["LUKS_ALIGN", "LUKS_EXTENSION", "LUKS_KEY_BYTES", "LUKS_SLOTS", "LUKS_STRIPES",
-           "LuksQcow2", "luks_header_bytes", "read_luks_extent"]
+__all__ = ["CPU_CLOCK_FLAKE", "LUKS_ALIGN", "LUKS_EXTENSION", "LUKS_KEY_BYTES", "LUKS_SLOTS",
+           "LUKS_STRIPES", "LuksQcow2", "luks_header_bytes", "read_luks_extent"]
 
 LUKS_KEY_BYTES = 64
 """The master key of QEMU's default cipher, AES-256 in XTS mode (two 256-bit keys)."""
@@ -49,6 +49,9 @@ LUKS_ALIGN = 4096
 LUKS_EXTENSION = 0x0537BE77
 """The qcow2 header extension that says where the LUKS header is (offset, length)."""
 
+CPU_CLOCK_FLAKE = "Unable to get accurate CPU usage"
+"""What QEMU's LUKS key setup (timing PBKDF2 to choose its iterations) says when its
+thread's CPU time reads zero for a timing round; the same command run again works."""
 
 def luks_header_bytes(key_bytes: int = LUKS_KEY_BYTES, stripes: int = LUKS_STRIPES,
                       slots: int = LUKS_SLOTS) -> int:

@@ -45,6 +45,7 @@ from typing import Any
 from kvmlab.errors import ScenarioError
 from kvmlab.host.connect import connect, import_libvirt
 from kvmlab.host.domxml import NAME_PREFIX
+from kvmlab.storage.scenario import SECTOR
 
 __all__ = ["DATA_ALIGNMENT", "EXTENT_SIZE", "LABEL_OFFSET", "MDA_OFFSET", "SECTOR", "TEST_URI",
            "LogicalVolume", "VolumeGroupLayout", "article_flow", "dm_name", "hostvg_xml",
@@ -132,7 +133,6 @@ def article_flow(uri: str = TEST_URI, vg: str = "HostVG") -> list[dict[str, Any]
     return steps
 
 
-SECTOR = 512
 EXTENT_SIZE = 4 << 20
 """LVM's default physical extent size (``vgcreate -s``; ``allocation/physical_extent_size``
 4096 KiB)."""

@@ -116,7 +116,7 @@ TEACHING_NOTE = "a teaching model with made-up disk figures, not measured on a r
 
 def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
              progress: ProgressArg = None, block_size: int = FS_BLOCK,
-             raw_first_block: bool = True) -> StorageResult:
+             in_guest: bool = False) -> StorageResult:
     """Predict the image a scenario makes: its map, allocated clusters and end offset.
 
     For a raw image, the "clusters" are the host file system's blocks of
@@ -134,10 +134,12 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
         Advances by one per write or snapshot (:mod:`kvmlab.progress`).
     block_size : int
         The host file system's block size, for raw images.
-    raw_first_block : bool
-        A raw image's creator wrote its first block: ``qemu-img create`` does (the host
-        twin); libvirt, which makes a raw volume's file itself, does not (pass False for
-        :func:`kvmlab.storage.guestdisk.run_in_guest`).
+    in_guest : bool
+        Predict a guest's run (:func:`kvmlab.storage.guestdisk.run_in_guest`) instead of
+        the host twin's: libvirt, which makes a raw volume's file itself, does not write its
+        first block as ``qemu-img create`` does, and a guest's write reaches the image one
+        page at a time (:func:`kvmlab.storage.scenario.guest_requests`), where ``qemu-io``
+        sends it whole.
 
     Returns
     -------
@@ -161,7 +163,7 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
     with progress_bar(progress, total=len(steps), desc="storage model", unit="step") as bar:
         if scenario.format == "raw":
             raw = RawModel.from_scenario(scenario, block_size, bar=bar,
-                                         first_block=raw_first_block)
+                                         first_block=not in_guest)
             return StorageResult(scenario=scenario, source=SIMULATED, map=raw.map(),
                                  allocated_clusters=raw.allocated_blocks,
                                  image_end_offset=raw.virtual_size,
@@ -183,13 +185,13 @@ def simulate(scenario: StorageScenario | Mapping[str, Any], *, seed: int = 0,
                                  provenance={"model": "kvmlab.storage.compress", "seed": seed,
                                              "not_predicted": list(NOT_PREDICTED)})
         if scenario.encryption is not None:
-            luks = LuksQcow2.from_scenario(scenario, bar=bar)
+            luks = LuksQcow2.from_scenario(scenario, bar=bar, in_guest=in_guest)
             return StorageResult(scenario=scenario, source=SIMULATED, map=luks.map(),
                                  allocated_clusters=luks.allocated_clusters,
                                  image_end_offset=luks.image_end_offset,
                                  provenance={"model": "kvmlab.storage.luks", "seed": seed,
                                              "luks_extent": list(luks.luks_extent)})
-        image = Qcow2Model.from_scenario(scenario, bar=bar)
+        image = Qcow2Model.from_scenario(scenario, bar=bar, in_guest=in_guest)
         bar.set_postfix_str(f"{image.allocated_clusters} data clusters")
     return StorageResult(scenario=scenario, source=SIMULATED, map=image.map(),
                          allocated_clusters=image.allocated_clusters,

@@ -36,6 +36,7 @@ from kvmlab.host.domxml import NAME_PREFIX
 from kvmlab.host.guest import live_uri
 from kvmlab.host.owner import OWNER_FILE, owned_tempdir, owner_record
 from kvmlab.host.signals import Transient
+from kvmlab.storage.luks import CPU_CLOCK_FLAKE
 
 VOLUME_FORMATS = ("raw", "qcow2", "vmdk")
 
@@ -145,10 +146,18 @@ class TransientPool(Transient):
         xml = volume_xml(name, capacity_bytes, fmt, backing_path, cluster_size=cluster_size,
                          secret_uuid=secret_uuid)
         libvirt = import_libvirt()
-        try:
-            return self.pool.createXML(xml)
-        except libvirt.libvirtError as exc:
-            raise ExperimentFailed(f"libvirt refused to create volume {name}: {exc}") from None
+        for _attempt in range(3):
+            try:
+                return self.pool.createXML(xml)
+            except libvirt.libvirtError as exc:
+                error = exc
+            # libvirt runs `qemu-img create` for an encrypted volume: see CPU_CLOCK_FLAKE
+            if CPU_CLOCK_FLAKE not in str(error):
+                break
+            with contextlib.suppress(libvirt.libvirtError):         # a half-made volume
+                self.pool.refresh(0)
+                self.pool.storageVolLookupByName(name).delete(0)
+        raise ExperimentFailed(f"libvirt refused to create volume {name}: {error}")
 
     def close(self) -> None:
         """Delete the volumes, destroy the pool, remove the directory. Idempotent."""

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from kvmlab.errors import ScenarioError
 from kvmlab.progress import Progress
 from kvmlab.storage.reader import Qcow2File
-from kvmlab.storage.scenario import Snapshot, StorageScenario
+from kvmlab.storage.scenario import Snapshot, StorageScenario, guest_requests
 
 REFCOUNT_BITS = 16
 """qemu-img's default refcount width."""
@@ -123,17 +123,20 @@ class Qcow2Model:
         self._alloc(self._l1_clusters(), "L1")
 
     @classmethod
-    def from_scenario(cls, scenario: StorageScenario, bar: Progress | None = None
-                      ) -> Qcow2Model:
+    def from_scenario(cls, scenario: StorageScenario, bar: Progress | None = None,
+                      in_guest: bool = False) -> Qcow2Model:
         """Create the image of ``scenario`` (its backing image first), then apply its writes
         and take its snapshots in order.
 
         ``bar`` (a :mod:`kvmlab.progress` bar), if given, advances by one per write or
-        snapshot of the image itself.
+        snapshot of the image itself. With ``in_guest``, each write arrives as a guest's
+        requests (:func:`kvmlab.storage.scenario.guest_requests`), one page at a time; else
+        whole, as ``qemu-io`` sends it. It matters where a request needs a new refcount
+        block: QEMU puts it right after that request's data.
         """
         backing: Layer | None = None
         if isinstance(scenario.backing, StorageScenario):
-            backing = cls.from_scenario(scenario.backing)
+            backing = cls.from_scenario(scenario.backing, in_guest=in_guest)
         elif isinstance(scenario.backing, Qcow2File):
             backing = FileLayer(scenario.backing)
         image = cls(scenario.virtual_size, scenario.cluster_size, backing)
@@ -142,7 +145,8 @@ class Qcow2Model:
             if isinstance(step, Snapshot):
                 image.snapshot(step.name)
             else:
-                image.write(*step, index=index)
+                for request in guest_requests(*step) if in_guest else [step]:
+                    image.write(*request, index=index)
                 index += 1
             if bar is not None:
                 bar.update(1)

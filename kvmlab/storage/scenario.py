@@ -101,10 +101,11 @@ from kvmlab.validate import (
 
 __all__ = ["DEFAULT_CLUSTER", "DISKS", "FORMATS", "HDD", "IO_FORMATS", "IO_PATTERNS",
            "MAX_BACKING_DEPTH", "MAX_CLUSTER", "MAX_MODEL_UNITS", "MAX_REQUESTS",
-           "MAX_TOUCHED_CLUSTERS", "MAX_VIRTUAL_SIZE", "MIN_CLUSTER", "PREALLOCATION", "SECTOR",
+           "MAX_TOUCHED_CLUSTERS", "MAX_VIRTUAL_SIZE", "MIN_CLUSTER", "PAGE", "PREALLOCATION",
+           "SECTOR",
            "SSD", "VMDK_GRAIN", "VMDK_SUBFORMATS", "DiskParams", "Encryption", "IoWorkload",
            "Snapshot",
-           "StorageScenario", "as_scenario", "load_scenario", "model_units"]
+           "StorageScenario", "as_scenario", "guest_requests", "load_scenario", "model_units"]
 
 FORMATS = ("qcow2", "raw", "vmdk")
 PREALLOCATION = ("off", "falloc", "full")
@@ -132,6 +133,35 @@ MAX_WRITES = 100_000
 """The most writes one scenario makes."""
 RAW_BLOCK = 4096
 """The file system block the raw model counts in (``kvmlab.storage.raw.FS_BLOCK``)."""
+PAGE = 4096
+"""A guest writes its disk at most one page (of its page cache) per request."""
+
+
+def guest_requests(offset: int, length: int) -> list[tuple[int, int]]:
+    """The requests in which a guest's write of ``length`` bytes at ``offset`` reaches its disk.
+
+    A disk takes whole sectors, so the write is widened to the sectors it touches (the
+    guest reads a partial sector first and writes it back changed); the sectors go out
+    one page at a time, each at most up to the next page boundary, in the order of their
+    offsets (:func:`kvmlab.storage.guestdisk.write_lines` writes exactly these). An image
+    format allocates in the order its requests arrive, so the model of a guest's run
+    applies these requests, not the write as a whole.
+
+    Examples
+    --------
+    >>> guest_requests(100, 10)
+    [(0, 512)]
+    >>> guest_requests(3000, 6000)
+    [(2560, 1536), (4096, 4096), (8192, 1024)]
+    """
+    start = offset // SECTOR * SECTOR
+    end = -(-(offset + length) // SECTOR) * SECTOR
+    out = []
+    while start < end:
+        step = min(end, (start // PAGE + 1) * PAGE) - start
+        out.append((start, step))
+        start += step
+    return out
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from kvmlab.host.owner import owned_tempdir, remove_dead_dirs, temp_root
 from kvmlab.host.signals import stop_signals_as_exit
 from kvmlab.lab import MEASURED
 from kvmlab.progress import Progress, ProgressArg, check_progress, progress_bar
+from kvmlab.storage.luks import CPU_CLOCK_FLAKE
 from kvmlab.storage.reader import Qcow2File
 from kvmlab.storage.result import StorageResult
 from kvmlab.storage.scenario import Snapshot, StorageScenario, as_scenario
@@ -97,11 +98,6 @@ def local_uri(uri: str | None) -> str | None:
                         f"qemu:///system or qemu:///session, not {shown(uri)}; on a remote "
                         f"QEMU host a guest can write the image, which is then read back "
                         f"through libvirt: add --in-guest (kvmlab.storage.guestdisk.run_in_guest)")
-
-
-CPU_CLOCK_FLAKE = "Unable to get accurate CPU usage"
-"""What QEMU's LUKS key setup (timing PBKDF2 to choose its iterations) says when its
-thread's CPU time reads zero for a timing round; the same command run again works."""
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> str:

@@ -43,12 +43,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvmlab.progress import Progress
-from kvmlab.storage.scenario import StorageScenario
+from kvmlab.storage.scenario import SECTOR, StorageScenario
 
 __all__ = ["DESC_OFFSET", "DESC_SECTORS", "GRAIN", "GRAIN_SECTORS", "GT_ENTRIES", "SECTOR",
            "VmdkLayout", "VmdkModel", "grain_map"]
 
-SECTOR = 512
 GRAIN_SECTORS = 128
 """The grain QEMU creates, in sectors (``granularity`` in the header)."""
 GRAIN = GRAIN_SECTORS * SECTOR

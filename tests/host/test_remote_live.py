@@ -200,7 +200,7 @@ def test_a_guest_s_overlay_over_ssh_is_read_back_through_libvirt_and_equals_the_
     assert [b.name for b in backing] == ["kvmlab-s0-l0.qcow2"] and backing[0].parent == path.parent
     assert prov["guest_disk_sectors"] * 512 == prov["volume_capacity"] == scenario.virtual_size
     comparison = compare(simulate(scenario, block_size=prov["block_size"],
-                                  raw_first_block=False), result)
+                                  in_guest=True), result)
     assert comparison.agrees and comparison.max_error == 0, comparison.table()
     assert any(e["depth"] == 1 and e["data"] for e in result.map)    # the base shows through
     assert _copies_left() == before

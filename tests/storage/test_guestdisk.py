@@ -28,7 +28,7 @@ from kvmlab.storage.guestdisk import (
     write_lines,
 )
 from kvmlab.storage.pool import volume_xml
-from kvmlab.storage.scenario import StorageScenario
+from kvmlab.storage.scenario import SECTOR, StorageScenario, guest_requests
 
 SIZE = 64 * 1024
 
@@ -142,7 +142,7 @@ def test_disks_are_virtio_vda_vdb_with_their_format_and_luks_secret():
 
 def test_a_raw_volume_libvirt_made_has_no_first_block():
     s = {"format": "raw", "virtual_size": 1 << 20, "writes": [[200000, 10]]}
-    by_qemu_img, by_libvirt = simulate(s), simulate(s, raw_first_block=False)
+    by_qemu_img, by_libvirt = simulate(s), simulate(s, in_guest=True)
     assert by_qemu_img.allocated_clusters == by_libvirt.allocated_clusters + 1
     first = by_libvirt.map[0]
     assert (first["start"], first["length"], first["data"]) == (0, 196608, False)
@@ -157,6 +157,41 @@ def test_every_recorded_guests_run_agrees_with_the_model(name):
     assert prov["guest_disk_sectors"] * 512 == prov["volume_capacity"] \
         == measured.scenario.virtual_size
     simulated = simulate(measured.scenario, block_size=prov["block_size"],
-                         raw_first_block=False)
+                         in_guest=True)
     comparison = compare(simulated, measured)
     assert comparison.agrees and comparison.max_error == 0, comparison.table()
+
+
+# A real guest (TCG, QEMU 7.2) wrote 146,969 bytes at 1,282,048 of a qcow2 overlay with
+# 512-byte clusters; the write needed refcount block 1. qemu-img map of the image:
+MEASURED_AROUND_THE_REFCOUNT_BLOCK = [(1376256, 24576, 110592), (1400832, 8192, 135680),
+                                      (1409024, 20480, 144384)]
+
+
+def test_a_guest_s_page_by_page_write_has_the_new_refcount_block_between_its_clusters():
+    s = {"format": "qcow2", "virtual_size": 2 << 20, "cluster_size": 512,
+         "writes": [[1151864, 4096], [0, 1], [0, 1], [914432, 4096], [351631, 10],
+                    [1282048, 146969]],
+         "backing": {"format": "qcow2", "virtual_size": 2 << 20, "cluster_size": 65536,
+                     "writes": [[0, 10]]}}
+
+    def around(result):
+        return [(e["start"], e["length"], e["offset"]) for e in result.map
+                if e["data"] and e["depth"] == 0 and 1376256 <= e["start"] < 1429504]
+
+    assert around(simulate(s, in_guest=True)) == MEASURED_AROUND_THE_REFCOUNT_BLOCK
+    # qemu-io sends the write whole: its data clusters lie back to back, the block after
+    assert around(simulate(s)) == [(1376256, 32768, 110592), (1409024, 20480, 144384)]
+    assert simulate(s).image_end_offset == simulate(s, in_guest=True).image_end_offset
+
+
+@given(st.integers(0, 1 << 30), st.integers(1, 1 << 20))
+def test_a_guest_s_requests_cover_the_write_s_sectors_a_page_at_most_each(offset, length):
+    requests = guest_requests(offset, length)
+    start, end = requests[0][0], requests[-1][0] + requests[-1][1]
+    assert start == offset // SECTOR * SECTOR and start <= offset
+    assert end >= offset + length and end - (offset + length) < SECTOR and end % SECTOR == 0
+    for (a, n), (b, _) in itertools.pairwise(requests):
+        assert a + n == b                                  # back to back, in order
+    for at, n in requests:
+        assert 0 < n <= PAGE and at // PAGE == (at + n - 1) // PAGE    # within one page

@@ -66,7 +66,7 @@ def test_a_guest_writing_through_virtio_disks_agrees_exactly_with_the_model(live
         assert prov["volume_allocation"] < scenario.virtual_size
         assert prov["in_guest"] is True
         comparison = compare(simulate(scenario, block_size=prov["block_size"],
-                                      raw_first_block=False), result)
+                                      in_guest=True), result)
         assert comparison.agrees, (scenario.to_dict(), comparison.table())
         assert comparison.max_error == 0
 

@@ -6,6 +6,7 @@ import pytest
 
 from kvmlab.errors import ExperimentFailed
 from kvmlab.storage import pool
+from kvmlab.storage.luks import CPU_CLOCK_FLAKE
 
 libvirt = pytest.importorskip("libvirt")
 
@@ -28,3 +29,45 @@ def test_a_pool_libvirt_refuses_names_the_cause_and_the_remedy(monkeypatch):
     assert "storage pool driver not available" in message
     assert "kvmlab doctor" in message and "make setup" in message
     assert made.path is None or not made.path.exists()
+
+
+class FlakyPool:
+    """A pool whose `qemu-img create` reads no CPU time ``flakes`` times, then works."""
+
+    def __init__(self, flakes: int, message: str = CPU_CLOCK_FLAKE) -> None:
+        self.flakes, self.message, self.deleted = flakes, message, 0
+
+    def createXML(self, xml: str) -> str:  # noqa: N802 - libvirt's name
+        if self.flakes:
+            self.flakes -= 1
+            raise libvirt.libvirtError(f"internal error: qemu-img: x.qcow2: {self.message}")
+        return "volume"
+
+    def refresh(self, flags: int) -> None:
+        pass
+
+    def storageVolLookupByName(self, name: str) -> FlakyPool:  # noqa: N802 - libvirt's name
+        return self
+
+    def delete(self, flags: int) -> None:
+        self.deleted += 1
+
+
+@pytest.mark.parametrize(("flakes", "works"), [(0, True), (2, True), (3, False)])
+def test_an_encrypted_volume_is_made_again_when_qemu_img_reads_no_cpu_time(flakes, works):
+    made = pool.TransientPool("qemu:///system")
+    made.pool = FlakyPool(flakes)
+    if works:
+        assert made.create_volume("kvmlab-v.qcow2", 1 << 20) == "volume"
+    else:
+        with pytest.raises(ExperimentFailed, match=r"refused to create volume kvmlab-v\.qcow2"):
+            made.create_volume("kvmlab-v.qcow2", 1 << 20)
+    assert made.pool.deleted == min(flakes, 3)          # each half-made volume removed
+
+
+def test_any_other_refusal_is_not_tried_again():
+    made = pool.TransientPool("qemu:///system")
+    made.pool = FlakyPool(1, "No space left on device")
+    with pytest.raises(ExperimentFailed, match="No space left on device"):
+        made.create_volume("kvmlab-v.qcow2", 1 << 20)
+    assert made.pool.deleted == 0
