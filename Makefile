@@ -12,9 +12,13 @@ STAMP := $(VENV)/.kvmlab-installed
 lab: setup
 	bash scripts/lab.sh
 
+# Two workers for everything but the tests marked `alone` (the live tests among them one
+# after another on one worker: see tests/conftest.py), then the `alone` tests by themselves.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not alone"; shared=$$?; \
+	$(BIN)/pytest -m alone; alone=$$?; \
+	exit $$(( shared || alone ))
 
 setup: host venv guest
 

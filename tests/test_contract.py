@@ -145,6 +145,7 @@ def test_a_recorded_host_run_is_a_measured_result_of_the_same_type(name):
 
 
 @pytest.mark.live
+@pytest.mark.alone
 @pytest.mark.parametrize("name", LABS)
 def test_a_run_on_the_host_is_the_same_kind_of_result_and_agrees(name, live_uri, guest_image,
                                                                   no_leftovers):

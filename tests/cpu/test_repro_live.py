@@ -20,7 +20,7 @@ from kvmlab.cpu.repro import PREFIX, remove_stale_cgroups, run_repro
 from kvmlab.errors import ExperimentFailed
 from tests.conftest import require
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.alone]
 CPUS = [0, 1]
 LOCK_WAIT_S = 300.0
 """How long a test waits for another kvmlab CPU measurement on this host to end."""

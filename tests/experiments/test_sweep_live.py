@@ -14,7 +14,7 @@ import pytest
 from kvmlab.experiments import sweep, sweep_on_host
 from kvmlab.host.cleanup import find_leftovers
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.alone]
 
 GRID = {"ratio": [1, 1.5, 2], "duration_s": 3}
 # Under TCG a VM leans on QEMU's own threads too; fair shares per VM hold within this.

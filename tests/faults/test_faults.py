@@ -23,7 +23,7 @@ import pytest
 from kvmlab.host.guest import staging_root
 from kvmlab.host.owner import dir_owner, guest_deadline, parse_owner, temp_root
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.alone]
 KVMLAB = str(Path(sys.executable).parent / "kvmlab")
 TABLE: list[tuple[str, str, int, int, int]] = []
 

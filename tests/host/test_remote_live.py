@@ -19,7 +19,7 @@ import pytest
 from kvmlab.host.connect import connection, is_local_uri
 from tests.conftest import IN_CI, require
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.alone]
 TOLERANCE = 0.05
 
 

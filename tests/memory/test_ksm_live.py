@@ -7,7 +7,7 @@ from kvmlab.memory import compare, run_on_host, simulate
 from kvmlab.memory.model import fit_scan_cost, simulate_ksm
 from kvmlab.memory.scenario import KsmScenario
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.alone]
 
 
 @pytest.mark.parametrize("scenario", [
