@@ -12,13 +12,10 @@ STAMP := $(VENV)/.kvmlab-installed
 lab: setup
 	bash scripts/lab.sh
 
-# Two workers for everything but the tests marked `alone` (the live tests among them one
-# after another on one worker: see tests/conftest.py), then the `alone` tests by themselves.
+# The model tests beside the host tests, then the tests that measure alone: scripts/test.sh.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadgroup -m "not alone"; shared=$$?; \
-	$(BIN)/pytest -m alone; alone=$$?; \
-	exit $$(( shared || alone ))
+	BIN=$(BIN) bash scripts/test.sh
 
 setup: host venv guest
 

@@ -24,20 +24,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         report.longrepr = f"CI=true: a live or browser test may not skip ({reason})"
 
 
-HOST_GROUP = "host"
-"""The xdist group of every live or browser test not marked ``alone``: under
-``pytest -n 2 --dist loadgroup`` (``make test``) they run one after another on one
-worker, beside the other worker's model tests, never beside each other."""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the live and browser tests that may share the machine in :data:`HOST_GROUP`."""
-    for item in items:
-        uses_host = any(item.get_closest_marker(m) is not None for m in ("live", "browser"))
-        if uses_host and item.get_closest_marker("alone") is None:
-            item.add_marker(pytest.mark.xdist_group(HOST_GROUP))
-
-
 def require(condition: bool, reason: str) -> None:
     """Skip the test with ``reason`` unless ``condition`` holds (fails in CI)."""
     if not condition:
