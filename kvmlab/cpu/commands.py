@@ -2,8 +2,9 @@
 
 The three verbs are every lab's (:func:`kvmlab.labcommands.add_verbs`); the CPU lab adds
 ``--duration`` (watch the scenario for that many seconds) and, where the model runs,
-``--scheduler``. ``kvmlab cpu repro`` runs the starvation reproducer
-(:mod:`kvmlab.cpu.repro`); with several ``--layout`` or ``--rate`` values, a sweep.
+``--scheduler`` (default :data:`COMMAND_SCHEDULER`, ``linux``). ``kvmlab cpu repro`` runs
+the starvation reproducer (:mod:`kvmlab.cpu.repro`); with several ``--layout`` or
+``--rate`` values, a sweep.
 ``kvmlab cpu record`` runs shipped scenarios on the host several times each and
 records them (how the shipped recordings were made); ``kvmlab cpu agreement`` compares
 each scheduler with those repetitions.
@@ -34,15 +35,22 @@ from kvmlab.cpu.scenario import CpuScenario
 from kvmlab.errors import ScenarioError
 from kvmlab.labcommands import add_verbs
 
-__all__ = ["add_parser"]
+__all__ = ["COMMAND_SCHEDULER", "add_parser"]
+
+COMMAND_SCHEDULER = "linux"
+"""The scheduler of ``kvmlab cpu simulate`` and ``compare`` unless ``--scheduler`` says
+another: the one that agrees best with the recorded real runs (``kvmlab cpu agreement``).
+:func:`kvmlab.cpu.simulate` itself defaults to ``fair``, the textbook, fast enough for the
+explorers' sliders and the sweeps."""
 
 
 def _options(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="watch the scenario this long instead of its duration_s")
     if verb != "run":
-        parser.add_argument("--scheduler", choices=SCHEDULERS, default="fair",
-                            help="the model's scheduler (default fair)")
+        parser.add_argument("--scheduler", choices=SCHEDULERS, default=COMMAND_SCHEDULER,
+                            help=f"the model's scheduler (default {COMMAND_SCHEDULER}: the one "
+                                 "that agrees best with real hosts, see `kvmlab cpu agreement`)")
 
 
 def _simulate_kwargs(args: argparse.Namespace) -> dict[str, Any]:

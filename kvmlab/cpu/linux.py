@@ -74,7 +74,7 @@ from kvmlab.errors import ScenarioError
 from kvmlab.lab import SIMULATED
 from kvmlab.progress import ProgressArg, progress_bar
 
-__all__ = ["LAYOUTS", "Kernel", "QemuThreads", "simulate_linux"]
+__all__ = ["LAYOUTS", "MAX_LINUX_COST", "Kernel", "QemuThreads", "linux_cost", "simulate_linux"]
 
 LAYOUTS = ("nested", "flat", "none")
 """Where the model puts a VM's threads: libvirt's nested groups, one group per VM, or
@@ -506,10 +506,32 @@ class _LinuxHost:
                 for t in self.threads if t.kind == "vcpu"]
 
 
+MAX_LINUX_COST = 300_000
+"""The most work the ``linux`` model is given: its scheduling slices (pcpus x simulated
+ms / slice_ms) plus its main loops' wake-ups (VMs x wakes per second x simulated s). It
+does 12,000 to 28,000 of them a second on a 2-core x86_64 machine (Python 3.11), so a run
+at the bound ends within about 25 s. (:data:`kvmlab.cpu.scenario.MAX_MODEL_COST` bounds
+the ``fair`` model, some fifty times cheaper per slice.)"""
+
+
+def linux_cost(scenario: CpuScenario, qemu: QemuThreads, warmup_s: float) -> tuple[float, float]:
+    """The scheduling slices and main-loop wake-ups the ``linux`` model simulates.
+
+    >>> s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 10,
+    ...                            "vms": [{"name": "a", "vcpus": 2}]})
+    >>> linux_cost(s, QemuThreads(), warmup_s=1.0)
+    (7333.333333333333, 8250.0)
+    """
+    simulated_s = scenario.duration_s + warmup_s
+    return (scenario.pcpus * simulated_s * 1000 / scenario.slice_ms,
+            len(scenario.vms) * qemu.main_loop_wakes_per_s * simulated_s)
+
+
 def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
                    progress: ProgressArg = None, kernel: Kernel | None = None,
                    qemu: QemuThreads | None = None, layout: str = "nested",
-                   warmup_s: float = 1.0, record_timeline: bool = False) -> CpuResult:
+                   warmup_s: float = 1.0, record_timeline: bool = False,
+                   max_cost: float | None = MAX_LINUX_COST) -> CpuResult:
     """Simulate a CPU scenario on the ``linux`` model; see the module docstring.
 
     Parameters
@@ -529,17 +551,32 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         Simulated time before the measured window starts.
     record_timeline : bool
         Keep who ran where and when.
+    max_cost : float or None
+        Refuse a scenario whose :func:`linux_cost` adds up to more (None: no bound).
 
     Returns
     -------
     CpuResult
         ``provenance['scheduler']`` is ``'linux'``.
+
+    Raises
+    ------
+    ScenarioError
+        For an unknown ``layout``, or a scenario over ``max_cost``.
     """
     scenario = as_scenario(scenario)
     if layout not in LAYOUTS:
         raise ScenarioError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     kernel = kernel or Kernel()
     qemu = qemu or QemuThreads()
+    slices, wakes = linux_cost(scenario, qemu, warmup_s)
+    if max_cost is not None and slices + wakes > max_cost:
+        raise ScenarioError(
+            f"this scenario is too large for the linux model: {slices:.3g} scheduling slices "
+            f"(pcpus x simulated ms / slice_ms) and {wakes:.3g} main-loop wake-ups (VMs x "
+            f"{qemu.main_loop_wakes_per_s:g} a second); it takes at most {max_cost:.3g} of "
+            "both together (about 25 s). Shorten duration_s, or use scheduler='fair' (about "
+            "fifty times cheaper)")
     host = _LinuxHost(scenario, seed, kernel, qemu, layout, warmup_s, record_timeline)
     desc = f"simulating {scenario.name or 'a CPU scenario'} (linux)"
     with progress_bar(progress, total=100, desc=desc, unit="%") as bar:

@@ -94,3 +94,25 @@ def test_agreement_save_writes_the_table_notebook_01_reads(capsys, tmp_path, mon
     (row,) = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "kvmlab" / "recorded" / "agreement-cpu.json").read_text())
     assert saved == {"seeds": 1, "rows": [row]}
+
+
+def test_simulate_uses_the_scheduler_that_agrees_best_unless_told(capsys):
+    from kvmlab.cpu.agreement import recorded_agreement
+
+    rows = recorded_agreement()["rows"]
+    agreeing = {s: sum(r["agrees"] for r in rows if r["scheduler"] == s) for s in ("fair", "linux")}
+    best = max(agreeing, key=agreeing.get)
+    for extra, scheduler in ([], best), (["--scheduler", "fair"], "fair"):
+        assert main(["cpu", "simulate", "cpu-seed-example", "--duration", "0.5", *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["provenance"]["scheduler"] == scheduler
+
+
+def test_a_scenario_too_large_for_the_linux_model_is_one_clear_error(capsys, tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"pcpus": 2, "duration_s": 300, "vms": [
+        {"name": f"vm{i}", "vcpus": 2} for i in range(4)]}))
+    assert main(["cpu", "simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kvmlab: error: this scenario is too large for the linux model")
+    assert "scheduler='fair'" in err and len(err.splitlines()) == 1
+    assert main(["cpu", "simulate", str(path), "--scheduler", "fair", "--duration", "1"]) == 0
