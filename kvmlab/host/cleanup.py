@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kvmlab.errors import HostUnavailable
 from kvmlab.host.connect import connection, import_libvirt, is_local_uri
@@ -92,6 +93,19 @@ def _like(item: Leftover, other: Leftover | None) -> Leftover:
         return item
     return Leftover(item.kind, item.name, item.where, other.in_use, other.owner_pid,
                     other.elsewhere)
+
+
+def on_this_machine(uri: str) -> bool:
+    """True when the host behind ``uri`` is this machine: a local daemon, not libvirt's
+    built-in test driver (whose objects live in its own memory, so a clean-up through it
+    never touches this machine's namespaces and files).
+
+    >>> on_this_machine("qemu:///system"), on_this_machine("test:///default")
+    (True, False)
+    >>> on_this_machine("qemu+ssh://root@lab2/system")
+    False
+    """
+    return is_local_uri(uri) and urlsplit(uri).scheme.partition("+")[0] != "test"
 
 
 def _ours(name: str) -> bool:
@@ -204,7 +218,7 @@ def find_leftovers(uri: str | None = None) -> list[Leftover]:
     with contextlib.ExitStack() as stack:
         conn = _live_connection(stack, uri, write=False)
         found = find_libvirt_leftovers(conn) if conn is not None else []
-    if not is_local_uri(live_uri(uri)):
+    if not on_this_machine(live_uri(uri)):
         return found
     guests = {item.name: item for item in found if item.kind == "domain"}
     return found + [_like(i, guests.get(i.name)) for i in find_host_leftovers()]
@@ -231,7 +245,7 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
             with contextlib.suppress(libvirt.libvirtError):
                 _remove(conn, item, libvirt)
                 removed.append(item)
-    for item in find_host_leftovers() if is_local_uri(live_uri(uri)) else []:
+    for item in find_host_leftovers() if on_this_machine(live_uri(uri)) else []:
         if item.name in busy or item.unowned or (not item.left_over and not force):
             continue
         if item.kind == "netns":
@@ -262,7 +276,7 @@ def _remove(conn: Any, item: Leftover, libvirt: Any) -> None:
     elif item.kind == "pool":
         pool = conn.storagePoolLookupByName(item.name)
         target = _pool_target(pool)
-        ours = (is_local_uri(conn.getURI()) and target.name.startswith(NAME_PREFIX)
+        ours = (on_this_machine(conn.getURI()) and target.name.startswith(NAME_PREFIX)
                 and not target.is_symlink() and dir_owner(target) is not None)
         remove_pool(pool)              # volumes, the directory on the host, the pool
         if ours:

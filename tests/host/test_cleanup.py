@@ -90,3 +90,22 @@ def test_a_guest_past_its_deadline_is_stale_whoever_owns_it():
 
     assert stale_reason(owner_note(deadline=1.0)) == "its deadline has passed"
     assert stale_reason(owner_note(deadline=4e9)) == ""
+
+
+def test_a_clean_up_through_the_test_driver_never_touches_this_machine():
+    """Even forced: a unit test's clean-up once removed a live run's staged guest files."""
+    from kvmlab.host.cleanup import find_leftovers, remove_leftovers
+    from kvmlab.host.owner import OWNER_FILE, owned_tempdir, temp_root
+
+    dead = temp_root() / "kvmlab-unit-dead-test-driver"
+    with owned_tempdir("unit") as mine:
+        dead.mkdir()
+        (dead / OWNER_FILE).write_text("owner pid=1 start=1 boot=an-earlier-boot\n")
+        try:
+            assert not {i.name for i in find_leftovers("test:///default")} & {mine.name,
+                                                                             dead.name}
+            remove_leftovers("test:///default", force=True)
+            assert mine.exists() and dead.exists()
+        finally:
+            import shutil
+            shutil.rmtree(dead, ignore_errors=True)
