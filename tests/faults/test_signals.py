@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 KVMLAB = str(Path(sys.executable).parent / "kvmlab")
-LONG_SIMULATION = ["cpu", "simulate", "cpu-seed-example", "--duration", "1500"]
-"""About 7 s of model (1500 simulated seconds): long enough to be stopped in the middle."""
+LONG_SIMULATION = ["cpu", "simulate", "cpu-seed-example", "--duration", "1500",
+                   "--scheduler", "fair"]
+"""About 7 s of the fair model (1500 simulated seconds): long enough to be stopped in the
+middle (the linux model refuses that much work)."""
 STARTED_CPU_S = 1.0
 """CPU time after which the command is in its model run (imports take about 0.5 s)."""
 
