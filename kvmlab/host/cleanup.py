@@ -118,8 +118,8 @@ def find_libvirt_leftovers(conn: Any) -> list[Leftover]:
     uri = conn.getURI()
     found = []
     for dom in conn.listAllDomains():
-        if _ours(dom.name()):
-            found.append(_with_owner("domain", dom.name(), uri, _description(dom)))
+        if _ours(dom.name()) and (description := _description(dom)) is not None:
+            found.append(_with_owner("domain", dom.name(), uri, description))
     guests = {item.name: item for item in found}
     found += [Leftover("network", n.name(), uri) for n in conn.listAllNetworks()
               if _ours(n.name())]
@@ -162,11 +162,13 @@ def _pool_target(pool: Any) -> Path:
         return Path("/nonexistent")
 
 
-def _description(dom: Any) -> str:
+def _description(dom: Any) -> str | None:
+    """The domain's description; None if it vanished while the list was read (a guest
+    that ends at that moment is no leftover, and had its owner)."""
     try:
         return ET.fromstring(dom.XMLDesc()).findtext("description") or ""
-    except Exception:  # noqa: BLE001 - a domain that vanished has no owner
-        return ""
+    except Exception:  # noqa: BLE001 - libvirt's "domain not found", or a closed connection
+        return None
 
 
 def _ip(*args: str) -> str:

@@ -109,3 +109,48 @@ def test_a_clean_up_through_the_test_driver_never_touches_this_machine():
         finally:
             import shutil
             shutil.rmtree(dead, ignore_errors=True)
+
+
+class _Domain:
+    def __init__(self, name: str, description: str | None) -> None:
+        self._name, self._description = name, description
+
+    def name(self) -> str:
+        return self._name
+
+    def XMLDesc(self) -> str:  # noqa: N802 - libvirt's name
+        if self._description is None:
+            raise RuntimeError("Domain not found: no domain with matching name")
+        return f"<domain><description>{self._description}</description></domain>"
+
+
+class _Host:
+    """A connection whose listing holds a guest that ends before its XML is read."""
+
+    def __init__(self, domains: list[_Domain]) -> None:
+        self.domains = domains
+
+    def getURI(self) -> str:  # noqa: N802
+        return "qemu:///system"
+
+    def listAllDomains(self) -> list[_Domain]:  # noqa: N802
+        return self.domains
+
+    def listAllNetworks(self) -> list:  # noqa: N802
+        return []
+
+    def listAllStoragePools(self) -> list:  # noqa: N802
+        return []
+
+    def listAllSecrets(self) -> list:  # noqa: N802
+        return []
+
+
+def test_a_guest_that_ends_while_the_list_is_read_is_no_leftover():
+    """It once showed as "no kvmlab owner record" in another test's list of leftovers."""
+    from kvmlab.host.owner import owner_record
+
+    found = find_libvirt_leftovers(_Host([_Domain("kvmlab-trial-gone", None),
+                                          _Domain("kvmlab-cpu-here", f"kvmlab guest; "
+                                                                     f"{owner_record()}")]))
+    assert [(f.kind, f.name, f.in_use) for f in found] == [("domain", "kvmlab-cpu-here", True)]
