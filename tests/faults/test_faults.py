@@ -210,10 +210,12 @@ def test_a_trace_killed_while_its_guest_is_paused_leaves_nothing_behind(live_uri
 
     err = tmp_path / "stderr"
     # The trace pauses its guest many times, briefly: a kill aimed at one pause can land
-    # just after the guest was resumed. Then the run is cleaned up and tried again.
+    # just after the guest was resumed. Then the run is cleaned up and tried again. 1,000
+    # addresses keep the last, long pause long enough (with 200 a full run once missed it
+    # three times).
     for _attempt in range(3):
         with open(err, "w") as stderr:
-            proc = subprocess.Popen([KVMLAB, "memory", "trace", "--samples", "200", "--uri",
+            proc = subprocess.Popen([KVMLAB, "memory", "trace", "--samples", "1000", "--uri",
                                      live_uri], stdout=subprocess.DEVNULL, stderr=stderr,
                                     start_new_session=True)
         try:
