@@ -251,6 +251,8 @@ class _LinuxHost:
         return t.cpu if t.cpu in t.allowed else self.rng.choice(t.allowed)
 
     def _enqueue_thread(self, t: _Thread, cpu: _Cpu, now: float) -> None:
+        if t.cpu != cpu.index and self.start <= now < self.end:
+            t.migrations += 1                       # moved between CPUs in the window
         t.cpu = cpu.index
         cpu.queued[t] = None
         for rq, se in self._levels(t, cpu.index):
@@ -376,7 +378,6 @@ class _LinuxHost:
         return ts
 
     def _migrate(self, t: _Thread, src: _Cpu, dst: _Cpu, now: float) -> None:
-        t.migrations += 1
         self._charge(src, now)
         self._dequeue_thread(t, src, now)
         self._charge(dst, now)
@@ -489,12 +490,12 @@ class _LinuxHost:
             yield env.timeout(period * self.rng.uniform(0.5, 1.5))
 
     def thread_table(self) -> list[dict[str, Any]]:
-        """Every thread's run, wait and sleep shares over the measured window."""
+        """Every thread's run, wait and sleep shares and CPU moves per second in the window."""
         span = self.end - self.start
         return [{"thread": t.name, "run_share": round(t.run_s / span, 4),
                  "wait_share": round(t.wait_s / span, 4),
                  "sleep_share": round(max(0.0, 1 - (t.run_s + t.wait_s) / span), 4),
-                 "migrations": t.migrations, "cpu": t.cpu}
+                 "migrations_per_s": round(t.migrations / span, 3), "cpu": t.cpu}
                 for t in self.threads]
 
     def run(self) -> list[VcpuStats]:

@@ -7,7 +7,8 @@ For every thread the kernel keeps, in ``/proc/PID/task/TID/``:
 - ``status``: ``voluntary_ctxt_switches`` (it went to sleep: each one is later a wake-up)
   and ``nonvoluntary_ctxt_switches`` (it was preempted);
 - ``stat``: its state (``R`` running or runnable, ``S`` asleep, ``D`` in uninterruptible
-  sleep, ...), and ``wchan``: the kernel function it sleeps in (``0`` when it does not).
+  sleep, ...), and ``wchan``: the kernel function it sleeps in (``0`` when it does not);
+- ``sched``: among much else ``se.nr_migrations``, the times it moved between CPUs.
 
 :func:`measure_threads` reads them all a few times (20 by default) during a window and
 :func:`account` turns the readings into run, wait and sleep seconds per thread, where
@@ -62,6 +63,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import Counter
@@ -71,11 +73,11 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.errors import ScenarioError
-from kvmlab.validate import mapping, real_number, whole_number
+from kvmlab.validate import list_of, mapping, real_number, whole_number
 
 __all__ = ["MIN_INTERVAL_S", "ThreadSample", "ThreadTimes", "account", "list_threads",
-           "measure_threads", "parse_stat_state", "parse_status_switches", "read_sample",
-           "thread_cgroup"]
+           "measure_threads", "parse_sched_migrations", "parse_stat_state",
+           "parse_status_switches", "read_sample", "thread_cgroup"]
 
 MIN_INTERVAL_S = 0.01
 """The shortest interval between two readings that can count as waited through: longer
@@ -97,6 +99,7 @@ class ThreadSample:
     nonvoluntary: int = 0
     wchan: str = ""
     cpu: int = -1               # the CPU it last ran on (-1: not read)
+    migrations: int = -1        # se.nr_migrations (-1: not read)
 
 
 def parse_stat_state(text: str) -> str:
@@ -140,6 +143,21 @@ def parse_status_switches(text: str) -> tuple[int, int]:
     return found.get("voluntary_ctxt_switches", 0), found.get("nonvoluntary_ctxt_switches", 0)
 
 
+def parse_sched_migrations(text: str) -> int:
+    """``se.nr_migrations`` of a ``/proc/.../sched`` text, -1 if absent.
+
+    Examples
+    --------
+    >>> parse_sched_migrations("se.vruntime   :   17.6\\nse.nr_migrations   :   12\\n")
+    12
+    """
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "se.nr_migrations":
+            return int(value)
+    return -1
+
+
 def read_sample(pid: int, tid: int, proc: Path = PROC) -> ThreadSample | None:
     """Read thread ``tid`` of process ``pid`` now; None when it has ended.
 
@@ -160,11 +178,15 @@ def read_sample(pid: int, tid: int, proc: Path = PROC) -> ThreadSample | None:
             wchan = (task / "wchan").read_text().strip()
         except PermissionError:
             wchan = "?"
+        try:
+            migrations = parse_sched_migrations((task / "sched").read_text())
+        except PermissionError:
+            migrations = -1
     except (FileNotFoundError, ProcessLookupError):
         return None
     return ThreadSample(time.monotonic(), state, int(schedstat[0]), int(schedstat[1]),
                         int(schedstat[2]), voluntary, nonvoluntary, wchan,
-                        parse_stat_cpu(stat))
+                        parse_stat_cpu(stat), migrations)
 
 
 def list_threads(pid: int, proc: Path = PROC) -> list[tuple[int, str]]:
@@ -222,7 +244,9 @@ class ThreadTimes:
     estimated bound of that correction (see the module's text). ``wchans`` counts the
     readings in the window per ``wchan`` (``'0'``: not asleep), ``cpus`` per CPU the
     thread was last on. ``role`` says what the
-    thread is (``'vcpu0'``, ``'emulator'``, ``'main-loop'``, ...).
+    thread is (``'vcpu0'``, ``'emulator'``, ``'main-loop'``, ...). ``migrations_per_s``
+    is how often it moved between CPUs (-1: not read), and ``run_series`` its run
+    share in each interval between two readings, in time order (empty: not kept).
 
     Examples
     --------
@@ -250,6 +274,8 @@ class ThreadTimes:
     pid: int = 0
     role: str = ""
     cgroup: str = ""
+    migrations_per_s: float = -1.0
+    run_series: tuple[float, ...] = ()
 
     def _share(self, seconds: float) -> float:
         return round(seconds / self.window_s, 6) if self.window_s > 0 else 0.0
@@ -280,7 +306,8 @@ class ThreadTimes:
                 "preemptions_per_s": round(self.preemptions_per_s, 3),
                 "slices": self.slices, "counter_wait_s": round(self.counter_wait_s, 6),
                 "wait_error_s": round(self.wait_error_s, 6), "wchans": dict(self.wchans),
-                "cpus": dict(self.cpus)}
+                "cpus": dict(self.cpus), "migrations_per_s": round(self.migrations_per_s, 3),
+                "run_series": [round(x, 3) for x in self.run_series]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ThreadTimes:
@@ -317,7 +344,12 @@ class ThreadTimes:
                    cpus={str(k): whole_number(v, "a CPU count", low=0)
                          for k, v in cpus.items()},
                    pid=whole_number(data.get("pid", 0), "a thread's pid", low=0),
-                   role=str(data.get("role", "")), cgroup=str(data.get("cgroup", "")))
+                   role=str(data.get("role", "")), cgroup=str(data.get("cgroup", "")),
+                   migrations_per_s=real_number(data.get("migrations_per_s", -1.0),
+                                                "a thread's migrations_per_s", low=-1),
+                   run_series=tuple(real_number(x, "a run share", low=0, high=1)
+                                    for x in list_of(data.get("run_series", []),
+                                                     "a thread's run_series")))
 
 
 # -- the accounting (pure) -------------------------------------------------------------
@@ -456,7 +488,22 @@ def account(samples: Sequence[ThreadSample], start: int = 0, *, tid: int = 0,
                        counter_wait_s=(last.wait_ns - first.wait_ns) / 1e9,
                        wait_error_s=error, wchans=dict(sorted(wchans.items())),
                        cpus=dict(sorted(cpus.items())), pid=pid,
-                       role=role, cgroup=cgroup)
+                       role=role, cgroup=cgroup,
+                       migrations_per_s=(max(0, last.migrations - first.migrations) * per_s
+                                         if min(first.migrations, last.migrations) >= 0
+                                         else -1.0),
+                       run_series=_run_series(samples[start:]))
+
+
+def _run_series(samples: Sequence[ThreadSample]) -> tuple[float, ...]:
+    """The run share in each interval between consecutive readings (within 0 and 1).
+
+    >>> _run_series([ThreadSample(0.0, "R", 0, 0, 0), ThreadSample(0.5, "R", 125_000_000, 0, 3)])
+    (0.25,)
+    """
+    return tuple(min(1.0, max(0.0, (b.run_ns - a.run_ns) / 1e9 / (b.at_s - a.at_s)))
+                 if b.at_s > a.at_s else 0.0
+                 for a, b in itertools.pairwise(samples))
 
 
 # -- the measurement ---------------------------------------------------------------------

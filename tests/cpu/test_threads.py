@@ -16,6 +16,7 @@ from kvmlab.cpu.threads import (
     account,
     list_threads,
     measure_threads,
+    parse_sched_migrations,
     parse_stat_state,
     parse_status_switches,
     read_sample,
@@ -155,11 +156,38 @@ def test_run_wait_and_sleep_fill_the_window_for_any_counters(raw, start):
                  wait_error_s=st.floats(0, 100),
                  wchans=st.dictionaries(st.text(max_size=20), st.integers(0, 100)),
                  pid=st.integers(0, 2**22), role=st.text(max_size=20),
-                 cgroup=st.text(max_size=40)))
+                 cgroup=st.text(max_size=40), migrations_per_s=st.floats(-1, 1e4),
+                 run_series=st.lists(st.floats(0, 1), max_size=30).map(tuple)))
 def test_thread_times_survive_their_json_form(t):
     once = ThreadTimes.from_dict(json.loads(json.dumps(t.to_dict())))   # rounded once
     twice = ThreadTimes.from_dict(json.loads(json.dumps(once.to_dict())))
     assert twice == once
+
+
+def test_a_recording_older_than_migrations_and_run_series_reads_as_not_read():
+    old = ThreadTimes(1, "x", 1.0, 0.5, 0.5, 0.0, 0, 0, 1, 0.5, 0.0).to_dict()
+    del old["migrations_per_s"], old["run_series"]
+    t = ThreadTimes.from_dict(old)
+    assert t.migrations_per_s == -1.0 and t.run_series == ()
+
+
+def test_migrations_are_read_from_sched_and_missing_ones_are_minus_one():
+    assert parse_sched_migrations("se.exec_start :  1.0\nse.nr_migrations  :   7\n") == 7
+    assert parse_sched_migrations("policy : 0\n") == -1
+
+
+@given(st.lists(st.tuples(st.floats(0.001, 1), st.integers(0, 10**9)), min_size=1,
+                max_size=20))
+def test_the_run_series_has_one_share_per_interval_and_adds_up_to_the_run(steps):
+    at, run, samples = 0.0, 0, [ThreadSample(0.0, "R", 0, 0, 0)]
+    for gap, ran in steps:
+        at, run = at + gap, run + min(ran, int(gap * 1e9))
+        samples.append(ThreadSample(at, "R", run, 0, len(samples)))
+    t = account(samples)
+    assert len(t.run_series) == len(steps)
+    assert all(0 <= x <= 1 for x in t.run_series)
+    assert sum(x * gap for x, (gap, _r) in zip(t.run_series, steps, strict=True)) == pytest.approx(
+        t.run_s, abs=1e-6)
 
 
 def test_a_thread_times_field_out_of_place_is_named():
@@ -168,6 +196,8 @@ def test_a_thread_times_field_out_of_place_is_named():
         ThreadTimes.from_dict({**good, "run_s": -1})
     with pytest.raises(ScenarioError, match="a wchan count must be a whole number"):
         ThreadTimes.from_dict({**good, "wchans": {"0": "many"}})
+    with pytest.raises(ScenarioError, match="a run share must be from 0 to 1, not 2"):
+        ThreadTimes.from_dict({**good, "run_series": [0.5, 2]})
 
 
 # -- real threads ------------------------------------------------------------------------
@@ -195,6 +225,30 @@ def test_a_busy_process_runs_or_waits_and_a_sleeping_one_sleeps():
     assert b.run_s > 0.2
     assert s.sleep_s == pytest.approx(s.window_s, abs=0.02) and s.run_s < 0.01
     assert set(s.wchans) - {"0"} and s.wakes_per_s < 5
+
+
+def test_a_thread_moved_between_cpus_counts_its_migrations_and_a_pinned_one_none():
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("moving a thread between CPUs needs two of them")
+    mover = _start(f"import os, time\ncpus = {cpus[:2]}\nk = 0\nwhile True:\n"
+                   "    os.sched_setaffinity(0, {cpus[k % 2]}); k += 1\n"
+                   "    end = time.monotonic() + 0.05\n"
+                   "    while time.monotonic() < end: pass\n")
+    pinned = _start(f"import os, time; os.sched_setaffinity(0, {{{cpus[0]}}}); time.sleep(60)")
+    try:
+        time.sleep(0.2)
+        moved, still = measure_threads([(mover.pid, mover.pid), (pinned.pid, pinned.pid)],
+                                       1.0, samples=5)
+    finally:
+        for p in (mover, pinned):
+            p.kill()
+            p.wait()
+    print(moved.to_dict())
+    assert moved.migrations_per_s >= 5          # about 20 moves a second, if it gets a CPU
+    assert still.migrations_per_s == 0
+    assert len(moved.run_series) == 5 and len(still.run_series) == 5
+    assert max(still.run_series) < 0.05 and sum(moved.run_series) > 0.5
 
 
 def test_a_starved_thread_waits_though_the_kernels_counter_has_not_seen_it():

@@ -5,6 +5,7 @@ import pytest
 from kvmlab.cpu import load_scenario, run_on_host
 from kvmlab.cpu.agreement import RUN_TOLERANCE, agreement
 from kvmlab.cpu.probe import host_cpu_count, vcpu_threads
+from kvmlab.cpu.twin import SAMPLES
 from kvmlab.errors import ScenarioError
 from kvmlab.host.guest import TransientGuest
 from kvmlab.host.image import BOOT_MARKER
@@ -38,6 +39,10 @@ def test_the_linux_model_agrees_with_three_real_runs(name, live_uri, guest_image
         # half the time, by design)
         busy = {vm.name for vm in scenario.vms if vm.load == 1.0}
         assert all(v.sleep_share < 0.05 for v in measured.vcpus if v.vm in busy), measured.vcpus
+        # every QEMU thread's moves between pCPUs, and its run share reading by reading
+        for threads in measured.provenance["threads"].values():
+            for t in threads:
+                assert t["migrations_per_s"] >= 0 and len(t["run_series"]) == SAMPLES, t
     # 20 seeds: the model's own mean moves by about 0.04 between sets of 5 seeds
     found = agreement(name, scheduler="linux", seeds=20, repetitions=runs)
     other = [r.provenance["other_load_pcpus"] for r in runs]
