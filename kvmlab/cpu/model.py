@@ -17,13 +17,13 @@ goes idle), and picks again. Two schedulers:
     The textbook contrast: all threads of all VMs in one queue, each gets a slice
     in turn, weights and VMs ignored.
 
-The fair scheduler is the *ideal*: every pCPU picks from one common queue. Linux
-keeps a run queue per CPU and balances load between them, so on a real host the
-ideal holds well when the VMs that compete share the same pCPUs (or all pCPUs),
-and only roughly when they do not: with three busy VMs on two pCPUs, with
-unequal shares left unpinned, or with vCPU i of several VMs pinned to pCPU i, a
-real host can favour one VM or starve one vCPU for seconds (the CPU notebook
-shows recordings of it).
+The fair scheduler is the *ideal*: every pCPU picks from one common queue. Linux has
+a run queue per CPU, and kernels 6.13 to 6.18.44 re-place a VM's group entity each
+time one of its QEMU threads wakes or sleeps (:mod:`kvmlab.cpu.linux`). So on a real
+host the ideal holds when the VMs that compete share one pCPU, and only roughly when
+they do not: with three busy VMs on two pCPUs a real host starves one VM after
+another for a second or so at a time, and unequal shares left unpinned make no
+difference (the CPU notebook shows recordings of both).
 
 With pinning, a thread queued while an idle pCPU may run it goes there at once, before
 any busy pCPU picks: no pCPU idles while a thread it may run waits, and none takes a

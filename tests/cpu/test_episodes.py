@@ -1,0 +1,73 @@
+"""Run shares over time, measured and modelled (kvmlab.cpu.episodes)."""
+
+import math
+import statistics
+
+import matplotlib
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kvmlab.cpu.agreement import per_vm, recorded_repetitions
+from kvmlab.cpu.episodes import STARVED_BELOW, VmSeries, plot_vm_series, vm_series
+from kvmlab.cpu.linux import simulate_linux
+from kvmlab.cpu.result import recorded_result
+from kvmlab.errors import ScenarioError
+
+matplotlib.use("Agg")
+
+shares = st.lists(st.floats(0, 1), min_size=1, max_size=40)
+
+
+@given(st.dictionaries(st.sampled_from(["vm1", "vm2", "vm3"]), shares, min_size=1),
+       st.floats(0.01, 2))
+def test_spells_cover_exactly_the_starved_intervals(series, step):
+    s = VmSeries(step, {vm: tuple(x) for vm, x in series.items()}, "simulated")
+    spells = s.spells()
+    for vm, x in series.items():
+        starved = sum(1 for share in x if share < STARVED_BELOW)
+        # (each spell is rounded to the millisecond)
+        assert sum(spells[vm]) == pytest.approx(starved * step, abs=5e-4 * len(spells[vm]) + 1e-9)
+        assert len(spells[vm]) <= math.ceil(len(x) / 2)
+    summary = s.summary()
+    assert 0 <= summary["starved_share"] <= 1
+    assert summary["spells"] == sum(len(v) for v in spells.values())
+
+
+def test_a_measured_series_adds_up_to_the_runs_shares():
+    """The readings of a recorded 3x run, interval by interval, average to its totals."""
+    run = recorded_repetitions("cpu-overcommit-3x")[-1]
+    series = vm_series(run)
+    assert series.source == "measured" and set(series.shares) == {"vm1", "vm2", "vm3"}
+    assert series.step_s == pytest.approx(0.3, abs=0.01)
+    for vm, share in per_vm(run).items():
+        assert statistics.fmean(series.shares[vm]) == pytest.approx(share, abs=0.02)
+
+
+def test_a_simulated_series_adds_up_to_the_runs_shares():
+    run = simulate_linux(recorded_result("cpu-overcommit-3x").scenario.with_duration(1.2),
+                         seed=2, record_timeline=True)
+    series = vm_series(run, step_s=0.3)
+    assert all(len(x) == 4 for x in series.shares.values())
+    for vm, share in per_vm(run).items():
+        assert statistics.fmean(series.shares[vm]) == pytest.approx(share, abs=0.01)
+
+
+def test_a_run_without_readings_over_time_says_how_to_get_them():
+    with pytest.raises(ScenarioError, match="record it again"):
+        vm_series(recorded_result("cpu-overcommit-3x"))     # recorded before run_series
+    quick = simulate_linux(recorded_result("cpu-overcommit-3x").scenario.with_duration(0.1))
+    with pytest.raises(ScenarioError, match="record_timeline=True"):
+        vm_series(quick)
+    with pytest.raises(ScenarioError, match="step_s must be"):
+        vm_series(quick, step_s=0)
+
+
+def test_one_panel_per_series_and_titles_must_match():
+    a = VmSeries(0.5, {"vm1": (0.5, 0.0), "vm2": (0.5, 1.0)}, "measured")
+    axes = plot_vm_series([a, a])
+    assert len(axes) == 2 and [len(ax.lines) for ax in axes] == [2, 2]
+    with pytest.raises(ScenarioError, match="1 titles for 2 series"):
+        plot_vm_series([a, a], ["one"])
+    with pytest.raises(ScenarioError, match="at least one series"):
+        plot_vm_series([])
