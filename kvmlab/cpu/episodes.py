@@ -10,6 +10,10 @@ become a :class:`VmSeries`: each VM's run share per vCPU, interval by interval.
 A *starved spell* is a stretch of consecutive intervals in which a VM's vCPUs ran less
 than ``below`` (5 % by default) of the time: :meth:`VmSeries.spells`.
 
+Measured runs also keep the CPU every thread was on at each reading, which tells
+whether a vCPU ran better on the pCPU where its VM's QEMU main loop was than on the
+other one: :func:`main_loop_hold`.
+
 Examples
 --------
 >>> s = VmSeries(step_s=0.5, shares={"vm1": (0.5, 0.0, 0.0, 0.5), "vm2": (0.5,) * 4},
@@ -32,7 +36,7 @@ from kvmlab.errors import ScenarioError
 from kvmlab.lab import MEASURED, SIMULATED
 from kvmlab.validate import real_number
 
-__all__ = ["STARVED_BELOW", "VmSeries", "plot_vm_series", "vm_series"]
+__all__ = ["STARVED_BELOW", "VmSeries", "main_loop_hold", "plot_vm_series", "vm_series"]
 
 STARVED_BELOW = 0.05
 """A VM whose vCPUs ran less than this share of an interval was starved in it."""
@@ -157,6 +161,60 @@ def vm_series(result: CpuResult, step_s: float = 0.3) -> VmSeries:
     """
     step_s = real_number(step_s, "step_s", low=0.001, high=3600, unit="s")
     return _measured(result) if result.source == MEASURED else _simulated(result, step_s)
+
+
+def main_loop_hold(result: CpuResult) -> dict[str, Any]:
+    """How much vCPUs ran on their main loop's pCPU, and how much on another, measured.
+
+    Only intervals in which the main loop and the vCPU stayed on one pCPU each count
+    (the CPU read at both readings is the same).
+
+    Parameters
+    ----------
+    result : CpuResult
+        A measured run whose threads kept ``cpu_series`` and ``run_series``.
+
+    Returns
+    -------
+    dict
+        ``with_main_loop`` and ``apart``: the mean run share of a vCPU thread in such
+        intervals, on its main loop's pCPU and on another; ``intervals_with`` and
+        ``intervals_apart``: how many intervals each mean has.
+
+    Raises
+    ------
+    ScenarioError
+        For a run whose readings kept no CPUs.
+
+    Examples
+    --------
+    >>> from kvmlab.cpu.agreement import recorded_repetitions
+    >>> hold = main_loop_hold(recorded_repetitions("cpu-overcommit-3x")[-1])
+    >>> hold["with_main_loop"] > hold["apart"]
+    True
+    """
+    threads = result.provenance.get("threads") if result.source == MEASURED else None
+    if not isinstance(threads, Mapping):
+        raise ScenarioError("main_loop_hold needs a measured run with per-thread readings")
+    found: dict[str, list[float]] = {"with": [], "apart": []}
+    for vm, rows in threads.items():
+        main = next((r for r in rows if r.get("role") == "main-loop"), None)
+        vcpus = [r for r in rows if str(r.get("role", "")).startswith("vcpu")]
+        if main is None or not main.get("cpu_series") or not all(
+                v.get("cpu_series") and v.get("run_series") for v in vcpus):
+            raise ScenarioError(f"the readings of {vm!r} kept no CPUs (a recording made "
+                                "before cpu_series was kept); record it again")
+        at = main["cpu_series"]
+        for k in range(len(at) - 1):
+            if at[k] < 0 or at[k] != at[k + 1]:
+                continue
+            for v in vcpus:
+                cpu, run = v["cpu_series"], v["run_series"]
+                if k < len(run) and k + 1 < len(cpu) and 0 <= cpu[k] == cpu[k + 1]:
+                    found["with" if cpu[k] == at[k] else "apart"].append(run[k])
+    return {"with_main_loop": round(statistics.fmean(found["with"]), 3) if found["with"] else None,
+            "apart": round(statistics.fmean(found["apart"]), 3) if found["apart"] else None,
+            "intervals_with": len(found["with"]), "intervals_apart": len(found["apart"])}
 
 
 def plot_vm_series(series: list[VmSeries], titles: list[str] | None = None,

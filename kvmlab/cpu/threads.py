@@ -245,8 +245,9 @@ class ThreadTimes:
     readings in the window per ``wchan`` (``'0'``: not asleep), ``cpus`` per CPU the
     thread was last on. ``role`` says what the
     thread is (``'vcpu0'``, ``'emulator'``, ``'main-loop'``, ...). ``migrations_per_s``
-    is how often it moved between CPUs (-1: not read), and ``run_series`` its run
-    share in each interval between two readings, in time order (empty: not kept).
+    is how often it moved between CPUs (-1: not read), ``run_series`` its run share
+    in each interval between two readings, in time order, and ``cpu_series`` the CPU
+    it was last on at each reading (-1: not read; both empty: not kept).
 
     Examples
     --------
@@ -276,6 +277,7 @@ class ThreadTimes:
     cgroup: str = ""
     migrations_per_s: float = -1.0
     run_series: tuple[float, ...] = ()
+    cpu_series: tuple[int, ...] = ()
 
     def _share(self, seconds: float) -> float:
         return round(seconds / self.window_s, 6) if self.window_s > 0 else 0.0
@@ -307,7 +309,8 @@ class ThreadTimes:
                 "slices": self.slices, "counter_wait_s": round(self.counter_wait_s, 6),
                 "wait_error_s": round(self.wait_error_s, 6), "wchans": dict(self.wchans),
                 "cpus": dict(self.cpus), "migrations_per_s": round(self.migrations_per_s, 3),
-                "run_series": [round(x, 3) for x in self.run_series]}
+                "run_series": [round(x, 3) for x in self.run_series],
+                "cpu_series": list(self.cpu_series)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ThreadTimes:
@@ -349,7 +352,10 @@ class ThreadTimes:
                                                 "a thread's migrations_per_s", low=-1),
                    run_series=tuple(real_number(x, "a run share", low=0, high=1)
                                     for x in list_of(data.get("run_series", []),
-                                                     "a thread's run_series")))
+                                                     "a thread's run_series")),
+                   cpu_series=tuple(whole_number(c, "a CPU", low=-1)
+                                    for c in list_of(data.get("cpu_series", []),
+                                                     "a thread's cpu_series")))
 
 
 # -- the accounting (pure) -------------------------------------------------------------
@@ -492,7 +498,8 @@ def account(samples: Sequence[ThreadSample], start: int = 0, *, tid: int = 0,
                        migrations_per_s=(max(0, last.migrations - first.migrations) * per_s
                                          if min(first.migrations, last.migrations) >= 0
                                          else -1.0),
-                       run_series=_run_series(samples[start:]))
+                       run_series=_run_series(samples[start:]),
+                       cpu_series=tuple(x.cpu for x in samples[start:]))
 
 
 def _run_series(samples: Sequence[ThreadSample]) -> tuple[float, ...]:

@@ -1,5 +1,6 @@
 """Run shares over time, measured and modelled (kvmlab.cpu.episodes)."""
 
+import dataclasses
 import math
 import statistics
 
@@ -9,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvmlab.cpu.agreement import per_vm, recorded_repetitions
-from kvmlab.cpu.episodes import STARVED_BELOW, VmSeries, plot_vm_series, vm_series
+from kvmlab.cpu.episodes import (
+    STARVED_BELOW,
+    VmSeries,
+    main_loop_hold,
+    plot_vm_series,
+    vm_series,
+)
 from kvmlab.cpu.linux import simulate_linux
 from kvmlab.cpu.result import recorded_result
 from kvmlab.errors import ScenarioError
@@ -71,3 +78,28 @@ def test_one_panel_per_series_and_titles_must_match():
         plot_vm_series([a, a], ["one"])
     with pytest.raises(ScenarioError, match="at least one series"):
         plot_vm_series([])
+
+
+def _with_threads(threads):
+    run = recorded_repetitions("cpu-overcommit-3x")[-1]
+    return dataclasses.replace(run, provenance={**run.provenance, "threads": threads})
+
+
+def test_the_hold_compares_vcpus_beside_their_main_loop_with_the_others():
+    main = {"role": "main-loop", "cpu_series": [0, 0, 1, 1], "run_series": [0.01] * 3}
+    near = {"role": "vcpu0", "cpu_series": [0, 0, 0, 1], "run_series": [0.9, 0.5, 0.7]}
+    far = {"role": "vcpu1", "cpu_series": [1, 1, 1, 1], "run_series": [0.1, 0.3, 0.2]}
+    hold = main_loop_hold(_with_threads({"a": [main, near, far]}))
+    # interval 0: main on 0, near beside it (0.9), far apart (0.1); interval 1: the main
+    # loop moved (skipped); interval 2: main on 1, near moved (skipped), far beside it (0.2)
+    assert hold == {"with_main_loop": 0.55, "apart": 0.1, "intervals_with": 2,
+                    "intervals_apart": 1}
+
+
+def test_the_hold_needs_readings_of_cpus():
+    old = {"role": "main-loop", "run_series": [0.01]}
+    with pytest.raises(ScenarioError, match="record it again"):
+        main_loop_hold(_with_threads({"a": [old]}))
+    with pytest.raises(ScenarioError, match="measured run"):
+        main_loop_hold(simulate_linux(recorded_result("cpu-overcommit-3x").scenario
+                                      .with_duration(0.1)))

@@ -157,7 +157,8 @@ def test_run_wait_and_sleep_fill_the_window_for_any_counters(raw, start):
                  wchans=st.dictionaries(st.text(max_size=20), st.integers(0, 100)),
                  pid=st.integers(0, 2**22), role=st.text(max_size=20),
                  cgroup=st.text(max_size=40), migrations_per_s=st.floats(-1, 1e4),
-                 run_series=st.lists(st.floats(0, 1), max_size=30).map(tuple)))
+                 run_series=st.lists(st.floats(0, 1), max_size=30).map(tuple),
+                 cpu_series=st.lists(st.integers(-1, 511), max_size=31).map(tuple)))
 def test_thread_times_survive_their_json_form(t):
     once = ThreadTimes.from_dict(json.loads(json.dumps(t.to_dict())))   # rounded once
     twice = ThreadTimes.from_dict(json.loads(json.dumps(once.to_dict())))
@@ -166,9 +167,9 @@ def test_thread_times_survive_their_json_form(t):
 
 def test_a_recording_older_than_migrations_and_run_series_reads_as_not_read():
     old = ThreadTimes(1, "x", 1.0, 0.5, 0.5, 0.0, 0, 0, 1, 0.5, 0.0).to_dict()
-    del old["migrations_per_s"], old["run_series"]
+    del old["migrations_per_s"], old["run_series"], old["cpu_series"]
     t = ThreadTimes.from_dict(old)
-    assert t.migrations_per_s == -1.0 and t.run_series == ()
+    assert t.migrations_per_s == -1.0 and t.run_series == () and t.cpu_series == ()
 
 
 def test_migrations_are_read_from_sched_and_missing_ones_are_minus_one():
@@ -248,6 +249,7 @@ def test_a_thread_moved_between_cpus_counts_its_migrations_and_a_pinned_one_none
     assert moved.migrations_per_s >= 5          # about 20 moves a second, if it gets a CPU
     assert still.migrations_per_s == 0
     assert len(moved.run_series) == 5 and len(still.run_series) == 5
+    assert still.cpu_series == (cpus[0],) * 6 and set(moved.cpu_series) <= set(cpus[:2])
     assert max(still.run_series) < 0.05 and sum(moved.run_series) > 0.5
 
 
