@@ -4,13 +4,14 @@ A run's shares are means over its whole window, and a mean hides *how* a VM came
 its share: a steady third of the time, or all of it for a second and nothing the next.
 The measured runs keep each QEMU thread's run share between consecutive readings
 (``run_series`` of :class:`kvmlab.cpu.threads.ThreadTimes`, recordings made since it
-exists); a simulation with ``record_timeline=True`` keeps who ran where and when. Both
-become a :class:`VmSeries`: each VM's run share per vCPU, interval by interval.
+exists), and so does the ``linux`` model (:mod:`kvmlab.cpu.linux_readings`); any
+simulation with ``record_timeline=True`` keeps who ran where and when. Each becomes a
+:class:`VmSeries`: each VM's run share per vCPU, interval by interval.
 
 A *starved spell* is a stretch of consecutive intervals in which a VM's vCPUs ran less
 than ``below`` (5 % by default) of the time: :meth:`VmSeries.spells`.
 
-Measured runs also keep the CPU every thread was on at each reading, which tells
+The readings also keep the pCPU every thread was on at each one, which tells
 whether a vCPU ran better on the pCPU where its VM's QEMU main loop was than on the
 other one: :func:`main_loop_hold`.
 
@@ -91,11 +92,12 @@ class VmSeries:
                 "starving_vms": sum(1 for s in spells.values() if s)}
 
 
-def _measured(result: CpuResult) -> VmSeries:
+def _from_readings(result: CpuResult) -> VmSeries:
     threads = result.provenance.get("threads")
     if not isinstance(threads, Mapping):
-        raise ScenarioError("this measured run has no per-thread readings (a recording "
-                            "older than kvmlab.cpu.threads); record it again")
+        raise ScenarioError("this run has no per-thread readings (a recording older than "
+                            "kvmlab.cpu.threads, or a model other than linux); record it "
+                            "again, or simulate with record_timeline=True")
     shares: dict[str, tuple[float, ...]] = {}
     step = 0.0
     for vm, rows in threads.items():
@@ -108,13 +110,10 @@ def _measured(result: CpuResult) -> VmSeries:
         n = min(len(s) for s in series)
         shares[vm] = tuple(round(statistics.fmean(s[k] for s in series), 4) for k in range(n))
         step = float(rows[0].get("window_s", result.duration_s)) / n
-    return VmSeries(step_s=step, shares=shares, source=MEASURED)
+    return VmSeries(step_s=step, shares=shares, source=result.source)
 
 
-def _simulated(result: CpuResult, step_s: float) -> VmSeries:
-    if not result.timeline:
-        raise ScenarioError("this simulation kept no timeline: simulate it with "
-                            "record_timeline=True")
+def _from_timeline(result: CpuResult, step_s: float) -> VmSeries:
     n = max(1, round(result.duration_s / step_s))
     step = result.duration_s / n
     ran = {vm.name: [0.0] * n for vm in result.scenario.vms}
@@ -136,9 +135,10 @@ def vm_series(result: CpuResult, step_s: float = 0.3) -> VmSeries:
     Parameters
     ----------
     result : CpuResult
-        A measured run with per-thread readings, or a simulation with a timeline.
+        A measured run with per-thread readings, or a simulation with a timeline or
+        readings (the ``linux`` model keeps them).
     step_s : float
-        The interval of a simulation's series (a measured one keeps its readings').
+        The interval of a series from a timeline (readings keep their own).
 
     Returns
     -------
@@ -147,7 +147,7 @@ def vm_series(result: CpuResult, step_s: float = 0.3) -> VmSeries:
     Raises
     ------
     ScenarioError
-        For a measured run without readings over time, or a simulation without a timeline.
+        For a run with neither readings over time nor a timeline.
 
     Examples
     --------
@@ -160,11 +160,13 @@ def vm_series(result: CpuResult, step_s: float = 0.3) -> VmSeries:
     (2, 'simulated')
     """
     step_s = real_number(step_s, "step_s", low=0.001, high=3600, unit="s")
-    return _measured(result) if result.source == MEASURED else _simulated(result, step_s)
+    if result.source != MEASURED and result.timeline:
+        return _from_timeline(result, step_s)
+    return _from_readings(result)
 
 
 def main_loop_hold(result: CpuResult) -> dict[str, Any]:
-    """How much vCPUs ran on their main loop's pCPU, and how much on another, measured.
+    """How much vCPUs ran on their main loop's pCPU, and how much on another.
 
     Only intervals in which the main loop and the vCPU stayed on one pCPU each count
     (the CPU read at both readings is the same).
@@ -172,7 +174,8 @@ def main_loop_hold(result: CpuResult) -> dict[str, Any]:
     Parameters
     ----------
     result : CpuResult
-        A measured run whose threads kept ``cpu_series`` and ``run_series``.
+        A measured run whose threads kept ``cpu_series`` and ``run_series``, or a run
+        of the ``linux`` model.
 
     Returns
     -------
@@ -193,9 +196,10 @@ def main_loop_hold(result: CpuResult) -> dict[str, Any]:
     >>> hold["with_main_loop"] > hold["apart"]
     True
     """
-    threads = result.provenance.get("threads") if result.source == MEASURED else None
+    threads = result.provenance.get("threads")
     if not isinstance(threads, Mapping):
-        raise ScenarioError("main_loop_hold needs a measured run with per-thread readings")
+        raise ScenarioError("main_loop_hold needs per-thread readings: a measured run, or "
+                            "one of the linux model")
     found: dict[str, list[float]] = {"with": [], "apart": []}
     for vm, rows in threads.items():
         main = next((r for r in rows if r.get("role") == "main-loop"), None)

@@ -68,6 +68,7 @@ from kvmlab.cpu.eevdf import (
     set_curr,
     update_curr,
 )
+from kvmlab.cpu.linux_readings import Readings
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ScenarioError
@@ -489,15 +490,6 @@ class _LinuxHost:
                 self.wake(t, env.now)
             yield env.timeout(period * self.rng.uniform(0.5, 1.5))
 
-    def thread_table(self) -> list[dict[str, Any]]:
-        """Every thread's run, wait and sleep shares and CPU moves per second in the window."""
-        span = self.end - self.start
-        return [{"thread": t.name, "run_share": round(t.run_s / span, 4),
-                 "wait_share": round(t.wait_s / span, 4),
-                 "sleep_share": round(max(0.0, 1 - (t.run_s + t.wait_s) / span), 4),
-                 "migrations_per_s": round(t.migrations / span, 3), "cpu": t.cpu}
-                for t in self.threads]
-
     def run(self) -> list[VcpuStats]:
         self.env.run(until=self.end)
         for t in self.threads:
@@ -579,6 +571,8 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
             "both together (about 25 s). Shorten duration_s, or use scheduler='fair' (about "
             "fifty times cheaper)")
     host = _LinuxHost(scenario, seed, kernel, qemu, layout, warmup_s, record_timeline)
+    readings = Readings(host)
+    host.env.process(readings.process())
     desc = f"simulating {scenario.name or 'a CPU scenario'} (linux)"
     with progress_bar(progress, total=100, desc=desc, unit="%") as bar:
         if progress is not None and progress is not False:
@@ -591,7 +585,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
                   "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
                   "reweights_per_s": round(host.reweights / host.end, 1),
-                  "threads": host.thread_table()}
+                  "threads": readings.table()}
     return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
                      duration_s=scenario.duration_s, provenance=provenance,
                      timeline=tuple(host.timeline or ()))

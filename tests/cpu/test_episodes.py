@@ -18,6 +18,7 @@ from kvmlab.cpu.episodes import (
     vm_series,
 )
 from kvmlab.cpu.linux import simulate_linux
+from kvmlab.cpu.model import simulate
 from kvmlab.cpu.result import recorded_result
 from kvmlab.errors import ScenarioError
 
@@ -60,14 +61,26 @@ def test_a_simulated_series_adds_up_to_the_runs_shares():
         assert statistics.fmean(series.shares[vm]) == pytest.approx(share, abs=0.01)
 
 
+def test_the_linux_models_readings_agree_with_its_timeline():
+    """The model's threads read as a host's are: the same shares as its timeline gives."""
+    scenario = recorded_result("cpu-overcommit-3x").scenario.with_duration(2)
+    run = simulate_linux(scenario, seed=5, record_timeline=True)
+    read = vm_series(dataclasses.replace(run, timeline=()))
+    timed = vm_series(run, step_s=read.step_s)
+    assert read.step_s == pytest.approx(0.1) and read.source == "simulated"
+    for vm in read.shares:
+        assert read.shares[vm] == pytest.approx(timed.shares[vm], abs=0.002)
+
+
 def test_a_run_without_readings_over_time_says_how_to_get_them():
     with pytest.raises(ScenarioError, match="record it again"):
         vm_series(recorded_result("cpu-overcommit-3x"))     # recorded before run_series
-    quick = simulate_linux(recorded_result("cpu-overcommit-3x").scenario.with_duration(0.1))
+    fair = simulate(recorded_result("cpu-overcommit-3x").scenario.with_duration(0.1),
+                    record_timeline=False)
     with pytest.raises(ScenarioError, match="record_timeline=True"):
-        vm_series(quick)
+        vm_series(fair)
     with pytest.raises(ScenarioError, match="step_s must be"):
-        vm_series(quick, step_s=0)
+        vm_series(fair, step_s=0)
 
 
 def test_one_panel_per_series_and_titles_must_match():
@@ -100,6 +113,17 @@ def test_the_hold_needs_readings_of_cpus():
     old = {"role": "main-loop", "run_series": [0.01]}
     with pytest.raises(ScenarioError, match="record it again"):
         main_loop_hold(_with_threads({"a": [old]}))
-    with pytest.raises(ScenarioError, match="measured run"):
-        main_loop_hold(simulate_linux(recorded_result("cpu-overcommit-3x").scenario
-                                      .with_duration(0.1)))
+    with pytest.raises(ScenarioError, match="a measured run, or one of the linux model"):
+        main_loop_hold(simulate(recorded_result("cpu-overcommit-3x").scenario
+                                .with_duration(0.1)))
+
+
+def test_the_linux_model_holds_a_vcpu_on_its_main_loops_pcpu_too():
+    """The model's reweights favour the VM whose main loop wakes on a pCPU, as the host's do."""
+    scenario = recorded_result("cpu-unequal-shares-unpinned").scenario.with_duration(3)
+    holds = [main_loop_hold(simulate_linux(scenario, seed=seed)) for seed in range(3)]
+    print(holds)
+    with_main = [h["with_main_loop"] for h in holds if h["with_main_loop"] is not None]
+    apart = [h["apart"] for h in holds if h["apart"] is not None]
+    assert with_main and apart
+    assert statistics.fmean(with_main) > statistics.fmean(apart) + 0.2

@@ -1,0 +1,95 @@
+"""The ``linux`` model's threads read the way the host's are (:mod:`kvmlab.cpu.threads`).
+
+A run on a real host reads every QEMU thread a number of times over its window and keeps,
+per thread, its run, wait and sleep shares, its moves between pCPUs, its run share
+between consecutive readings (``run_series``) and the pCPU it was on at each reading
+(``cpu_series``). :class:`Readings` takes the same readings of the model's threads at
+the same moments of the window, so that what reads a measured run
+(:func:`kvmlab.cpu.episodes.main_loop_hold`, :func:`kvmlab.cpu.episodes.vm_series`)
+reads a simulated one alike.
+
+Examples
+--------
+>>> from kvmlab.cpu.linux import simulate_linux
+>>> from kvmlab.cpu.scenario import CpuScenario
+>>> s = CpuScenario.from_dict({"pcpus": 1, "duration_s": 1,
+...                            "vms": [{"name": "a", "vcpus": 1}]})
+>>> [t["role"] for t in simulate_linux(s).provenance["threads"]["a"]]
+['vcpu0', 'main-loop']
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import simpy
+
+__all__ = ["READINGS", "Readings"]
+
+READINGS = 20
+"""Intervals between readings in the window, as a host run takes them
+(:data:`kvmlab.cpu.twin.SAMPLES`)."""
+
+
+def _role(t: Any) -> str:
+    return f"vcpu{t.vcpu}" if t.kind == "vcpu" else "main-loop"
+
+
+class Readings:
+    """``READINGS + 1`` readings of every thread of a ``linux`` model host over its window.
+
+    ``host`` is the model's host (:mod:`kvmlab.cpu.linux`): its ``env``, ``start``,
+    ``end`` and ``threads`` (each with ``vm``, ``kind``, ``vcpu``, ``cpu``, ``state``,
+    ``since``, ``run_s``, ``wait_s`` and ``migrations``).
+    """
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self.run: dict[Any, list[float]] = {t: [] for t in host.threads}
+        self.cpus: dict[Any, list[int]] = {t: [] for t in host.threads}
+
+    def _ran(self, t: Any, now: float) -> float:
+        """The thread's run time in the window up to ``now``."""
+        if t.state != "run":
+            return t.run_s
+        return t.run_s + max(0.0, now - max(t.since, self.host.start))
+
+    def process(self) -> Iterator[simpy.Event]:
+        """A simpy process that takes the readings (the last at the window's end)."""
+        host = self.host
+        step = (host.end - host.start) / READINGS
+        yield host.env.timeout(host.start)
+        for k in range(READINGS + 1):
+            if k:
+                yield host.env.timeout(host.start + k * step - host.env.now)
+            for t in host.threads:
+                self.run[t].append(self._ran(t, host.env.now))
+                self.cpus[t].append(t.cpu)
+
+    def table(self) -> dict[str, list[dict[str, Any]]]:
+        """Per VM, every thread's shares, moves per second and series, as a host run has.
+
+        Call it after the run: the reading at the window's end (where simpy stops
+        before it) is taken here, from the threads' final times.
+        """
+        host = self.host
+        for t in host.threads:
+            if len(self.run[t]) == READINGS:
+                self.run[t].append(t.run_s)
+                self.cpus[t].append(t.cpu)
+        span = host.end - host.start
+        step = span / READINGS
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in host.threads:
+            ran = self.run[t]
+            series = [round(min(1.0, max(0.0, (b - a) / step)), 3)
+                      for a, b in itertools.pairwise(ran)]
+            out.setdefault(t.vm, []).append({
+                "name": t.name, "role": _role(t), "window_s": round(span, 6),
+                "run_share": round(t.run_s / span, 4), "wait_share": round(t.wait_s / span, 4),
+                "sleep_share": round(max(0.0, 1 - (t.run_s + t.wait_s) / span), 4),
+                "migrations_per_s": round(t.migrations / span, 3), "cpu": t.cpu,
+                "run_series": series, "cpu_series": list(self.cpus[t])})
+        return out
