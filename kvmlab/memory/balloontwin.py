@@ -43,6 +43,10 @@ PRINT_EVERY_S = 0.5
 STATS_PERIOD_S = 1
 REACH_TIMEOUT_S = 30.0
 """How long a step may take to reach its target (about 1 s under TCG here)."""
+STEADY_TRIES = 10
+"""Lines read at most, after the settling, for two in a row that agree ..."""
+STEADY_KIB = 1024
+"""... on ``MemTotal`` exactly and on ``MemAvailable`` within this."""
 FEATURE_BITS = {1: "STATS_VQ", 2: "DEFLATE_ON_OOM", 3: "FREE_PAGE_HINT",
                 4: "PAGE_POISON", 5: "REPORTING"}
 """The virtio balloon's own feature bits (``include/uapi/linux/virtio_balloon.h``)."""
@@ -174,16 +178,28 @@ class _Reader:
                 return                 # what it reached is measured, and compared
             self.guest.sleep_watching(0.25)
 
-    def step(self, target_mib: int, settle_s: float) -> BalloonStep:
-        seen = self.last_line()
-        self.guest.sleep_watching(settle_s)
+    def _line_above(self, number: int) -> tuple[int, int, int]:
+        """The guest's newest line, once its number is above ``number``."""
         deadline = time.monotonic() + 20 * PRINT_EVERY_S + 10
-        while (line := self.last_line()) is None or (seen is not None and
-                                                     line[0] <= seen[0] + 1):
+        while (line := self.last_line()) is None or line[0] <= number:
             if time.monotonic() > deadline:
                 raise ExperimentFailed(f"guest {self.guest.name} stopped printing its "
                                        "memory")
             self.guest.sleep_watching(PRINT_EVERY_S)
+        return line
+
+    def step(self, target_mib: int, settle_s: float) -> BalloonStep:
+        seen = self.last_line()
+        self.guest.sleep_watching(settle_s)
+        # a line printed wholly after the settling began
+        line = self._line_above(seen[0] + 1 if seen is not None else 0)
+        # The guest's MemAvailable can dip for a moment while it settles (once, a reading
+        # of 14 MiB between readings of 141): take the first of two lines that agree.
+        for _ in range(STEADY_TRIES):
+            after = self._line_above(line[0])
+            if after[1] == line[1] and abs(after[2] - line[2]) <= STEADY_KIB:
+                break
+            line = after
         stats = self.domain.memoryStats()
         missing = [k for k in ("actual", "available", "usable") if k not in stats]
         if missing:

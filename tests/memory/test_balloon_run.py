@@ -25,6 +25,7 @@ from kvmlab.memory.balloonscenario import (
     floor_mib,
 )
 from kvmlab.memory.balloontwin import (
+    _Reader,
     balloon_features,
     balloon_script,
     check_balloon_options,
@@ -232,3 +233,34 @@ def test_the_balloon_command_prints_the_model_and_explains_a_plan(capsys):
 def test_the_balloon_command_refuses_plainly(capsys, argv, rule):
     assert main(argv) == 2
     assert rule in capsys.readouterr().err
+
+
+class _Console:
+    """A guest that prints one meminfo line per sleep, with a dip at line 3."""
+
+    def __init__(self, avail_kib):
+        self.avail = avail_kib
+        self.printed = 1
+        self.name = "kvmlab-test"
+
+    def console(self):
+        return "".join(f"meminfo {n} 190000 {self.avail(n)}\n"
+                       for n in range(1, self.printed + 1))
+
+    def sleep_watching(self, _seconds):
+        self.printed += 1
+
+    def local_qemu_pid(self):
+        return None
+
+
+class _Domain:
+    def memoryStats(self):  # noqa: N802 (libvirt's name)
+        return {"actual": 229376, "available": 190000, "usable": 140000, "rss": 220000}
+
+
+@pytest.mark.parametrize("dip_at", [2, 3, 4])
+def test_a_step_takes_two_lines_that_agree_not_a_momentary_dip(dip_at):
+    guest = _Console(lambda n: 14_500 if n == dip_at else 144_000 + n)
+    step = _Reader(guest, _Domain()).step(224, settle_s=1)
+    assert step.memavailable_mib == pytest.approx(144_000 / 1024, abs=0.1)
