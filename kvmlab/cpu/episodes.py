@@ -92,19 +92,28 @@ class VmSeries:
                 "starving_vms": sum(1 for s in spells.values() if s)}
 
 
-def _from_readings(result: CpuResult) -> VmSeries:
+def _threads(result: CpuResult, missing: str) -> Mapping[str, list[dict[str, Any]]]:
+    """The run's per-thread readings by VM; a ScenarioError saying ``missing`` if none."""
     threads = result.provenance.get("threads")
     if not isinstance(threads, Mapping):
-        raise ScenarioError("this run has no per-thread readings (a recording older than "
-                            "kvmlab.cpu.threads, or a model other than linux); record it "
-                            "again, or simulate with record_timeline=True")
+        raise ScenarioError(missing)
+    return threads
+
+
+def _vcpu_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row for row in rows if str(row.get("role", "")).startswith("vcpu")]
+
+
+def _from_readings(result: CpuResult) -> VmSeries:
     shares: dict[str, tuple[float, ...]] = {}
     step = 0.0
-    for vm, rows in threads.items():
-        series = [row.get("run_series") or () for row in rows
-                  if str(row.get("role", "")).startswith("vcpu")]
+    no_readings = ("this run has no per-thread readings (a recording older than "
+                   "kvmlab.cpu.threads, or a model other than linux); record it again, or "
+                   "simulate with record_timeline=True")
+    for vm, rows in _threads(result, no_readings).items():
+        series = [row.get("run_series") or () for row in _vcpu_rows(rows)]
         if not series or not all(series):
-            raise ScenarioError(f"the measured run keeps no run share over time for {vm!r}'s "
+            raise ScenarioError(f"the run keeps no run share over time for {vm!r}'s "
                                 "vCPUs (a recording made before run_series was kept); "
                                 "record it again with kvmlab cpu record")
         n = min(len(s) for s in series)
@@ -196,14 +205,12 @@ def main_loop_hold(result: CpuResult) -> dict[str, Any]:
     >>> hold["with_main_loop"] > hold["apart"]
     True
     """
-    threads = result.provenance.get("threads")
-    if not isinstance(threads, Mapping):
-        raise ScenarioError("main_loop_hold needs per-thread readings: a measured run, or "
-                            "one of the linux model")
     found: dict[str, list[float]] = {"with": [], "apart": []}
-    for vm, rows in threads.items():
+    no_readings = ("main_loop_hold needs per-thread readings: a measured run, or one of the "
+                   "linux model")
+    for vm, rows in _threads(result, no_readings).items():
         main = next((r for r in rows if r.get("role") == "main-loop"), None)
-        vcpus = [r for r in rows if str(r.get("role", "")).startswith("vcpu")]
+        vcpus = _vcpu_rows(rows)
         if main is None or not main.get("cpu_series") or not all(
                 v.get("cpu_series") and v.get("run_series") for v in vcpus):
             raise ScenarioError(f"the readings of {vm!r} kept no CPUs (a recording made "

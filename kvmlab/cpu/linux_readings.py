@@ -20,17 +20,14 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import simpy
 
-__all__ = ["READINGS", "Readings"]
+from kvmlab.cpu.threads import SAMPLES, run_shares
 
-READINGS = 20
-"""Intervals between readings in the window, as a host run takes them
-(:data:`kvmlab.cpu.twin.SAMPLES`)."""
+__all__ = ["Readings"]
 
 
 def _role(t: Any) -> str:
@@ -38,7 +35,7 @@ def _role(t: Any) -> str:
 
 
 class Readings:
-    """``READINGS + 1`` readings of every thread of a ``linux`` model host over its window.
+    """``SAMPLES + 1`` readings of every thread of a ``linux`` model host over its window.
 
     ``host`` is the model's host (:mod:`kvmlab.cpu.linux`): its ``env``, ``start``,
     ``end`` and ``threads`` (each with ``vm``, ``kind``, ``vcpu``, ``cpu``, ``state``,
@@ -59,9 +56,9 @@ class Readings:
     def process(self) -> Iterator[simpy.Event]:
         """A simpy process that takes the readings (the last at the window's end)."""
         host = self.host
-        step = (host.end - host.start) / READINGS
+        step = (host.end - host.start) / SAMPLES
         yield host.env.timeout(host.start)
-        for k in range(READINGS + 1):
+        for k in range(SAMPLES + 1):
             if k:
                 yield host.env.timeout(host.start + k * step - host.env.now)
             for t in host.threads:
@@ -71,25 +68,20 @@ class Readings:
     def table(self) -> dict[str, list[dict[str, Any]]]:
         """Per VM, every thread's shares, moves per second and series, as a host run has.
 
-        Call it after the run: the reading at the window's end (where simpy stops
-        before it) is taken here, from the threads' final times.
+        Call it after the run: the reading at the window's end, where simpy stops
+        before it, is the threads' final times.
         """
         host = self.host
-        for t in host.threads:
-            if len(self.run[t]) == READINGS:
-                self.run[t].append(t.run_s)
-                self.cpus[t].append(t.cpu)
         span = host.end - host.start
-        step = span / READINGS
+        at = [host.start + span * k / SAMPLES for k in range(SAMPLES + 1)]
         out: dict[str, list[dict[str, Any]]] = {}
         for t in host.threads:
-            ran = self.run[t]
-            series = [round(min(1.0, max(0.0, (b - a) / step)), 3)
-                      for a, b in itertools.pairwise(ran)]
+            ran, cpus = [*self.run[t][:SAMPLES], t.run_s], [*self.cpus[t][:SAMPLES], t.cpu]
+            series = [round(x, 3) for x in run_shares(at, ran)]
             out.setdefault(t.vm, []).append({
                 "name": t.name, "role": _role(t), "window_s": round(span, 6),
                 "run_share": round(t.run_s / span, 4), "wait_share": round(t.wait_s / span, 4),
                 "sleep_share": round(max(0.0, 1 - (t.run_s + t.wait_s) / span), 4),
                 "migrations_per_s": round(t.migrations / span, 3), "cpu": t.cpu,
-                "run_series": series, "cpu_series": list(self.cpus[t])})
+                "run_series": series, "cpu_series": cpus})
         return out

@@ -75,9 +75,13 @@ from typing import Any
 from kvmlab.errors import ScenarioError
 from kvmlab.validate import list_of, mapping, real_number, whole_number
 
-__all__ = ["MIN_INTERVAL_S", "ThreadSample", "ThreadTimes", "account", "list_threads",
-           "measure_threads", "parse_sched_migrations", "parse_stat_state",
-           "parse_status_switches", "read_sample", "thread_cgroup"]
+__all__ = ["MIN_INTERVAL_S", "SAMPLES", "ThreadSample", "ThreadTimes", "account",
+           "list_threads", "measure_threads", "parse_sched_migrations", "parse_stat_state",
+           "parse_status_switches", "read_sample", "run_shares", "thread_cgroup"]
+
+SAMPLES = 20
+"""Intervals between the readings of a window (:func:`measure_threads`), unless told
+otherwise: a run on a host and the ``linux`` model read their threads alike."""
 
 MIN_INTERVAL_S = 0.01
 """The shortest interval between two readings that can count as waited through: longer
@@ -498,24 +502,25 @@ def account(samples: Sequence[ThreadSample], start: int = 0, *, tid: int = 0,
                        migrations_per_s=(max(0, last.migrations - first.migrations) * per_s
                                          if min(first.migrations, last.migrations) >= 0
                                          else -1.0),
-                       run_series=_run_series(samples[start:]),
+                       run_series=run_shares([x.at_s for x in samples[start:]],
+                                             [x.run_ns / 1e9 for x in samples[start:]]),
                        cpu_series=tuple(x.cpu for x in samples[start:]))
 
 
-def _run_series(samples: Sequence[ThreadSample]) -> tuple[float, ...]:
-    """The run share in each interval between consecutive readings (within 0 and 1).
+def run_shares(at_s: Sequence[float], run_s: Sequence[float]) -> tuple[float, ...]:
+    """The run share in each interval between consecutive readings (within 0 and 1), from
+    the readings' times ``at_s`` and the thread's run time ``run_s`` at each.
 
-    >>> _run_series([ThreadSample(0.0, "R", 0, 0, 0), ThreadSample(0.5, "R", 125_000_000, 0, 3)])
-    (0.25,)
+    >>> run_shares([0.0, 0.5, 1.0], [0.0, 0.125, 0.125])
+    (0.25, 0.0)
     """
-    return tuple(min(1.0, max(0.0, (b.run_ns - a.run_ns) / 1e9 / (b.at_s - a.at_s)))
-                 if b.at_s > a.at_s else 0.0
-                 for a, b in itertools.pairwise(samples))
+    return tuple(min(1.0, max(0.0, (r1 - r0) / (t1 - t0))) if t1 > t0 else 0.0
+                 for (t0, r0), (t1, r1) in itertools.pairwise(zip(at_s, run_s, strict=True)))
 
 
 # -- the measurement ---------------------------------------------------------------------
 def measure_threads(threads: Sequence[tuple[int, int]], window_s: float, *,
-                    samples: int = 20, lead_s: float = 0.0,
+                    samples: int = SAMPLES, lead_s: float = 0.0,
                     roles: Sequence[str] | None = None,
                     check: Callable[[int], None] | None = None,
                     proc: Path = PROC) -> list[ThreadTimes | None]:

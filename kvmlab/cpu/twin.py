@@ -43,7 +43,7 @@ from typing import Any
 from kvmlab.cpu.probe import host_busy_s, host_cpu_count, qemu_thread_role
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
-from kvmlab.cpu.threads import ThreadTimes, list_threads, measure_threads
+from kvmlab.cpu.threads import SAMPLES, ThreadTimes, list_threads, measure_threads
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connection, is_local_uri, version_string
 from kvmlab.host.guest import WATCH_S, TransientGuest, live_uri
@@ -61,8 +61,6 @@ SETTLE_S = 1.0
 # A busy vCPU thread runnable for less than this share of a window slept: measure again.
 MIN_RUNNABLE = 0.9
 MAX_WINDOWS = 3
-SAMPLES = 20
-"""Readings of every QEMU thread per window (see :mod:`kvmlab.cpu.threads`)."""
 BUSY_HOST_PCPUS = 0.3
 """Other load (in pCPUs) above which a result is flagged: the shares are disturbed."""
 
