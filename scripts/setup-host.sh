@@ -60,6 +60,13 @@ if [ -e /dev/kvm ] && getent group kvm >/dev/null; then
   fi
 fi
 
+# The CPU lab's scheduler traces (kvmlab cpu record --trace) read the kernel's trace events
+# through tracefs. Mount it where the kernel expects it if no tracefs is mounted yet.
+if ! grep -qw tracefs /proc/mounts && [ -d /sys/kernel/tracing ]; then
+  say "mounting tracefs on /sys/kernel/tracing"
+  as_root mount -t tracefs nodev /sys/kernel/tracing || say "could not mount tracefs"
+fi
+
 # Start the daemons only when libvirt does not answer (no systemd needed).
 answers() { as_root virsh -c qemu:///system version >/dev/null 2>&1; }
 # Running: a process of that name that is not a zombie (a killed daemon nobody reaped).

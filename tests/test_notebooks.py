@@ -167,7 +167,7 @@ def test_the_recordings_are_tcg_and_the_notebooks_say_so():
     assert set(recorded_sweep("sweep-cpu-overcommit")["accelerator"]) == {"tcg"}
     from kvmlab import cpu, memory
 
-    for name in recorded_names("cpu-"):
+    for name in recorded_names("cpu-") + recorded_names("trace-cpu-"):
         assert cpu.recorded_result(name).provenance["accelerator"] == "tcg", name
     for name in recorded_names("memory-"):
         assert memory.recorded_result(name).provenance["accelerator"] == "tcg", name

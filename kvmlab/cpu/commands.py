@@ -139,7 +139,7 @@ def _record(args: argparse.Namespace) -> int:
 
     names = args.scenarios or scenario_names("cpu-")
     paths = record_repetitions(names, args.repeat, duration_s=args.duration, uri=args.uri,
-                               into=args.into, progress=sys.stderr.isatty())
+                               into=args.into, progress=sys.stderr.isatty(), trace=args.trace)
     for path in paths:
         print(path)
     return 0
@@ -189,6 +189,9 @@ def _add_record(csub: Any) -> None:
     p.add_argument("--uri", help="libvirt URI of the host (default: the local QEMU host)")
     p.add_argument("--into", metavar="FOLDER",
                    help="write the recordings into FOLDER (default: your own recordings)")
+    p.add_argument("--trace", action="store_true",
+                   help="also trace the scheduler: who wakes each VM's main loop, and what "
+                        "moves threads between CPUs (local host, root and tracefs)")
     p.set_defaults(func=_record)
 
 

@@ -191,7 +191,9 @@ def main_loop_hold(result: CpuResult) -> dict[str, Any]:
     dict
         ``with_main_loop`` and ``apart``: the mean run share of a vCPU thread in such
         intervals, on its main loop's pCPU and on another; ``intervals_with`` and
-        ``intervals_apart``: how many intervals each mean has.
+        ``intervals_apart``: how many intervals each mean has; ``run_on_main_loop_cpu``:
+        the part of the vCPUs' run time in those intervals that was on the main
+        loop's pCPU.
 
     Raises
     ------
@@ -223,9 +225,11 @@ def main_loop_hold(result: CpuResult) -> dict[str, Any]:
                 cpu, run = v["cpu_series"], v["run_series"]
                 if k < len(run) and k + 1 < len(cpu) and 0 <= cpu[k] == cpu[k + 1]:
                     found["with" if cpu[k] == at[k] else "apart"].append(run[k])
+    ran = sum(found["with"]) + sum(found["apart"])
     return {"with_main_loop": round(statistics.fmean(found["with"]), 3) if found["with"] else None,
             "apart": round(statistics.fmean(found["apart"]), 3) if found["apart"] else None,
-            "intervals_with": len(found["with"]), "intervals_apart": len(found["apart"])}
+            "intervals_with": len(found["with"]), "intervals_apart": len(found["apart"]),
+            "run_on_main_loop_cpu": round(sum(found["with"]) / ran, 3) if ran else None}
 
 
 def plot_vm_series(series: list[VmSeries], titles: list[str] | None = None,

@@ -68,7 +68,7 @@ from kvmlab.cpu.eevdf import (
     set_curr,
     update_curr,
 )
-from kvmlab.cpu.linux_readings import Readings
+from kvmlab.cpu.linux_readings import Readings, moves_per_s
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ScenarioError
@@ -155,6 +155,7 @@ class _LinuxHost:
         self.by_entity: dict[Entity, _Thread] = {}
         self.timeline: list[Slice] | None = [] if record_timeline else None
         self.reweights = 0
+        self.balanced = {"vcpu": 0, "main": 0}      # moves in the window by balancing
         every = tuple(range(scenario.pcpus))
         first = self.rng.randrange(scenario.pcpus)
         for k, vm in enumerate(scenario.vms):
@@ -379,6 +380,7 @@ class _LinuxHost:
         return ts
 
     def _migrate(self, t: _Thread, src: _Cpu, dst: _Cpu, now: float) -> None:
+        self.balanced[t.kind] += self.start <= now < self.end
         self._charge(src, now)
         self._dequeue_thread(t, src, now)
         self._charge(dst, now)
@@ -585,6 +587,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
                   "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
                   "reweights_per_s": round(host.reweights / host.end, 1),
+                  "moves_per_s": moves_per_s(host),
                   "threads": readings.table()}
     return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
                      duration_s=scenario.duration_s, provenance=provenance,

@@ -27,7 +27,7 @@ import simpy
 
 from kvmlab.cpu.threads import SAMPLES, run_shares
 
-__all__ = ["Readings"]
+__all__ = ["Readings", "moves_per_s"]
 
 
 def _role(t: Any) -> str:
@@ -85,3 +85,17 @@ class Readings:
                 "migrations_per_s": round(t.migrations / span, 3), "cpu": t.cpu,
                 "run_series": series, "cpu_series": cpus})
         return out
+
+
+def moves_per_s(host: Any) -> dict[str, dict[str, float]]:
+    """Moves between CPUs a second in the window of a ``linux`` model run, per kind of
+    thread (``vcpu``, ``main-loop``) and cause (``balancing``: the load balancer pulled it;
+    ``wake-up``: it woke on another CPU), as :mod:`kvmlab.cpu.sched_trace` tells them
+    apart on a real host."""
+    span = host.end - host.start
+    out = {}
+    for kind, role in (("vcpu", "vcpu"), ("main", "main-loop")):
+        moved = sum(t.migrations for t in host.threads if t.kind == kind)
+        out[role] = {"balancing": round(host.balanced[kind] / span, 3),
+                     "wake-up": round((moved - host.balanced[kind]) / span, 3)}
+    return out

@@ -38,12 +38,14 @@ from kvmlab.data import check_name, recorded_names, save_recorded, scenario_name
 from kvmlab.progress import ProgressArg
 from kvmlab.validate import whole_number
 
-__all__ = ["OVERCOMMIT_RECORDINGS", "ComparisonRow", "compare_recorded", "comparison_rows",
-           "overcommit_points", "record_repetitions", "recorded_points", "result_point",
-           "scheduler_fit"]
+__all__ = ["OVERCOMMIT_RECORDINGS", "TRACED_PREFIX", "ComparisonRow", "compare_recorded",
+           "comparison_rows", "overcommit_points", "record_repetitions", "recorded_points",
+           "result_point", "scheduler_fit"]
 
 #: Recordings whose points belong on the wait-versus-overcommit chart (all VMs busy).
 OVERCOMMIT_RECORDINGS = ("cpu-no-overcommit", "cpu-overcommit-*", "cpu-seed-example")
+TRACED_PREFIX = "trace-"
+"""Traced runs of scenario ``NAME`` are recorded as ``trace-NAME``, ``trace-NAME.r2``, ..."""
 
 
 def result_point(result: CpuResult, name: str = "") -> dict[str, Any]:
@@ -192,7 +194,7 @@ def scheduler_fit(measured: CpuResult, seed: int = 0) -> dict[str, float]:
 def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
                        duration_s: float | None = None, uri: str | None = None,
                        into: str | Path | None = None,
-                       progress: ProgressArg = None) -> list[Path]:
+                       progress: ProgressArg = None, trace: bool = False) -> list[Path]:
     """Run shipped scenarios on a real host, ``repetitions`` times each, and record them.
 
     Repetition 1 of scenario ``NAME`` is recorded as ``NAME``, the others as
@@ -215,6 +217,11 @@ def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
         see :func:`kvmlab.data.save_recorded`).
     progress : None, bool or a tqdm-like bar
         Passed to each run.
+    trace : bool
+        Trace the scheduler in each run too (see :func:`kvmlab.cpu.twin.run_on_host`).
+        Tracing costs the host about a tenth of a pCPU, so traced runs are recorded
+        apart, as ``trace-NAME``, ``trace-NAME.r2``, ...: never as repetitions of
+        ``NAME``, which the agreement tables read.
 
     Returns
     -------
@@ -232,8 +239,8 @@ def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
     written = []
     for name, scenario in scenarios.items():
         for k in range(1, repetitions + 1):
-            result = run_on_host(scenario, uri=uri, progress=progress)
-            target = repetition_name(name, k)
+            result = run_on_host(scenario, uri=uri, progress=progress, trace=trace)
+            target = repetition_name(TRACED_PREFIX + name if trace else name, k)
             if into is None:
                 written.append(save_recorded(target, result.to_dict()))
             else:

@@ -38,11 +38,13 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kvmlab.cpu.probe import host_busy_s, host_cpu_count, qemu_thread_role
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
+from kvmlab.cpu.sched_trace import sched_trace, summarise
 from kvmlab.cpu.threads import SAMPLES, ThreadTimes, list_threads, measure_threads
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connection, is_local_uri, version_string
@@ -50,8 +52,10 @@ from kvmlab.host.guest import WATCH_S, TransientGuest, live_uri
 from kvmlab.host.image import cache_dir
 from kvmlab.host.owner import parse_owner
 from kvmlab.host.signals import stop_signals_as_exit
+from kvmlab.host.tracefs import find_tracefs
 from kvmlab.lab import MEASURED
 from kvmlab.progress import ProgressArg, check_progress, progress_bar
+from kvmlab.validate import boolean
 
 __all__ = ["LOAD_MARKER", "SAMPLES", "host_pinning", "idle_busy_vcpus", "measuring_lock",
            "remote_vcpus", "run_on_host", "run_steps", "workload_script"]
@@ -162,7 +166,8 @@ def run_steps(scenario: CpuScenario) -> int:
 
 
 def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = None,
-                progress: ProgressArg = None, boot_timeout_s: float = 180.0) -> CpuResult:
+                progress: ProgressArg = None, boot_timeout_s: float = 180.0,
+                trace: bool = False) -> CpuResult:
     """Run ``scenario`` as real guests on a local QEMU host and measure each vCPU.
 
     Parameters
@@ -176,6 +181,10 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         ``set_postfix_str`` says what it is doing.
     boot_timeout_s : float
         How long all guests may take to boot and start their loops.
+    trace : bool
+        Also trace the scheduler over the window (:mod:`kvmlab.cpu.sched_trace`): who
+        woke each main loop and how, and what moved threads between CPUs, in
+        ``provenance['sched_trace']``. Needs a local host, root and tracefs.
 
     Returns
     -------
@@ -186,12 +195,20 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     ------
     ScenarioError
         If the scenario, ``uri`` or ``progress`` breaks a rule (checked before the host
-        is asked anything), or the scenario has more pCPUs than the host.
+        is asked anything), the scenario has more pCPUs than the host, or ``trace`` is
+        asked of a remote host.
     HostUnavailable, ExperimentFailed
+        ExperimentFailed also when ``trace`` is asked and tracefs is missing (checked
+        before any guest starts).
     """
     scenario = as_scenario(scenario)
     uri = live_uri(uri)
     progress = check_progress(progress)
+    trace = boolean(trace, "trace")
+    if trace and not is_local_uri(uri):
+        raise ScenarioError(f"trace=True needs QEMU's threads on this machine, and {uri} is "
+                            "a remote host")
+    trace_root = find_tracefs() if trace else None
     with connection(uri) as conn:
         host_cpus = conn.getInfo()[2]
         versions = _versions(conn)
@@ -231,7 +248,7 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         pids = [p for p in local if p is not None] if None not in local else None
         discarded: list[str] = []
         for attempt in range(1, MAX_WINDOWS + 1):
-            window = (_measure_window(guests, pids, scenario) if pids is not None
+            window = (_measure_window(guests, pids, scenario, trace_root) if pids is not None
                       else _measure_remote_window(guests, scenario))
             vcpus, domstats = window.vcpu_stats(scenario)
             idle = idle_busy_vcpus(scenario, domstats)
@@ -274,6 +291,8 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         "threads": {vm.name: [t.to_dict() for t in ts]
                     for vm, ts in zip(scenario.vms, window.threads, strict=True) if ts},
     }
+    if window.sched_trace is not None:
+        provenance["sched_trace"] = window.sched_trace
     return CpuResult(scenario=scenario, source=MEASURED, vcpus=tuple(vcpus),
                      duration_s=window.wall_s, provenance=provenance)
 
@@ -289,6 +308,7 @@ class _Window:
     wall_s: float
     stats_wall_s: float
     busy_s: float
+    sched_trace: dict[str, Any] | None = None
 
     def vcpu_stats(self, scenario: CpuScenario) -> tuple[list[VcpuStats],
                                                          list[dict[str, Any]]]:
@@ -323,8 +343,9 @@ def _vcpu_order(times: list[ThreadTimes]) -> list[ThreadTimes]:
 
 
 def _measure_window(guests: list[TransientGuest], pids: list[int],
-                    scenario: CpuScenario) -> _Window:
-    """Read every thread of every QEMU process :data:`SAMPLES` times over the window."""
+                    scenario: CpuScenario, trace_root: Path | None = None) -> _Window:
+    """Read every thread of every QEMU process :data:`SAMPLES` times over the window
+    (and trace the scheduler meanwhile, into tracefs at ``trace_root``, if given)."""
     ids, roles, owner = [], [], []
     for n, pid in enumerate(pids):
         for tid, name in list_threads(pid):
@@ -336,15 +357,22 @@ def _measure_window(guests: list[TransientGuest], pids: list[int],
     stats_before, stats_t0 = _timed(lambda: [g.stats() for g in guests])
     t0 = time.monotonic()
     busy0 = host_busy_s()
-    times = measure_threads(ids, scenario.duration_s, samples=SAMPLES, roles=roles,
-                            check=_watcher(guests))
+    traced = {tid: (scenario.vms[o].name, role)
+              for (_pid, tid), role, o in zip(ids, roles, owner, strict=True)}
+    with contextlib.ExitStack() as stack:
+        text = (stack.enter_context(sched_trace(
+            [tid for tid, (_vm, role) in traced.items() if role == "main-loop"],
+            root=trace_root)) if trace_root is not None else None)
+        times = measure_threads(ids, scenario.duration_s, samples=SAMPLES, roles=roles,
+                                check=_watcher(guests))
     busy1 = host_busy_s()
     wall = time.monotonic() - t0
     stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
     threads = [[t for t, o in zip(times, owner, strict=True) if o == n and t is not None]
                for n in range(len(pids))]
     return _Window([_vcpu_order(ts) for ts in threads], threads, stats_before, stats_after,
-                   wall, stats_t1 - stats_t0, busy1 - busy0)
+                   wall, stats_t1 - stats_t0, busy1 - busy0,
+                   summarise(text.text, traced) if text is not None else None)
 
 
 def _watcher(guests: list[TransientGuest]) -> Callable[[int], None]:

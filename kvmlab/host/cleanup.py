@@ -1,8 +1,8 @@
 """Find and remove what a crashed or killed kvmlab run left on a host.
 
 Everything kvmlab creates on a host carries the ``kvmlab-`` prefix: transient
-guests, storage pools and volumes, networks, network namespaces, host links and
-the guests' staged files and kvmlab's temporary folders (under
+guests, storage pools and volumes, networks, network namespaces, host links, scheduler
+traces (tracefs instances), the guests' staged files and kvmlab's temporary folders (under
 :func:`kvmlab.host.owner.temp_root`). Only objects with that prefix are ever touched,
 and of guests, pools and folders only those holding kvmlab's owner record: a pool
 named ``kvmlab-...`` that kvmlab did not make is listed but never removed.
@@ -33,6 +33,7 @@ from kvmlab.host.guest import destroy_domain, live_uri
 from kvmlab.host.image import cache_dir
 from kvmlab.host.owner import OWNER_FILE, dir_owner, parse_owner, stale_reason, temp_root
 from kvmlab.host.staging import SYSTEM_IMAGES_DIR, pool_owner, remove_pool
+from kvmlab.host.tracefs import INSTANCE_PREFIX, TRACEFS, instance_owner_alive, remove_instance
 
 
 @dataclass(frozen=True)
@@ -187,11 +188,26 @@ def find_host_leftovers() -> list[Leftover]:
         for link in json.loads(_ip("-j", "link", "show") or "[]"):
             if _ours(link.get("ifname", "")):
                 found.append(Leftover("link", link["ifname"], "this host"))
+    found += _trace_instances()
     for root in (SYSTEM_IMAGES_DIR, cache_dir() / "run", temp_root()):
         with contextlib.suppress(OSError):
             found += [_with_owner("files", p.name, str(root), _owner_file(p))
                       for p in sorted(root.iterdir())
                       if _ours(p.name) and not p.is_symlink() and dir_owner(p) is not None]
+    return found
+
+
+def _trace_instances() -> list[Leftover]:
+    """The scheduler traces (tracefs instances) of kvmlab runs, in use while their owner runs."""
+    found = []
+    for root in TRACEFS:
+        with contextlib.suppress(OSError):
+            for path in sorted((root / "instances").iterdir()):
+                if path.name.startswith(INSTANCE_PREFIX):
+                    alive = instance_owner_alive(path.name)
+                    found.append(Leftover("trace", path.name, str(path.parent), in_use=alive,
+                                          owner_pid=int(path.name.split("-")[2]) if alive
+                                          else None))
     return found
 
 
@@ -254,6 +270,8 @@ def remove_leftovers(uri: str | None = None, *, force: bool = False) -> list[Lef
             subprocess.run(["ip", "netns", "delete", item.name], capture_output=True, timeout=30)
         elif item.kind == "link":
             subprocess.run(["ip", "link", "delete", item.name], capture_output=True, timeout=30)
+        elif item.kind == "trace":
+            remove_instance(Path(item.where) / item.name)
         else:
             path = Path(item.where) / item.name
             if path.is_symlink() or dir_owner(path) is None:

@@ -106,7 +106,7 @@ def test_the_hold_compares_vcpus_beside_their_main_loop_with_the_others():
     # interval 0: main on 0, near beside it (0.9), far apart (0.1); interval 1: the main
     # loop moved (skipped); interval 2: main on 1, near moved (skipped), far beside it (0.2)
     assert hold == {"with_main_loop": 0.55, "apart": 0.1, "intervals_with": 2,
-                    "intervals_apart": 1}
+                    "intervals_apart": 1, "run_on_main_loop_cpu": round(1.1 / 1.2, 3)}
 
 
 def test_the_hold_needs_readings_of_cpus():
