@@ -44,7 +44,7 @@ LIMITS = {"pcpus": (1, 8), "vms": (1, 6), "vcpus_per_vm": (1, 4)}
 """The sliders' ranges, which :func:`explore` keeps to."""
 MAX_EXPLORE_S = 3.0
 """The longest run :func:`explore` simulates: at the largest slider settings (8 pCPUs, six
-VMs of 4 vCPUs) the ``linux`` scheduler's model takes about 1.3 s for it (``fair`` and
+VMs of 4 vCPUs) the ``linux`` scheduler's model takes about 1.1 s of CPU for it (``fair`` and
 ``round-robin`` 0.1 s)."""
 MAX_GANTT_SLICES = 1000
 """The most time slices :func:`render` draws in its Gantt chart (one collection of
