@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 __all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
-           "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pick_eevdf",
+           "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pelt_at", "pick_eevdf",
            "reweight", "set_curr", "update_curr"]
 
 NICE_0_LOAD = 1024
@@ -246,18 +246,26 @@ def pelt(obj: Entity | RunQueue, now: float, target: float, tau: float,
     >>> round(rq.load_avg), round(rq.load_run)       # no period ended since 32 ms
     (512, 518)
     """
+    if now > obj.load_t:
+        obj.load_run, obj.load_avg = pelt_at(obj, now, target, tau, period)
+        obj.load_t = now
+
+
+def pelt_at(obj: Entity | RunQueue, now: float, target: float, tau: float,
+            period: float = 0.0) -> tuple[float, float]:
+    """``(load_run, load_avg)`` that :func:`pelt` would give ``obj`` at ``now``; ``obj``
+    itself is left as it is (a reading that must not change the run)."""
     start = obj.load_t
     if now <= start:
-        return
+        return obj.load_run, obj.load_avg
     before = obj.load_run
-    obj.load_run = target + (before - target) * math.exp((start - now) / tau)
-    obj.load_t = now
+    run = target + (before - target) * math.exp((start - now) / tau)
     if not period:
-        obj.load_avg = obj.load_run
-        return
+        return run, run
     edge = (now // period) * period
     if edge > start:
-        obj.load_avg = target + (before - target) * math.exp((start - edge) / tau)
+        return run, target + (before - target) * math.exp((start - edge) / tau)
+    return run, obj.load_avg
 
 
 def avg_vruntime(rq: RunQueue) -> float:

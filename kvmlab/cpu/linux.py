@@ -68,7 +68,7 @@ from kvmlab.cpu.eevdf import (
     set_curr,
     update_curr,
 )
-from kvmlab.cpu.linux_readings import Readings, moves_per_s
+from kvmlab.cpu.linux_readings import Readings, States, moves_per_s
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ScenarioError
@@ -573,8 +573,9 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
             "both together (about 25 s). Shorten duration_s, or use scheduler='fair' (about "
             "fifty times cheaper)")
     host = _LinuxHost(scenario, seed, kernel, qemu, layout, warmup_s, record_timeline)
-    readings = Readings(host)
+    readings, states = Readings(host), States(host)
     host.env.process(readings.process())
+    host.env.process(states.process())
     desc = f"simulating {scenario.name or 'a CPU scenario'} (linux)"
     with progress_bar(progress, total=100, desc=desc, unit="%") as bar:
         if progress is not None and progress is not False:
@@ -587,7 +588,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
                   "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
                   "reweights_per_s": round(host.reweights / host.end, 1),
-                  "moves_per_s": moves_per_s(host),
+                  "moves_per_s": moves_per_s(host), "sched_state": states.summary(),
                   "threads": readings.table()}
     return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
                      duration_s=scenario.duration_s, provenance=provenance,

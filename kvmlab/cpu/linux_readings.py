@@ -25,9 +25,11 @@ from typing import Any
 
 import simpy
 
+from kvmlab.cpu.eevdf import pelt_at
+from kvmlab.cpu.sched_trace import STATE_EVERY_S, summarise_states
 from kvmlab.cpu.threads import SAMPLES, run_shares
 
-__all__ = ["Readings", "moves_per_s"]
+__all__ = ["Readings", "States", "moves_per_s"]
 
 
 def _role(t: Any) -> str:
@@ -99,3 +101,46 @@ def moves_per_s(host: Any) -> dict[str, dict[str, float]]:
         out[role] = {"balancing": round(host.balanced[kind] / span, 3),
                      "wake-up": round((moved - host.balanced[kind]) / span, 3)}
     return out
+
+
+class States:
+    """The model's scheduler state every :data:`~kvmlab.cpu.sched_trace.STATE_EVERY_S` over
+    its window, read as a traced host run reads the kernel's (each pCPU's load, and the
+    weights of the groups with something queued: :func:`kvmlab.cpu.sched_trace.parse_sched_debug`).
+    Reading changes nothing in the run."""
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self.samples: list[dict[str, Any]] = []
+        self.groups: dict[Any, str] = {}
+        for t in host.threads:
+            group = t.group
+            if group.parent is None:                       # layout "none": no groups
+                continue
+            if group.parent.parent is None:
+                self.groups[group] = "vm"
+            else:
+                self.groups[group] = "vcpu" if t.kind == "vcpu" else "emulator"
+                self.groups[group.parent] = "vm"
+
+    def process(self) -> Iterator[simpy.Event]:
+        """A simpy process that reads the state until the window ends."""
+        host, kernel = self.host, self.host.kernel
+        yield host.env.timeout(host.start)
+        while True:
+            now = host.env.now
+            roots = [host.root.rqs.get(cpu.index) for cpu in host.cpus]
+            loads = [pelt_at(rq, now, rq.weight_sum, kernel.pelt_tau_s,
+                             kernel.pelt_period_s)[1] if rq is not None else 0.0
+                     for rq in roots]
+            weights: dict[str, list[float]] = {}
+            for group, kind in self.groups.items():
+                for rq in group.rqs.values():
+                    if rq.weight_sum > 0 and rq.se is not None:
+                        weights.setdefault(kind, []).append(float(rq.se.weight))
+            self.samples.append({"loads": loads, "weights": weights})
+            yield host.env.timeout(STATE_EVERY_S)
+
+    def summary(self) -> dict[str, Any]:
+        """:func:`kvmlab.cpu.sched_trace.summarise_states` of the readings."""
+        return summarise_states(self.samples)

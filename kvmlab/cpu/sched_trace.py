@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import re
 import statistics
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,10 +52,20 @@ from kvmlab.cpu.result import CpuResult
 from kvmlab.errors import ScenarioError
 from kvmlab.host.tracefs import TraceText, trace_events
 
-__all__ = ["EVENTS", "compare_rows", "sched_trace", "summarise"]
+__all__ = ["EVENTS", "SCHED_DEBUG", "STATE_EVERY_S", "StateSampler", "compare_rows",
+           "parse_sched_debug", "sched_trace", "summarise", "summarise_states"]
 
 EVENTS = ("sched/sched_switch", "sched/sched_waking", "sched/sched_migrate_task")
 """The events a scheduler trace records."""
+SCHED_DEBUG = Path("/sys/kernel/debug/sched/debug")
+"""The scheduler's state, every run queue of every CPU (debugfs; root)."""
+STATE_EVERY_S = 0.1
+"""How often a traced run reads :data:`SCHED_DEBUG` (and the model its own state)."""
+IMBALANCE_PCT = 117
+"""The load balancer acts when the busiest pCPU's load is over this percentage of the
+local one's (``imbalance_pct`` of a 2-CPU domain; :class:`kvmlab.cpu.eevdf.Kernel`)."""
+_SECTION = re.compile(r"^cfs_rq\[(\d+)\]:(\S+)\n(.*?)(?=^\S|\Z)", re.M | re.S)
+_VALUE = re.compile(r"^\s+\.(\S+)\s+:\s+(-?[\d.]+)", re.M)
 
 _LINE = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+(\S+)\s+([\d.]+): (\w+|<stack trace>):?(.*)$")
 _FIELD = re.compile(r"(\w+)=(\S+)")
@@ -247,8 +258,10 @@ def compare_rows(host: CpuResult, models: Sequence[CpuResult]) -> list[dict[str,
     -------
     list of dict
         ``what``, ``host`` and ``linux model``: who wakes the main loops, how much of
-        the vCPUs' run time is on their main loop's pCPU, and how often threads move
-        between pCPUs, by cause.
+        the vCPUs' run time is on their main loop's pCPU, how often threads move
+        between pCPUs, by cause, and (where the host run read the scheduler's state)
+        how often the pCPUs' loads were far enough apart for the load balancer, and the
+        groups' weights (the model's per run).
 
     Raises
     ------
@@ -301,4 +314,101 @@ def compare_rows(host: CpuResult, models: Sequence[CpuResult]) -> list[dict[str,
         ("main-loop moves a second, by load balancing", *moves("main-loop", "balancing")),
         ("main-loop moves a second, at wake-up", *moves("main-loop", "wake-up")),
     ]
+    state = trace.get("state")
+    if isinstance(state, Mapping):
+        model_states = [m.provenance["sched_state"] for m in models]
+        apart = [s["loads_apart"] for s in model_states if s["loads_apart"] is not None]
+        rows.append(("pCPU loads over 17 % apart (share of readings)", state["loads_apart"],
+                     round(statistics.fmean(apart), 3) if apart else None))
+        for kind, label in (("vm", "a VM's"), ("vcpu", "a vCPU group's"),
+                            ("emulator", "the main-loop group's")):
+            rows.append((f"{label} weight on a pCPU, median (10-90 %)",
+                         _spread_text(state["weights"].get(kind)),
+                         "; ".join(_spread_text(s["weights"].get(kind)) for s in model_states)))
     return [{"what": what, "host": real, "linux model": model} for what, real, model in rows]
+
+
+def _spread_text(q: Mapping[str, float] | None) -> str:
+    """``p50 (p10-p90)`` of a weight summary, or ``-``."""
+    return f"{q['p50']:g} ({q['p10']:g}-{q['p90']:g})" if q else "-"
+
+
+def _group_kind(path: str) -> str:
+    """``vm``, ``vcpu`` or ``emulator`` for a libvirt cgroup path of a guest."""
+    leaf = path.rstrip("/").rsplit("/", 1)[-1]
+    return "vm" if leaf.endswith(".libvirt-qemu") else leaf.rstrip("0123456789")
+
+
+def parse_sched_debug(text: str, marker: str = "kvmlab-") -> dict[str, Any]:
+    """One reading of :data:`SCHED_DEBUG`: each CPU's load (its root queue's ``load_avg``,
+    what the load balancer compares) and the weights (``se->load.weight`` / 1024) of the
+    guests' groups (paths holding ``marker``) that have something queued.
+
+    >>> text = "\\n".join(["cfs_rq[0]:/", "  .load_avg : 700", "cfs_rq[1]:/",
+    ...     "  .load_avg : 500", "cfs_rq[1]:/machine/qemu-1-kvmlab-cpu-vm1.libvirt-qemu",
+    ...     "  .load : 1048576", "  .se->load.weight : 524288", "cpu#2", ""])
+    >>> parse_sched_debug(text)
+    {'loads': [700.0, 500.0], 'weights': {'vm': [512.0]}}
+    """
+    loads: dict[int, float] = {}
+    weights: dict[str, list[float]] = {}
+    for match in _SECTION.finditer(text):
+        cpu, path, body = int(match.group(1)), match.group(2), match.group(3)
+        values = dict(_VALUE.findall(body))
+        if path == "/":
+            loads[cpu] = float(values.get("load_avg", 0))
+        elif marker in path and float(values.get("load", 0)) > 0:
+            weights.setdefault(_group_kind(path), []).append(
+                round(float(values.get("se->load.weight", 0)) / 1024, 1))
+    return {"loads": [loads[c] for c in sorted(loads)], "weights": weights}
+
+
+class StateSampler:
+    """Reads :data:`SCHED_DEBUG` every :data:`STATE_EVERY_S` in a thread of its own while
+    the ``with`` block runs; ``samples`` holds what :func:`parse_sched_debug` made of each."""
+
+    def __init__(self, path: Path = SCHED_DEBUG) -> None:
+        self.path = path
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(STATE_EVERY_S):
+            with contextlib.suppress(OSError):
+                self.samples.append(parse_sched_debug(self.path.read_text(errors="replace")))
+
+    def __enter__(self) -> StateSampler:
+        self.path.read_text()                 # fails here, before the window, if unreadable
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def summarise_states(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How often the pCPUs' loads were far enough apart for the balancer to act, and the
+    spread of each kind of group's weight, over readings of :func:`parse_sched_debug`
+    (or the model's own, of the same shape).
+
+    >>> summarise_states([{"loads": [700, 500], "weights": {"vm": [512, 1024]}},
+    ...                   {"loads": [500, 510], "weights": {"vm": [341]}}])
+    {'readings': 2, 'loads_apart': 0.5, 'weights': {'vm': {'p10': 341, 'p50': 512, 'p90': 1024}}}
+    """
+    apart = [max(s["loads"]) * 100 > IMBALANCE_PCT * min(s["loads"])
+             for s in samples if len(s["loads"]) > 1 and min(s["loads"]) > 0]
+    weights: dict[str, list[float]] = {}
+    for sample in samples:
+        for kind, values in sample["weights"].items():
+            weights.setdefault(kind, []).extend(values)
+    return {"readings": len(samples),
+            "loads_apart": round(sum(apart) / len(apart), 3) if apart else None,
+            "weights": {kind: {f"p{q}": round(_quantile(sorted(v), q / 100))
+                               for q in (10, 50, 90)} for kind, v in sorted(weights.items())}}
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``values`` (nearest rank)."""
+    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]

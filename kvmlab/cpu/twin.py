@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import os
 import platform
 import re
 import sys
@@ -44,7 +45,13 @@ from typing import Any
 from kvmlab.cpu.probe import host_busy_s, host_cpu_count, qemu_thread_role
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
-from kvmlab.cpu.sched_trace import sched_trace, summarise
+from kvmlab.cpu.sched_trace import (
+    SCHED_DEBUG,
+    StateSampler,
+    sched_trace,
+    summarise,
+    summarise_states,
+)
 from kvmlab.cpu.threads import SAMPLES, ThreadTimes, list_threads, measure_threads
 from kvmlab.errors import ExperimentFailed, ScenarioError
 from kvmlab.host.connect import connection, is_local_uri, version_string
@@ -184,7 +191,10 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     trace : bool
         Also trace the scheduler over the window (:mod:`kvmlab.cpu.sched_trace`): who
         woke each main loop and how, and what moved threads between CPUs, in
-        ``provenance['sched_trace']``. Needs a local host, root and tracefs.
+        ``provenance['sched_trace']``; and, where debugfs shows it, the scheduler's
+        state every 0.1 s (``['state']``: how often the pCPUs' loads were far enough apart
+        for the load balancer, and the groups' weights). Needs a local host, root and
+        tracefs.
 
     Returns
     -------
@@ -363,6 +373,8 @@ def _measure_window(guests: list[TransientGuest], pids: list[int],
         text = (stack.enter_context(sched_trace(
             [tid for tid, (_vm, role) in traced.items() if role == "main-loop"],
             root=trace_root)) if trace_root is not None else None)
+        states = (stack.enter_context(StateSampler())
+                  if trace_root is not None and os.access(SCHED_DEBUG, os.R_OK) else None)
         times = measure_threads(ids, scenario.duration_s, samples=SAMPLES, roles=roles,
                                 check=_watcher(guests))
     busy1 = host_busy_s()
@@ -370,9 +382,12 @@ def _measure_window(guests: list[TransientGuest], pids: list[int],
     stats_after, stats_t1 = _timed(lambda: [g.stats() for g in guests])
     threads = [[t for t, o in zip(times, owner, strict=True) if o == n and t is not None]
                for n in range(len(pids))]
+    trace = summarise(text.text, traced) if text is not None else None
+    if trace is not None:
+        trace["state"] = summarise_states(states.samples) if states is not None else (
+            f"not read: {SCHED_DEBUG} is not readable (debugfs not mounted, or not root)")
     return _Window([_vcpu_order(ts) for ts in threads], threads, stats_before, stats_after,
-                   wall, stats_t1 - stats_t0, busy1 - busy0,
-                   summarise(text.text, traced) if text is not None else None)
+                   wall, stats_t1 - stats_t0, busy1 - busy0, trace)
 
 
 def _watcher(guests: list[TransientGuest]) -> Callable[[int], None]:

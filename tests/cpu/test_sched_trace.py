@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,7 @@ from kvmlab.cpu.agreement import recorded_repetitions
 from kvmlab.cpu.linux import simulate_linux
 from kvmlab.cpu.model import simulate
 from kvmlab.cpu.recordings import TRACED_PREFIX
-from kvmlab.cpu.sched_trace import compare_rows, summarise
+from kvmlab.cpu.sched_trace import StateSampler, compare_rows, summarise, summarise_states
 from kvmlab.errors import ScenarioError
 
 # VM a: main loop 10, vCPUs 11 and 12; VM b: main loop 20, vCPU 21
@@ -173,3 +174,26 @@ def test_tracing_a_remote_host_is_refused_before_anything_starts():
                     trace=True)
     with pytest.raises(ScenarioError, match="trace"):
         run_on_host(load_scenario("cpu-seed-example"), uri="test:///default", trace="yes")
+
+
+def test_the_state_sampler_reads_until_the_block_ends(tmp_path):
+    debug = tmp_path / "debug"
+    debug.write_text("cfs_rq[0]:/\n  .load_avg : 900\ncfs_rq[1]:/\n  .load_avg : 600\n")
+    with StateSampler(debug) as sampler:
+        time.sleep(0.35)
+    count = len(sampler.samples)
+    assert 2 <= count <= 4 and sampler.samples[0] == {"loads": [900.0, 600.0], "weights": {}}
+    time.sleep(0.2)
+    assert len(sampler.samples) == count                    # it stopped with the block
+    assert summarise_states(sampler.samples)["loads_apart"] == 1.0
+    with pytest.raises(OSError), StateSampler(tmp_path / "missing"):
+        pass
+
+
+def test_the_linux_model_reads_its_state_as_a_traced_host_run_does():
+    scenario = recorded_repetitions("cpu-overcommit-3x")[0].scenario.with_duration(1)
+    state = simulate_linux(scenario, seed=0).provenance["sched_state"]
+    assert state["readings"] == 10                 # every 0.1 s of the 1-s window, from its start
+    assert set(state["weights"]) == {"vm", "vcpu", "emulator"}
+    assert all(0 < q["p10"] <= q["p50"] <= q["p90"] <= 1024
+               for q in state["weights"].values())

@@ -51,4 +51,7 @@ def test_a_traced_run_tells_who_wakes_each_main_loop(live_uri, guest_image, no_l
         own = sum(n for who, n in loop["wakers"].items() if who.startswith("own vCPU"))
         assert own > 0.5 * loop["wakes"] > 100, (vm, loop)
         assert loop["paths"].get("eventfd", 0) + loop["paths"].get("futex", 0) >= own * 0.9
+    state = trace["state"]                  # the scheduler's state, read every 0.1 s
+    assert state["readings"] >= 10 and 0 <= state["loads_apart"] <= 1
+    assert {"vm", "vcpu"} <= set(state["weights"])
     assert _instances() == []
