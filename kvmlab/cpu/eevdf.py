@@ -64,7 +64,7 @@ from functools import cached_property
 
 __all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
            "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pelt_at", "pick_eevdf",
-           "reweight", "set_curr", "update_curr"]
+           "reweight", "set_curr", "update_curr", "update_tg_load"]
 
 NICE_0_LOAD = 1024
 """The weight of a nice-0 thread, and the default ``cpu.shares`` of a cgroup."""
@@ -109,6 +109,9 @@ class Kernel:
     tg_update_ms : float
         A queue passes a change of its load average on to its group's total at most
         this often, and only a change of over 1/64 (``update_tg_load_avg()``; 0: always).
+    load_follows : bool
+        A moving thread takes its load along, and load a group left on a CPU decays out
+        of its total, as in the kernel (:mod:`kvmlab.cpu.linux_load`; off by default).
     """
 
     hz: int = 250
@@ -123,6 +126,7 @@ class Kernel:
     cache_nice_tries: int = 1
     pelt_period_us: float = 1024.0
     tg_update_ms: float = 1.0
+    load_follows: bool = False
 
     @cached_property
     def tick_s(self) -> float:
@@ -470,6 +474,21 @@ def reweight(rq: RunQueue, se: Entity, weight: int, kernel: Kernel, now: float) 
     rq.avg_sum += weight * (se.vruntime - rq.zero_v)
 
 
+def update_tg_load(rq: RunQueue, now: float, kernel: Kernel) -> None:
+    """``update_tg_load_avg()``: bring ``rq``'s load average up to ``now`` and pass a
+    large enough change of it on to its group's total (``tg->load_avg``), at most once
+    per ``kernel.tg_update_ms``."""
+    group = rq.group
+    assert group is not None
+    pelt(rq, now, rq.weight_sum, kernel.pelt_tau_s, kernel.pelt_period_s)
+    change = rq.load_avg - rq.contrib
+    if now - rq.contrib_t >= kernel.tg_update_s and (
+            not kernel.tg_update_s or abs(change) > rq.contrib / 64):
+        group.load_sum += change
+        rq.contrib = rq.load_avg
+        rq.contrib_t = now
+
+
 def group_shares(rq: RunQueue, now: float, kernel: Kernel) -> int:
     """``calc_group_shares()``: the weight of ``rq``'s group entity on ``rq``'s CPU.
 
@@ -482,13 +501,7 @@ def group_shares(rq: RunQueue, now: float, kernel: Kernel) -> int:
     """
     group = rq.group
     assert group is not None
-    pelt(rq, now, rq.weight_sum, kernel.pelt_tau_s, kernel.pelt_period_s)
-    change = rq.load_avg - rq.contrib
-    if now - rq.contrib_t >= kernel.tg_update_s and (
-            not kernel.tg_update_s or abs(change) > rq.contrib / 64):
-        group.load_sum += change
-        rq.contrib = rq.load_avg
-        rq.contrib_t = now
+    update_tg_load(rq, now, kernel)
     load = max(rq.weight_sum, int(rq.load_avg))
     total = group.load_sum - rq.contrib + load
     if total <= 0:

@@ -68,6 +68,7 @@ from kvmlab.cpu.eevdf import (
     set_curr,
     update_curr,
 )
+from kvmlab.cpu.linux_load import take_load, update_blocked
 from kvmlab.cpu.linux_readings import Readings, States, moves_per_s
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
@@ -255,6 +256,8 @@ class _LinuxHost:
     def _enqueue_thread(self, t: _Thread, cpu: _Cpu, now: float) -> None:
         if t.cpu != cpu.index and self.start <= now < self.end:
             t.migrations += 1                       # moved between CPUs in the window
+        if t.cpu != cpu.index and self.kernel.load_follows:
+            take_load(self._levels(t, t.cpu), self._levels(t, cpu.index), now, self.kernel)
         t.cpu = cpu.index
         cpu.queued[t] = None
         for rq, se in self._levels(t, cpu.index):
@@ -408,6 +411,8 @@ class _LinuxHost:
         A thread moves if its load, halved for each balance that failed in a row
         (``nr_balance_failed``), is at most the imbalance.
         """
+        if self.kernel.load_follows:
+            update_blocked([t.levels.get(cpu.index, ()) for t in self.threads], now, self.kernel)
         local = self._cpu_load(cpu, now)
         busiest, most = None, local
         for other in self.cpus:

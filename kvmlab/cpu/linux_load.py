@@ -1,0 +1,72 @@
+"""Where a group's load is counted when its threads move (``Kernel(load_follows=True)``).
+
+A group's weight on a CPU is its shares times that CPU's part of the group's load
+(:func:`kvmlab.cpu.eevdf.group_shares`), so the model must count the load where the
+kernel does. The kernel does two things the ``linux`` model's default leaves out:
+
+* a thread that moves to another CPU **takes its load along**
+  (``detach_entity_load_avg()`` / ``attach_entity_load_avg()``): its group's queue on
+  the old CPU loses it at once, the one on the new CPU gains it, and so, one level up,
+  do the queues of the group's parent (the VM);
+* the load left on a CPU a group no longer uses **decays, and the group's total follows**
+  when that CPU balances (``update_blocked_averages()``), though nothing is queued there.
+
+Without them the model keeps, in a group's total, load the group left behind: a vCPU
+group, one thread, then weighs less than its 1024 on its own CPU (medians of 641 to 1024
+in the 3x scenario's model runs), where on the recordings' host it weighs 1023 or 1024
+(``provenance['sched_trace']['state']`` of a traced run, :mod:`kvmlab.cpu.sched_trace`).
+With them the weights are the host's; the default stays without until the model's
+balancer agrees with the host's on every scenario (see notebook 01).
+
+Examples
+--------
+>>> from kvmlab.cpu.agreement import recorded_repetitions
+>>> from kvmlab.cpu.linux import Kernel, simulate_linux
+>>> s = recorded_repetitions("cpu-overcommit-3x")[0].scenario.with_duration(2)
+>>> def vcpu_groups(kernel):
+...     return simulate_linux(s, seed=0, kernel=kernel).provenance["sched_state"][
+...         "weights"]["vcpu"]
+>>> vcpu_groups(Kernel(load_follows=True))
+{'p10': 1023, 'p50': 1024, 'p90': 1024}
+>>> vcpu_groups(Kernel())["p10"] < 1000
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from kvmlab.cpu.eevdf import Entity, Kernel, RunQueue, pelt, update_tg_load
+
+__all__ = ["take_load", "update_blocked"]
+
+Levels = Sequence[tuple[RunQueue, Entity]]
+
+
+def take_load(old: Levels, new: Levels, now: float, kernel: Kernel) -> None:
+    """Move a thread's load from its chain of queues ``old`` (thread up to the root, on
+    the CPU it leaves) to ``new`` (on the CPU it goes to): at its own group's queue and
+    one level up, where each level's entity carries it; the groups' totals follow."""
+    tau, period = kernel.pelt_tau_s, kernel.pelt_period_s
+    for (rs, ss), (rd, sd) in list(zip(old, new, strict=True))[:2]:
+        if rs.group is None or rs.group.parent is None:
+            return                                  # the root queue has no group total
+        for obj, target in ((rs, rs.weight_sum), (rd, rd.weight_sum),
+                            (ss, ss.weight if ss.on_rq else 0.0),
+                            (sd, sd.weight if sd.on_rq else 0.0)):
+            pelt(obj, now, target, tau, period)
+        amount = min(ss.load_avg, rs.load_avg)
+        for a, b in ((rs, rd), (ss, sd)) if ss is not sd else ((rs, rd),):
+            a.load_avg, a.load_run = a.load_avg - amount, max(0.0, a.load_run - amount)
+            b.load_avg, b.load_run = b.load_avg + amount, b.load_run + amount
+        update_tg_load(rs, now, kernel)
+        update_tg_load(rd, now, kernel)
+
+
+def update_blocked(chains: Iterable[Levels], now: float, kernel: Kernel) -> None:
+    """``update_blocked_averages()`` of one CPU: every group queue on the chains (the
+    threads' queues on that CPU) passes its decayed load on to its group's total."""
+    for chain in chains:
+        for rq, _se in chain:
+            if rq.group is not None and rq.group.parent is not None:
+                update_tg_load(rq, now, kernel)
