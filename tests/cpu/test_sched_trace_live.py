@@ -43,15 +43,15 @@ def test_cleanup_removes_the_trace_a_killed_run_left(live_uri):
 def test_a_traced_run_tells_who_wakes_each_main_loop(live_uri, guest_image, no_leftovers):
     """On this host (TCG guests), a VM's main loop is woken mostly by its own vCPU threads
     (an eventfd write or QEMU's big lock), in a system call, and otherwise by a timer."""
-    scenario = load_scenario("cpu-unequal-shares-unpinned").with_duration(2)
+    scenario = load_scenario("cpu-unequal-shares-unpinned").with_duration(1)
     run = run_on_host(scenario, uri=live_uri, trace=True)
     trace = run.provenance["sched_trace"]
-    assert trace["window_s"] > 1.5
+    assert trace["window_s"] > 0.7
     for vm, loop in trace["main_loops"].items():
         own = sum(n for who, n in loop["wakers"].items() if who.startswith("own vCPU"))
         assert own > 0.5 * loop["wakes"] > 100, (vm, loop)
         assert loop["paths"].get("eventfd", 0) + loop["paths"].get("futex", 0) >= own * 0.9
     state = trace["state"]                  # the scheduler's state, read every 0.1 s
-    assert state["readings"] >= 10 and 0 <= state["loads_apart"] <= 1
+    assert state["readings"] >= 5 and 0 <= state["loads_apart"] <= 1
     assert {"vm", "vcpu"} <= set(state["weights"])
     assert _instances() == []
