@@ -48,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kvmlab.cpu.eevdf import Kernel
 from kvmlab.cpu.result import CpuResult
 from kvmlab.errors import ScenarioError
 from kvmlab.host.tracefs import TraceText, trace_events
@@ -61,9 +62,10 @@ SCHED_DEBUG = Path("/sys/kernel/debug/sched/debug")
 """The scheduler's state, every run queue of every CPU (debugfs; root)."""
 STATE_EVERY_S = 0.1
 """How often a traced run reads :data:`SCHED_DEBUG` (and the model its own state)."""
-IMBALANCE_PCT = 117
+IMBALANCE_PCT = Kernel().imbalance_pct
 """The load balancer acts when the busiest pCPU's load is over this percentage of the
-local one's (``imbalance_pct`` of a 2-CPU domain; :class:`kvmlab.cpu.eevdf.Kernel`)."""
+local one's (``imbalance_pct`` of a 2-CPU domain, as the ``linux`` model's
+:class:`kvmlab.cpu.eevdf.Kernel` has it)."""
 _SECTION = re.compile(r"^cfs_rq\[(\d+)\]:(\S+)\n(.*?)(?=^\S|\Z)", re.M | re.S)
 _VALUE = re.compile(r"^\s+\.(\S+)\s+:\s+(-?[\d.]+)", re.M)
 

@@ -33,7 +33,7 @@ from kvmlab.host.guest import destroy_domain, live_uri
 from kvmlab.host.image import cache_dir
 from kvmlab.host.owner import OWNER_FILE, dir_owner, parse_owner, stale_reason, temp_root
 from kvmlab.host.staging import SYSTEM_IMAGES_DIR, pool_owner, remove_pool
-from kvmlab.host.tracefs import INSTANCE_PREFIX, TRACEFS, instance_owner_alive, remove_instance
+from kvmlab.host.tracefs import INSTANCE_PREFIX, TRACEFS, instance_owner, remove_instance
 
 
 @dataclass(frozen=True)
@@ -204,10 +204,9 @@ def _trace_instances() -> list[Leftover]:
         with contextlib.suppress(OSError):
             for path in sorted((root / "instances").iterdir()):
                 if path.name.startswith(INSTANCE_PREFIX):
-                    alive = instance_owner_alive(path.name)
-                    found.append(Leftover("trace", path.name, str(path.parent), in_use=alive,
-                                          owner_pid=int(path.name.split("-")[2]) if alive
-                                          else None))
+                    owner = instance_owner(path.name)
+                    found.append(Leftover("trace", path.name, str(path.parent),
+                                          in_use=owner is not None, owner_pid=owner))
     return found
 
 

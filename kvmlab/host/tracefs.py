@@ -9,10 +9,10 @@ interrupt. ``kvmlab cleanup`` removes an instance whose owner died (a killed run
 
 Examples
 --------
->>> instance_owner_alive(f"{INSTANCE_PREFIX}{os.getpid()}-{process_start(os.getpid())}")
+>>> instance_owner(f"{INSTANCE_PREFIX}{os.getpid()}-{process_start(os.getpid())}") == os.getpid()
 True
->>> instance_owner_alive(f"{INSTANCE_PREFIX}1-0"), instance_owner_alive("not-ours")
-(False, False)
+>>> instance_owner(f"{INSTANCE_PREFIX}1-0"), instance_owner("not-ours")
+(None, None)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 from kvmlab.errors import ExperimentFailed
 from kvmlab.host.owner import process_start
 
-__all__ = ["INSTANCE_PREFIX", "TRACEFS", "TraceText", "find_tracefs", "instance_owner_alive",
+__all__ = ["INSTANCE_PREFIX", "TRACEFS", "TraceText", "find_tracefs", "instance_owner",
            "remove_instance", "trace_events"]
 
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
@@ -66,11 +66,14 @@ in /nonexistent); as root: mount -t tracefs nodev /sys/kernel/tracing
         "/sys/kernel/tracing")
 
 
-def instance_owner_alive(name: str) -> bool:
-    """Whether the process that made tracefs instance ``name`` still runs (see the
-    module's examples)."""
+def instance_owner(name: str) -> int | None:
+    """The process id of the process that made tracefs instance ``name``, while it still
+    runs; None once it has ended, or for a name that is not kvmlab's (see the module's
+    examples)."""
     match = re.fullmatch(re.escape(INSTANCE_PREFIX) + r"(\d+)-(\d+)", name)
-    return bool(match) and process_start(int(match.group(1))) == int(match.group(2))
+    if match is None or process_start(int(match.group(1))) != int(match.group(2)):
+        return None
+    return int(match.group(1))
 
 
 @dataclass
