@@ -134,6 +134,42 @@ def host_cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def host_scheduler(proc: Path = Path("/proc")) -> dict[str, object]:
+    """What the host's scheduler is, beyond its kernel's version: its ``sched_*`` settings.
+
+    A kernel may carry scheduler options that mainline Linux does not have (a cloud
+    provider's, say), and a host may itself be a virtual machine, its CPUs virtual: both
+    change what a measurement on it means, so the CPU lab records them beside every run.
+
+    Returns
+    -------
+    dict
+        ``settings``: every readable ``/proc/sys/kernel/sched_*`` value (an int where it is
+        one); ``is_a_guest``: the CPU flags have ``hypervisor``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "sys/kernel").mkdir(parents=True)
+    >>> _ = (root / "sys/kernel/sched_autogroup_enabled").write_text("1\\n")
+    >>> _ = (root / "cpuinfo").write_text("flags : fpu sse2 hypervisor\\n")
+    >>> host_scheduler(root)
+    {'settings': {'sched_autogroup_enabled': 1}, 'is_a_guest': True}
+    """
+    settings: dict[str, int | str] = {}
+    for path in sorted((proc / "sys/kernel").glob("sched_*")):
+        with contextlib.suppress(OSError):
+            text = path.read_text().strip()
+            settings[path.name] = int(text) if re.fullmatch(r"-?\d+", text) else text
+    try:
+        flags = next((line for line in (proc / "cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return {"settings": settings, "is_a_guest": "hypervisor" in flags.split()}
+
+
 # -- the cpu controller of cgroups -------------------------------------------------------
 def cpu_weight(shares: int) -> int:
     """cgroup v2's ``cpu.weight`` for v1's ``cpu.shares`` (1024 is 100), as the kernel and

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvmlab.cpu.probe import host_busy_s, host_cpu_count, qemu_thread_role
+from kvmlab.cpu.probe import host_busy_s, host_cpu_count, host_scheduler, qemu_thread_role
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
 from kvmlab.cpu.sched_trace import (
@@ -283,6 +283,9 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         "host": hostname, "uri": uri, "host_cpus": host_cpus, "accelerator": accel,
         "libvirt": versions["libvirt"], "qemu": versions["qemu"],
         "host_kernel": platform.release() if pids is not None else "(remote)",
+        # its sched_* settings (a kernel may have options mainline Linux has not) and
+        # whether the host is itself a virtual machine
+        "host_scheduler": host_scheduler() if pids is not None else "(remote)",
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "method": (f"schedstat, status, stat and wchan of every QEMU thread, read "
                    f"{SAMPLES + 1} times over the window; waits in progress at its edges "

@@ -30,6 +30,8 @@ def test_the_linux_model_agrees_with_three_real_runs(name, live_uri, guest_image
         pytest.skip(f"{name} needs {scenario.pcpus} host CPUs")
     runs = [run_on_host(scenario, uri=live_uri) for _ in range(3)]
     for measured in runs:
+        # the host's scheduler settings beside every run (a packing option, say)
+        assert measured.provenance["host_scheduler"]["settings"], measured.provenance
         # libvirt's own per-vCPU run time tells the same story as the threads' schedstat
         for v, dom in zip(measured.vcpus, measured.provenance["domstats"], strict=True):
             assert (dom["vm"], dom["vcpu"]) == (v.vm, v.vcpu)

@@ -113,6 +113,7 @@ def test_a_cpu_run_on_a_host_whose_qemu_is_elsewhere_reads_libvirt_s_statistics(
     measured = run_on_host(scenario, uri=ssh_uri)
     assert "vcpu.N.time" in measured.provenance["method"]
     assert measured.provenance["host_kernel"] == "(remote)"
+    assert measured.provenance["host_scheduler"] == "(remote)"
     comparison = compare(simulate(scenario, seed=0), measured)
     tolerance = TOLERANCE if measured.provenance["accelerator"] == "kvm" else 2 * TOLERANCE
     assert comparison.max_error <= tolerance, comparison.table()

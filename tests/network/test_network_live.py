@@ -12,7 +12,7 @@ from kvmlab.network import Topology, compare, run_many_on_host, run_on_host, sim
 from kvmlab.network.generate import random_topology
 
 pytestmark = pytest.mark.live
-N_RANDOM = 60
+N_RANDOM = 40
 
 
 def test_model_equals_real_kernel(live_uri, guest_image, no_leftovers):
