@@ -11,7 +11,10 @@ It also tells whether the host's scheduler bends wake-ups the way a packing opti
 would (keeping short threads on busy CPUs so that idle ones can sleep): the host the
 lab's recordings come from runs a kernel with such an option, ``sched_vcpu_pack``
 (see :func:`kvmlab.cpu.probe.host_scheduler`), and there the short process still
-wakes on the idle CPU every time.
+woke on the idle CPU at 998 to 999 of 1,000 wake-ups.
+
+Both processes are forked (a spawned one would import the caller's main script again),
+named ``kvmlab-placement-...``, and end with their owner however it ends.
 
 Examples
 --------
@@ -27,13 +30,17 @@ import ctypes
 import itertools
 import multiprocessing as mp
 import os
+import queue
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kvmlab.errors import ExperimentFailed, ScenarioError
+from kvmlab.host.signals import die_with_owner, signals_deferred
 
 __all__ = ["Placement", "tally", "wake_placement"]
+
+_GETCPU = ctypes.CDLL(None, use_errno=True).sched_getcpu    # resolved before any fork
 
 
 @dataclass(frozen=True)
@@ -65,16 +72,17 @@ def tally(cpus: Sequence[int], idle_cpu: int) -> Placement:
     return Placement(on_idle=on_idle, on_busy=len(cpus) - on_idle, moves=moves)
 
 
-def _busy(cpu: int, stop: object) -> None:
+def _busy(owner: int, cpu: int, stop: object) -> None:
+    die_with_owner(owner)
     os.sched_setaffinity(0, {cpu})
     while not stop.is_set():          # type: ignore[attr-defined]
         for _ in range(10_000):
             pass
 
 
-def _short(start: int, cpus: set[int], run_us: float, period_us: float, wakes: int,
-           out: object) -> None:
-    getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
+def _short(owner: int, start: int, cpus: set[int], run_us: float, period_us: float,
+           wakes: int, out: object) -> None:
+    die_with_owner(owner)
     os.sched_setaffinity(0, {start})
     time.sleep(0.01)
     os.sched_setaffinity(0, cpus)
@@ -83,7 +91,7 @@ def _short(start: int, cpus: set[int], run_us: float, period_us: float, wakes: i
         began = time.perf_counter()
         while (time.perf_counter() - began) * 1e6 < run_us:
             pass
-        seen.append(getcpu())
+        seen.append(_GETCPU())
         time.sleep(period_us / 1e6)
     out.put(seen)                     # type: ignore[attr-defined]
 
@@ -116,23 +124,29 @@ def wake_placement(run_us: float = 50.0, period_us: float = 500.0, wakes: int = 
     if busy_cpu == idle_cpu or not {busy_cpu, idle_cpu} <= allowed:
         raise ScenarioError(f"busy_cpu and idle_cpu must be two different CPUs of "
                             f"{sorted(allowed)}; got {busy_cpu} and {idle_cpu}")
-    ctx = mp.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_busy, args=(busy_cpu, stop), daemon=True),
-             ctx.Process(target=_short, args=(busy_cpu, {busy_cpu, idle_cpu}, run_us,
-                                              period_us, wakes, out), daemon=True)]
+    ctx = mp.get_context("fork")
+    stop, out, owner = ctx.Event(), ctx.Queue(), os.getpid()
+    procs = [ctx.Process(target=_busy, name="kvmlab-placement-busy",
+                         args=(owner, busy_cpu, stop), daemon=True),
+             ctx.Process(target=_short, name="kvmlab-placement-short",
+                         args=(owner, busy_cpu, {busy_cpu, idle_cpu}, run_us, period_us,
+                               wakes, out), daemon=True)]
     try:
-        procs[0].start()
+        with signals_deferred():      # never a child that the clean-up below misses
+            procs[0].start()
         time.sleep(0.2)
-        procs[1].start()
+        with signals_deferred():
+            procs[1].start()
         try:
             seen = out.get(timeout=timeout_s)
-        except Exception as err:      # queue.Empty
+        except queue.Empty as err:
             raise ExperimentFailed(f"the short process did not report within "
                                    f"{timeout_s:g} s") from err
     finally:
         stop.set()
         for p in procs:
+            if p.pid is None:         # never started
+                continue
             p.join(timeout=2)
             if p.is_alive():
                 p.kill()

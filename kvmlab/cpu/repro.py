@@ -57,7 +57,12 @@ from kvmlab.cpu.probe import (
 from kvmlab.cpu.threads import ThreadTimes, measure_threads
 from kvmlab.cpu.twin import measuring_lock
 from kvmlab.errors import ExperimentFailed, ScenarioError
-from kvmlab.host.signals import Transient, signals_deferred, stop_signals_as_exit
+from kvmlab.host.signals import (
+    Transient,
+    die_with_owner,
+    signals_deferred,
+    stop_signals_as_exit,
+)
 from kvmlab.progress import ProgressArg, progress_bar
 from kvmlab.validate import check_keys, list_of, mapping, real_number, text, whole_number
 
@@ -77,7 +82,7 @@ MIN_STEP_S = 0.02                                # readings at most this often (
 START_TIMEOUT_S = 60.0
 BUSY_PCPUS = 0.3                                 # other load that marks a run disturbed
 _NAME = re.compile(re.escape(PREFIX) + r"(\d+)$")
-_PR_SET_PDEATHSIG, _PR_SET_TIMERSLACK = 1, 29
+_PR_SET_TIMERSLACK = 29
 
 
 @dataclass(frozen=True)
@@ -261,9 +266,7 @@ def _process(role: str, rate: float, cpus: tuple[int, ...], parent: int, ready: 
              go: Any, theirs: tuple[Any, ...]) -> None:
     """A reproducer process (forked; it takes no lock a thread of the owner may hold): a
     busy loop (a vCPU) or ``rate`` wake-ups a second (the emulator)."""
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)   # it dies with its owner, always
-    if os.getppid() != parent:
-        os._exit(0)
+    die_with_owner(parent)                            # it dies with its owner, always
     for conn in theirs:                               # the owner's ends of the pipes
         conn.close()
     with contextlib.suppress(OSError):

@@ -25,7 +25,6 @@ import multiprocessing
 import numbers
 import os
 import re
-import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from kvmlab.experiments.store import ResultStore
 from kvmlab.experiments.table import SweepTable
 from kvmlab.host.guest import live_uri
 from kvmlab.host.image import cache_dir
-from kvmlab.host.signals import stop_signals_as_exit
+from kvmlab.host.signals import die_with_owner, stop_signals_as_exit
 from kvmlab.lab import MEASURED, SIMULATED
 from kvmlab.progress import Progress, ProgressArg, progress_bar
 from kvmlab.validate import is_whole
@@ -148,16 +147,6 @@ def local_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _die_with(parent: int) -> None:
-    """Worker start-up: end with the sweep's process, however it ends (even SIGKILL)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
-    if os.getppid() != parent:        # the sweep ended before the line above took effect
-        os._exit(1)
-
-
 @contextlib.contextmanager
 def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.Executor]:
     """The executor to use; one made here is shut down afterwards (at once on an error)."""
@@ -170,7 +159,7 @@ def _executor(executor: Any, max_workers: int | None, runs: int) -> Iterator[cf.
         workers = min(max_workers or local_cores(), runs)
         # fork: functions defined in a notebook or a script can run in the workers too
         pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                      initializer=_die_with, initargs=(os.getpid(),))
+                                      initializer=die_with_owner, initargs=(os.getpid(),))
         try:
             yield pool
         except BaseException:

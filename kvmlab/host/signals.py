@@ -19,16 +19,34 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "Stopped", "Transient", "signals_deferred",
+__all__ = ["STOP_SIGNALS", "Stopped", "Transient", "die_with_owner", "signals_deferred",
            "stop_signals_as_exit"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """The signals that end a run and make it remove what it made."""
+
+_PR_SET_PDEATHSIG = 1
+try:                                  # resolved here, before any fork
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):     # pragma: no cover - not Linux
+    _PRCTL = None
+
+
+def die_with_owner(owner: int) -> None:
+    """In a child process, first thing: end with its owner (process ``owner``), however
+    the owner ends, SIGKILL included (``PR_SET_PDEATHSIG``); end at once if it already
+    has. A worker, a busy loop or a reproducer process is then never left behind."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != owner:         # the owner ended before the line above took effect
+        os._exit(1)
 
 
 class Stopped(SystemExit):

@@ -1,6 +1,10 @@
 """The wake-placement experiment: its tally, its bad input, and the real kernel."""
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -43,3 +47,25 @@ def test_a_short_thread_wakes_on_the_idle_cpu_as_the_linux_model_places_it():
         p = wake_placement(run_us, period_us, wakes=500, busy_cpu=busy, idle_cpu=idle)
         assert p.idle_share > 0.9, (run_us, period_us, p)
         assert p.moves <= 25, p               # it moved there and stayed
+
+
+def test_a_killed_run_leaves_no_process_behind():
+    """SIGKILL to the owner: both of its processes end with it (PR_SET_PDEATHSIG)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("this test needs two CPUs")
+    busy, idle = sorted(os.sched_getaffinity(0))[:2]
+    owner = subprocess.Popen([sys.executable, "-c",
+                              "from kvmlab.cpu.placement import wake_placement; "
+                              f"wake_placement(wakes=10**6, busy_cpu={busy}, idle_cpu={idle})"])
+    children = Path(f"/proc/{owner.pid}/task/{owner.pid}/children")
+    deadline = time.monotonic() + 30
+    while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(p) for p in children.read_text().split()]
+    assert len(pids) >= 2, pids               # the busy loop and the short process
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in pids if Path(f"/proc/{p}").exists()], pids
