@@ -152,6 +152,16 @@ class Kernel:
     def pelt_tau_s(self) -> float:
         return self.pelt_halflife_ms / 1000 / math.log(2)
 
+    @cached_property
+    def vslice_load(self) -> float:
+        """The slice in virtual time of a weight-1 entity (divide by the weight)."""
+        return self.slice_s * NICE_0_LOAD
+
+    @cached_property
+    def lag_limit_load(self) -> float:
+        """The largest lag of a weight-1 entity (divide by the weight)."""
+        return max(2 * self.slice_s, self.tick_s) * NICE_0_LOAD
+
 
 class Entity:
     """A schedulable entity: a thread, or a group's stand-in on one CPU."""
@@ -233,7 +243,7 @@ class RunQueue:
             self.parent = group.parent.rq(cpu)
 
 
-def pelt(obj: Entity | RunQueue, now: float, target: float, tau: float,
+def pelt(obj: Entity | RunQueue | _Load, now: float, target: float, tau: float,
          period: float = 0.0) -> None:
     """Bring the load average of ``obj`` up to ``now``, the load having been ``target``
     since the last call.
@@ -250,26 +260,36 @@ def pelt(obj: Entity | RunQueue, now: float, target: float, tau: float,
     >>> round(rq.load_avg), round(rq.load_run)       # no period ended since 32 ms
     (512, 518)
     """
-    if now > obj.load_t:
-        obj.load_run, obj.load_avg = pelt_at(obj, now, target, tau, period)
-        obj.load_t = now
+    start = obj.load_t
+    if now <= start:
+        return
+    before = obj.load_run
+    obj.load_run = run = target + (before - target) * math.exp((start - now) / tau)
+    obj.load_t = now
+    if not period:
+        obj.load_avg = run
+        return
+    edge = (now // period) * period
+    if edge > start:
+        obj.load_avg = target + (before - target) * math.exp((start - edge) / tau)
+
+
+class _Load:
+    """A copy of an object's load average, for :func:`pelt_at`."""
+
+    __slots__ = ("load_avg", "load_run", "load_t")
+
+    def __init__(self, obj: Entity | RunQueue) -> None:
+        self.load_avg, self.load_run, self.load_t = obj.load_avg, obj.load_run, obj.load_t
 
 
 def pelt_at(obj: Entity | RunQueue, now: float, target: float, tau: float,
             period: float = 0.0) -> tuple[float, float]:
     """``(load_run, load_avg)`` that :func:`pelt` would give ``obj`` at ``now``; ``obj``
     itself is left as it is (a reading that must not change the run)."""
-    start = obj.load_t
-    if now <= start:
-        return obj.load_run, obj.load_avg
-    before = obj.load_run
-    run = target + (before - target) * math.exp((start - now) / tau)
-    if not period:
-        return run, run
-    edge = (now // period) * period
-    if edge > start:
-        return run, target + (before - target) * math.exp((start - edge) / tau)
-    return run, obj.load_avg
+    copy = _Load(obj)
+    pelt(copy, now, target, tau, period)
+    return copy.load_run, copy.load_avg
 
 
 def avg_vruntime(rq: RunQueue) -> float:
@@ -308,11 +328,7 @@ def eligible(rq: RunQueue, se: Entity, v_avg: float | None = None) -> bool:
 
 
 def _vslice(se: Entity, kernel: Kernel) -> float:
-    return kernel.slice_s * NICE_0_LOAD / se.weight
-
-
-def _lag_limit(se: Entity, kernel: Kernel) -> float:
-    return max(2 * kernel.slice_s, kernel.tick_s) * NICE_0_LOAD / se.weight
+    return kernel.vslice_load / se.weight
 
 
 def update_curr(rq: RunQueue, now: float, kernel: Kernel) -> bool:
@@ -396,7 +412,7 @@ def _place(rq: RunQueue, se: Entity, kernel: Kernel, *, initial: bool = False,
 
 
 def _update_lag(rq: RunQueue, se: Entity, kernel: Kernel) -> None:
-    limit = _lag_limit(se, kernel)
+    limit = kernel.lag_limit_load / se.weight
     se.vlag = min(limit, max(-limit, avg_vruntime(rq) - se.vruntime))
 
 

@@ -47,13 +47,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import simpy
 
 from kvmlab.cpu.eevdf import (
-    NICE_0_LOAD,
     Entity,
     Group,
     Kernel,
@@ -69,6 +68,7 @@ from kvmlab.cpu.eevdf import (
     update_curr,
 )
 from kvmlab.cpu.linux_load import take_load, update_blocked
+from kvmlab.cpu.linux_qemu import QemuThreads, QemuWorkload, Thread
 from kvmlab.cpu.linux_readings import Readings, States, moves_per_s
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
@@ -83,66 +83,17 @@ LAYOUTS = ("nested", "flat", "none")
 no groups at all (every thread directly in the root group, like QEMU started by hand)."""
 
 
-@dataclass(frozen=True)
-class QemuThreads:
-    """How a QEMU process's threads sleep and wake (defaults: TCG guests, QEMU 7.2).
-
-    Attributes
-    ----------
-    main_loop_wakes_per_s : float
-        Wake-ups per second of the main-loop thread, when it gets the CPU it asks
-        for (its voluntary context switches; 700 to 950 per busy TCG guest measured,
-        fewer when it has to wait). 0: no main-loop thread.
-    main_loop_run_us : float
-        CPU time the main loop uses per wake-up (measured: 13 to 27 us).
-    vcpu_sleeps_per_cpu_s : float
-        Short sleeps of a vCPU thread (on QEMU's big lock) per second it runs
-        (measured: 0 to 40 wake-ups a second at run shares of 0.2 to 0.9).
-    vcpu_sleep_us : float
-        How long such a sleep lasts (the vCPU threads' sleep share is under 0.1 %).
-    """
-
-    main_loop_wakes_per_s: float = 750.0
-    main_loop_run_us: float = 20.0
-    vcpu_sleeps_per_cpu_s: float = 20.0
-    vcpu_sleep_us: float = 50.0
-
-
-class _Thread:
-    __slots__ = ("allowed", "busy_until", "cpu", "gen", "group", "kind", "last_ran",
-                 "levels", "migrations", "name", "run_s", "se", "since", "slices", "state", "vcpu",
-                 "vm", "wait_s", "work_left")
-
-    def __init__(self, name: str, vm: str, vcpu: int, kind: str, group: Group,
-                 allowed: tuple[int, ...]) -> None:
-        self.name, self.vm, self.vcpu, self.kind = name, vm, vcpu, kind
-        self.group = group
-        self.allowed = allowed
-        self.se = Entity(name, NICE_0_LOAD)
-        self.levels: dict[int, list[tuple[RunQueue, Entity]]] = {}
-        self.cpu = allowed[0]
-        self.state = "sleep"
-        self.since = 0.0
-        self.run_s = self.wait_s = 0.0
-        self.slices = 0
-        self.migrations = 0
-        self.work_left = math.inf
-        self.busy_until = -math.inf
-        self.gen = 0
-        self.last_ran = -1.0
-
-
 class _Cpu:
     __slots__ = ("failed", "index", "queued", "thread")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.failed = 0                             # nr_balance_failed
-        self.thread: _Thread | None = None
-        self.queued: dict[_Thread, None] = {}      # runnable threads here, running one included
+        self.thread: Thread | None = None
+        self.queued: dict[Thread, None] = {}      # runnable threads here, running one included
 
 
-class _LinuxHost:
+class _LinuxHost(QemuWorkload):
     def __init__(self, scenario: CpuScenario, seed: int, kernel: Kernel, qemu: QemuThreads,
                  layout: str, warmup_s: float, record_timeline: bool) -> None:
         self.scenario, self.kernel, self.qemu = scenario, kernel, qemu
@@ -152,8 +103,8 @@ class _LinuxHost:
         self.end = warmup_s + scenario.duration_s
         self.cpus = [_Cpu(i) for i in range(scenario.pcpus)]
         self.root = Group("/")
-        self.threads: list[_Thread] = []
-        self.by_entity: dict[Entity, _Thread] = {}
+        self.threads: list[Thread] = []
+        self.by_entity: dict[Entity, Thread] = {}
         self.timeline: list[Slice] | None = [] if record_timeline else None
         self.reweights = 0
         self.balanced = {"vcpu": 0, "main": 0}      # moves in the window by balancing
@@ -164,12 +115,12 @@ class _LinuxHost:
             for i in range(vm.vcpus):
                 group = vm_group if layout != "nested" else Group(f"{vm.name}/vcpu{i}",
                                                                   parent=vm_group)
-                self._add(_Thread(f"{vm.name}/vcpu{i}", vm.name, i, "vcpu", group,
+                self._add(Thread(f"{vm.name}/vcpu{i}", vm.name, i, "vcpu", group,
                                   vm.allowed(i, scenario.pcpus)), vm)
             if qemu.main_loop_wakes_per_s > 0:
                 group = vm_group if layout != "nested" else Group(f"{vm.name}/emulator",
                                                                   parent=vm_group)
-                main = _Thread(f"{vm.name}/emulator", vm.name, -1, "main", group, every)
+                main = Thread(f"{vm.name}/emulator", vm.name, -1, "main", group, every)
                 self._add(main, vm)
                 # Guests boot one after another on a mostly idle host, and each main loop
                 # starts on a CPU that is idle then: the main loops of the recorded runs'
@@ -179,7 +130,7 @@ class _LinuxHost:
             self.env.process(self._ticks(cpu))
             self.env.process(self._balancing(cpu))
 
-    def _add(self, t: _Thread, vm: VmSpec) -> None:
+    def _add(self, t: Thread, vm: VmSpec) -> None:
         t.cpu = self.rng.choice(t.allowed)
         self.threads.append(t)
         self.by_entity[t.se] = t
@@ -189,7 +140,7 @@ class _LinuxHost:
             self.env.process(self._main_loop(t))
 
     # -- the groups a thread sits in on one CPU -----------------------------------------
-    def _levels(self, t: _Thread, cpu: int) -> list[tuple[RunQueue, Entity]]:
+    def _levels(self, t: Thread, cpu: int) -> list[tuple[RunQueue, Entity]]:
         """(queue, entity) from the thread up to the root queue of ``cpu`` (cached)."""
         levels = t.levels.get(cpu)
         if levels is not None:
@@ -229,7 +180,7 @@ class _LinuxHost:
         return resched
 
     # -- thread states -------------------------------------------------------------------
-    def _set_state(self, t: _Thread, state: str, now: float) -> None:
+    def _set_state(self, t: Thread, state: str, now: float) -> None:
         start, end = max(t.since, self.start), min(now, self.end)
         spent = max(0.0, end - start)
         if t.state == "run":
@@ -244,7 +195,7 @@ class _LinuxHost:
         t.state = state
         t.since = now
 
-    def _select_cpu(self, t: _Thread) -> int:
+    def _select_cpu(self, t: Thread) -> int:
         """``select_task_rq_fair()``, simplified: the last CPU unless another is idle."""
         if self.cpus[t.cpu].thread is None and t.cpu in t.allowed:
             return t.cpu
@@ -253,7 +204,7 @@ class _LinuxHost:
             return self.rng.choice(idle)
         return t.cpu if t.cpu in t.allowed else self.rng.choice(t.allowed)
 
-    def _enqueue_thread(self, t: _Thread, cpu: _Cpu, now: float) -> None:
+    def _enqueue_thread(self, t: Thread, cpu: _Cpu, now: float) -> None:
         if t.cpu != cpu.index and self.start <= now < self.end:
             t.migrations += 1                       # moved between CPUs in the window
         if t.cpu != cpu.index and self.kernel.load_follows:
@@ -268,7 +219,7 @@ class _LinuxHost:
                 se.weight = group_shares(se.my_rq, now, self.kernel)
             enqueue(rq, se, self.kernel, now)
 
-    def _dequeue_thread(self, t: _Thread, cpu: _Cpu, now: float) -> None:
+    def _dequeue_thread(self, t: Thread, cpu: _Cpu, now: float) -> None:
         del cpu.queued[t]
         for rq, se in self._levels(t, cpu.index):
             if se.my_rq is None or not se.my_rq.entities:
@@ -276,7 +227,7 @@ class _LinuxHost:
             else:
                 self._update_group(rq, se, now)
 
-    def wake(self, t: _Thread, now: float) -> None:
+    def wake(self, t: Thread, now: float) -> None:
         cpu = self.cpus[self._select_cpu(t)]
         self._charge(cpu, now)
         self._enqueue_thread(t, cpu, now)
@@ -284,7 +235,7 @@ class _LinuxHost:
         if cpu.thread is None or self._preempts(t, cpu):
             self._schedule(cpu, now)
 
-    def _preempts(self, t: _Thread, cpu: _Cpu) -> bool:
+    def _preempts(self, t: Thread, cpu: _Cpu) -> bool:
         """``check_preempt_wakeup_fair()``: would EEVDF pick the waker's side now?"""
         curr = cpu.thread
         assert curr is not None
@@ -295,7 +246,7 @@ class _LinuxHost:
                 return pick_eevdf(rq, self.kernel) is theirs
         return False
 
-    def sleep(self, t: _Thread, now: float) -> None:
+    def sleep(self, t: Thread, now: float) -> None:
         cpu = self.cpus[t.cpu]
         self._charge(cpu, now)
         running = cpu.thread is t
@@ -307,8 +258,9 @@ class _LinuxHost:
             self._schedule(cpu, now)
 
     def _schedule(self, cpu: _Cpu, now: float) -> None:
-        """``schedule()``: pick from the root down, then switch the CPU to that thread."""
-        self._charge(cpu, now)
+        """``schedule()``: pick from the root down, then switch the CPU to that thread.
+
+        The caller has charged ``cpu``'s running chain up to ``now`` (``_charge``)."""
         picked: list[tuple[RunQueue, Entity]] = []
         rq: RunQueue | None = self.root.rq(cpu.index)
         while rq is not None:
@@ -338,28 +290,13 @@ class _LinuxHost:
                 ev = self.env.timeout(max(0.0, nxt.work_left))
                 ev.callbacks.append(lambda _e, t=nxt, g=token: self._done(t, g))
 
-    def _done(self, t: _Thread, token: int) -> None:
-        """The running thread used its work: it sleeps (a vCPU wakes again shortly)."""
-        if t.gen != token or t.state != "run":
-            return
-        t.work_left = 0.0
-        self.sleep(t, self.env.now)
-        if t.kind == "vcpu":
-            ev = self.env.timeout(self.qemu.vcpu_sleep_us / 1e6)
-            ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
-
-    def _bql_wake(self, t: _Thread, token: int) -> None:
-        if t.gen == token and t.state == "sleep" and self.env.now < t.busy_until:
-            t.work_left = self._bql_work()
-            self.wake(t, self.env.now)
-
     # -- balancing -------------------------------------------------------------------------
     def _cpu_load(self, cpu: _Cpu, now: float) -> float:
         rq = self.root.rq(cpu.index)
         pelt(rq, now, rq.weight_sum, self.kernel.pelt_tau_s, self.kernel.pelt_period_s)
         return rq.load_avg
 
-    def _h_load(self, t: _Thread, now: float) -> float:
+    def _h_load(self, t: Thread, now: float) -> float:
         """``task_h_load()``: the thread's load as its CPU's root queue sees it."""
         tau, period = self.kernel.pelt_tau_s, self.kernel.pelt_period_s
         h = -1.0
@@ -371,7 +308,7 @@ class _LinuxHost:
             h = h * se.load_avg / (rq.load_avg + 1)
         return h
 
-    def _movable(self, src: _Cpu, dst: _Cpu, now: float) -> list[_Thread]:
+    def _movable(self, src: _Cpu, dst: _Cpu, now: float) -> list[Thread]:
         """``can_migrate_task()``: the waiting threads allowed on ``dst``, least recently
         run first; a *cache-hot* one (it ran less than ``migration_cost`` ago) only
         after more than ``cache_nice_tries`` balances of ``dst`` failed in a row."""
@@ -382,7 +319,7 @@ class _LinuxHost:
         ts.sort(key=lambda t: t.last_ran)
         return ts
 
-    def _migrate(self, t: _Thread, src: _Cpu, dst: _Cpu, now: float) -> None:
+    def _migrate(self, t: Thread, src: _Cpu, dst: _Cpu, now: float) -> None:
         self.balanced[t.kind] += self.start <= now < self.end
         self._charge(src, now)
         self._dequeue_thread(t, src, now)
@@ -459,44 +396,6 @@ class _LinuxHost:
             self._balance(cpu, self.env.now)
             yield self.env.timeout(every)
 
-    def _bql_work(self) -> float:
-        rate = self.qemu.vcpu_sleeps_per_cpu_s
-        return self.rng.expovariate(rate) if rate > 0 else math.inf
-
-    def _vcpu_workload(self, t: _Thread, vm: VmSpec) -> Iterator[simpy.Event]:
-        """Busy and idle stretches by the wall clock, as the guest's duty-cycle loop does."""
-        env = self.env
-        segments = [(b / 1000, i / 1000) for b, i in vm.segments_ms()]
-        always = all(i == 0 for _b, i in segments)
-        cycle = sum(b + i for b, i in segments)
-        if not always:
-            yield env.timeout(self.rng.uniform(0, cycle))
-        while True:
-            for busy, idle in segments:
-                t.busy_until = math.inf if always else env.now + busy
-                t.work_left = self._bql_work()
-                if t.state == "sleep":
-                    self.wake(t, env.now)
-                if always:
-                    return
-                yield env.timeout(busy)
-                t.busy_until = -math.inf
-                if t.state != "sleep":
-                    self.sleep(t, env.now)
-                if idle > 0:
-                    yield env.timeout(idle)
-
-    def _main_loop(self, t: _Thread) -> Iterator[simpy.Event]:
-        """Wakes about ``main_loop_wakes_per_s`` times a second for ``main_loop_run_us``."""
-        env, q = self.env, self.qemu
-        period = 1 / q.main_loop_wakes_per_s
-        yield env.timeout(self.rng.uniform(0, period))
-        while True:
-            if t.state == "sleep":
-                t.work_left = q.main_loop_run_us / 1e6
-                self.wake(t, env.now)
-            yield env.timeout(period * self.rng.uniform(0.5, 1.5))
-
     def run(self) -> list[VcpuStats]:
         self.env.run(until=self.end)
         for t in self.threads:
@@ -557,7 +456,8 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     Returns
     -------
     CpuResult
-        ``provenance['scheduler']`` is ``'linux'``.
+        ``provenance['scheduler']`` is ``'linux'``; ``provenance['context_switches']``
+        counts the times a pCPU switched to another thread, of any kind, warm-up included.
 
     Raises
     ------
@@ -593,6 +493,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
                   "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
                   "reweights_per_s": round(host.reweights / host.end, 1),
+                  "context_switches": sum(t.slices for t in host.threads),
                   "moves_per_s": moves_per_s(host), "sched_state": states.summary(),
                   "threads": readings.table()}
     return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
