@@ -80,6 +80,8 @@ def test_notebook_runs_against_the_live_host(path, live_uri, guest_image, monkey
     overrides: dict[str, object] = {"URI": live_uri}
     if any(c.cell_type == "code" and "LIVE = " in c.source for c in nb.cells):
         overrides["LIVE"] = True                 # measure for real, not from recordings
+    if any(c.cell_type == "code" and "DURATION_S = " in c.source for c in nb.cells):
+        overrides["DURATION_S"] = 1.0            # shorter runs: the same cells, measured
     run_notebook(path, overrides)
 
 
