@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from kvmlab.cpu.eevdf import Kernel
+from kvmlab.cpu.linux import simulate_linux
 from kvmlab.cpu.model import simulate
 from kvmlab.cpu.result import CpuResult, recorded_result
 from kvmlab.data import check_name, load_recorded, recorded_names, scenario_names
@@ -162,7 +164,8 @@ class Agreement:
 
 def agreement(name: str, *, scheduler: str = "linux", seeds: int = 5,
               duration_s: float | None = None,
-              repetitions: Iterable[CpuResult] | None = None) -> Agreement:
+              repetitions: Iterable[CpuResult] | None = None,
+              kernel: Kernel | None = None) -> Agreement:
     """Compare the recorded repetitions of ``name`` with ``seeds`` simulations.
 
     Parameters
@@ -177,7 +180,17 @@ def agreement(name: str, *, scheduler: str = "linux", seeds: int = 5,
         Simulate this long instead of the recording's duration (for quick looks).
     repetitions : iterable of CpuResult, optional
         Measured runs to use instead of the recordings (a live test's own runs).
+    kernel : Kernel, optional
+        The ``linux`` scheduler's kernel settings (default: the recordings' host), for
+        trying a kernel feature (``Kernel(delay_dequeue=True)``, say).
+
+    Raises
+    ------
+    ScenarioError
+        Without measured runs, or for a ``kernel`` with another scheduler than ``linux``.
     """
+    if kernel is not None and scheduler != "linux":
+        raise ScenarioError(f"kernel settings are for the linux scheduler, not {scheduler!r}")
     runs = list(repetitions) if repetitions is not None else recorded_repetitions(name)
     if not runs:
         raise ScenarioError(f"no measured runs of {name!r} to compare with")
@@ -185,8 +198,11 @@ def agreement(name: str, *, scheduler: str = "linux", seeds: int = 5,
     scenario = runs[0].scenario
     if duration_s is not None:
         scenario = scenario.with_duration(duration_s)
-    sims = [simulate(scenario, seed=seed, scheduler=scheduler, record_timeline=False)
-            for seed in range(seeds)]
+    if kernel is not None:
+        sims = [simulate_linux(scenario, seed=seed, kernel=kernel) for seed in range(seeds)]
+    else:
+        sims = [simulate(scenario, seed=seed, scheduler=scheduler, record_timeline=False)
+                for seed in range(seeds)]
     return Agreement(
         name=name, scheduler=scheduler, repetitions=len(runs), seeds=seeds,
         real=_mean_per_vm(runs, "run_share"), model=_mean_per_vm(sims, "run_share"),

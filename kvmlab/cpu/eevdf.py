@@ -112,6 +112,10 @@ class Kernel:
     load_follows : bool
         A moving thread takes its load along, and load a group left on a CPU decays out
         of its total, as in the kernel (:mod:`kvmlab.cpu.linux_load`; off by default).
+    delay_dequeue : bool
+        ``DELAY_DEQUEUE`` (on in the kernel since 6.12): a group entity that sleeps while
+        owed no time stays queued until it would be picked (:mod:`kvmlab.cpu.linux_delay`;
+        off by default: see notebook 01 for what it changes).
     """
 
     hz: int = 250
@@ -127,6 +131,7 @@ class Kernel:
     pelt_period_us: float = 1024.0
     tg_update_ms: float = 1.0
     load_follows: bool = False
+    delay_dequeue: bool = False
 
     @cached_property
     def tick_s(self) -> float:

@@ -22,7 +22,8 @@ the kernel *reweights* the VM's entity. On kernels 6.13 to 6.18.44 that re-place
 the entity when it is the running one, which keeps the running VM eligible for as
 long as its main loop keeps waking (``Kernel(reweight_places=True)``, the default:
 the kernel the lab's recordings were made on). ``Kernel(reweight_places=False)``
-is the corrected kernel.
+is the corrected kernel. ``Kernel(delay_dequeue=True)`` adds 6.12's delayed dequeue
+(:mod:`kvmlab.cpu.linux_delay`), off by default: fewer recordings agree with it.
 
 Examples
 --------
@@ -67,6 +68,7 @@ from kvmlab.cpu.eevdf import (
     set_curr,
     update_curr,
 )
+from kvmlab.cpu.linux_delay import Delayed
 from kvmlab.cpu.linux_load import take_load, update_blocked
 from kvmlab.cpu.linux_qemu import QemuThreads, QemuWorkload, Thread
 from kvmlab.cpu.linux_readings import Readings, States, moves_per_s
@@ -107,6 +109,7 @@ class _LinuxHost(QemuWorkload):
         self.by_entity: dict[Entity, Thread] = {}
         self.timeline: list[Slice] | None = [] if record_timeline else None
         self.reweights = 0
+        self.delayed = Delayed(kernel)
         self.balanced = {"vcpu": 0, "main": 0}      # moves in the window by balancing
         every = tuple(range(scenario.pcpus))
         first = self.rng.randrange(scenario.pcpus)
@@ -213,19 +216,24 @@ class _LinuxHost(QemuWorkload):
         cpu.queued[t] = None
         for rq, se in self._levels(t, cpu.index):
             if se.on_rq:
+                if se in self.delayed:
+                    self.delayed.requeue(rq, se, now)
                 self._update_group(rq, se, now)
                 continue
             if se.my_rq is not None:
                 se.weight = group_shares(se.my_rq, now, self.kernel)
             enqueue(rq, se, self.kernel, now)
 
-    def _dequeue_thread(self, t: Thread, cpu: _Cpu, now: float) -> None:
+    def _dequeue_thread(self, t: Thread, cpu: _Cpu, now: float, sleeps: bool = False) -> None:
         del cpu.queued[t]
+        held = False                                # a group entity below stays queued
         for rq, se in self._levels(t, cpu.index):
-            if se.my_rq is None or not se.my_rq.entities:
-                dequeue(rq, se, self.kernel, now)
-            else:
+            if held or (se.my_rq is not None and se.my_rq.entities):
                 self._update_group(rq, se, now)
+            elif sleeps and self.delayed.hold(rq, se):
+                held = True
+            else:
+                dequeue(rq, se, self.kernel, now)
 
     def wake(self, t: Thread, now: float) -> None:
         cpu = self.cpus[self._select_cpu(t)]
@@ -250,7 +258,7 @@ class _LinuxHost(QemuWorkload):
         cpu = self.cpus[t.cpu]
         self._charge(cpu, now)
         running = cpu.thread is t
-        self._dequeue_thread(t, cpu, now)
+        self._dequeue_thread(t, cpu, now, sleeps=True)
         self._set_state(t, "sleep", now)
         t.gen += 1
         if running:
@@ -267,6 +275,11 @@ class _LinuxHost(QemuWorkload):
             se = pick_eevdf(rq, self.kernel)
             if se is None:
                 break
+            if se in self.delayed:                  # a held entity leaves instead of running
+                self.delayed.finish(rq, se, now, self._update_group)
+                picked.clear()
+                rq = self.root.rq(cpu.index)
+                continue
             picked.append((rq, se))
             rq = se.my_rq
         prev = cpu.thread
@@ -494,6 +507,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
                   "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
                   "reweights_per_s": round(host.reweights / host.end, 1),
                   "context_switches": sum(t.slices for t in host.threads),
+                  "delayed_dequeues": host.delayed.counts(),
                   "moves_per_s": moves_per_s(host), "sched_state": states.summary(),
                   "threads": readings.table()}
     return CpuResult(scenario=scenario, source=SIMULATED, vcpus=tuple(vcpus),
