@@ -566,7 +566,7 @@ def simulate(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         (per-CPU run queues, libvirt's nested groups, QEMU's threads waking; see
         :mod:`kvmlab.cpu.linux`). ``round-robin`` is one flat queue. ``linux`` agrees with
         more recordings (12 of 13 against 11; the CLI's default) but costs fifty times as
-        much per decision: ``fair`` stays the default here, for the explorers' sliders.
+        much per vCPU slice: ``fair`` stays the default here, for the explorers' sliders.
     record_timeline : bool
         Keep who ran where and when (for Gantt charts).
 
