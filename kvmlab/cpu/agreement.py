@@ -198,7 +198,7 @@ def agreement(name: str, *, scheduler: str = "linux", seeds: int = 5,
     scenario = runs[0].scenario
     if duration_s is not None:
         scenario = scenario.with_duration(duration_s)
-    if kernel is not None:
+    if scheduler == "linux":
         sims = [simulate_linux(scenario, seed=seed, kernel=kernel) for seed in range(seeds)]
     else:
         sims = [simulate(scenario, seed=seed, scheduler=scheduler, record_timeline=False)

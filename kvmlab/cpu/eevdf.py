@@ -171,8 +171,8 @@ class Kernel:
 class Entity:
     """A schedulable entity: a thread, or a group's stand-in on one CPU."""
 
-    __slots__ = ("deadline", "exec_start", "load_avg", "load_run", "load_t", "my_rq", "name",
-                 "on_rq", "rq", "vlag", "vprot", "vruntime", "weight")
+    __slots__ = ("deadline", "delayed", "exec_start", "load_avg", "load_run", "load_t", "my_rq",
+                 "name", "on_rq", "rq", "vlag", "vprot", "vruntime", "weight")
 
     def __init__(self, name: str, weight: int = NICE_0_LOAD,
                  my_rq: RunQueue | None = None) -> None:
@@ -182,6 +182,7 @@ class Entity:
         self.deadline = 0.0
         self.vprot = 0.0           # protected until vruntime reaches this (RUN_TO_PARITY)
         self.vlag = 0.0            # lag kept while not queued
+        self.delayed = False       # sched_delayed: queued, but only until picked (DELAY_DEQUEUE)
         self.on_rq = False
         self.rq: RunQueue | None = None
         self.my_rq = my_rq         # the group's queue this entity stands for (None: a thread)

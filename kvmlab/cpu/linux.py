@@ -216,7 +216,7 @@ class _LinuxHost(QemuWorkload):
         cpu.queued[t] = None
         for rq, se in self._levels(t, cpu.index):
             if se.on_rq:
-                if se in self.delayed:
+                if se.delayed:
                     self.delayed.requeue(rq, se, now)
                 self._update_group(rq, se, now)
                 continue
@@ -275,7 +275,7 @@ class _LinuxHost(QemuWorkload):
             se = pick_eevdf(rq, self.kernel)
             if se is None:
                 break
-            if se in self.delayed:                  # a held entity leaves instead of running
+            if se.delayed:                          # a held entity leaves instead of running
                 self.delayed.finish(rq, se, now, self._update_group)
                 picked.clear()
                 rq = self.root.rq(cpu.index)
@@ -481,6 +481,10 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     if layout not in LAYOUTS:
         raise ScenarioError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     kernel = kernel or Kernel()
+    if kernel.delay_dequeue and layout != "nested":
+        raise ScenarioError(
+            f"delay_dequeue is modelled for libvirt's nested layout only, not {layout!r}: "
+            "there a thread is alone in its group, so only group entities are held")
     qemu = qemu or QemuThreads()
     slices, wakes = linux_cost(scenario, qemu, warmup_s)
     if max_cost is not None and slices + wakes > max_cost:

@@ -7,7 +7,8 @@ therefore leaves such an entity on its queue, *delayed*: it still counts in the
 queue's weight and in ``V``, and it burns off its negative lag there. Then either
 
 * it is **picked**: it leaves instead of running (``finish_delayed_dequeue_entity()``),
-  its lag clamped to at most 0, and so does every group above it left empty; or
+  its lag clamped to at most 0, and a group above it left empty is dequeued as a sleep
+  dequeues it (held in turn if it has run ahead); or
 * one of its threads **wakes** first: it is simply queued again
   (``requeue_delayed_entity()``); with ``DELAY_ZERO`` a positive lag it gained
   meanwhile is dropped, and it is placed at ``V``.
@@ -15,7 +16,8 @@ queue's weight and in ``V``, and it burns off its negative lag there. Then eithe
 In libvirt's nested layout every thread is alone in its own group (``vcpuN``,
 ``emulator``), where it is always eligible, so what is delayed is a *group's* entity,
 the level above: the ``emulator`` group when the main loop sleeps, for instance. That
-is all this module delays (a thread's own entity is always dequeued).
+is all this module delays (a thread's own entity is always dequeued), so it models the
+nested layout only (:func:`kvmlab.cpu.linux.simulate_linux` refuses the others).
 
 Examples
 --------
@@ -30,7 +32,7 @@ empties; one that is owed time leaves:
 ...     enqueue(rq, e, kernel)
 >>> ahead.vruntime += 0.002; rq.avg_sum += ahead.weight * 0.002   # it ran 2 ms
 >>> delayed = Delayed(kernel)
->>> delayed.hold(rq, ahead), ahead in delayed, ahead.on_rq
+>>> delayed.hold(rq, ahead), ahead.delayed, ahead.on_rq
 (True, True, True)
 >>> Delayed(Kernel()).hold(rq, ahead)                  # the feature off: it leaves
 False
@@ -48,7 +50,10 @@ UpdateGroup = Callable[[RunQueue, Entity, float], None]
 
 
 class Delayed:
-    """The entities held on their queues by ``DELAY_DEQUEUE``, on every CPU.
+    """Holds entities on their queues for ``DELAY_DEQUEUE``, on every CPU, and counts.
+
+    A held entity has ``se.delayed`` set (the kernel's ``sched_delayed``) and stays
+    ``on_rq``; its own queue is empty.
 
     Parameters
     ----------
@@ -64,11 +69,7 @@ class Delayed:
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        self.entities: set[Entity] = set()
         self.held = self.finished = self.requeued = 0
-
-    def __contains__(self, se: Entity) -> bool:
-        return se in self.entities
 
     def counts(self) -> dict[str, int]:
         """``held``, ``finished``, ``requeued``, and ``still_held`` (held now): every
@@ -78,44 +79,80 @@ class Delayed:
         {'held': 0, 'finished': 0, 'requeued': 0, 'still_held': 0}
         """
         return {"held": self.held, "finished": self.finished, "requeued": self.requeued,
-                "still_held": len(self.entities)}
+                "still_held": self.held - self.finished - self.requeued}
 
     def hold(self, rq: RunQueue, se: Entity) -> bool:
-        """``dequeue_entity()`` of a sleep: keep the group entity ``se``, whose own queue
-        just emptied, on ``rq`` if it is not eligible; True if it was kept."""
+        """``dequeue_entity()`` of a sleep: keep ``se`` on ``rq`` if it is not eligible.
+
+        Parameters
+        ----------
+        rq : RunQueue
+            The queue ``se`` is on.
+        se : Entity
+            A group's entity whose own queue just emptied (a thread's entity is never
+            held: alone in its group, it is always eligible).
+
+        Returns
+        -------
+        bool
+            True if ``se`` stays queued, held.
+        """
         if not self.kernel.delay_dequeue or se.my_rq is None or eligible(rq, se):
             return False
-        self.entities.add(se)
+        se.delayed = True
         self.held += 1
         return True
 
     def requeue(self, rq: RunQueue, se: Entity, now: float) -> None:
-        """``requeue_delayed_entity()``: a thread below the held ``se`` woke; ``se`` is
-        queued as it is, or at ``V`` if it is owed time (``DELAY_ZERO``)."""
-        self.entities.discard(se)
+        """``requeue_delayed_entity()``: a thread below the held ``se`` woke.
+
+        ``se`` stays where it is in virtual time; only if it is now owed time
+        (``DELAY_ZERO``) is its lag dropped and it is placed at ``V``.
+
+        Parameters
+        ----------
+        rq : RunQueue
+            The queue ``se`` is held on.
+        se : Entity
+            The held entity.
+        now : float
+            Simulated seconds.
+        """
+        se.delayed = False
         self.requeued += 1
-        if rq.curr is not se and avg_vruntime(rq) - se.vruntime > 0:
+        if avg_vruntime(rq) - se.vruntime > 0:
             dequeue(rq, se, self.kernel, now)
             se.vlag = 0.0
             enqueue(rq, se, self.kernel, now)
 
     def finish(self, rq: RunQueue, se: Entity, now: float, update_group: UpdateGroup) -> None:
-        """``finish_delayed_dequeue_entity()``: the held ``se`` was picked, so it leaves
-        ``rq`` (its lag at most 0), and so does each group above left empty; the groups
-        above that are reweighted (``update_group(rq, se, now)``)."""
-        self.entities.discard(se)
+        """``finish_delayed_dequeue_entity()``: the held ``se`` was picked, so it leaves.
+
+        Its lag is clamped to at most 0. A group above left empty by it is dequeued as a
+        sleep dequeues it: held in turn if it is not eligible, else it leaves with its lag
+        (``dequeue_entities()``). The groups above the last one changed are reweighted.
+
+        Parameters
+        ----------
+        rq : RunQueue
+            The queue ``se`` is held on.
+        se : Entity
+            The held entity, just picked.
+        now : float
+            Simulated seconds.
+        update_group : callable
+            ``update_group(queue, group_entity, now)`` reweights a group's entity.
+        """
+        se.delayed = False
         self.finished += 1
         dequeue(rq, se, self.kernel, now)
         se.vlag = min(se.vlag, 0.0)
         while rq.se is not None and rq.parent is not None and not rq.entities:
             up, group_se = rq.parent, rq.se
-            if group_se.on_rq:
-                if group_se in self.entities:
-                    self.entities.discard(group_se)
-                    self.finished += 1
-                dequeue(up, group_se, self.kernel, now)
-                group_se.vlag = min(group_se.vlag, 0.0)
             rq = up
+            if self.hold(up, group_se):
+                break
+            dequeue(up, group_se, self.kernel, now)
         while rq.se is not None and rq.parent is not None:
             if rq.se.on_rq:
                 update_group(rq.parent, rq.se, now)

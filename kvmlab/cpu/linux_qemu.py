@@ -5,8 +5,9 @@ threads in libvirt's cgroups). Under TCG, measured on the lab's recording host, 
 vCPU thread runs nearly all the time and sleeps now and then, briefly, on QEMU's big
 lock; the main loop wakes hundreds of times a second and runs for some microseconds
 each time (:class:`QemuThreads` holds those rates). :class:`QemuWorkload` is the part of
-:class:`kvmlab.cpu.linux` host that makes them do so: simpy processes that wake and put
-to sleep the threads, through the host's ``wake`` and ``sleep``.
+the ``linux`` model's host (``kvmlab.cpu.linux._LinuxHost``) that makes them do so:
+simpy processes that wake the threads and put them to sleep, through the host's
+``wake`` and ``sleep``.
 
 Examples
 --------
