@@ -209,17 +209,24 @@ def test_a_trace_killed_while_its_guest_is_paused_leaves_nothing_behind(live_uri
     import libvirt
 
     err = tmp_path / "stderr"
-    # The trace pauses its guest many times, briefly: a kill aimed at one pause can land
-    # just after the guest was resumed. Then the run is cleaned up and tried again. 1,000
-    # addresses keep the last, long pause long enough (with 200 a full run once missed it
-    # three times).
+    # The trace pauses its guest many times, briefly, and resumes it through libvirt from
+    # its own process. So the run is frozen first (SIGSTOP): a resume it had already sent
+    # reaches libvirt meanwhile, and if the guest is still paused then, nothing can resume
+    # it before the kill. Otherwise the run goes on to its next pause. (Killing as soon as
+    # a pause was seen missed the pause three times running in a full test run.)
     for _attempt in range(3):
         with open(err, "w") as stderr:
             proc = subprocess.Popen([KVMLAB, "memory", "trace", "--samples", "1000", "--uri",
                                      live_uri], stdout=subprocess.DEVNULL, stderr=stderr,
                                     start_new_session=True)
         try:
-            name = wait_until_paused(proc.pid, live_uri)
+            for _pause in range(20):
+                name = wait_until_paused(proc.pid, live_uri)
+                os.kill(proc.pid, signal.SIGSTOP)
+                time.sleep(0.3)
+                if domain_states(proc.pid, live_uri).get(name) == libvirt.VIR_DOMAIN_PAUSED:
+                    break
+                os.kill(proc.pid, signal.SIGCONT)
             os.kill(proc.pid, signal.SIGKILL)
             status = proc.wait(timeout=60)
         finally:
