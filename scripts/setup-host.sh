@@ -67,12 +67,13 @@ if ! grep -qw tracefs /proc/mounts && [ -d /sys/kernel/tracing ]; then
   as_root mount -t tracefs nodev /sys/kernel/tracing || say "could not mount tracefs"
 fi
 
-# Start the daemons only when libvirt does not answer (no systemd needed).
+# Start the daemons that are not running (no systemd needed). libvirtd can answer without
+# virtlogd, but then it cannot start a guest (it logs each guest's console through it).
 answers() { as_root virsh -c qemu:///system version >/dev/null 2>&1; }
 # Running: a process of that name that is not a zombie (a killed daemon nobody reaped).
 running() { ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'; }
+running virtlogd || { say "starting virtlogd"; as_root virtlogd -d; }
 if ! answers; then
-  running virtlogd || { say "starting virtlogd"; as_root virtlogd -d; }
   running libvirtd || { say "starting libvirtd"; as_root libvirtd -d; }
   for _ in $(seq 1 50); do answers && break; sleep 0.2; done
 fi
