@@ -85,6 +85,17 @@ LAYOUTS = ("nested", "flat", "none")
 no groups at all (every thread directly in the root group, like QEMU started by hand)."""
 
 
+def _chain(rq: RunQueue, se: Entity) -> list[tuple[RunQueue, Entity]]:
+    """(queue, entity) from ``se`` on ``rq`` up to the root queue of ``rq``'s CPU."""
+    chain = [(rq, se)]
+    while rq.se is not None:
+        parent = rq.parent
+        assert parent is not None
+        chain.append((parent, rq.se))
+        rq = parent
+    return chain
+
+
 class _Cpu:
     __slots__ = ("failed", "index", "queued", "thread")
 
@@ -146,19 +157,9 @@ class _LinuxHost(QemuWorkload):
     def _levels(self, t: Thread, cpu: int) -> list[tuple[RunQueue, Entity]]:
         """(queue, entity) from the thread up to the root queue of ``cpu`` (cached)."""
         levels = t.levels.get(cpu)
-        if levels is not None:
-            return levels
-        levels = t.levels[cpu] = []
-        rq = t.group.rq(cpu)
-        se = t.se
-        while True:
-            levels.append((rq, se))
-            if rq.se is None:
-                return levels
-            se = rq.se
-            parent = rq.parent
-            assert parent is not None
-            rq = parent
+        if levels is None:
+            levels = t.levels[cpu] = _chain(t.group.rq(cpu), t.se)
+        return levels
 
     def _update_group(self, rq: RunQueue, se: Entity, now: float) -> None:
         """``update_cfs_group()``: give a group entity its current share of its group."""
@@ -226,14 +227,27 @@ class _LinuxHost(QemuWorkload):
 
     def _dequeue_thread(self, t: Thread, cpu: _Cpu, now: float, sleeps: bool = False) -> None:
         del cpu.queued[t]
+        self._dequeue_chain(self._levels(t, cpu.index), now, sleeps)
+
+    def _dequeue_chain(self, chain: list[tuple[RunQueue, Entity]], now: float,
+                       sleeps: bool) -> None:
+        """``dequeue_entities()`` up ``chain``: each entity whose own queue emptied leaves
+        (or, at a sleep, is held if it ran ahead); the groups above are reweighted."""
         held = False                                # a group entity below stays queued
-        for rq, se in self._levels(t, cpu.index):
+        for rq, se in chain:
             if held or (se.my_rq is not None and se.my_rq.entities):
                 self._update_group(rq, se, now)
             elif sleeps and self.delayed.hold(rq, se):
                 held = True
             else:
                 dequeue(rq, se, self.kernel, now)
+
+    def _finish_delayed(self, rq: RunQueue, se: Entity, now: float) -> None:
+        """A held entity was picked: it leaves, and the groups above it are dequeued as at
+        a sleep (``finish_delayed_dequeue_entity()``, then ``dequeue_entities()``)."""
+        self.delayed.finish(rq, se, now)
+        if rq.se is not None and rq.parent is not None:
+            self._dequeue_chain(_chain(rq.parent, rq.se), now, sleeps=True)
 
     def wake(self, t: Thread, now: float) -> None:
         cpu = self.cpus[self._select_cpu(t)]
@@ -276,7 +290,7 @@ class _LinuxHost(QemuWorkload):
             if se is None:
                 break
             if se.delayed:                          # a held entity leaves instead of running
-                self.delayed.finish(rq, se, now, self._update_group)
+                self._finish_delayed(rq, se, now)
                 picked.clear()
                 rq = self.root.rq(cpu.index)
                 continue

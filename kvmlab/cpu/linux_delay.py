@@ -8,7 +8,8 @@ queue's weight and in ``V``, and it burns off its negative lag there. Then eithe
 
 * it is **picked**: it leaves instead of running (``finish_delayed_dequeue_entity()``),
   its lag clamped to at most 0, and a group above it left empty is dequeued as a sleep
-  dequeues it (held in turn if it has run ahead); or
+  dequeues it (held in turn if it has run ahead: the ``linux`` model's
+  ``_dequeue_chain``, the same walk as a sleep's); or
 * one of its threads **wakes** first: it is simply queued again
   (``requeue_delayed_entity()``); with ``DELAY_ZERO`` a positive lag it gained
   meanwhile is dropped, and it is placed at ``V``.
@@ -40,14 +41,9 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from kvmlab.cpu.eevdf import Entity, Kernel, RunQueue, avg_vruntime, dequeue, eligible, enqueue
 
 __all__ = ["Delayed"]
-
-UpdateGroup = Callable[[RunQueue, Entity, float], None]
-
 
 class Delayed:
     """Holds entities on their queues for ``DELAY_DEQUEUE``, on every CPU, and counts.
@@ -125,12 +121,12 @@ class Delayed:
             se.vlag = 0.0
             enqueue(rq, se, self.kernel, now)
 
-    def finish(self, rq: RunQueue, se: Entity, now: float, update_group: UpdateGroup) -> None:
-        """``finish_delayed_dequeue_entity()``: the held ``se`` was picked, so it leaves.
+    def finish(self, rq: RunQueue, se: Entity, now: float) -> None:
+        """``finish_delayed_dequeue_entity()``: the held ``se`` was picked, so it leaves,
+        its lag clamped to at most 0.
 
-        Its lag is clamped to at most 0. A group above left empty by it is dequeued as a
-        sleep dequeues it: held in turn if it is not eligible, else it leaves with its lag
-        (``dequeue_entities()``). The groups above the last one changed are reweighted.
+        The caller then dequeues the groups above as a sleep does (a group left empty is
+        held in turn if it ran ahead, else it leaves with its lag), and reweights the rest.
 
         Parameters
         ----------
@@ -140,20 +136,8 @@ class Delayed:
             The held entity, just picked.
         now : float
             Simulated seconds.
-        update_group : callable
-            ``update_group(queue, group_entity, now)`` reweights a group's entity.
         """
         se.delayed = False
         self.finished += 1
         dequeue(rq, se, self.kernel, now)
         se.vlag = min(se.vlag, 0.0)
-        while rq.se is not None and rq.parent is not None and not rq.entities:
-            up, group_se = rq.parent, rq.se
-            rq = up
-            if self.hold(up, group_se):
-                break
-            dequeue(up, group_se, self.kernel, now)
-        while rq.se is not None and rq.parent is not None:
-            if rq.se.on_rq:
-                update_group(rq.parent, rq.se, now)
-            rq = rq.parent

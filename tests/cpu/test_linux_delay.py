@@ -115,16 +115,16 @@ def vm_with_a_held_emulator(parent_ahead: bool):
     step = 0.002 if parent_ahead else -0.002         # ahead of the other VM, or behind it
     vm_rq.se.vruntime += step
     root.avg_sum += vm_rq.se.weight * step
-    delayed = Delayed(DELAY)
-    emulator.delayed, delayed.held = True, 1        # as a sleep of its main loop left it
-    return delayed, vm_rq, emulator
+    host = _LinuxHost(three_vms(0.1), 0, DELAY, QemuThreads(), "nested", 0.0, False)
+    emulator.delayed, host.delayed.held = True, 1   # as a sleep of its main loop left it
+    return host, vm_rq, emulator
 
 
 @pytest.mark.parametrize("parent_ahead", [False, True])
 def test_a_picked_group_leaves_and_its_emptied_parent_leaves_or_is_held(parent_ahead):
-    delayed, vm_rq, emulator = vm_with_a_held_emulator(parent_ahead)
-    reweighed = []
-    delayed.finish(vm_rq, emulator, 0.0, lambda *args: reweighed.append(args))
+    host, vm_rq, emulator = vm_with_a_held_emulator(parent_ahead)
+    delayed = host.delayed
+    host._finish_delayed(vm_rq, emulator, 0.0)
     assert not emulator.on_rq and not emulator.delayed and emulator.vlag <= 0
     vm_se = vm_rq.se
     if parent_ahead:                                 # ran ahead: held in turn, lag kept
@@ -133,7 +133,7 @@ def test_a_picked_group_leaves_and_its_emptied_parent_leaves_or_is_held(parent_a
     else:                                            # owed time: leaves, keeping its lag
         assert not vm_se.on_rq and not vm_se.delayed and vm_se.vlag > 0
         assert delayed.counts()["still_held"] == 0
-    assert not reweighed                             # nothing above the root to reweight
+    assert host.reweights == 0                       # nothing above the root to reweight
 
 
 def test_agreement_takes_the_kernel_of_the_linux_scheduler_only():
