@@ -169,7 +169,8 @@ def test_the_recordings_are_tcg_and_the_notebooks_say_so():
     assert set(recorded_sweep("sweep-cpu-overcommit")["accelerator"]) == {"tcg"}
     from kvmlab import cpu, memory
 
-    for name in recorded_names("cpu-") + recorded_names("trace-cpu-"):
+    for name in [n for prefix in ("cpu-", "trace-cpu-", "noise-cpu-", "earlier-cpu-")
+                 for n in recorded_names(prefix)]:
         assert cpu.recorded_result(name).provenance["accelerator"] == "tcg", name
     for name in recorded_names("memory-"):
         assert memory.recorded_result(name).provenance["accelerator"] == "tcg", name

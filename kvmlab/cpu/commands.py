@@ -134,12 +134,15 @@ def _add_repro(csub: Any) -> None:
 
 def _record(args: argparse.Namespace) -> int:
     """``kvmlab cpu record``: run scenarios on the host, several times each, and record."""
+    from kvmlab.cpu.noise import HostNoise
     from kvmlab.cpu.recordings import record_repetitions
     from kvmlab.data import scenario_names
 
     names = args.scenarios or scenario_names("cpu-")
+    noise = HostNoise(bursts_per_s=args.noise) if args.noise else None
     paths = record_repetitions(names, args.repeat, duration_s=args.duration, uri=args.uri,
-                               into=args.into, progress=sys.stderr.isatty(), trace=args.trace)
+                               into=args.into, progress=sys.stderr.isatty(), trace=args.trace,
+                               noise=noise)
     for path in paths:
         print(path)
     return 0
@@ -192,6 +195,9 @@ def _add_record(csub: Any) -> None:
     p.add_argument("--trace", action="store_true",
                    help="also trace the scheduler: who wakes each VM's main loop, and what "
                         "moves threads between CPUs (local host, root and tracefs)")
+    p.add_argument("--noise", type=float, metavar="BURSTS_PER_S",
+                   help="run other work on the host meanwhile: BURSTS_PER_S bursts of 1.4 ms "
+                        "a second (recorded as noise-NAME, ...)")
     p.set_defaults(func=_record)
 
 

@@ -128,11 +128,11 @@ def _from_timeline(result: CpuResult, step_s: float) -> VmSeries:
     ran = {vm.name: [0.0] * n for vm in result.scenario.vms}
     for piece in result.timeline:
         start, end = piece.start_s, min(piece.end_s, result.duration_s)
-        while start < end:
-            k = min(n - 1, int(start / step))
-            stop = min(end, (k + 1) * step)
-            ran[piece.vm][k] += stop - start
-            start = stop
+        k = min(n - 1, int(start / step))
+        while start < end:                  # bin by bin; the last one ends at ``end``, as
+            stop = end if k == n - 1 else min(end, (k + 1) * step)   # k * step may round
+            ran[piece.vm][k] += max(0.0, stop - start)
+            start, k = max(start, stop), k + 1
     vcpus = {vm.name: vm.vcpus for vm in result.scenario.vms}
     shares = {vm: tuple(round(x / step / vcpus[vm], 4) for x in row) for vm, row in ran.items()}
     return VmSeries(step_s=step, shares=shares, source=SIMULATED)

@@ -40,7 +40,7 @@ others; on the corrected kernel all get about 1/3 of a pCPU per vCPU:
 ...     return round(fmean(spread(simulate_linux(s, seed=k, qemu=fast, kernel=kernel))
 ...                        for k in range(4)), 2)
 >>> mean_spread(Kernel()), mean_spread(Kernel(reweight_places=False))
-(0.37, 0.03)
+(0.52, 0.03)
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ from kvmlab.cpu.linux_delay import Delayed
 from kvmlab.cpu.linux_load import take_load, update_blocked
 from kvmlab.cpu.linux_qemu import QemuThreads, QemuWorkload, Thread
 from kvmlab.cpu.linux_readings import Readings, States, moves_per_s
+from kvmlab.cpu.noise import HostNoise, noise_bursts
 from kvmlab.cpu.result import CpuResult, Slice, VcpuStats
 from kvmlab.cpu.scenario import CpuScenario, VmSpec, as_scenario
 from kvmlab.errors import ScenarioError
@@ -108,7 +109,8 @@ class _Cpu:
 
 class _LinuxHost(QemuWorkload):
     def __init__(self, scenario: CpuScenario, seed: int, kernel: Kernel, qemu: QemuThreads,
-                 layout: str, warmup_s: float, record_timeline: bool) -> None:
+                 layout: str, warmup_s: float, record_timeline: bool,
+                 noise: HostNoise | None = None) -> None:
         self.scenario, self.kernel, self.qemu = scenario, kernel, qemu
         self.rng = random.Random(seed)
         self.env = simpy.Environment()
@@ -121,10 +123,15 @@ class _LinuxHost(QemuWorkload):
         self.timeline: list[Slice] | None = [] if record_timeline else None
         self.reweights = 0
         self.delayed = Delayed(kernel)
-        self.balanced = {"vcpu": 0, "main": 0}      # moves in the window by balancing
+        self.balanced = {"vcpu": 0, "main": 0, "noise": 0}   # moves in the window by balancing
         every = tuple(range(scenario.pcpus))
         first = self.rng.randrange(scenario.pcpus)
-        for k, vm in enumerate(scenario.vms):
+        # The VMs are set up, and their threads first wake, in an order the seed picks:
+        # no VM owes its share to its place in the scenario.
+        order = list(range(len(scenario.vms)))
+        self.rng.shuffle(order)
+        for place, k in enumerate(order):
+            vm = scenario.vms[k]
             vm_group = self.root if layout == "none" else Group(vm.name, vm.shares, self.root)
             for i in range(vm.vcpus):
                 group = vm_group if layout != "nested" else Group(f"{vm.name}/vcpu{i}",
@@ -138,8 +145,17 @@ class _LinuxHost(QemuWorkload):
                 self._add(main, vm)
                 # Guests boot one after another on a mostly idle host, and each main loop
                 # starts on a CPU that is idle then: the main loops of the recorded runs'
-                # VMs sit on different CPUs (two VMs, two CPUs), so they start spread here.
-                main.cpu = (first + k) % scenario.pcpus
+                # VMs sit on different CPUs (two VMs, two CPUs), so they start spread here;
+                # where some must share a CPU, which ones is left to the seed.
+                main.cpu = (first + place) % scenario.pcpus
+        self.noise: Thread | None = None            # other work on the host, in the root group
+        self.noise_behind: list[float] = []         # its bursts due while it was busy
+        if noise is not None and noise.bursts_per_s > 0:
+            self.noise = Thread("host/noise", "", -1, "noise", self.root, every)
+            self.by_entity[self.noise.se] = self.noise
+            self.env.process(noise_bursts(self.env, self.rng, noise, self._noise_burst))
+        rank = {vm.name: k for k, vm in enumerate(scenario.vms)}
+        self.threads.sort(key=lambda t: rank[t.vm])      # reported in the scenario's order
         for cpu in self.cpus:
             self.env.process(self._ticks(cpu))
             self.env.process(self._balancing(cpu))
@@ -152,6 +168,21 @@ class _LinuxHost(QemuWorkload):
             self.env.process(self._vcpu_workload(t, vm))
         else:
             self.env.process(self._main_loop(t))
+
+    def _noise_burst(self, burst_s: float) -> None:
+        t = self.noise
+        assert t is not None
+        if t.state == "sleep":
+            t.work_left = burst_s
+            self.wake(t, self.env.now)
+        else:                                       # it runs when the one before is done
+            self.noise_behind.append(burst_s)
+
+    def _done(self, t: Thread, token: int) -> None:
+        super()._done(t, token)
+        if t is self.noise and self.noise_behind and t.state == "sleep":
+            t.work_left = self.noise_behind.pop(0)
+            self.wake(t, self.env.now)
 
     # -- the groups a thread sits in on one CPU -----------------------------------------
     def _levels(self, t: Thread, cpu: int) -> list[tuple[RunQueue, Entity]]:
@@ -457,7 +488,8 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
                    progress: ProgressArg = None, kernel: Kernel | None = None,
                    qemu: QemuThreads | None = None, layout: str = "nested",
                    warmup_s: float = 1.0, record_timeline: bool = False,
-                   max_cost: float | None = MAX_LINUX_COST) -> CpuResult:
+                   max_cost: float | None = MAX_LINUX_COST,
+                   noise: HostNoise | None = None) -> CpuResult:
     """Simulate a CPU scenario on the ``linux`` model; see the module docstring.
 
     Parameters
@@ -479,6 +511,9 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         Keep who ran where and when.
     max_cost : float or None
         Refuse a scenario whose :func:`linux_cost` adds up to more (None: no bound).
+    noise : HostNoise, optional
+        Other work on the host, as one task in the root group (default: none; see
+        :mod:`kvmlab.cpu.noise`).
 
     Returns
     -------
@@ -508,7 +543,9 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
             f"{qemu.main_loop_wakes_per_s:g} a second); it takes at most {max_cost:.3g} of "
             "both together (about 25 s). Shorten duration_s, or use scheduler='fair' (about "
             "fifty times cheaper)")
-    host = _LinuxHost(scenario, seed, kernel, qemu, layout, warmup_s, record_timeline)
+    if noise is not None and not isinstance(noise, HostNoise):
+        raise ScenarioError(f"noise must be a HostNoise, not {type(noise).__name__}")
+    host = _LinuxHost(scenario, seed, kernel, qemu, layout, warmup_s, record_timeline, noise)
     readings, states = Readings(host), States(host)
     host.env.process(readings.process())
     host.env.process(states.process())
@@ -523,6 +560,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         vcpus = host.run()
     provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
                   "layout": layout, "kernel": asdict(kernel), "qemu": asdict(qemu),
+                  "noise": asdict(noise or HostNoise()),
                   "reweights_per_s": round(host.reweights / host.end, 1),
                   "context_switches": sum(t.slices for t in host.threads),
                   "delayed_dequeues": host.delayed.counts(),

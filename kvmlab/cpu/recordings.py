@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kvmlab.cpu.model import SCHEDULERS, simulate
+from kvmlab.cpu.noise import NOISE_PREFIX, HostNoise
 from kvmlab.cpu.ready import ready_verdict
 from kvmlab.cpu.result import Comparison, CpuResult, compare, mean_shares, recorded_result
 from kvmlab.cpu.scenario import load_scenario
@@ -38,9 +39,9 @@ from kvmlab.data import check_name, recorded_names, save_recorded, scenario_name
 from kvmlab.progress import ProgressArg
 from kvmlab.validate import whole_number
 
-__all__ = ["OVERCOMMIT_RECORDINGS", "TRACED_PREFIX", "ComparisonRow", "compare_recorded",
-           "comparison_rows", "overcommit_points", "record_repetitions", "recorded_points",
-           "result_point", "scheduler_fit"]
+__all__ = ["NOISE_PREFIX", "OVERCOMMIT_RECORDINGS", "TRACED_PREFIX", "ComparisonRow",
+           "compare_recorded", "comparison_rows", "overcommit_points", "record_repetitions",
+           "recorded_points", "result_point", "scheduler_fit"]
 
 #: Recordings whose points belong on the wait-versus-overcommit chart (all VMs busy).
 OVERCOMMIT_RECORDINGS = ("cpu-no-overcommit", "cpu-overcommit-*", "cpu-seed-example")
@@ -194,7 +195,8 @@ def scheduler_fit(measured: CpuResult, seed: int = 0) -> dict[str, float]:
 def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
                        duration_s: float | None = None, uri: str | None = None,
                        into: str | Path | None = None,
-                       progress: ProgressArg = None, trace: bool = False) -> list[Path]:
+                       progress: ProgressArg = None, trace: bool = False,
+                       noise: HostNoise | None = None) -> list[Path]:
     """Run shipped scenarios on a real host, ``repetitions`` times each, and record them.
 
     Repetition 1 of scenario ``NAME`` is recorded as ``NAME``, the others as
@@ -222,6 +224,9 @@ def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
         Tracing costs the host about a tenth of a pCPU, so traced runs are recorded
         apart, as ``trace-NAME``, ``trace-NAME.r2``, ...: never as repetitions of
         ``NAME``, which the agreement tables read.
+    noise : HostNoise, optional
+        Run other work on the host meanwhile (see :mod:`kvmlab.cpu.noise`). Such runs
+        are recorded apart too, as ``noise-NAME``, ``noise-NAME.r2``, ...
 
     Returns
     -------
@@ -239,8 +244,11 @@ def record_repetitions(names: Iterable[str], repetitions: int = 3, *,
     written = []
     for name, scenario in scenarios.items():
         for k in range(1, repetitions + 1):
-            result = run_on_host(scenario, uri=uri, progress=progress, trace=trace)
-            target = repetition_name(TRACED_PREFIX + name if trace else name, k)
+            result = run_on_host(scenario, uri=uri, progress=progress, trace=trace,
+                                 noise=noise)
+            prefix = ((TRACED_PREFIX if trace else "")
+                      + (NOISE_PREFIX if noise is not None and noise.bursts_per_s > 0 else ""))
+            target = repetition_name(prefix + name, k)
             if into is None:
                 written.append(save_recorded(target, result.to_dict()))
             else:

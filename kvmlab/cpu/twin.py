@@ -38,10 +38,11 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kvmlab.cpu.noise import HostNoise, NoiseProcess
 from kvmlab.cpu.probe import host_busy_s, host_cpu_count, host_scheduler, qemu_thread_role
 from kvmlab.cpu.result import CpuResult, VcpuStats
 from kvmlab.cpu.scenario import DEFAULT_SHARES, CpuScenario, VmSpec, as_scenario
@@ -174,7 +175,7 @@ def run_steps(scenario: CpuScenario) -> int:
 
 def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = None,
                 progress: ProgressArg = None, boot_timeout_s: float = 180.0,
-                trace: bool = False) -> CpuResult:
+                trace: bool = False, noise: HostNoise | None = None) -> CpuResult:
     """Run ``scenario`` as real guests on a local QEMU host and measure each vCPU.
 
     Parameters
@@ -195,6 +196,10 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         state every 0.1 s (``['state']``: how often the pCPUs' loads were far enough apart
         for the load balancer, and the groups' weights). Needs a local host, root and
         tracefs.
+    noise : HostNoise, optional
+        Run this much other work on the host from the settling on
+        (:class:`kvmlab.cpu.noise.NoiseProcess`); ``provenance['noise']`` says how much.
+        Needs a local host.
 
     Returns
     -------
@@ -218,6 +223,11 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
     if trace and not is_local_uri(uri):
         raise ScenarioError(f"trace=True needs QEMU's threads on this machine, and {uri} is "
                             "a remote host")
+    if noise is not None and not isinstance(noise, HostNoise):
+        raise ScenarioError(f"noise must be a HostNoise, not {type(noise).__name__}")
+    noise = noise or HostNoise()
+    if noise.bursts_per_s > 0 and not is_local_uri(uri):
+        raise ScenarioError(f"noise runs on this machine, and {uri} is a remote host")
     trace_root = find_tracefs() if trace else None
     with connection(uri) as conn:
         host_cpus = conn.getInfo()[2]
@@ -250,6 +260,7 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
             bar.set_postfix_str(f"waiting for the loops of {vm.name}")
             guest.wait_for(LOAD_MARKER, max(1.0, deadline - time.monotonic()))
             bar.update(1)
+        stack.enter_context(NoiseProcess(noise))
         bar.set_postfix_str(f"all loops running; settling for {SETTLE_S:g} s")
         time.sleep(SETTLE_S)
         bar.update(1)
@@ -295,6 +306,8 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
         # CPU time (in pCPUs) the host spent on anything but the vCPU threads: QEMU's
         # other threads, libvirt, and whatever else ran. Much above 0.1 disturbs the shares.
         "other_load_pcpus": other_load,
+        # other work this run added on purpose (kvmlab.cpu.noise), counted in other_load
+        "noise": asdict(noise),
         "other_guests": others,
         "warnings": warnings,
         "domstats": domstats,

@@ -23,6 +23,7 @@ from kvmlab.cpu.agreement import (
 )
 from kvmlab.cpu.eevdf import Kernel
 from kvmlab.cpu.model import simulate
+from kvmlab.cpu.recordings import NOISE_PREFIX
 from kvmlab.cpu.scenario import load_scenario
 from kvmlab.data import recorded_names, save_recorded, scenario_names
 from kvmlab.errors import ScenarioError
@@ -127,7 +128,9 @@ def test_the_shipped_agreement_table_is_what_the_model_computes_today(scheduler)
 
 def test_the_shipped_agreement_table_covers_every_recorded_scenario():
     rows = recorded_agreement()["rows"]
-    recorded = {n for n in scenario_names("cpu-") if n in recorded_names(n)}
+    recorded = {m for n in scenario_names("cpu-") for m in (n, NOISE_PREFIX + n)
+                if m in recorded_names(m)}
+    assert {"noise-cpu-overcommit-3x", "cpu-overcommit-3x"} <= recorded
     assert {(r["name"], r["scheduler"]) for r in rows} == {
         (n, s) for n in recorded for s in ("fair", "linux")}
     assert [r["scenario"] for r in summary_rows(rows)] == [r["name"] for r in rows]

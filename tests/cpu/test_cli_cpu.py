@@ -116,3 +116,12 @@ def test_a_scenario_too_large_for_the_linux_model_is_one_clear_error(capsys, tmp
     assert err.startswith("kvmlab: error: this scenario is too large for the linux model")
     assert "scheduler='fair'" in err and len(err.splitlines()) == 1
     assert main(["cpu", "simulate", str(path), "--scheduler", "fair", "--duration", "1"]) == 0
+
+
+def test_record_refuses_bad_noise_before_it_starts_a_guest(capsys, monkeypatch):
+    def no_run(*_args, **_kwargs):
+        raise AssertionError("a run started")
+
+    monkeypatch.setattr("kvmlab.cpu.twin.run_on_host", no_run)
+    assert main(["cpu", "record", "cpu-seed-example", "--noise", "-3"]) == 2
+    assert "bursts_per_s must be a number from 0 to 1000, not -3" in capsys.readouterr().err
