@@ -27,7 +27,7 @@ Examples
 ...     return simulate_linux(s, seed=0, kernel=kernel).provenance["sched_state"][
 ...         "weights"]["vcpu"]
 >>> vcpu_groups(Kernel(load_follows=True))
-{'p10': 1023, 'p50': 1024, 'p90': 1024}
+{'p10': 1024, 'p50': 1024, 'p90': 1024}
 >>> vcpu_groups(Kernel())["p10"] < 1000
 True
 """
