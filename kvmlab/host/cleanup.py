@@ -199,9 +199,13 @@ def find_host_leftovers() -> list[Leftover]:
 
 def _trace_instances() -> list[Leftover]:
     """The scheduler traces (tracefs instances) of kvmlab runs, in use while their owner runs."""
-    found = []
+    found, seen = [], set()
     for root in TRACEFS:
         with contextlib.suppress(OSError):
+            where = (root / "instances").stat()
+            if (where.st_dev, where.st_ino) in seen:     # tracefs mounted twice: once is enough
+                continue
+            seen.add((where.st_dev, where.st_ino))
             for path in sorted((root / "instances").iterdir()):
                 if path.name.startswith(INSTANCE_PREFIX):
                     owner = instance_owner(path.name)

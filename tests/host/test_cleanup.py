@@ -154,3 +154,15 @@ def test_a_guest_that_ends_while_the_list_is_read_is_no_leftover():
                                           _Domain("kvmlab-cpu-here", f"kvmlab guest; "
                                                                      f"{owner_record()}")]))
     assert [(f.kind, f.name, f.in_use) for f in found] == [("domain", "kvmlab-cpu-here", True)]
+
+
+def test_a_trace_in_tracefs_mounted_twice_is_one_leftover(tmp_path, monkeypatch):
+    """tracefs is often mounted both at /sys/kernel/tracing and under debugfs."""
+    from kvmlab.host import cleanup
+
+    (tmp_path / "tracing" / "instances" / "kvmlab-trace-1-0").mkdir(parents=True)
+    (tmp_path / "debug").mkdir()
+    (tmp_path / "debug" / "tracing").symlink_to(tmp_path / "tracing")
+    monkeypatch.setattr(cleanup, "TRACEFS", (tmp_path / "tracing", tmp_path / "debug" / "tracing"))
+    found = cleanup._trace_instances()
+    assert [(x.name, x.in_use) for x in found] == [("kvmlab-trace-1-0", False)]
