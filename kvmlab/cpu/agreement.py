@@ -188,7 +188,7 @@ def agreement(name: str, *, scheduler: str = "linux", seeds: int = 5,
         Measured runs to use instead of the recordings (a live test's own runs).
     kernel : Kernel, optional
         The ``linux`` scheduler's kernel settings (default: the recordings' host), for
-        trying a kernel feature (``Kernel(delay_dequeue=True)``, say).
+        trying a kernel feature (``Kernel(delay_dequeue=False)``, say).
 
     Raises
     ------

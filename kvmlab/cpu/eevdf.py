@@ -111,11 +111,13 @@ class Kernel:
         this often, and only a change of over 1/64 (``update_tg_load_avg()``; 0: always).
     load_follows : bool
         A moving thread takes its load along, and load a group left on a CPU decays out
-        of its total, as in the kernel (:mod:`kvmlab.cpu.linux_load`; off by default).
+        of its total, as in the kernel (:mod:`kvmlab.cpu.linux_load`). Off, a group
+        keeps in its total the load it left behind, and its weight on the CPU it uses
+        stays below its shares.
     delay_dequeue : bool
-        ``DELAY_DEQUEUE`` (on in the kernel since 6.12): a group entity that sleeps while
-        owed no time stays queued until it would be picked (:mod:`kvmlab.cpu.linux_delay`;
-        off by default: see notebook 01 for what it changes).
+        ``DELAY_DEQUEUE`` (on in the kernel since 6.12, so on the recordings' host): a
+        group entity that sleeps while owed no time stays queued until it would be picked
+        (:mod:`kvmlab.cpu.linux_delay`; modelled in libvirt's nested layout only).
     """
 
     hz: int = 250
@@ -130,8 +132,8 @@ class Kernel:
     cache_nice_tries: int = 1
     pelt_period_us: float = 1024.0
     tg_update_ms: float = 1.0
-    load_follows: bool = False
-    delay_dequeue: bool = False
+    load_follows: bool = True
+    delay_dequeue: bool = True
 
     @cached_property
     def tick_s(self) -> float:
@@ -499,15 +501,19 @@ def reweight(rq: RunQueue, se: Entity, weight: int, kernel: Kernel, now: float) 
 def update_tg_load(rq: RunQueue, now: float, kernel: Kernel) -> None:
     """``update_tg_load_avg()``: bring ``rq``'s load average up to ``now`` and pass a
     large enough change of it on to its group's total (``tg->load_avg``), at most once
-    per ``kernel.tg_update_ms``."""
+    per ``kernel.tg_update_ms``.
+
+    What is passed on is a whole number, as the kernel's load averages are: load that
+    decays where nothing runs reaches 0 and leaves the total, where a real number
+    would leave a trace in it for ever."""
     group = rq.group
     assert group is not None
     pelt(rq, now, rq.weight_sum, kernel.pelt_tau_s, kernel.pelt_period_s)
-    change = rq.load_avg - rq.contrib
+    change = math.floor(rq.load_avg) - rq.contrib
     if now - rq.contrib_t >= kernel.tg_update_s and (
             not kernel.tg_update_s or abs(change) > rq.contrib / 64):
         group.load_sum += change
-        rq.contrib = rq.load_avg
+        rq.contrib += change
         rq.contrib_t = now
 
 

@@ -22,8 +22,8 @@ the kernel *reweights* the VM's entity. On kernels 6.13 to 6.18.44 that re-place
 the entity when it is the running one, which keeps the running VM eligible for as
 long as its main loop keeps waking (``Kernel(reweight_places=True)``, the default:
 the kernel the lab's recordings were made on). ``Kernel(reweight_places=False)``
-is the corrected kernel. ``Kernel(delay_dequeue=True)`` adds 6.12's delayed dequeue
-(:mod:`kvmlab.cpu.linux_delay`), off by default: fewer recordings agree with it.
+is the corrected kernel. 6.12's delayed dequeue (:mod:`kvmlab.cpu.linux_delay`) is on,
+as on that kernel, in libvirt's nested layout (``Kernel(delay_dequeue=False)``: off).
 
 Examples
 --------
@@ -40,7 +40,7 @@ others; on the corrected kernel all get about 1/3 of a pCPU per vCPU:
 ...     return round(fmean(spread(simulate_linux(s, seed=k, qemu=fast, kernel=kernel))
 ...                        for k in range(4)), 2)
 >>> mean_spread(Kernel()), mean_spread(Kernel(reweight_places=False))
-(0.52, 0.03)
+(0.45, 0.02)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import simpy
@@ -120,6 +120,7 @@ class _LinuxHost(QemuWorkload):
         self.root = Group("/")
         self.threads: list[Thread] = []
         self.by_entity: dict[Entity, Thread] = {}
+        self.vcpus_of: dict[str, list[Thread]] = {vm.name: [] for vm in scenario.vms}
         self.timeline: list[Slice] | None = [] if record_timeline else None
         self.reweights = 0
         self.delayed = Delayed(kernel)
@@ -141,18 +142,23 @@ class _LinuxHost(QemuWorkload):
             if qemu.main_loop_wakes_per_s > 0:
                 group = vm_group if layout != "nested" else Group(f"{vm.name}/emulator",
                                                                   parent=vm_group)
-                main = Thread(f"{vm.name}/emulator", vm.name, -1, "main", group, every)
+                main = Thread(f"{vm.name}/emulator", vm.name, -1, "main", group,
+                              vm.emulator_pin or every)
                 self._add(main, vm)
                 # Guests boot one after another on a mostly idle host, and each main loop
                 # starts on a CPU that is idle then: the main loops of the recorded runs'
                 # VMs sit on different CPUs (two VMs, two CPUs), so they start spread here;
                 # where some must share a CPU, which ones is left to the seed.
                 main.cpu = (first + place) % scenario.pcpus
+                if main.cpu not in main.allowed:
+                    main.cpu = main.allowed[(first + place) % len(main.allowed)]
         self.noise: Thread | None = None            # other work on the host, in the root group
-        self.noise_behind: list[float] = []         # its bursts due while it was busy
+        self.noise_due = 0                          # its bursts due while it was busy
+        self.noise_burst_s = 0.0
         if noise is not None and noise.bursts_per_s > 0:
             self.noise = Thread("host/noise", "", -1, "noise", self.root, every)
             self.by_entity[self.noise.se] = self.noise
+            self.noise_burst_s = noise.burst_ms / 1000
             self.env.process(noise_bursts(self.env, self.rng, noise, self._noise_burst))
         rank = {vm.name: k for k, vm in enumerate(scenario.vms)}
         self.threads.sort(key=lambda t: rank[t.vm])      # reported in the scenario's order
@@ -165,6 +171,7 @@ class _LinuxHost(QemuWorkload):
         self.threads.append(t)
         self.by_entity[t.se] = t
         if t.kind == "vcpu":
+            self.vcpus_of[vm.name].append(t)
             self.env.process(self._vcpu_workload(t, vm))
         else:
             self.env.process(self._main_loop(t))
@@ -176,12 +183,13 @@ class _LinuxHost(QemuWorkload):
             t.work_left = burst_s
             self.wake(t, self.env.now)
         else:                                       # it runs when the one before is done
-            self.noise_behind.append(burst_s)
+            self.noise_due += 1
 
     def _done(self, t: Thread, token: int) -> None:
         super()._done(t, token)
-        if t is self.noise and self.noise_behind and t.state == "sleep":
-            t.work_left = self.noise_behind.pop(0)
+        if t is self.noise and self.noise_due and t.state == "sleep":
+            self.noise_due -= 1
+            t.work_left = self.noise_burst_s
             self.wake(t, self.env.now)
 
     # -- the groups a thread sits in on one CPU -----------------------------------------
@@ -230,14 +238,31 @@ class _LinuxHost(QemuWorkload):
         t.state = state
         t.since = now
 
-    def _select_cpu(self, t: Thread) -> int:
-        """``select_task_rq_fair()``, simplified: the last CPU unless another is idle."""
-        if self.cpus[t.cpu].thread is None and t.cpu in t.allowed:
-            return t.cpu
+    def _select_cpu(self, t: Thread, now: float, waker: Thread | None = None) -> int:
+        """``select_task_rq_fair()``, simplified: an idle CPU if there is one, the waker's
+        CPU if ``wake_affine()`` takes it, or else the CPU the thread last ran on."""
+        prev = t.cpu if t.cpu in t.allowed else self.rng.choice(t.allowed)
+        target = prev
+        if waker is not None and waker.cpu != prev and waker.cpu in t.allowed:
+            target = self._wake_affine(t, waker.cpu, prev, now)
+        if self.cpus[target].thread is None:
+            return target
+        if self.cpus[prev].thread is None:
+            return prev
         idle = [c for c in t.allowed if self.cpus[c].thread is None]
-        if idle:
-            return self.rng.choice(idle)
-        return t.cpu if t.cpu in t.allowed else self.rng.choice(t.allowed)
+        return self.rng.choice(idle) if idle else target
+
+    def _wake_affine(self, t: Thread, this: int, prev: int, now: float) -> int:
+        """``wake_affine()``: the waker's CPU ``this`` if ``prev`` is busy and ``this``,
+        with the thread's load added, stays below ``prev`` without it (by half the
+        imbalance margin)."""
+        if self.cpus[prev].thread is None:
+            return prev
+        task = self._h_load(t, now)
+        this_load = self._cpu_load(self.cpus[this], now) + task
+        prev_load = self._cpu_load(self.cpus[prev], now) - task
+        margin = 100 + (self.kernel.imbalance_pct - 100) // 2
+        return this if this_load * 100 < prev_load * margin else prev
 
     def _enqueue_thread(self, t: Thread, cpu: _Cpu, now: float) -> None:
         if t.cpu != cpu.index and self.start <= now < self.end:
@@ -280,8 +305,8 @@ class _LinuxHost(QemuWorkload):
         if rq.se is not None and rq.parent is not None:
             self._dequeue_chain(_chain(rq.parent, rq.se), now, sleeps=True)
 
-    def wake(self, t: Thread, now: float) -> None:
-        cpu = self.cpus[self._select_cpu(t)]
+    def wake(self, t: Thread, now: float, waker: Thread | None = None) -> None:
+        cpu = self.cpus[self._select_cpu(t, now, waker)]
         self._charge(cpu, now)
         self._enqueue_thread(t, cpu, now)
         self._set_state(t, "wait", now)
@@ -347,6 +372,8 @@ class _LinuxHost(QemuWorkload):
                 token = nxt.gen
                 ev = self.env.timeout(max(0.0, nxt.work_left))
                 ev.callbacks.append(lambda _e, t=nxt, g=token: self._done(t, g))
+            if nxt.kind == "main":
+                self._main_loop_runs(nxt, now)
 
     # -- balancing -------------------------------------------------------------------------
     def _cpu_load(self, cpu: _Cpu, now: float) -> float:
@@ -500,7 +527,9 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     progress : None, bool or a tqdm-like bar
         Percent of the simulated time (see :mod:`kvmlab.progress`).
     kernel : Kernel, optional
-        Scheduler settings; the default is the recordings' host (6.18.44).
+        Scheduler settings; the default is the recordings' host (6.18.44). Delayed
+        dequeue is modelled in the ``nested`` layout only; the others run without it
+        (``provenance['kernel']`` says what ran).
     qemu : QemuThreads, optional
         How QEMU's threads sleep and wake.
     layout : {'nested', 'flat', 'none'}
@@ -531,9 +560,7 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         raise ScenarioError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     kernel = kernel or Kernel()
     if kernel.delay_dequeue and layout != "nested":
-        raise ScenarioError(
-            f"delay_dequeue is modelled for libvirt's nested layout only, not {layout!r}: "
-            "there a thread is alone in its group, so only group entities are held")
+        kernel = replace(kernel, delay_dequeue=False)      # modelled where threads sit alone
     qemu = qemu or QemuThreads()
     slices, wakes = linux_cost(scenario, qemu, warmup_s)
     if max_cost is not None and slices + wakes > max_cost:

@@ -18,7 +18,7 @@ In libvirt's nested layout every thread is alone in its own group (``vcpuN``,
 ``emulator``), where it is always eligible, so what is delayed is a *group's* entity,
 the level above: the ``emulator`` group when the main loop sleeps, for instance. That
 is all this module delays (a thread's own entity is always dequeued), so it models the
-nested layout only (:func:`kvmlab.cpu.linux.simulate_linux` refuses the others).
+nested layout only (:func:`kvmlab.cpu.linux.simulate_linux` runs the others without it).
 
 Examples
 --------
@@ -35,7 +35,7 @@ empties; one that is owed time leaves:
 >>> delayed = Delayed(kernel)
 >>> delayed.hold(rq, ahead), ahead.delayed, ahead.on_rq
 (True, True, True)
->>> Delayed(Kernel()).hold(rq, ahead)                  # the feature off: it leaves
+>>> Delayed(Kernel(delay_dequeue=False)).hold(rq, ahead)   # the feature off: it leaves
 False
 """
 

@@ -48,16 +48,31 @@ class QemuThreads:
     main_loop_run_us : float
         CPU time the main loop uses per wake-up (measured: 13 to 27 us).
     vcpu_sleeps_per_cpu_s : float
-        Short sleeps of a vCPU thread (on QEMU's big lock) per second it runs
-        (measured: 0 to 40 wake-ups a second at run shares of 0.2 to 0.9).
+        Short sleeps of a vCPU thread per second it runs, whatever the other threads
+        of its VM do (default 0: the measured sleeps are those of ``lock_contention``).
     vcpu_sleep_us : float
-        How long such a sleep lasts (the vCPU threads' sleep share is under 0.1 %).
+        How long such a sleep lasts.
+    lock_contention : float
+        The chance that a running vCPU thread wants QEMU's big lock while its main
+        loop, which holds the lock for a wake-up, runs on another pCPU; the vCPU then
+        sleeps until the wake-up ends. Measured on the recordings' host: a busy 1-vCPU
+        guest alone on 2 pCPUs, its vCPU pinned to pCPU 0 and its main loop held on
+        pCPU 1 (``emulator_pin``; 500 wake-ups a second), slept 4.5 to 26.6 times a
+        second, 15.6 on average over 8 runs of 4 to 8 s: 0.03 per wake-up. With the main
+        loop on pCPU 0 it never slept.
+    woken_by_vcpu : float
+        The share of a main loop's wake-ups that a running vCPU thread of its VM makes
+        (an eventfd write or the big lock's futex; traced: about two thirds), where one
+        runs; the others are timers. A wake-up by a vCPU may move the main loop to that
+        vCPU's pCPU (the kernel's ``wake_affine()``).
     """
 
     main_loop_wakes_per_s: float = 750.0
     main_loop_run_us: float = 20.0
-    vcpu_sleeps_per_cpu_s: float = 20.0
+    vcpu_sleeps_per_cpu_s: float = 0.0
     vcpu_sleep_us: float = 50.0
+    lock_contention: float = 0.03
+    woken_by_vcpu: float = 0.67
 
 
 class Thread:
@@ -95,8 +110,9 @@ class QemuWorkload:
     env: simpy.Environment
     rng: random.Random
     qemu: QemuThreads
+    vcpus_of: dict[str, list[Thread]]              # each VM's vCPU threads
 
-    def wake(self, t: Thread, now: float) -> None:
+    def wake(self, t: Thread, now: float, waker: Thread | None = None) -> None:
         raise NotImplementedError
 
     def sleep(self, t: Thread, now: float) -> None:
@@ -111,6 +127,26 @@ class QemuWorkload:
         if t.kind == "vcpu":
             ev = self.env.timeout(self.qemu.vcpu_sleep_us / 1e6)
             ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
+
+    def _main_loop_runs(self, main: Thread, now: float) -> None:
+        """``main`` got a pCPU for a wake-up: a vCPU of its VM running on another pCPU
+        may want the big lock meanwhile, and sleeps until the wake-up ends."""
+        chance = self.qemu.lock_contention
+        if chance <= 0:
+            return
+        for t in self.vcpus_of[main.vm]:
+            if t.state == "run" and t.cpu != main.cpu and self.rng.random() < chance:
+                self.sleep(t, now)
+                ev = self.env.timeout(max(0.0, main.work_left))
+                ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
+
+    def _waker(self, main: Thread) -> Thread | None:
+        """Who wakes ``main``: a running vCPU of its VM (``woken_by_vcpu`` of the time,
+        where one runs), or a timer (None)."""
+        running = [t for t in self.vcpus_of[main.vm] if t.state == "run"]
+        if running and self.rng.random() < self.qemu.woken_by_vcpu:
+            return self.rng.choice(running)
+        return None
 
     def _bql_wake(self, t: Thread, token: int) -> None:
         if t.gen == token and t.state == "sleep" and self.env.now < t.busy_until:
@@ -152,5 +188,5 @@ class QemuWorkload:
         while True:
             if t.state == "sleep":
                 t.work_left = q.main_loop_run_us / 1e6
-                self.wake(t, env.now)
+                self.wake(t, env.now, self._waker(t))
             yield env.timeout(period * self.rng.uniform(0.5, 1.5))

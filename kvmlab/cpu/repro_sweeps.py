@@ -82,8 +82,10 @@ def simulate_sweep(rates: Sequence[float], layouts: Sequence[str] = LAYOUTS, *,
                       desc="simulated rate sweep", unit="run") as bar:
         for layout in layouts:
             for rate in rates:
+                # plain processes: a clock wakes the "emulator", and no lock ties it to
+                # the busy ones
                 qemu = QemuThreads(main_loop_wakes_per_s=rate, main_loop_run_us=EMULATOR_RUN_US,
-                                   vcpu_sleeps_per_cpu_s=0)
+                                   vcpu_sleeps_per_cpu_s=0, lock_contention=0, woken_by_vcpu=0)
                 spreads = []
                 for seed in range(seeds):
                     result = simulate_linux(scenario, seed=seed, layout=layout, qemu=qemu,

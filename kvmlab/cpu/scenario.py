@@ -6,7 +6,9 @@ A scenario is plain data. Its JSON form, which scripts may rely on::
      "vms": [{"name": "vm1", "vcpus": 2, "pin": [0], "shares": 1024, "load": 1.0}]}
 
 ``pin`` (optional) restricts every vCPU of the VM to those physical CPUs, like
-libvirt's ``<vcpupin>``; a list of lists pins each vCPU separately. ``shares``
+libvirt's ``<vcpupin>``; a list of lists pins each vCPU separately.
+``emulator_pin`` (optional) restricts QEMU's other threads, its main loop among them, like
+``<emulatorpin>`` (only the ``linux`` model has such threads). ``shares``
 (optional, default 1024) is the VM's weight, like libvirt's ``<shares>``.
 ``load`` (optional, default 1.0) is the fraction of time each vCPU wants to run:
 1.0 is a busy loop, 0.5 is busy for half of every ``period_ms`` (default 200) and
@@ -89,6 +91,7 @@ class VmSpec:
     load: float = 1.0
     period_ms: float = DEFAULT_PERIOD_MS
     trace: tuple[tuple[float, float], ...] | None = None
+    emulator_pin: tuple[int, ...] | None = None
 
     def segments_ms(self) -> tuple[tuple[float, float], ...]:
         """The repeated (busy_ms, idle_ms) pattern of each vCPU.
@@ -118,6 +121,8 @@ class VmSpec:
         out: dict[str, Any] = {"name": self.name, "vcpus": self.vcpus}
         if self.pin is not None:
             out["pin"] = list(self.pin[0]) if len(self.pin) == 1 else [list(p) for p in self.pin]
+        if self.emulator_pin is not None:
+            out["emulator_pin"] = list(self.emulator_pin)
         if self.shares != DEFAULT_SHARES:
             out["shares"] = self.shares
         if self.trace is not None:
@@ -243,8 +248,8 @@ def _check_cost(pcpus: int, duration_s: float, slice_ms: float,
 def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
     data = mapping(data, "each VM")
     name = text(data.get("name", ""), "a VM's name", high=100)
-    check_keys(data, ("name", "vcpus", "pin", "shares", "load", "period_ms", "trace"),
-               f"VM {name!r}")
+    check_keys(data, ("name", "vcpus", "pin", "emulator_pin", "shares", "load", "period_ms",
+                      "trace"), f"VM {name!r}")
     if not name:
         raise ScenarioError("every VM needs a name")
     vcpus = whole_number(whole_number(data.get("vcpus"), f"VM {name!r}: vcpus", low=1),
@@ -260,6 +265,7 @@ def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
     period = real_number(data.get("period_ms", DEFAULT_PERIOD_MS), f"VM {name!r}: period_ms",
                          low=MIN_PERIOD_MS, high=MAX_MS, unit="ms")
     pin = _pin(data.get("pin"), name, vcpus, pcpus)
+    emulator_pin = _emulator_pin(data.get("emulator_pin"), name, pcpus)
     trace = None
     if data.get("trace") is not None:
         raw = list_of(data["trace"], f"VM {name!r}: trace (a list of [busy_ms, idle_ms])",
@@ -269,7 +275,7 @@ def _vm_from_dict(data: Any, pcpus: int) -> VmSpec:
             raise ScenarioError(f"VM {name!r}: a trace needs at least one [busy_ms, idle_ms] "
                                 f"pair, with a total of at least {MIN_PERIOD_MS} ms")
     return VmSpec(name=name, vcpus=vcpus, pin=pin, shares=shares, load=load,
-                  period_ms=period, trace=trace)
+                  period_ms=period, trace=trace, emulator_pin=emulator_pin)
 
 
 def _segment(seg: Any, name: str) -> tuple[float, float]:
@@ -297,14 +303,29 @@ def _pin(raw: Any, name: str, vcpus: int, pcpus: int) -> tuple[tuple[int, ...], 
     for cpus in sets:
         if not cpus:
             raise ScenarioError(f"VM {name!r}: a vCPU must be allowed on at least one pCPU")
-        for c in cpus:
-            if not is_whole(c):
-                raise ScenarioError(f"VM {name!r}: pCPU numbers are whole numbers, not {c!r}")
-            if not 0 <= c < pcpus:
-                raise ScenarioError(f"VM {name!r} pins a vCPU to pCPU {c}, but the host has "
-                                    f"pCPUs 0-{pcpus - 1} (pcpus={pcpus})")
-        out.append(tuple(sorted(set(cpus))))
+        out.append(_pcpu_set(cpus, name, "a vCPU", pcpus))
     return tuple(out)
+
+
+def _emulator_pin(raw: Any, name: str, pcpus: int) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list | tuple) or not raw or any(
+            isinstance(x, list | tuple) for x in raw):
+        raise ScenarioError(f"VM {name!r}: emulator_pin is one list of pCPU numbers for "
+                            f"QEMU's other threads, not {raw!r}")
+    return _pcpu_set(raw, name, "its emulator threads", pcpus)
+
+
+def _pcpu_set(cpus: Any, name: str, what: str, pcpus: int) -> tuple[int, ...]:
+    """The sorted pCPUs of a pin, each a whole number below ``pcpus``."""
+    for c in cpus:
+        if not is_whole(c):
+            raise ScenarioError(f"VM {name!r}: pCPU numbers are whole numbers, not {c!r}")
+        if not 0 <= c < pcpus:
+            raise ScenarioError(f"VM {name!r} pins {what} to pCPU {c}, but the host has "
+                                f"pCPUs 0-{pcpus - 1} (pcpus={pcpus})")
+    return tuple(sorted(set(cpus)))
 
 
 # -- where scenarios come from ------------------------------------------------------------

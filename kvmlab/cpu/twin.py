@@ -249,7 +249,7 @@ def run_on_host(scenario: CpuScenario | Mapping[str, Any], *, uri: str | None = 
             bar.set_postfix_str(f"starting {vm.name}: {vm.vcpus} vCPU(s)")
             guests.append(stack.enter_context(TransientGuest(
                 workload_script(vm), vcpus=vm.vcpus, memory_mib=128,
-                pinning=host_pinning(scenario, vm),
+                pinning=host_pinning(scenario, vm), emulator_pinning=vm.emulator_pin or (),
                 shares=None if vm.shares == DEFAULT_SHARES else vm.shares, uri=uri,
                 purpose=f"cpu-{_slug(vm.name)}", lifetime_s=lifetime)))
             if len(guests) == 1:

@@ -97,6 +97,9 @@ class GuestSpec:
         ``kvm`` is hardware-assisted; ``tcg`` is QEMU's software translator.
     pinning : mapping of vCPU index to host CPU indices
         Restrict each listed vCPU thread to those host CPUs (``<vcpupin>``).
+    emulator_pinning : sequence of host CPU indices
+        Restrict QEMU's other threads (its main loop among them) to those host CPUs
+        (``<emulatorpin>``; empty: anywhere).
     cmdline : str
         Extra kernel command-line arguments.
     shares : int, optional
@@ -114,6 +117,7 @@ class GuestSpec:
     console_log: str
     accel: str = "tcg"
     pinning: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    emulator_pinning: Sequence[int] = ()
     cmdline: str = ""
     shares: int | None = None
     description: str = ""
@@ -141,6 +145,9 @@ class GuestSpec:
             if not cpus or any(c < 0 for c in cpus):
                 raise ScenarioError(f"vCPU {vcpu} must be pinned to one or more host CPUs "
                                     f"numbered from 0, not {list(cpus)}")
+        if any(c < 0 for c in self.emulator_pinning):
+            raise ScenarioError("QEMU's emulator threads must be pinned to host CPUs numbered "
+                                f"from 0, not {list(self.emulator_pinning)}")
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -163,12 +170,14 @@ def domain_xml(spec: GuestSpec) -> str:
         _sub(dom, "description", spec.description)
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
     _sub(dom, "vcpu", str(spec.vcpus), placement="static")
-    if spec.pinning or spec.shares is not None:
+    if spec.pinning or spec.emulator_pinning or spec.shares is not None:
         tune = _sub(dom, "cputune")
         if spec.shares is not None:
             _sub(tune, "shares", str(spec.shares))
         for vcpu, cpus in sorted(spec.pinning.items()):
             _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=",".join(map(str, sorted(cpus))))
+        if spec.emulator_pinning:
+            _sub(tune, "emulatorpin", cpuset=",".join(map(str, sorted(spec.emulator_pinning))))
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm", arch="x86_64", machine="pc")
     _sub(os_el, "kernel", spec.kernel)

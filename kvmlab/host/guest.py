@@ -195,6 +195,8 @@ class TransientGuest(Transient):
         Guest memory in MiB.
     pinning : mapping, optional
         vCPU index to the host CPUs it may run on.
+    emulator_pinning : sequence of int, optional
+        The host CPUs QEMU's other threads (its main loop among them) may run on.
     accel : {'auto', 'kvm', 'tcg'}
         ``auto`` uses KVM only when a trial boot proves that it works.
     uri : str, optional
@@ -223,7 +225,8 @@ class TransientGuest(Transient):
 
     def __init__(self, script: str = "", *, vcpus: int = 1, memory_mib: int = 128,
                  pinning: Mapping[int, Sequence[int]] | None = None, accel: str = "auto",
-                 uri: str | None = None, purpose: str = "guest", cmdline: str = "",
+                 emulator_pinning: Sequence[int] = (), uri: str | None = None,
+                 purpose: str = "guest", cmdline: str = "",
                  image: GuestImage | None = None, shares: int | None = None,
                  lifetime_s: float = DEFAULT_LIFETIME_S,
                  files: Mapping[str, bytes] | None = None,
@@ -244,7 +247,8 @@ class TransientGuest(Transient):
             kernel=str(self.workdir / "vmlinuz"), initrd=str(self.workdir / "initrd.gz"),
             console_log=str(self.workdir / "console.log"),
             accel="tcg" if accel == "auto" else accel, pinning=dict(pinning or {}),
-            cmdline=cmdline, shares=shares, disks=tuple(disks),
+            emulator_pinning=tuple(emulator_pinning), cmdline=cmdline, shares=shares,
+            disks=tuple(disks),
             description=owner_note(time.time() + lifetime_s + OUTSIDE_MARGIN_S))
         if accel not in ("auto", "kvm", "tcg"):
             raise ScenarioError(f"accel must be 'auto', 'kvm' or 'tcg', not {accel!r}")

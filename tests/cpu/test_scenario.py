@@ -20,6 +20,8 @@ def scenarios(draw, max_pcpus=4, max_vms=3, max_vcpus=4, loads=(0.0, 0.25, 0.5, 
               "load": draw(st.sampled_from(loads))}
         if draw(st.booleans()):
             vm["pin"] = sorted(draw(st.sets(st.integers(0, pcpus - 1), min_size=1)))
+        if draw(st.booleans()):
+            vm["emulator_pin"] = sorted(draw(st.sets(st.integers(0, pcpus - 1), min_size=1)))
         vms.append(vm)
     return CpuScenario.from_dict({"pcpus": pcpus, "duration_s": 0.5, "vms": vms})
 
@@ -34,6 +36,16 @@ def test_the_documented_form_works():
     s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 20, "vms": [
         {"name": "vm1", "vcpus": 2, "pin": [0], "shares": 1024, "load": 1.0}]})
     assert s.vms[0].allowed(1, 2) == (0,)
+
+
+def test_emulator_pinning_holds_the_main_loop_in_the_linux_model():
+    from kvmlab.cpu.linux import Kernel, QemuThreads, _LinuxHost
+    s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 1, "vms": [
+        {"name": "vm1", "vcpus": 1, "pin": [0], "emulator_pin": [1]}]})
+    assert s.vms[0].emulator_pin == (1,) and s.to_dict()["vms"][0]["emulator_pin"] == [1]
+    host = _LinuxHost(s, 0, Kernel(), QemuThreads(), "nested", 0.0, False)
+    (main,) = [t for t in host.threads if t.kind == "main"]
+    assert main.allowed == (1,) and main.cpu == 1
 
 
 def test_per_vcpu_pinning():
@@ -56,6 +68,13 @@ def test_per_vcpu_pinning():
     ({"vms": [{"name": "a", "vcpus": 1, "shares": 0}]}, "shares must be a positive"),
     ({"vms": [{"name": "a", "vcpus": 1, "shares": -5}]}, "shares must be a positive"),
     ({"vms": [{"name": "a", "vcpus": 2, "pin": [[0]]}]}, "needs 2 sets"),
+    ({"vms": [{"name": "a", "vcpus": 1, "emulator_pin": [2]}]},
+     "pins its emulator threads to pCPU 2, but the host has pCPUs 0-1"),
+    ({"vms": [{"name": "a", "vcpus": 1, "emulator_pin": [[0], [1]]}]},
+     "emulator_pin is one list of pCPU numbers"),
+    ({"vms": [{"name": "a", "vcpus": 1, "emulator_pin": []}]},
+     "emulator_pin is one list of pCPU numbers"),
+    ({"vms": [{"name": "a", "vcpus": 1, "emulator_pin": [0.5]}]}, "whole numbers"),
     ({"vms": [{"name": "a", "vcpus": 1}, {"name": "a", "vcpus": 1}]}, "unique"),
     ({"vms": [{"name": "a", "vcpus": 1, "vcpu": 2}]},
      "unknown key 'vcpu' in VM 'a'; did you mean 'vcpus'?"),

@@ -201,15 +201,15 @@ def test_the_linux_model_reads_its_state_as_a_traced_host_run_does():
 
 def test_with_load_following_threads_the_models_group_weights_are_the_hosts():
     """On the traced host a vCPU's group (one thread) weighs 1024 on its pCPU; the model
-    counts load a group left behind unless ``Kernel(load_follows=True)``."""
+    counts load a group left behind with ``Kernel(load_follows=False)``."""
     from kvmlab.cpu.linux import Kernel
 
     for run in _traced("cpu-overcommit-3x"):
         host = run.provenance["sched_trace"]["state"]["weights"]
         assert host["vcpu"]["p10"] >= 1000 and host["emulator"]["p50"] == 1024
     scenario = _traced("cpu-overcommit-3x")[0].scenario.with_duration(2)
-    following = [simulate_linux(scenario, seed=s, kernel=Kernel(load_follows=True))
-                 for s in range(3)]
-    staying = [simulate_linux(scenario, seed=s) for s in range(3)]
+    following = [simulate_linux(scenario, seed=s) for s in range(3)]
+    staying = [simulate_linux(scenario, seed=s, kernel=Kernel(load_follows=False))
+               for s in range(3)]
     assert all(r.provenance["sched_state"]["weights"]["vcpu"]["p10"] >= 1000 for r in following)
     assert min(r.provenance["sched_state"]["weights"]["vcpu"]["p10"] for r in staying) < 1000

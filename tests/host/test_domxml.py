@@ -32,6 +32,16 @@ def test_xml_says_what_the_spec_says(vcpus, memory, accel, data):
     assert root.find("devices/serial/source").get("path") == "/c"
 
 
+@given(st.sets(st.integers(0, 15), max_size=4))
+def test_emulator_pinning_is_libvirts_emulatorpin(cpus):
+    root = ET.fromstring(domain_xml(spec(emulator_pinning=tuple(cpus))))
+    pin = root.find("cputune/emulatorpin")
+    if cpus:
+        assert set(map(int, pin.get("cpuset").split(","))) == cpus
+    else:
+        assert pin is None
+
+
 def test_names_outside_the_kvmlab_prefix_are_refused():
     with pytest.raises(ScenarioError, match="must start with 'kvmlab-'"):
         spec(name="myguest")
@@ -43,6 +53,7 @@ def test_names_outside_the_kvmlab_prefix_are_refused():
     ({"accel": "xen"}, "not one of"),
     ({"pinning": {2: (0,)}}, "vCPUs 0-1"),
     ({"pinning": {0: ()}}, "one or more host CPUs"),
+    ({"emulator_pinning": (-1,)}, "emulator threads must be pinned to host CPUs numbered"),
 ])
 def test_bad_specs_name_the_rule(kw, rule):
     with pytest.raises(ScenarioError, match=rule):

@@ -1,0 +1,135 @@
+"""QEMU's threads in the ``linux`` model: the big lock between a vCPU and its main loop,
+who wakes a main loop and where it then runs, and the whole-number load averages that
+let a group weigh its full shares on the one CPU it uses."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvmlab.cpu.agreement import recorded_repetitions
+from kvmlab.cpu.eevdf import Group, Kernel, group_shares, pelt, update_tg_load
+from kvmlab.cpu.linux import QemuThreads, _LinuxHost
+from kvmlab.cpu.linux_qemu import Thread
+from kvmlab.cpu.scenario import CpuScenario
+
+
+class _Watched(_LinuxHost):
+    """The model's host, counting the vCPUs' sleeps and where the main loops run."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleeps: Counter[str] = Counter()
+        self.main_run: Counter[tuple[str, int]] = Counter()
+        self.main_runs = Counter()
+
+    def sleep(self, t: Thread, now: float) -> None:
+        if t.kind == "vcpu" and self.start <= now:
+            self.sleeps[t.vm] += 1
+        super().sleep(t, now)
+
+    def _set_state(self, t: Thread, state: str, now: float) -> None:
+        if t.kind == "main" and t.state == "run" and now > self.start:
+            self.main_run[(t.vm, t.cpu)] += now - max(t.since, self.start)
+        if t.kind == "main" and state == "run" and now >= self.start:
+            self.main_runs[t.vm] += 1
+        super()._set_state(t, state, now)
+
+
+def _solo(main_cpu: int, qemu: QemuThreads, seed: int = 0) -> _Watched:
+    """A busy 1-vCPU VM, its vCPU pinned to pCPU 0 and its main loop held on
+    ``main_cpu`` (``emulator_pin``, libvirt's ``<emulatorpin>``)."""
+    scenario = CpuScenario.from_dict({"pcpus": 2, "duration_s": 3, "vms": [
+        {"name": "solo", "vcpus": 1, "pin": [0], "emulator_pin": [main_cpu]}]})
+    host = _Watched(scenario, seed, Kernel(), qemu, "nested", 0.5, False)
+    host.run()
+    return host
+
+
+@pytest.mark.parametrize("chance", [0.02, 0.05, 0.2])
+def test_a_vcpu_sleeps_on_the_lock_only_while_its_main_loop_runs_on_another_pcpu(chance):
+    """The host experiment (``test_linux_qemu_live.py``): a pinned vCPU slept 4.5 to 26.6
+    times a second with its main loop held on the other pCPU, never with it on its own."""
+    qemu = QemuThreads(lock_contention=chance)
+    apart, together = _solo(1, qemu), _solo(0, qemu)
+    assert together.sleeps["solo"] == 0
+    runs = apart.main_runs["solo"]                  # each may catch the vCPU wanting the lock
+    expected = chance * runs
+    assert abs(apart.sleeps["solo"] - expected) < 4 * math.sqrt(expected * (1 - chance)) + 1
+
+
+def test_without_lock_contention_a_vcpu_never_sleeps_in_a_busy_guest():
+    host = _solo(1, QemuThreads(lock_contention=0))
+    assert host.sleeps["solo"] == 0
+
+
+def _pinned_beside_free(seed: int) -> _Watched:
+    scenario = recorded_repetitions("cpu-pinned-beside-free")[0].scenario
+    host = _Watched(scenario, seed, Kernel(), QemuThreads(), "nested", 1.0, False)
+    host.run()
+    return host
+
+
+def test_the_pinned_vms_main_loop_joins_its_vcpu_and_the_vcpu_hardly_sleeps():
+    """On the host (13 runs) the pinned VM's main loop was on pCPU 0, with its vCPU, at
+    most readings, and the vCPU slept 0 to 2 times a second (16 in one run)."""
+    on_own_pcpu, sleeps = [], []
+    for seed in range(4):
+        host = _pinned_beside_free(seed)
+        run0, run1 = host.main_run[("pinned", 0)], host.main_run[("pinned", 1)]
+        on_own_pcpu.append(run0 / (run0 + run1))
+        sleeps.append(host.sleeps["pinned"] / host.scenario.duration_s)
+    assert sum(on_own_pcpu) / len(on_own_pcpu) > 0.7, on_own_pcpu
+    assert sum(sleeps) / len(sleeps) < 5, sleeps
+
+
+def test_a_main_loop_woken_by_its_vcpu_follows_it_only_where_the_load_allows():
+    """``wake_affine()``: with its previous pCPU busy, the main loop moves to the waking
+    vCPU's pCPU when that one is not the busier by more than half the imbalance margin."""
+    scenario = recorded_repetitions("cpu-pinned-beside-free")[0].scenario
+    host = _LinuxHost(scenario, 0, Kernel(), QemuThreads(), "nested", 0.0, False)
+    host.env.run(until=0.5)
+    now = host.env.now
+    main = next(t for t in host.threads if t.kind == "main" and t.vm == "pinned")
+    vcpu = next(t for t in host.threads if t.kind == "vcpu" and t.vm == "pinned")
+    other = 1 - vcpu.cpu
+    loads = [host._cpu_load(c, now) for c in host.cpus]
+    task = host._h_load(main, now)
+    main.cpu = other
+    if all(c.thread is not None for c in host.cpus):
+        follows = (loads[vcpu.cpu] + task) * 100 < (loads[other] - task) * 108
+        assert host._wake_affine(main, vcpu.cpu, other, now) == (vcpu.cpu if follows else other)
+    host.cpus[other].thread = None                      # an idle previous pCPU keeps it
+    assert host._wake_affine(main, vcpu.cpu, other, now) == other
+
+
+@settings(max_examples=30, deadline=None)
+@given(load_s=st.floats(0.01, 2.0), idle_s=st.floats(0.5, 3.0))
+def test_load_left_on_a_cpu_decays_to_nothing_and_the_group_weighs_its_shares_again(
+        load_s, idle_s):
+    """The kernel's load averages are whole numbers, so what a group left on a CPU
+    reaches 0 and leaves the group's total; with real numbers a trace would stay, and the
+    group would weigh a hair less than its shares (and be reweighted at every wake-up)."""
+    kernel = Kernel()
+    group = Group("vm", 1024, parent=Group("root"))
+    left, used = group.rq(0), group.rq(1)
+    tau, period = kernel.pelt_tau_s, kernel.pelt_period_s
+    left.weight_sum = 1024
+    t = 0.0
+    while t < load_s:                                  # the group runs on CPU 0 ...
+        t += 0.004
+        update_tg_load(left, t, kernel)
+    left.weight_sum, used.weight_sum = 0, 1024         # ... then moves to CPU 1
+    end = t + idle_s + 0.4
+    while t < end:
+        t += 0.004
+        update_tg_load(left, t, kernel)
+        update_tg_load(used, t, kernel)
+    pelt(left, t, 0, tau, period)
+    assert left.load_avg < 1                           # 0.9 s is some 20 half-lives
+    assert left.contrib == 0
+    assert group_shares(used, t, kernel) == 1024
