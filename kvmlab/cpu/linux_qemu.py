@@ -58,7 +58,7 @@ class QemuThreads:
         sleeps until the wake-up ends. Measured on the recordings' host: a busy 1-vCPU
         guest alone on 2 pCPUs, its vCPU pinned to pCPU 0 and its main loop held on
         pCPU 1 (``emulator_pin``; 500 wake-ups a second), slept 4.5 to 26.6 times a
-        second, 15.6 on average over 8 runs of 4 to 8 s: 0.03 per wake-up. With the main
+        second, 15.4 on average over 8 runs of 4 to 8 s: 0.03 per wake-up. With the main
         loop on pCPU 0 it never slept.
     woken_by_vcpu : float
         The share of a main loop's wake-ups that a running vCPU thread of its VM makes
