@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ from kvmlab.host.signals import Transient
 from kvmlab.storage.luks import CPU_CLOCK_FLAKE
 
 VOLUME_FORMATS = ("raw", "qcow2", "vmdk")
+VOLUME_ATTEMPTS = 6
+"""How often an encrypted volume is made before its ``CPU_CLOCK_FLAKE`` counts: three
+attempts in a row failed on a busy 2-CPU host; the pauses between them double from 0.1 s."""
 
 
 def pool_xml(name: str, path: str) -> str:
@@ -146,7 +150,7 @@ class TransientPool(Transient):
         xml = volume_xml(name, capacity_bytes, fmt, backing_path, cluster_size=cluster_size,
                          secret_uuid=secret_uuid)
         libvirt = import_libvirt()
-        for _attempt in range(3):
+        for attempt in range(VOLUME_ATTEMPTS):
             try:
                 return self.pool.createXML(xml)
             except libvirt.libvirtError as exc:
@@ -157,6 +161,8 @@ class TransientPool(Transient):
             with contextlib.suppress(libvirt.libvirtError):         # a half-made volume
                 self.pool.refresh(0)
                 self.pool.storageVolLookupByName(name).delete(0)
+            if attempt + 1 < VOLUME_ATTEMPTS:
+                time.sleep(0.1 * 2 ** attempt)                      # let a busy host settle
         raise ExperimentFailed(f"libvirt refused to create volume {name}: {error}")
 
     def close(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from kvmlab.errors import ExperimentFailed
@@ -53,8 +55,13 @@ class FlakyPool:
         self.deleted += 1
 
 
-@pytest.mark.parametrize(("flakes", "works"), [(0, True), (2, True), (3, False)])
-def test_an_encrypted_volume_is_made_again_when_qemu_img_reads_no_cpu_time(flakes, works):
+@pytest.mark.parametrize(("flakes", "works"),
+                         [(0, True), (2, True), (pool.VOLUME_ATTEMPTS - 1, True),
+                          (pool.VOLUME_ATTEMPTS, False)])
+def test_an_encrypted_volume_is_made_again_when_qemu_img_reads_no_cpu_time(flakes, works,
+                                                                         monkeypatch):
+    pauses = []
+    monkeypatch.setattr(pool.time, "sleep", pauses.append)
     made = pool.TransientPool("qemu:///system")
     made.pool = FlakyPool(flakes)
     if works:
@@ -62,7 +69,10 @@ def test_an_encrypted_volume_is_made_again_when_qemu_img_reads_no_cpu_time(flake
     else:
         with pytest.raises(ExperimentFailed, match=r"refused to create volume kvmlab-v\.qcow2"):
             made.create_volume("kvmlab-v.qcow2", 1 << 20)
-    assert made.pool.deleted == min(flakes, 3)          # each half-made volume removed
+    assert made.pool.deleted == min(flakes, pool.VOLUME_ATTEMPTS)  # each half-made one removed
+    # a pause after each failed attempt but the last, each twice the one before
+    assert len(pauses) == min(flakes, pool.VOLUME_ATTEMPTS - 1)
+    assert all(b == 2 * a for a, b in pairwise(pauses))
 
 
 def test_any_other_refusal_is_not_tried_again():
