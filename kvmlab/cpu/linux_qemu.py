@@ -123,10 +123,16 @@ class QemuWorkload:
         if t.gen != token or t.state != "run":
             return
         t.work_left = 0.0
-        self.sleep(t, self.env.now)
         if t.kind == "vcpu":
-            ev = self.env.timeout(self.qemu.vcpu_sleep_us / 1e6)
-            ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
+            self._sleep_on_lock(t, self.qemu.vcpu_sleep_us / 1e6)
+        else:
+            self.sleep(t, self.env.now)
+
+    def _sleep_on_lock(self, t: Thread, seconds: float) -> None:
+        """The vCPU ``t`` sleeps on the big lock, and wakes after ``seconds`` if still busy."""
+        self.sleep(t, self.env.now)
+        ev = self.env.timeout(max(0.0, seconds))
+        ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
 
     def _main_loop_runs(self, main: Thread, now: float) -> None:
         """``main`` got a pCPU for a wake-up: a vCPU of its VM running on another pCPU
@@ -136,9 +142,7 @@ class QemuWorkload:
             return
         for t in self.vcpus_of[main.vm]:
             if t.state == "run" and t.cpu != main.cpu and self.rng.random() < chance:
-                self.sleep(t, now)
-                ev = self.env.timeout(max(0.0, main.work_left))
-                ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
+                self._sleep_on_lock(t, main.work_left)
 
     def _waker(self, main: Thread) -> Thread | None:
         """Who wakes ``main``: a running vCPU of its VM (``woken_by_vcpu`` of the time,

@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kvmlab.errors import ScenarioError
@@ -157,6 +157,11 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
+def _cpuset(cpus: Iterable[int]) -> str:
+    """libvirt's ``cpuset`` attribute: the host CPUs, sorted, comma-separated."""
+    return ",".join(map(str, sorted(cpus)))
+
+
 def domain_xml(spec: GuestSpec) -> str:
     """Return libvirt domain XML for a transient, direct-kernel-boot guest (diskless
     unless ``spec.disks`` lists images for it).
@@ -175,9 +180,9 @@ def domain_xml(spec: GuestSpec) -> str:
         if spec.shares is not None:
             _sub(tune, "shares", str(spec.shares))
         for vcpu, cpus in sorted(spec.pinning.items()):
-            _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=",".join(map(str, sorted(cpus))))
+            _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=_cpuset(cpus))
         if spec.emulator_pinning:
-            _sub(tune, "emulatorpin", cpuset=",".join(map(str, sorted(spec.emulator_pinning))))
+            _sub(tune, "emulatorpin", cpuset=_cpuset(spec.emulator_pinning))
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm", arch="x86_64", machine="pc")
     _sub(os_el, "kernel", spec.kernel)
