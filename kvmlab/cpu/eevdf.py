@@ -61,6 +61,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from math import exp as _exp
 
 __all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
            "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pelt_at", "pick_eevdf",
@@ -272,14 +273,14 @@ def pelt(obj: Entity | RunQueue | _Load, now: float, target: float, tau: float,
     if now <= start:
         return
     before = obj.load_run
-    obj.load_run = run = target + (before - target) * math.exp((start - now) / tau)
+    obj.load_run = run = target + (before - target) * _exp((start - now) / tau)
     obj.load_t = now
     if not period:
         obj.load_avg = run
         return
     edge = (now // period) * period
     if edge > start:
-        obj.load_avg = target + (before - target) * math.exp((start - edge) / tau)
+        obj.load_avg = target + (before - target) * _exp((start - edge) / tau)
 
 
 class _Load:
@@ -376,17 +377,18 @@ def pick_eevdf(rq: RunQueue, kernel: Kernel) -> Entity | None:
     The running entity keeps the CPU while it is eligible and (with ``RUN_TO_PARITY``)
     has not reached the deadline it was picked with.
     """
-    if not rq.entities:
+    entities = rq.entities
+    if not entities:
         return None
-    v_avg = avg_vruntime(rq)
-    curr = rq.curr
-    if curr is not None and (not curr.on_rq or curr.vruntime > v_avg + 1e-15):
+    limit = avg_vruntime(rq) + 1e-15              # eligible: vruntime at most V
+    running = curr = rq.curr
+    if curr is not None and (not curr.on_rq or curr.vruntime > limit):
         curr = None
-    if curr is not None and kernel.run_to_parity and protected(curr):
-        return curr
+    if curr is not None and kernel.run_to_parity and curr.vruntime < curr.vprot:
+        return curr                                # protected()
     best = None
-    for e in rq.entities:
-        if e is rq.curr or e.vruntime > v_avg + 1e-15:
+    for e in entities:
+        if e is running or e.vruntime > limit:
             continue
         if best is None or e.deadline < best.deadline:
             best = e
@@ -421,7 +423,8 @@ def _place(rq: RunQueue, se: Entity, kernel: Kernel, *, initial: bool = False,
 
 def _update_lag(rq: RunQueue, se: Entity, kernel: Kernel) -> None:
     limit = kernel.lag_limit_load / se.weight
-    se.vlag = min(limit, max(-limit, avg_vruntime(rq) - se.vruntime))
+    lag = avg_vruntime(rq) - se.vruntime
+    se.vlag = limit if lag > limit else (-limit if lag < -limit else lag)
 
 
 def _add(rq: RunQueue, se: Entity, now: float, tau: float, period: float) -> None:
@@ -530,9 +533,12 @@ def group_shares(rq: RunQueue, now: float, kernel: Kernel) -> int:
     group = rq.group
     assert group is not None
     update_tg_load(rq, now, kernel)
-    load = max(rq.weight_sum, int(rq.load_avg))
+    load = rq.weight_sum
+    average = int(rq.load_avg)
+    if average > load:
+        load = average
     total = group.load_sum - rq.contrib + load
     if total <= 0:
         return group.shares
     shares = int(group.shares * load / total)
-    return max(MIN_SHARES, min(group.shares, shares))
+    return MIN_SHARES if shares < MIN_SHARES else min(group.shares, shares)

@@ -63,7 +63,6 @@ from kvmlab.cpu.eevdf import (
     group_shares,
     pelt,
     pick_eevdf,
-    protected,
     reweight,
     set_curr,
     update_curr,
@@ -216,16 +215,18 @@ class _LinuxHost(QemuWorkload):
         if t is None:
             return False
         resched = False
+        kernel = self.kernel
         for rq, se in self._levels(t, cpu.index):
-            ended = update_curr(rq, now, self.kernel)
-            if rq.curr is se and len(rq.entities) > 1 and (ended or not protected(se)):
-                resched = True
+            ended = update_curr(rq, now, kernel)
+            if rq.curr is se and len(rq.entities) > 1 and (ended or se.vruntime >= se.vprot):
+                resched = True                      # the slice ended, or is not protected()
         return resched
 
     # -- thread states -------------------------------------------------------------------
     def _set_state(self, t: Thread, state: str, now: float) -> None:
-        start, end = max(t.since, self.start), min(now, self.end)
-        spent = max(0.0, end - start)
+        start = t.since if t.since >= self.start else self.start      # the part of
+        end = now if now <= self.end else self.end                    # [since, now] in
+        spent = end - start if end > start else 0.0                   # the window
         if t.state == "run":
             t.run_s += spent
             t.work_left -= now - t.since
@@ -317,11 +318,15 @@ class _LinuxHost(QemuWorkload):
         """``check_preempt_wakeup_fair()``: would EEVDF pick the waker's side now?"""
         curr = cpu.thread
         assert curr is not None
-        mine = {rq: se for rq, se in self._levels(t, cpu.index)}
-        for rq, se in reversed(self._levels(curr, cpu.index)):
-            theirs = mine.get(rq)
-            if theirs is not None and theirs is not se:
-                return pick_eevdf(rq, self.kernel) is theirs
+        mine, theirs = self._levels(t, cpu.index), self._levels(curr, cpu.index)
+        # from the root down, the first queue where the two chains part (a queue's
+        # groups are as deep as the queue, so both chains hold it at the same depth)
+        for k in range(1, min(len(mine), len(theirs)) + 1):
+            (rq, se), (other_rq, other) = mine[-k], theirs[-k]
+            if rq is not other_rq:
+                return False
+            if se is not other:
+                return pick_eevdf(rq, self.kernel) is se
         return False
 
     def sleep(self, t: Thread, now: float) -> None:
