@@ -154,7 +154,11 @@ def _agreement(args: argparse.Namespace) -> int:
     from kvmlab.data import save_recorded
 
     rows = []
-    for row in agreement_rows(args.scenarios or None, args.scheduler.split(","), args.seeds):
+    if args.save and args.machine_group:
+        raise ScenarioError("--save keeps the table of the default model; it cannot be saved "
+                            "with --machine-group")
+    for row in agreement_rows(args.scenarios or None, args.scheduler.split(","), args.seeds,
+                              machine_group=args.machine_group):
         rows.append(row)
         print(f"{row['name']:30s} {row['scheduler']:11s} runs {row['repetitions']}  VM error "
               f"{row['run_error']:.3f}  spread real {row['real_spread']:.3f} model "
@@ -178,6 +182,9 @@ def _add_agreement(csub: Any) -> None:
     p.add_argument("--save", action="store_true",
                    help="also save the table as the recording 'agreement-cpu' (notebook 01 "
                         "reads it) in kvmlab's user data folder")
+    p.add_argument("--machine-group", action="store_true",
+                   help="the linux scheduler's VMs in libvirt's machine group, as on the host "
+                        "(not the default: see notebook 01)")
     p.set_defaults(func=_agreement)
 
 

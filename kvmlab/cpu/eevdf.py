@@ -64,8 +64,9 @@ from functools import cached_property
 from math import exp as _exp
 
 __all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
-           "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pelt_at", "pick_eevdf",
-           "reweight", "set_curr", "update_curr", "update_tg_load"]
+           "clear_buddies", "dequeue", "eligible", "enqueue", "group_shares", "pelt", "pelt_at",
+           "pick_eevdf", "reweight", "set_curr", "set_next_buddy", "update_curr",
+           "update_tg_load"]
 
 NICE_0_LOAD = 1024
 """The weight of a nice-0 thread, and the default ``cpu.shares`` of a cgroup."""
@@ -119,6 +120,12 @@ class Kernel:
         ``DELAY_DEQUEUE`` (on in the kernel since 6.12, so on the recordings' host): a
         group entity that sleeps while owed no time stays queued until it would be picked
         (:mod:`kvmlab.cpu.linux_delay`; modelled in libvirt's nested layout only).
+    pick_buddy : bool
+        ``PICK_BUDDY`` (on in the kernel since 6.6): a queue's *next buddy* runs next if
+        it is eligible. When a thread sleeps and its group keeps other entities queued on
+        that CPU, the group becomes the buddy on every level up (``set_next_buddy()`` in
+        ``dequeue_entities()``), so the VM whose main loop just slept keeps the CPU
+        (:func:`set_next_buddy`).
     """
 
     hz: int = 250
@@ -135,6 +142,7 @@ class Kernel:
     tg_update_ms: float = 1.0
     load_follows: bool = True
     delay_dequeue: bool = True
+    pick_buddy: bool = True
 
     @cached_property
     def tick_s(self) -> float:
@@ -225,7 +233,7 @@ class RunQueue:
     """One group's queue on one CPU (a ``cfs_rq``)."""
 
     __slots__ = ("avg_load", "avg_sum", "contrib", "contrib_t", "cpu", "curr", "entities",
-                 "group", "h_load", "load_avg", "load_run", "load_t", "parent", "se",
+                 "group", "h_load", "load_avg", "load_run", "load_t", "next", "parent", "se",
                  "weight_sum", "zero_v")
 
     def __init__(self, group: Group | None, cpu: int) -> None:
@@ -237,6 +245,7 @@ class RunQueue:
         self.avg_load = 0
         self.avg_sum = 0.0
         self.curr: Entity | None = None
+        self.next: Entity | None = None          # the next buddy (PICK_BUDDY)
         self.weight_sum = 0                      # load.weight
         self.load_avg = 0.0                      # PELT of weight_sum (see pelt())
         self.load_run = 0.0
@@ -355,6 +364,8 @@ def update_curr(rq: RunQueue, now: float, kernel: Kernel) -> bool:
     curr.vruntime += step
     if curr.vruntime >= curr.deadline:
         curr.deadline = curr.vruntime + _vslice(curr, kernel)
+        if len(rq.entities) > 1:
+            clear_buddies(rq, curr)        # its slice is over: no longer anyone's favourite
         return True
     return False
 
@@ -364,8 +375,41 @@ def protected(se: Entity) -> bool:
     return se.vruntime < se.vprot
 
 
+def set_next_buddy(se: Entity) -> None:
+    """``set_next_buddy()``: ``se``, and every group entity above it, becomes its queue's
+    next buddy, picked next while eligible (``Kernel.pick_buddy``).
+
+    >>> root = Group("/")
+    >>> vm = Group("vm", parent=root)
+    >>> rq, vm_se = vm.rq(0), vm.rq(0).se
+    >>> enqueue(root.rq(0), vm_se, Kernel())
+    >>> set_next_buddy(vm_se)
+    >>> root.rq(0).next is vm_se
+    True
+    >>> clear_buddies(root.rq(0), vm_se)
+    >>> root.rq(0).next is None
+    True
+    """
+    e: Entity | None = se
+    while e is not None and e.on_rq and e.rq is not None:
+        e.rq.next = e
+        e = e.rq.se
+
+
+def clear_buddies(rq: RunQueue, se: Entity) -> None:
+    """``clear_buddies()``: if ``se`` is ``rq``'s next buddy, it is no longer, nor are the
+    group entities above it that are buddies for its sake."""
+    if rq.next is not se:
+        return
+    e: Entity | None = se
+    while e is not None and e.rq is not None and e.rq.next is e:
+        e.rq.next = None
+        e = e.rq.se
+
+
 def set_curr(rq: RunQueue, se: Entity, now: float) -> None:
     """``set_next_entity()``: ``se`` starts running on its queue."""
+    clear_buddies(rq, se)
     rq.curr = se
     se.exec_start = now
     se.vprot = se.deadline
@@ -457,6 +501,7 @@ def enqueue(rq: RunQueue, se: Entity, kernel: Kernel, now: float = 0.0, *,
 
 def dequeue(rq: RunQueue, se: Entity, kernel: Kernel, now: float = 0.0) -> None:
     """``dequeue_entity()``: ``se`` leaves ``rq`` and keeps its (clamped) lag."""
+    clear_buddies(rq, se)
     _update_lag(rq, se, kernel)
     _remove(rq, se, now, kernel.pelt_tau_s, kernel.pelt_period_s)
 

@@ -35,7 +35,7 @@ Examples
 >>> vcpu_groups(Kernel(), seed=2)
 {'p10': 1024, 'p50': 1024, 'p90': 1024}
 >>> vcpu_groups(Kernel(load_follows=False), seed=2)
-{'p10': 514, 'p50': 1024, 'p90': 1024}
+{'p10': 512, 'p50': 1024, 'p90': 1024}
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ Levels = Sequence[tuple[RunQueue, Entity]]
 
 def take_load(old: Levels, new: Levels, now: float, kernel: Kernel) -> None:
     """Move a thread's load from its chain of queues ``old`` (thread up to the root, on
-    the CPU it leaves) to ``new`` (on the CPU it goes to): at its own group's queue and
-    one level up, where each level's entity carries it; the groups' totals follow."""
+    the CPU it leaves) to ``new`` (on the CPU it goes to): at every group's queue on the
+    way up, where each level's entity carries it (``propagate_entity_load_avg()``); the
+    groups' totals follow."""
     tau, period = kernel.pelt_tau_s, kernel.pelt_period_s
-    for (rs, ss), (rd, sd) in list(zip(old, new, strict=True))[:2]:
+    for (rs, ss), (rd, sd) in zip(old, new, strict=True):
         if rs.group is None or rs.group.parent is None:
             return                                  # the root queue has no group total
         for obj, target in ((rs, rs.weight_sum), (rd, rd.weight_sum),

@@ -80,15 +80,16 @@ class Thread:
     state (``run``, ``wait`` or ``sleep``) and what it has done so far."""
 
 
-    __slots__ = ("allowed", "busy_until", "cpu", "gen", "group", "kind", "last_ran",
-                 "levels", "migrations", "name", "run_s", "se", "since", "slices", "state", "vcpu",
-                 "vm", "wait_s", "work_left")
+    __slots__ = ("allowed", "busy_until", "cpu", "everywhere", "gen", "group", "kind",
+                 "last_ran", "levels", "migrations", "name", "run_s", "se", "since", "slices",
+                 "state", "vcpu", "vm", "wait_s", "work_left")
 
     def __init__(self, name: str, vm: str, vcpu: int, kind: str, group: Group,
                  allowed: tuple[int, ...]) -> None:
         self.name, self.vm, self.vcpu, self.kind = name, vm, vcpu, kind
         self.group = group
         self.allowed = allowed
+        self.everywhere = False    # allowed on every CPU of its host (the host says)
         self.se = Entity(name, NICE_0_LOAD)
         self.levels: dict[int, list[tuple[RunQueue, Entity]]] = {}
         self.cpu = allowed[0]

@@ -117,7 +117,7 @@ class States:
             group = t.group
             if group.parent is None:                       # layout "none": no groups
                 continue
-            if group.parent.parent is None:
+            if group.name == t.vm:                         # layout "flat": the VM's own
                 self.groups[group] = "vm"
             else:
                 self.groups[group] = "vcpu" if t.kind == "vcpu" else "emulator"

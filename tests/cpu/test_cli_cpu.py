@@ -96,6 +96,20 @@ def test_agreement_save_writes_the_table_notebook_01_reads(capsys, tmp_path, mon
     assert saved == {"seeds": 1, "rows": [row]}
 
 
+def test_agreement_with_the_machine_group_runs_the_linux_model_with_it(capsys, monkeypatch):
+    from kvmlab.cpu import agreement as agreement_module
+
+    seen = []
+    real = agreement_module.simulate_linux
+    monkeypatch.setattr(agreement_module, "simulate_linux",
+                        lambda *a, **k: seen.append(k["machine_group"]) or real(*a, **k))
+    assert main(["cpu", "agreement", "cpu-pinned-unequal", "--scheduler", "fair,linux",
+                 "--seeds", "1", "--machine-group"]) == 0
+    assert seen == [True] and len(json.loads(capsys.readouterr().out)) == 2
+    assert main(["cpu", "agreement", "cpu-pinned-unequal", "--machine-group", "--save"]) != 0
+    assert "cannot be saved with --machine-group" in capsys.readouterr().err
+
+
 def test_simulate_uses_the_scheduler_that_agrees_best_unless_told(capsys):
     from kvmlab.cpu.agreement import recorded_agreement
 

@@ -146,7 +146,8 @@ def test_a_picked_group_leaves_and_its_emptied_parent_leaves_or_is_held(parent_a
 
 
 def test_agreement_takes_the_kernel_of_the_linux_scheduler_only():
-    with pytest.raises(ScenarioError, match="kernel settings are for the linux scheduler"):
+    with pytest.raises(ScenarioError,
+                       match="kernel settings and machine_group are for the linux scheduler"):
         agreement("cpu-overcommit-3x", scheduler="fair", kernel=DELAY)
     found = agreement("cpu-overcommit-3x", seeds=2, duration_s=1.0,
                       kernel=Kernel(delay_dequeue=False))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvmlab.cpu import agreement as agreement_module
-from kvmlab.cpu import recordings
+from kvmlab.cpu import linux, recordings
 from kvmlab.cpu.agreement import agreement, recorded_repetitions, spread
 from kvmlab.cpu.linux import simulate_linux
 from kvmlab.cpu.noise import MAX_NOISE_PCPUS, HostNoise, NoiseProcess
@@ -86,6 +86,43 @@ def test_noise_ends_lock_ins_in_the_model():
     noisy = statistics.fmean(spread(simulate_linux(scenario, seed=s, noise=HostNoise(40)))
                              for s in range(6))
     assert noisy < quiet, (noisy, quiet)
+
+
+ONE_PCPU = CpuScenario.from_dict({"name": "two-on-one", "pcpus": 1, "duration_s": 4,
+                                  "vms": [{"name": "a", "vcpus": 1}, {"name": "b", "vcpus": 1}]})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_in_the_machine_group_the_guests_share_one_weight_against_other_work(seed):
+    """Noise asking for 0.45 of the one pCPU. Beside two VM groups of 1024 each it gets at
+    most a third while the three compete; beside libvirt's machine group, which holds both
+    VMs, a half: enough for all it asks. The same seed, the same bursts."""
+    noise = HostNoise(bursts_per_s=5, burst_ms=90)
+    apart, together = (simulate_linux(ONE_PCPU, seed=seed, noise=noise, machine_group=mg)
+                       for mg in (False, True))
+    guests = [sum(v.run_share for v in r.vcpus) for r in (apart, together)]
+    assert guests[0] >= 0.62                      # the noise capped near a third
+    assert guests[1] < guests[0] - 0.03, guests
+    assert together.provenance["machine_group"] and not apart.provenance["machine_group"]
+
+
+def test_the_machine_group_is_the_only_guest_entity_at_the_root():
+    scenario = recorded_repetitions("cpu-overcommit-3x")[0].scenario.with_duration(0.5)
+    host = linux._LinuxHost(scenario, 0, linux.Kernel(), linux.QemuThreads(), "nested",
+                            0.2, False, HostNoise(50), machine_group=True)
+    host.run()
+    at_root = {se.name.split("@")[0] for cpu in host.cpus
+               for se in host.root.rq(cpu.index).entities}
+    assert at_root <= {"machine", "host/noise"}
+    assert all(t.levels[cpu][-1][1].name.startswith("machine@")
+               for t in host.threads for cpu in t.levels)
+
+
+def test_a_machine_group_needs_groups():
+    with pytest.raises(ScenarioError, match="machine_group needs the VMs' groups"):
+        simulate_linux(ALONE, layout="none", machine_group=True)
+    with pytest.raises(ScenarioError, match="for the linux scheduler, not 'fair'"):
+        agreement("cpu-seed-example", scheduler="fair", seeds=1, machine_group=True)
 
 
 def test_the_agreement_gives_the_model_the_noise_the_runs_had(monkeypatch):

@@ -15,7 +15,7 @@ MEASURE_S = 3.0
 LINUX_AGREES = ["cpu-duty-cycle", "cpu-unequal-shares", "cpu-pinned-unequal",
                 "cpu-no-overcommit"]
 """Scenarios where the recorded runs and the ``linux`` model agree per VM within 0.02 (see
-``kvmlab cpu agreement --seeds 40``) and whose real runs vary little, so that three short
+``kvmlab cpu agreement --seeds 100``) and whose real runs vary little, so that three short
 runs can be held to the tolerance (cpu-seed-example varies by 0.04 between runs). Small
 guests: each run boots in seconds (cpu-four-against-one, as steady, takes 40 s a run).
 cpu-pinned-beside-free agrees over its 6 s recordings, but in 3 s windows the model's
