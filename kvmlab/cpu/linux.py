@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, replace
 from typing import Any
@@ -118,7 +119,7 @@ class _LinuxHost(QemuWorkload):
         self.start = warmup_s
         self.end = warmup_s + scenario.duration_s
         self.cpus = [_Cpu(i) for i in range(scenario.pcpus)]
-        self.idle = set(range(scenario.pcpus))     # the CPUs running no thread
+        self.idle = list(range(scenario.pcpus))    # the CPUs running no thread, in order
         self.root = Group("/")
         self.threads: list[Thread] = []
         self.by_entity: dict[Entity, Thread] = {}
@@ -259,10 +260,8 @@ class _LinuxHost(QemuWorkload):
             return target
         if self.cpus[prev].thread is None:
             return prev
-        if t.everywhere:                            # no scan of every CPU
-            idle = sorted(self.idle)
-        else:
-            idle = [c for c in t.allowed if self.cpus[c].thread is None]
+        idle = self.idle if t.everywhere else [      # no scan of every CPU if allowed on all
+            c for c in t.allowed if self.cpus[c].thread is None]
         return self.rng.choice(idle) if idle else target
 
     def _wake_affine(self, t: Thread, this: int, prev: int, now: float) -> int:
@@ -276,6 +275,15 @@ class _LinuxHost(QemuWorkload):
         prev_load = self._cpu_load(self.cpus[prev], now) - task
         margin = 100 + (self.kernel.imbalance_pct - 100) // 2
         return this if this_load * 100 < prev_load * margin else prev
+
+    def _idle(self, cpu: _Cpu, idle: bool) -> None:
+        """Keep ``cpu`` in the sorted list of idle CPUs exactly while ``idle``."""
+        k = bisect_left(self.idle, cpu.index)
+        there = k < len(self.idle) and self.idle[k] == cpu.index
+        if idle and not there:
+            self.idle.insert(k, cpu.index)
+        elif there and not idle:
+            del self.idle[k]
 
     def _enqueue_thread(self, t: Thread, cpu: _Cpu, now: float) -> None:
         if t.cpu != cpu.index and self.start <= now < self.end:
@@ -359,7 +367,7 @@ class _LinuxHost(QemuWorkload):
         t.gen += 1
         if running:
             cpu.thread = None
-            self.idle.add(cpu.index)
+            self._idle(cpu, True)
             self._schedule(cpu, now, slept=t)
 
     def _schedule(self, cpu: _Cpu, now: float, slept: Thread | None = None) -> None:
@@ -402,10 +410,7 @@ class _LinuxHost(QemuWorkload):
             if rq.curr is not se:
                 set_curr(rq, se, now)
         cpu.thread = nxt
-        if nxt is None:
-            self.idle.add(cpu.index)
-        else:
-            self.idle.discard(cpu.index)
+        self._idle(cpu, nxt is None)
         if nxt is not None and nxt is not prev:
             self._set_state(nxt, "run", now)
             nxt.slices += 1

@@ -75,6 +75,7 @@ class _Checked(_LinuxHost):
         buddy = root.next
         super()._schedule(cpu, now, slept)
         self.switches += 1
+        assert self.idle == [c.index for c in self.cpus if c.thread is None]
         running = set() if cpu.thread is None else {
             se for _rq, se in self._levels(cpu.thread, cpu.index)}
         for t in self.threads:
@@ -167,6 +168,16 @@ def test_a_moved_vcpu_leaves_its_group_held_on_the_old_cpu_if_it_ran_ahead():
     host._migrate(t, host.cpus[src], host.cpus[dst], host.env.now)
     assert t.cpu == dst and group_se.on_rq and group_se.delayed
     assert not group_se.my_rq.entities                    # nothing below it on the old CPU
+
+
+def test_a_thread_knows_whether_it_may_run_on_every_cpu():
+    s = CpuScenario.from_dict({"pcpus": 2, "duration_s": 0.1, "vms": [
+        {"name": "pinned", "vcpus": 1, "pin": [0], "emulator_pin": [0, 1]},
+        {"name": "free", "vcpus": 2}]})
+    host = _LinuxHost(s, 0, KERNEL, QemuThreads(), "nested", 0.0, False)
+    assert {t.name: t.everywhere for t in host.threads} == {
+        "pinned/vcpu0": False, "pinned/emulator": True,
+        "free/vcpu0": True, "free/vcpu1": True, "free/emulator": True}
 
 
 @pytest.mark.parametrize("pick_buddy", [True, False])
