@@ -121,11 +121,11 @@ class Kernel:
         group entity that sleeps while owed no time stays queued until it would be picked
         (:mod:`kvmlab.cpu.linux_delay`; modelled in libvirt's nested layout only).
     pick_buddy : bool
-        ``PICK_BUDDY`` (on in the kernel since 6.6): a queue's *next buddy* runs next if
-        it is eligible. When a thread sleeps and its group keeps other entities queued on
-        that CPU, the group becomes the buddy on every level up (``set_next_buddy()`` in
-        ``dequeue_entities()``), so the VM whose main loop just slept keeps the CPU
-        (:func:`set_next_buddy`).
+        ``PICK_BUDDY`` (on in ``features.h`` of 6.12 and 7.2): a queue's *next buddy* runs
+        next if it is eligible. When a thread sleeps and its group keeps other entities
+        queued on that CPU, the group becomes the buddy on every level up
+        (``set_next_buddy()`` in ``dequeue_entities()``), so the VM whose main loop just
+        slept keeps the CPU (:func:`set_next_buddy`).
     """
 
     hz: int = 250

@@ -15,7 +15,10 @@ enough to show why real guests share CPUs less fairly than the textbook says:
 * **wake-up placement and load balancing** between CPUs: a thread wakes where it
   last ran unless another allowed CPU is idle; an idle CPU pulls a waiting thread;
   every CPU periodically pulls load from the busiest one when the imbalance is
-  over 17 %.
+  over 17 %;
+* **the kernel's pick**: the *next buddy* first (a group whose thread just slept while it
+  kept others queued, ``Kernel(pick_buddy=True)``), and at a switch only the levels that
+  change are put back, as ``pick_next_task_fair()`` does.
 
 Each wake-up or sleep of a VM's thread changes the VM's weight on that CPU, and
 the kernel *reweights* the VM's entity. On kernels 6.13 to 6.18.44 that re-places
@@ -63,15 +66,15 @@ from kvmlab.cpu.eevdf import (
     eligible,
     enqueue,
     group_shares,
-    pelt,
     pick_eevdf,
     reweight,
     set_curr,
     set_next_buddy,
     update_curr,
 )
+from kvmlab.cpu.linux_balance import Cpu, LoadBalancing
 from kvmlab.cpu.linux_delay import Delayed
-from kvmlab.cpu.linux_load import take_load, update_blocked
+from kvmlab.cpu.linux_load import take_load
 from kvmlab.cpu.linux_qemu import QemuThreads, QemuWorkload, Thread
 from kvmlab.cpu.linux_readings import Readings, States, moves_per_s
 from kvmlab.cpu.noise import HostNoise, noise_bursts
@@ -99,17 +102,7 @@ def _chain(rq: RunQueue, se: Entity) -> list[tuple[RunQueue, Entity]]:
     return chain
 
 
-class _Cpu:
-    __slots__ = ("failed", "index", "queued", "thread")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.failed = 0                             # nr_balance_failed
-        self.thread: Thread | None = None
-        self.queued: dict[Thread, None] = {}      # runnable threads here, running one included
-
-
-class _LinuxHost(QemuWorkload):
+class _LinuxHost(QemuWorkload, LoadBalancing):
     def __init__(self, scenario: CpuScenario, seed: int, kernel: Kernel, qemu: QemuThreads,
                  layout: str, warmup_s: float, record_timeline: bool,
                  noise: HostNoise | None = None, machine_group: bool = False) -> None:
@@ -118,7 +111,7 @@ class _LinuxHost(QemuWorkload):
         self.env = simpy.Environment()
         self.start = warmup_s
         self.end = warmup_s + scenario.duration_s
-        self.cpus = [_Cpu(i) for i in range(scenario.pcpus)]
+        self.cpus = [Cpu(i) for i in range(scenario.pcpus)]
         self.idle = list(range(scenario.pcpus))    # the CPUs running no thread, in order
         self.root = Group("/")
         self.threads: list[Thread] = []
@@ -219,7 +212,7 @@ class _LinuxHost(QemuWorkload):
             self.reweights += 1
             reweight(rq, se, shares, self.kernel, now)
 
-    def _charge(self, cpu: _Cpu, now: float) -> bool:
+    def _charge(self, cpu: Cpu, now: float) -> bool:
         """Charge the running chain on ``cpu``; True if the running entity should yield."""
         t = cpu.thread
         if t is None:
@@ -264,19 +257,7 @@ class _LinuxHost(QemuWorkload):
             c for c in t.allowed if self.cpus[c].thread is None]
         return self.rng.choice(idle) if idle else target
 
-    def _wake_affine(self, t: Thread, this: int, prev: int, now: float) -> int:
-        """``wake_affine()``: the waker's CPU ``this`` if ``prev`` is busy and ``this``,
-        with the thread's load added, stays below ``prev`` without it (by half the
-        imbalance margin)."""
-        if self.cpus[prev].thread is None:
-            return prev
-        task = self._h_load(t, now)
-        this_load = self._cpu_load(self.cpus[this], now) + task
-        prev_load = self._cpu_load(self.cpus[prev], now) - task
-        margin = 100 + (self.kernel.imbalance_pct - 100) // 2
-        return this if this_load * 100 < prev_load * margin else prev
-
-    def _idle(self, cpu: _Cpu, idle: bool) -> None:
+    def _idle(self, cpu: Cpu, idle: bool) -> None:
         """Keep ``cpu`` in the sorted list of idle CPUs exactly while ``idle``."""
         k = bisect_left(self.idle, cpu.index)
         there = k < len(self.idle) and self.idle[k] == cpu.index
@@ -285,7 +266,7 @@ class _LinuxHost(QemuWorkload):
         elif there and not idle:
             del self.idle[k]
 
-    def _enqueue_thread(self, t: Thread, cpu: _Cpu, now: float) -> None:
+    def _enqueue_thread(self, t: Thread, cpu: Cpu, now: float) -> None:
         if t.cpu != cpu.index and self.start <= now < self.end:
             t.migrations += 1                       # moved between CPUs in the window
         if t.cpu != cpu.index and self.kernel.load_follows:
@@ -302,7 +283,7 @@ class _LinuxHost(QemuWorkload):
                 se.weight = group_shares(se.my_rq, now, self.kernel)
             enqueue(rq, se, self.kernel, now)
 
-    def _dequeue_thread(self, t: Thread, cpu: _Cpu, now: float, sleeps: bool = False) -> None:
+    def _dequeue_thread(self, t: Thread, cpu: Cpu, now: float, sleeps: bool = False) -> None:
         del cpu.queued[t]
         self._dequeue_chain(self._levels(t, cpu.index), now, sleeps)
 
@@ -343,7 +324,7 @@ class _LinuxHost(QemuWorkload):
         if cpu.thread is None or self._preempts(t, cpu):
             self._schedule(cpu, now)
 
-    def _preempts(self, t: Thread, cpu: _Cpu) -> bool:
+    def _preempts(self, t: Thread, cpu: Cpu) -> bool:
         """``check_preempt_wakeup_fair()``: would EEVDF pick the waker's side now?"""
         curr = cpu.thread
         assert curr is not None
@@ -370,7 +351,7 @@ class _LinuxHost(QemuWorkload):
             self._idle(cpu, True)
             self._schedule(cpu, now, slept=t)
 
-    def _schedule(self, cpu: _Cpu, now: float, slept: Thread | None = None) -> None:
+    def _schedule(self, cpu: Cpu, now: float, slept: Thread | None = None) -> None:
         """``schedule()``: pick from the root down, then switch the CPU to that thread.
 
         The caller has charged ``cpu``'s running chain up to ``now`` (``_charge``).
@@ -421,93 +402,8 @@ class _LinuxHost(QemuWorkload):
             if nxt.kind == "main":
                 self._main_loop_runs(nxt, now)
 
-    # -- balancing -------------------------------------------------------------------------
-    def _cpu_load(self, cpu: _Cpu, now: float) -> float:
-        rq = self.root.rq(cpu.index)
-        pelt(rq, now, rq.weight_sum, self.kernel.pelt_tau_s, self.kernel.pelt_period_s)
-        return rq.load_avg
-
-    def _h_load(self, t: Thread, now: float) -> float:
-        """``task_h_load()``: the thread's load as its CPU's root queue sees it."""
-        tau, period = self.kernel.pelt_tau_s, self.kernel.pelt_period_s
-        h = -1.0
-        for rq, se in reversed(self._levels(t, t.cpu)):      # from the root down
-            pelt(rq, now, rq.weight_sum, tau, period)
-            pelt(se, now, se.weight if se.on_rq else 0.0, tau, period)
-            if h < 0:
-                h = rq.load_avg
-            h = h * se.load_avg / (rq.load_avg + 1)
-        return h
-
-    def _movable(self, src: _Cpu, dst: _Cpu, now: float) -> list[Thread]:
-        """``can_migrate_task()``: the waiting threads allowed on ``dst``, least recently
-        run first; a *cache-hot* one (it ran less than ``migration_cost`` ago) only
-        after more than ``cache_nice_tries`` balances of ``dst`` failed in a row."""
-        hot_ok = dst.failed > self.kernel.cache_nice_tries
-        cost = self.kernel.migration_cost_s
-        ts = [t for t in src.queued if t is not src.thread
-              and (t.everywhere or dst.index in t.allowed)
-              and (hot_ok or now - t.last_ran >= cost)]
-        ts.sort(key=lambda t: t.last_ran)
-        return ts
-
-    def _migrate(self, t: Thread, src: _Cpu, dst: _Cpu, now: float) -> None:
-        self.balanced[t.kind] += self.start <= now < self.end
-        self._charge(src, now)
-        self._dequeue_thread(t, src, now)
-        self._charge(dst, now)
-        self._enqueue_thread(t, dst, now)
-
-    def _pull(self, cpu: _Cpu, now: float) -> bool:
-        """Idle balance: an idle CPU takes a waiting thread from the busiest CPU."""
-        best = None
-        for src in self.cpus:
-            if src is cpu or len(src.queued) < 2:
-                continue
-            movable = self._movable(src, cpu, now)
-            if movable and (best is None or len(src.queued) > len(best[0].queued)):
-                best = (src, movable[0])
-        if best is None:
-            return False
-        src, t = best
-        self._migrate(t, src, cpu, now)
-        self._schedule(cpu, now)
-        return True
-
-    def _balance(self, cpu: _Cpu, now: float) -> None:
-        """Periodic balance: pull load from the busiest CPU if it is out of balance.
-
-        A thread moves if its load, halved for each balance that failed in a row
-        (``nr_balance_failed``), is at most the imbalance.
-        """
-        if self.kernel.load_follows:
-            update_blocked([t.levels.get(cpu.index, ()) for t in self.threads], now, self.kernel)
-        local = self._cpu_load(cpu, now)
-        busiest, most = None, local
-        for other in self.cpus:
-            if other is not cpu:
-                load = self._cpu_load(other, now)
-                if load > most:
-                    busiest, most = other, load
-        if busiest is None or most * 100 <= self.kernel.imbalance_pct * local:
-            return
-        imbalance = (most - local) / 2
-        moved = False
-        for t in self._movable(busiest, cpu, now):
-            load = self._h_load(t, now)
-            if load / 2 ** cpu.failed > imbalance:   # a thread too big (less so each failure)
-                continue
-            self._migrate(t, busiest, cpu, now)
-            moved = True
-            imbalance -= load
-            if imbalance <= 0:
-                break
-        cpu.failed = 0 if moved else cpu.failed + 1
-        if moved and (cpu.thread is None or self._charge(cpu, now)):
-            self._schedule(cpu, now)
-
     # -- processes ------------------------------------------------------------------------
-    def _ticks(self, cpu: _Cpu) -> Iterator[simpy.Event]:
+    def _ticks(self, cpu: Cpu) -> Iterator[simpy.Event]:
         tick = self.kernel.tick_s
         yield self.env.timeout(self.rng.uniform(0, tick))
         while True:
@@ -520,13 +416,6 @@ class _LinuxHost(QemuWorkload):
                 if resched or self._charge(cpu, now):
                     self._schedule(cpu, now)
             yield self.env.timeout(tick)
-
-    def _balancing(self, cpu: _Cpu) -> Iterator[simpy.Event]:
-        every = self.kernel.balance_ms / 1000 * max(1, len(self.cpus) / 2)
-        yield self.env.timeout(self.rng.uniform(0, every))
-        while True:
-            self._balance(cpu, self.env.now)
-            yield self.env.timeout(every)
 
     def run(self) -> list[VcpuStats]:
         self.env.run(until=self.end)
@@ -594,7 +483,8 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         Put the VMs' groups in one ``machine`` group (weight 1024), as libvirt does, so
         that other work in the root group competes with all guests together, not with
         each VM. Off by default: with it the model ends lock-ins more often than the
-        recordings' host does (notebook 01, *Noise*). Not for layout ``none``.
+        recordings' host does (notebook 01, *Other work on the host ends a lock-in*). Not
+        for layout ``none``.
 
     Returns
     -------
