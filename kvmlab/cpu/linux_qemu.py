@@ -57,8 +57,8 @@ class QemuThreads:
         loop, which holds the lock for a wake-up, runs on another pCPU; the vCPU then
         sleeps until the wake-up ends. Measured on the recordings' host: a busy 1-vCPU
         guest alone on 2 pCPUs, its vCPU pinned to pCPU 0 and its main loop held on
-        pCPU 1 (``emulator_pin``; 500 wake-ups a second), slept 2.75 to 64 times a
-        second over 10 runs of 4 to 8 s (0.0055 to 0.128 per wake-up; the default,
+        pCPU 1 (``emulator_pin``; 500 wake-ups a second), slept 2.75 to 132 times a
+        second over 11 runs of 4 to 8 s (0.0055 to 0.26 per wake-up; the default,
         0.03, is the mean of the first 8). With the main loop on pCPU 0 it never slept.
     woken_by_vcpu : float
         The share of a main loop's wake-ups that a running vCPU thread of its VM makes

@@ -53,7 +53,7 @@ def _solo(main_cpu: int, qemu: QemuThreads, seed: int = 0) -> _Watched:
 @pytest.mark.parametrize("chance", [0.02, 0.05, 0.2])
 def test_a_vcpu_sleeps_on_the_lock_only_while_its_main_loop_runs_on_another_pcpu(chance):
     """The host experiment (``test_linux_qemu_live.py``): a pinned vCPU slept 2.75 to
-    64 times a second with its main loop held on the other pCPU, never with it on its own."""
+    132 times a second with its main loop held on the other pCPU, never with it on its own."""
     qemu = QemuThreads(lock_contention=chance)
     apart, together = _solo(1, qemu), _solo(0, qemu)
     assert together.sleeps["solo"] == 0
