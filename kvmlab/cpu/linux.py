@@ -61,7 +61,6 @@ from kvmlab.cpu.eevdf import (
     Group,
     Kernel,
     RunQueue,
-    clear_buddies,
     dequeue,
     eligible,
     enqueue,
@@ -303,7 +302,6 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
                 left = False
                 self._update_group(rq, se, now)
             elif self.delayed.hold(rq, se):
-                clear_buddies(rq, se)
                 held, left = True, False
             else:
                 dequeue(rq, se, self.kernel, now)

@@ -41,7 +41,16 @@ False
 
 from __future__ import annotations
 
-from kvmlab.cpu.eevdf import Entity, Kernel, RunQueue, avg_vruntime, dequeue, eligible, enqueue
+from kvmlab.cpu.eevdf import (
+    Entity,
+    Kernel,
+    RunQueue,
+    avg_vruntime,
+    clear_buddies,
+    dequeue,
+    eligible,
+    enqueue,
+)
 
 __all__ = ["Delayed"]
 
@@ -95,6 +104,7 @@ class Delayed:
         """
         if not self.kernel.delay_dequeue or se.my_rq is None or eligible(rq, se):
             return False
+        clear_buddies(rq, se)          # dequeue_entity() clears them before it holds
         se.delayed = True
         self.held += 1
         return True
