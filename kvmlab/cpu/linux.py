@@ -493,7 +493,8 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     Raises
     ------
     ScenarioError
-        For an unknown ``layout``, or a scenario over ``max_cost``.
+        For an unknown ``layout``, a scenario over ``max_cost``, or ``qemu.sleeping_vms``
+        naming a VM the scenario has not.
     """
     scenario = as_scenario(scenario)
     if layout not in LAYOUTS:
@@ -502,6 +503,14 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     if kernel.delay_dequeue and layout != "nested":
         kernel = replace(kernel, delay_dequeue=False)      # modelled where threads sit alone
     qemu = qemu or QemuThreads()
+    names = [vm.name for vm in scenario.vms]
+    if isinstance(qemu.sleeping_vms, str):
+        raise ScenarioError(f"sleeping_vms takes a tuple of VM names, as ({qemu.sleeping_vms!r},), "
+                            "not one string")
+    unknown = sorted(set(qemu.sleeping_vms or ()) - set(names))
+    if unknown:
+        raise ScenarioError(f"sleeping_vms names {', '.join(unknown)}, not a VM of the "
+                            f"scenario (its VMs: {', '.join(names)})")
     slices, wakes = linux_cost(scenario, qemu, warmup_s)
     if max_cost is not None and slices + wakes > max_cost:
         raise ScenarioError(

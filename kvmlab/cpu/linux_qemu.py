@@ -50,6 +50,8 @@ class QemuThreads:
     vcpu_sleeps_per_cpu_s : float
         Short sleeps of a vCPU thread per second it runs, whatever the other threads
         of its VM do (default 0: the measured sleeps are those of ``lock_contention``).
+    sleeping_vms : tuple of str, optional
+        The VMs whose vCPU threads make those sleeps (default: every VM).
     vcpu_sleep_us : float
         How long such a sleep lasts.
     lock_contention : float
@@ -70,6 +72,7 @@ class QemuThreads:
     main_loop_wakes_per_s: float = 750.0
     main_loop_run_us: float = 20.0
     vcpu_sleeps_per_cpu_s: float = 0.0
+    sleeping_vms: tuple[str, ...] | None = None
     vcpu_sleep_us: float = 50.0
     lock_contention: float = 0.03
     woken_by_vcpu: float = 0.67
@@ -155,12 +158,16 @@ class QemuWorkload:
 
     def _bql_wake(self, t: Thread, token: int) -> None:
         if t.gen == token and t.state == "sleep" and self.env.now < t.busy_until:
-            t.work_left = self._bql_work()
+            t.work_left = self._bql_work(t)
             self.wake(t, self.env.now)
 
-    def _bql_work(self) -> float:
-        rate = self.qemu.vcpu_sleeps_per_cpu_s
-        return self.rng.expovariate(rate) if rate > 0 else math.inf
+    def _bql_work(self, t: Thread) -> float:
+        """CPU time the vCPU ``t`` runs before its next short sleep."""
+        q = self.qemu
+        rate = q.vcpu_sleeps_per_cpu_s
+        if rate <= 0 or (q.sleeping_vms is not None and t.vm not in q.sleeping_vms):
+            return math.inf
+        return self.rng.expovariate(rate)
 
     def _vcpu_workload(self, t: Thread, vm: VmSpec) -> Iterator[simpy.Event]:
         """Busy and idle stretches by the wall clock, as the guest's duty-cycle loop does."""
@@ -173,7 +180,7 @@ class QemuWorkload:
         while True:
             for busy, idle in segments:
                 t.busy_until = math.inf if always else env.now + busy
-                t.work_left = self._bql_work()
+                t.work_left = self._bql_work(t)
                 if t.state == "sleep":
                     self.wake(t, env.now)
                 if always:
