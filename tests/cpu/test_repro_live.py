@@ -18,6 +18,7 @@ import pytest
 
 from kvmlab.cpu.probe import CpuController, cpu_controller
 from kvmlab.cpu.repro import PREFIX, remove_stale_cgroups, run_repro
+from kvmlab.cpu.repro_pinned import pinned_share
 from kvmlab.errors import ExperimentFailed
 from tests.conftest import require
 
@@ -135,70 +136,18 @@ def test_a_killed_runs_processes_die_with_it_and_its_cgroup_goes_next_time(contr
 
 # -- a shared pinned pCPU: sleeps of one VM's vCPUs ------------------------------------
 
-_CHILD = r"""
-import ctypes, random, sys, time
-libc = ctypes.CDLL(None)
-libc.prctl(1, 9)                       # PR_SET_PDEATHSIG: SIGKILL when the test ends
-libc.prctl(29, 1)                      # PR_SET_TIMERSLACK: wake up on time
-open("/proc/self/comm", "w").write("kvmlab-repro")
-role, rate = sys.argv[1], float(sys.argv[2])
-clock = time.monotonic
-if role == "emulator":                 # QEMU's main loop: `rate` short runs a second
-    while True:
-        time.sleep(1 / rate)
-        end = clock() + 15e-6
-        while clock() < end:
-            pass
-due = clock() + random.expovariate(rate) if rate else float("inf")
-while True:                            # a busy vCPU that sleeps 50 us `rate` times a second
-    if clock() >= due:
-        time.sleep(50e-6)
-        due = clock() + random.expovariate(rate)
-"""
-
-
-def _pinned_run(controller: CpuController, sleeps_per_s: float, emulator: bool) -> float:
-    """VM A (1 vCPU) and VM B (2 vCPUs, sleeping) in libvirt's layout, every vCPU process
-    pinned to CPU 0, each VM's emulator process (if any) waking 480 times a second on
-    CPU 1: A's run share over 2 s."""
-    from kvmlab.cpu.repro import ReproCgroups, ReproParams
-    from kvmlab.cpu.twin import measuring_lock
-    params = ReproParams(vms=2, vcpus=2, layout="nested", rate=480)
-    procs: dict[tuple[int, str], subprocess.Popen] = {}
-    with measuring_lock(LOCK_WAIT_S), ReproCgroups(controller, params) as cgroups:
-        try:
-            for vm, roles in ((1, ["vcpu0"]), (2, ["vcpu0", "vcpu1"])):
-                for role in roles + (["emulator"] if emulator else []):
-                    rate = 480 if role == "emulator" else sleeps_per_s if vm == 2 else 0
-                    p = subprocess.Popen([sys.executable, "-c", _CHILD, role, str(rate)])
-                    procs[vm, role] = p
-                    os.sched_setaffinity(p.pid, {1 if role == "emulator" else 0})
-                    cgroups.place(p.pid, vm, role)
-            time.sleep(1.5)                               # started, and settled
-
-            def ran() -> float:
-                return int(Path(f"/proc/{procs[1, 'vcpu0'].pid}/schedstat").read_text()
-                           .split()[0]) / 1e9
-            start, t0 = ran(), time.monotonic()
-            time.sleep(2.0)
-            return (ran() - start) / (time.monotonic() - t0)
-        finally:
-            for p in procs.values():
-                p.kill()
-                p.wait()
-
-
 def test_a_vms_sleeping_vcpus_take_a_shared_pinned_pcpu_only_with_its_main_loop_elsewhere(
         controller):
-    """The host side of ``test_a_vms_sleeping_vcpus_take_a_pinned_pcpu_only_through_reweights``
-    (tests/cpu/test_linux_qemu.py). With B's processes sleeping 1,000 times a second, A kept
+    """:mod:`kvmlab.cpu.repro_pinned`, the host side of
+    ``test_a_vms_sleeping_vcpus_take_a_pinned_pcpu_only_through_reweights``
+    (tests/cpu/test_linux_qemu.py). With VM 2's processes sleeping 1,000 times a second, VM 1 kept
     0.02 to 0.08 of CPU 0 in 8 runs with the emulator processes on CPU 1, and 0.50 in 6 runs
-    without them (B's whole load on CPU 0, so its weight there never changes); at 100 and
+    without them (VM 2's whole load on CPU 0, so its weight there never changes); at 100 and
     300 sleeps a second, 0.45 and 0.38 to 0.41 (3 runs each)."""
-    require(os.cpu_count() and os.cpu_count() >= 2, "the experiment needs 2 CPUs")
-    apart = _pinned_run(controller, 1000, emulator=True)
-    alone = _pinned_run(controller, 1000, emulator=False)
-    print(f"\nA's share of CPU 0: {apart:.3f} with the emulators on CPU 1, {alone:.3f} without")
+    apart = pinned_share(1000, controller=controller, wait_for_lock_s=LOCK_WAIT_S)
+    alone = pinned_share(1000, emulator=False, controller=controller,
+                         wait_for_lock_s=LOCK_WAIT_S)
+    print(f"\nVM 1's share of CPU 0: {apart:.3f} with the emulators on CPU 1, {alone:.3f} without")
     assert alone >= 0.46
     assert apart <= 0.40
     assert _ours(controller) == []
