@@ -55,6 +55,15 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no notebook"
 
 
+def test_every_notebook_cell_has_an_id_of_its_own():
+    """nbformat 4.5 cells carry ids; a cell added without one is fixed, with a warning, on
+    every read, and nbformat means to refuse it."""
+    for path in NOTEBOOKS:
+        ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]
+        assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
+        assert len(set(ids)) == len(ids), f"{path.name}: two cells share an id"
+
+
 def test_notebooks_have_no_stored_outputs():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
