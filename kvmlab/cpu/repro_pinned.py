@@ -30,8 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from kvmlab.cpu.probe import CpuController, cpu_controller
+from kvmlab.cpu.probe import CpuController, cpu_controller, parse_schedstat
 from kvmlab.cpu.repro import (
+    COMM,
     MAX_RATE,
     MAX_WINDOW_S,
     MIN_WINDOW_S,
@@ -51,14 +52,12 @@ EMULATOR_WAKES_PER_S = 480.0
 SETTLE_S = 1.5
 
 _CHILD = r"""
-import ctypes, os, random, sys, time
-libc = ctypes.CDLL(None)
-libc.prctl(1, 9)                       # PR_SET_PDEATHSIG: SIGKILL when the owner ends
-if os.getppid() != int(sys.argv[3]):   # it ended before that took effect
-    os._exit(1)
-libc.prctl(29, 1)                      # PR_SET_TIMERSLACK: wake up on time
-open("/proc/self/comm", "w").write("kvmlab-repro")
-role, rate = sys.argv[1], float(sys.argv[2])
+import ctypes, random, sys, time
+from kvmlab.host.signals import die_with_owner
+role, rate, owner, comm = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+die_with_owner(owner)                  # SIGKILL when the owner ends, however it ends
+ctypes.CDLL(None).prctl(29, 1)         # PR_SET_TIMERSLACK: wake up on time
+open("/proc/self/comm", "w").write(comm)   # known by name: remove_stale_cgroups
 clock = time.monotonic
 if role == "emulator":                 # QEMU's main loop: `rate` short runs a second
     while True:
@@ -75,7 +74,7 @@ while True:                            # a busy vCPU that sleeps 50 us `rate` ti
 
 
 def _ran_s(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    return parse_schedstat(Path(f"/proc/{pid}/schedstat").read_text())[0] / 1e9
 
 
 def pinned_share(sleeps_per_s: float, *, emulator: bool = True, window_s: float = 2.0,
@@ -132,11 +131,15 @@ def _measure(cgroups: ReproCgroups, rate: float, emulator: bool, window_s: float
                 wakes = (EMULATOR_WAKES_PER_S if role == "emulator"
                          else rate if vm == 2 else 0.0)
                 p = subprocess.Popen([sys.executable, "-c", _CHILD, role, str(wakes),
-                                      str(os.getpid())])
+                                      str(os.getpid()), COMM])
                 procs[vm, role] = p
                 os.sched_setaffinity(p.pid, {1 if role == "emulator" else 0})
                 cgroups.place(p.pid, vm, role)
         time.sleep(SETTLE_S)
+        ended = [f"{vm}/{role}" for (vm, role), p in procs.items() if p.poll() is not None]
+        if ended:
+            raise ExperimentFailed(f"process(es) {', '.join(ended)} of the experiment ended "
+                                   "before the window (see their errors above)")
         pid = procs[1, "vcpu0"].pid
         start, t0 = _ran_s(pid), time.monotonic()
         time.sleep(window_s)

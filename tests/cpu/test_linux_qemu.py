@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from kvmlab.cpu.agreement import recorded_repetitions
 from kvmlab.cpu.eevdf import Group, Kernel, group_shares, pelt, update_tg_load
-from kvmlab.cpu.linux import QemuThreads, _LinuxHost
+from kvmlab.cpu.linux import QemuThreads, _LinuxHost, simulate_linux
 from kvmlab.cpu.linux_qemu import Thread
-from kvmlab.cpu.scenario import CpuScenario
+from kvmlab.cpu.scenario import CpuScenario, load_scenario
+from kvmlab.errors import ScenarioError
 
 
 class _Watched(_LinuxHost):
@@ -140,8 +141,6 @@ def test_load_left_on_a_cpu_decays_to_nothing_and_the_group_weighs_its_shares_ag
 def _pinned_unequal_vm1(seed: int, kernel: Kernel, **qemu: float) -> float:
     """vm1's run share in 2 s of ``cpu-pinned-unequal`` with vm2's vCPU threads sleeping
     50 us some 1,000 to 1,400 times a second."""
-    from kvmlab.cpu.linux import simulate_linux
-    from kvmlab.cpu.scenario import load_scenario
     scenario = load_scenario({**load_scenario("cpu-pinned-unequal").to_dict(), "duration_s": 2})
     threads = QemuThreads(vcpu_sleeps_per_cpu_s=4000, sleeping_vms=("vm2",), **qemu)
     result = simulate_linux(scenario, seed=seed, kernel=kernel, qemu=threads)
@@ -164,9 +163,6 @@ def test_a_vms_sleeping_vcpus_take_a_pinned_pcpu_only_through_reweights(seed):
 
 
 def test_sleeping_vms_must_name_vms_of_the_scenario():
-    from kvmlab.cpu.linux import simulate_linux
-    from kvmlab.cpu.scenario import load_scenario
-    from kvmlab.errors import ScenarioError
     scenario = load_scenario("cpu-pinned-unequal")
     with pytest.raises(ScenarioError, match=r"sleeping_vms names vm9, not a VM of the scenario "
                                             r"\(its VMs: vm1, vm2\)"):
