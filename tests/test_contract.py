@@ -149,9 +149,9 @@ RETRIES = 1
 3 of 206 runs on a 2-pCPU TCG host (the 1-vCPU VM got 0.27, 0.34 and 0.38 instead of 0.5)
 and in one CI run (a vCPU of the 2-vCPU VM got 0.44 instead of 0.25). In the two of them
 read with the kernel's ``sched/debug``, the groups' loads and weights were as due (each
-VM's group about 1020 on pCPU 0): the 2-vCPU VM ran beyond its weight, not with a larger
-one. Its vCPU threads woke 61 to 107 times a second there, against under 12 in most runs.
-That is the reweight at work (tests/cpu/test_repro_live.py, the pinned-pCPU experiment:
+VM's group about 970 to 1020 on pCPU 0): the 2-vCPU VM ran beyond its weight, not with a
+larger one. Its vCPU threads woke 61 to 107 times a second there, against under 12 in most runs.
+That is the reweight at work (:mod:`kvmlab.cpu.repro_pinned`, the pinned-pCPU experiment:
 when one VM's vCPUs sleep often and its main loop runs on the other pCPU, that VM runs
 beyond its weight), though two runs with about 45 wake-ups were fair. The threads' cgroups,
 CPUs, shares and wake-ups are printed. A second run that disagrees is a failure."""
