@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kvmlab-installed
+# The CPU model's compiled modules (kvmlab/cpu/native.py): compiled again when one changes.
+NATIVE := $(VENV)/.kvmlab-native
+NATIVE_SOURCES := $(shell command -v $(PYTHON) >/dev/null && $(PYTHON) kvmlab/cpu/native.py)
 
 .PHONY: lab test setup host venv guest doctor cleanup dist
 
@@ -22,11 +25,15 @@ setup: host venv guest
 host:
 	bash scripts/setup-host.sh
 
-venv: $(STAMP)
+venv: $(STAMP) $(NATIVE)
 
-$(STAMP): pyproject.toml | host
+$(STAMP): pyproject.toml setup.py | host
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[live,dev]'
+	touch $@ $(NATIVE)
+
+$(NATIVE): $(NATIVE_SOURCES) | $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 guest: host venv

@@ -88,6 +88,21 @@ def test_the_wheel_holds_them_inside_the_package(installed):
     assert not any(n.startswith(("data/", "notebooks/", "tests/")) for n in names)
 
 
+def test_the_wheel_runs_the_compiled_cpu_model(installed):
+    """Built where a C compiler is (as ``make`` sets up), the wheel holds the ``linux``
+    scheduler's modules compiled, with the record of their sources, and runs them."""
+    from kvmlab.cpu import native
+
+    wheel = next(installed.dist.glob("kvmlab-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "kvmlab/cpu/native.json" in names
+    for module in native.MODULES:
+        assert any(n.startswith(module.replace(".", "/") + ".cpython-") for n in names), module
+    state, path = installed.python(
+        "import kvmlab.cpu as c, kvmlab.cpu.linux as l; print(c.STATE, l.__file__)").split()
+    assert state == "compiled" and path.endswith(".so")
+
+
 def test_it_is_installed_alone(installed):
     where = installed.python("import kvmlab, kvmlab.data as d; print(kvmlab.__file__); "
                              "print(d.shipped_dir())").split()

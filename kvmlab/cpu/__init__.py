@@ -18,6 +18,10 @@ Examples
 (True, 0.1)
 """
 
+from kvmlab.cpu import native
+
+STATE = native.choose()      # the compiled model if it is current, else its source
+
 from kvmlab.cpu.model import SCHEDULERS, simulate
 from kvmlab.cpu.ready import ready_verdict
 from kvmlab.cpu.result import Comparison, CpuResult, VcpuStats, compare, recorded_result

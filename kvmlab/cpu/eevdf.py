@@ -59,8 +59,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field, fields
 from math import exp as _exp
 
 __all__ = ["NICE_0_LOAD", "Entity", "Group", "Kernel", "RunQueue", "avg_vruntime",
@@ -144,49 +143,61 @@ class Kernel:
     delay_dequeue: bool = True
     pick_buddy: bool = True
 
-    @cached_property
-    def tick_s(self) -> float:
-        return 1.0 / self.hz
+    # derived from the settings once, as the model reads them at every step
+    tick_s: float = field(init=False, repr=False, compare=False)
+    slice_s: float = field(init=False, repr=False, compare=False)
+    migration_cost_s: float = field(init=False, repr=False, compare=False)
+    pelt_period_s: float = field(init=False, repr=False, compare=False)
+    tg_update_s: float = field(init=False, repr=False, compare=False)
+    pelt_tau_s: float = field(init=False, repr=False, compare=False)
+    vslice_load: float = field(init=False, repr=False, compare=False)
+    """The slice in virtual time of a weight-1 entity (divide by the weight)."""
+    lag_limit_load: float = field(init=False, repr=False, compare=False)
+    """The largest lag of a weight-1 entity (divide by the weight)."""
 
-    @cached_property
-    def slice_s(self) -> float:
-        return self.base_slice_ms / 1000
+    def __post_init__(self) -> None:
+        tick_s = 1.0 / self.hz
+        slice_s = self.base_slice_ms / 1000
+        derived = (("tick_s", tick_s), ("slice_s", slice_s),
+                   ("migration_cost_s", self.migration_cost_ms / 1000),
+                   ("pelt_period_s", self.pelt_period_us / 1e6),
+                   ("tg_update_s", self.tg_update_ms / 1000),
+                   ("pelt_tau_s", self.pelt_halflife_ms / 1000 / math.log(2)),
+                   ("vslice_load", slice_s * NICE_0_LOAD),
+                   ("lag_limit_load", max(2 * slice_s, tick_s) * NICE_0_LOAD))
+        for name, value in derived:
+            object.__setattr__(self, name, value)        # the way a frozen dataclass can
 
-    @cached_property
-    def migration_cost_s(self) -> float:
-        return self.migration_cost_ms / 1000
+    def settings(self) -> dict[str, object]:
+        """The settings the kernel was made with (not what is derived from them).
 
-    @cached_property
-    def pelt_period_s(self) -> float:
-        return self.pelt_period_us / 1e6
-
-    @cached_property
-    def tg_update_s(self) -> float:
-        return self.tg_update_ms / 1000
-
-    @cached_property
-    def pelt_tau_s(self) -> float:
-        return self.pelt_halflife_ms / 1000 / math.log(2)
-
-    @cached_property
-    def vslice_load(self) -> float:
-        """The slice in virtual time of a weight-1 entity (divide by the weight)."""
-        return self.slice_s * NICE_0_LOAD
-
-    @cached_property
-    def lag_limit_load(self) -> float:
-        """The largest lag of a weight-1 entity (divide by the weight)."""
-        return max(2 * self.slice_s, self.tick_s) * NICE_0_LOAD
+        >>> Kernel(hz=100).settings()["hz"], "tick_s" in Kernel().settings()
+        (100, False)
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
 
-class Entity:
+class Averaged:
+    """Something with a load average (see :func:`pelt`): an entity's is the PELT of its
+    weight while queued, a queue's that of the weight queued on it."""
+
+    __slots__ = ("load_avg", "load_run", "load_t")
+
+    def __init__(self) -> None:
+        self.load_avg = 0.0
+        self.load_run = 0.0
+        self.load_t = 0.0
+
+
+class Entity(Averaged):
     """A schedulable entity: a thread, or a group's stand-in on one CPU."""
 
-    __slots__ = ("deadline", "delayed", "exec_start", "load_avg", "load_run", "load_t", "my_rq",
+    __slots__ = ("deadline", "delayed", "exec_start", "my_rq",
                  "name", "on_rq", "rq", "vlag", "vprot", "vruntime", "weight")
 
     def __init__(self, name: str, weight: int = NICE_0_LOAD,
                  my_rq: RunQueue | None = None) -> None:
+        super().__init__()
         self.name = name
         self.weight = weight
         self.vruntime = 0.0
@@ -198,9 +209,6 @@ class Entity:
         self.rq: RunQueue | None = None
         self.my_rq = my_rq         # the group's queue this entity stands for (None: a thread)
         self.exec_start = 0.0
-        self.load_avg = 0.0        # PELT of (weight while queued), see pelt()
-        self.load_run = 0.0
-        self.load_t = 0.0
 
     def __repr__(self) -> str:
         return f"Entity({self.name!r}, w={self.weight})"
@@ -229,14 +237,15 @@ class Group:
         return rq
 
 
-class RunQueue:
+class RunQueue(Averaged):
     """One group's queue on one CPU (a ``cfs_rq``)."""
 
     __slots__ = ("avg_load", "avg_sum", "contrib", "contrib_t", "cpu", "curr", "entities",
-                 "group", "h_load", "load_avg", "load_run", "load_t", "next", "parent", "se",
+                 "group", "h_load", "next", "parent", "se",
                  "weight_sum", "zero_v")
 
     def __init__(self, group: Group | None, cpu: int) -> None:
+        super().__init__()
         self.group = group
         self.cpu = cpu
         self.entities: dict[Entity, None] = {}   # queued entities, running one included
@@ -247,9 +256,6 @@ class RunQueue:
         self.curr: Entity | None = None
         self.next: Entity | None = None          # the next buddy (PICK_BUDDY)
         self.weight_sum = 0                      # load.weight
-        self.load_avg = 0.0                      # PELT of weight_sum (see pelt())
-        self.load_run = 0.0
-        self.load_t = 0.0
         self.contrib = 0.0                       # what this queue adds to its group's load_sum
         self.contrib_t = -math.inf               # when it last changed
         self.h_load = 0.0
@@ -261,7 +267,7 @@ class RunQueue:
             self.parent = group.parent.rq(cpu)
 
 
-def pelt(obj: Entity | RunQueue | _Load, now: float, target: float, tau: float,
+def pelt(obj: Averaged, now: float, target: float, tau: float,
          period: float = 0.0) -> None:
     """Bring the load average of ``obj`` up to ``now``, the load having been ``target``
     since the last call.
@@ -292,12 +298,13 @@ def pelt(obj: Entity | RunQueue | _Load, now: float, target: float, tau: float,
         obj.load_avg = target + (before - target) * _exp((start - edge) / tau)
 
 
-class _Load:
+class _Load(Averaged):
     """A copy of an object's load average, for :func:`pelt_at`."""
 
-    __slots__ = ("load_avg", "load_run", "load_t")
+    __slots__ = ()
 
-    def __init__(self, obj: Entity | RunQueue) -> None:
+    def __init__(self, obj: Averaged) -> None:
+        super().__init__()
         self.load_avg, self.load_run, self.load_t = obj.load_avg, obj.load_run, obj.load_t
 
 
@@ -415,6 +422,10 @@ def set_curr(rq: RunQueue, se: Entity, now: float) -> None:
     se.vprot = se.deadline
 
 
+def _vruntime(se: Entity) -> float:
+    return se.vruntime
+
+
 def pick_eevdf(rq: RunQueue, kernel: Kernel) -> Entity | None:
     """The entity EEVDF runs next: the eligible one with the earliest deadline.
 
@@ -439,7 +450,7 @@ def pick_eevdf(rq: RunQueue, kernel: Kernel) -> Entity | None:
     if best is None or (curr is not None and curr.deadline < best.deadline):
         best = curr
     if best is None:                       # rounding: take the least vruntime
-        best = min(rq.entities, key=lambda e: e.vruntime)
+        best = min(rq.entities, key=_vruntime)
     return best
 
 

@@ -50,11 +50,12 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
 import simpy
+from mypy_extensions import mypyc_attr
 
 from kvmlab.cpu.eevdf import (
     Entity,
@@ -101,6 +102,12 @@ def _chain(rq: RunQueue, se: Entity) -> list[tuple[RunQueue, Entity]]:
     return chain
 
 
+def _holds(picked: list[tuple[RunQueue, Entity]], se: Entity) -> bool:
+    """Whether ``se`` is one of the entities in ``picked``."""
+    return any(p is se for _rq, p in picked)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # the tests watch the model through subclasses
 class _LinuxHost(QemuWorkload, LoadBalancing):
     def __init__(self, scenario: CpuScenario, seed: int, kernel: Kernel, qemu: QemuThreads,
                  layout: str, warmup_s: float, record_timeline: bool,
@@ -186,6 +193,12 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
         else:                                       # it runs when the one before is done
             self.noise_due += 1
 
+    def _done_cb(self, t: Thread, token: int) -> Callable[[simpy.Event], None]:
+        """A callback for a simpy event: ``_done(t, token)`` when it fires."""
+        def done(_event: simpy.Event) -> None:
+            self._done(t, token)
+        return done
+
     def _done(self, t: Thread, token: int) -> None:
         super()._done(t, token)
         if t is self.noise and self.noise_due and t.state == "sleep":
@@ -196,9 +209,12 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
     # -- the groups a thread sits in on one CPU -----------------------------------------
     def _levels(self, t: Thread, cpu: int) -> list[tuple[RunQueue, Entity]]:
         """(queue, entity) from the thread up to the root queue of ``cpu`` (cached)."""
+        if t.levels_cpu == cpu:                     # the CPU asked for last time
+            return t.levels_last
         levels = t.levels.get(cpu)
         if levels is None:
             levels = t.levels[cpu] = _chain(t.group.rq(cpu), t.se)
+        t.levels_cpu, t.levels_last = cpu, levels
         return levels
 
     def _update_group(self, rq: RunQueue, se: Entity, now: float) -> None:
@@ -258,11 +274,13 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
 
     def _idle(self, cpu: Cpu, idle: bool) -> None:
         """Keep ``cpu`` in the sorted list of idle CPUs exactly while ``idle``."""
+        if cpu.listed_idle == idle:
+            return
+        cpu.listed_idle = idle
         k = bisect_left(self.idle, cpu.index)
-        there = k < len(self.idle) and self.idle[k] == cpu.index
-        if idle and not there:
+        if idle:
             self.idle.insert(k, cpu.index)
-        elif there and not idle:
+        else:
             del self.idle[k]
 
     def _enqueue_thread(self, t: Thread, cpu: Cpu, now: float) -> None:
@@ -330,7 +348,8 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
         # from the root down, the first queue where the two chains part (a queue's
         # groups are as deep as the queue, so both chains hold it at the same depth)
         for k in range(1, min(len(mine), len(theirs)) + 1):
-            (rq, se), (other_rq, other) = mine[-k], theirs[-k]
+            rq, se = mine[-k]
+            other_rq, other = theirs[-k]
             if rq is not other_rq:
                 return False
             if se is not other:
@@ -378,7 +397,7 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
             # put_prev_entity() where the chains differ; the groups both sit in keep
             # their current entity (pick_next_task_fair() touches only what changes)
             for rq, se in self._levels(gone, cpu.index):
-                if rq.curr is se and (rq, se) not in picked:
+                if rq.curr is se and not _holds(picked, se):
                     rq.curr = None
         if nxt is None and self._pull(cpu, now):
             return                                  # the pulled thread was scheduled
@@ -396,12 +415,12 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
             if nxt.work_left < math.inf:
                 token = nxt.gen
                 ev = self.env.timeout(max(0.0, nxt.work_left))
-                ev.callbacks.append(lambda _e, t=nxt, g=token: self._done(t, g))
+                ev.callbacks.append(self._done_cb(nxt, token))
             if nxt.kind == "main":
                 self._main_loop_runs(nxt, now)
 
     # -- processes ------------------------------------------------------------------------
-    def _ticks(self, cpu: Cpu) -> Iterator[simpy.Event]:
+    def _ticks(self, cpu: Cpu) -> Generator[simpy.Event, Any, None]:
         tick = self.kernel.tick_s
         yield self.env.timeout(self.rng.uniform(0, tick))
         while True:
@@ -426,10 +445,12 @@ class _LinuxHost(QemuWorkload, LoadBalancing):
 
 MAX_LINUX_COST = 300_000
 """The most work the ``linux`` model is given: its scheduling slices (pcpus x simulated
-ms / slice_ms) plus its main loops' wake-ups (VMs x wakes per second x simulated s). It
-does 12,000 to 28,000 of them a second on a 2-core x86_64 machine (Python 3.11), so a run
-at the bound ends within about 25 s. (:data:`kvmlab.cpu.scenario.MAX_MODEL_COST` bounds
-the ``fair`` model, some fifty times cheaper per slice.)"""
+ms / slice_ms) plus its main loops' wake-ups (VMs x wakes per second x simulated s). From
+source it does 12,000 to 28,000 of them a second on a 2-core x86_64 machine (Python 3.11),
+so a run at the bound ends within about 25 s; compiled (:mod:`kvmlab.cpu.native`, as
+``make`` installs it) about 7 times as many, within about 4 s.
+(:data:`kvmlab.cpu.scenario.MAX_MODEL_COST` bounds the ``fair`` model, 4 to 8 times cheaper
+than the compiled ``linux`` model and some fifty times cheaper than its source.)"""
 
 
 def linux_cost(scenario: CpuScenario, qemu: QemuThreads, warmup_s: float) -> tuple[float, float]:
@@ -517,8 +538,8 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
             f"this scenario is too large for the linux model: {slices:.3g} scheduling slices "
             f"(pcpus x simulated ms / slice_ms) and {wakes:.3g} main-loop wake-ups (VMs x "
             f"{qemu.main_loop_wakes_per_s:g} a second); it takes at most {max_cost:.3g} of "
-            "both together (about 25 s). Shorten duration_s, or use scheduler='fair' (about "
-            "fifty times cheaper)")
+            "both together (4 s compiled, 25 s from source). Shorten duration_s, or use "
+            "scheduler='fair' (4 to 8 times cheaper than the compiled linux model)")
     if machine_group and layout == "none":
         raise ScenarioError("machine_group needs the VMs' groups: layout 'none' has none "
                             "(use 'nested' or 'flat')")
@@ -532,14 +553,14 @@ def simulate_linux(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
     desc = f"simulating {scenario.name or 'a CPU scenario'} (linux)"
     with progress_bar(progress, total=100, desc=desc, unit="%") as bar:
         if progress is not None and progress is not False:
-            def report() -> Iterator[simpy.Event]:
+            def report() -> Generator[simpy.Event, Any, None]:
                 for step in range(1, 101):
                     yield host.env.timeout(host.end * step / 100 - host.env.now)
                     bar.update(1)
             host.env.process(report())
         vcpus = host.run()
     provenance = {"model": "kvmlab.cpu.linux", "scheduler": "linux", "seed": seed,
-                  "layout": layout, "machine_group": machine_group, "kernel": asdict(kernel),
+                  "layout": layout, "machine_group": machine_group, "kernel": kernel.settings(),
                   "qemu": asdict(qemu),
                   "noise": asdict(noise or HostNoise()),
                   "reweights_per_s": round(host.reweights / host.end, 1),

@@ -19,9 +19,11 @@ True
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Generator
+from typing import Any
 
 import simpy
+from mypy_extensions import mypyc_attr, trait
 
 from kvmlab.cpu.eevdf import Entity, Group, Kernel, RunQueue, pelt
 from kvmlab.cpu.linux_load import update_blocked
@@ -33,15 +35,18 @@ __all__ = ["Cpu", "LoadBalancing"]
 class Cpu:
     """One pCPU of the ``linux`` model: the thread it runs and the threads queued on it."""
 
-    __slots__ = ("failed", "index", "queued", "thread")
+    __slots__ = ("failed", "index", "listed_idle", "queued", "thread")
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.listed_idle = True                     # in the host's list of idle CPUs
         self.failed = 0                             # nr_balance_failed
         self.thread: Thread | None = None
         self.queued: dict[Thread, None] = {}      # runnable threads here, running one included
 
 
+@trait        # a mixin: mypyc compiles a class with two bases only if one is a trait
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LoadBalancing:
     """Load balancing between the pCPUs of a host that can charge, dequeue, enqueue and
     schedule threads (:class:`kvmlab.cpu.linux._LinuxHost`)."""
@@ -167,7 +172,7 @@ class LoadBalancing:
         if moved and (cpu.thread is None or self._charge(cpu, now)):
             self._schedule(cpu, now)
 
-    def _balancing(self, cpu: Cpu) -> Iterator[simpy.Event]:
+    def _balancing(self, cpu: Cpu) -> Generator[simpy.Event, Any, None]:
         every = self.kernel.balance_ms / 1000 * max(1, len(self.cpus) / 2)
         yield self.env.timeout(self.rng.uniform(0, every))
         while True:

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 import simpy
+from mypy_extensions import mypyc_attr
 
 from kvmlab.cpu.eevdf import NICE_0_LOAD, Entity, Group, RunQueue
 from kvmlab.cpu.scenario import VmSpec
@@ -35,6 +37,16 @@ from kvmlab.cpu.scenario import VmSpec
 __all__ = ["QemuThreads", "QemuWorkload", "Thread"]
 
 
+def _index_below(rng: random.Random, n: int) -> int:
+    """``rng.choice()``'s draw of an index below ``n`` (> 0), without its Python calls."""
+    k = n.bit_length()
+    r: int = rng.getrandbits(k)
+    while r >= n:
+        r = rng.getrandbits(k)
+    return r
+
+
+@mypyc_attr(native_class=False)     # a plain class: simulate_linux() checks its fields
 @dataclass(frozen=True)
 class QemuThreads:
     """How a QEMU process's threads sleep and wake (defaults: TCG guests, QEMU 7.2).
@@ -84,7 +96,8 @@ class Thread:
 
 
     __slots__ = ("allowed", "busy_until", "cpu", "everywhere", "gen", "group", "kind",
-                 "last_ran", "levels", "migrations", "name", "run_s", "se", "since", "slices",
+                 "last_ran", "levels", "levels_cpu", "levels_last", "migrations", "name",
+                 "run_s", "se", "since", "slices",
                  "state", "vcpu", "vm", "wait_s", "work_left")
 
     def __init__(self, name: str, vm: str, vcpu: int, kind: str, group: Group,
@@ -94,7 +107,9 @@ class Thread:
         self.allowed = allowed
         self.everywhere = False    # allowed on every CPU of its host (the host says)
         self.se = Entity(name, NICE_0_LOAD)
-        self.levels: dict[int, list[tuple[RunQueue, Entity]]] = {}
+        self.levels: dict[int, list[tuple[RunQueue, Entity]]] = {}   # by CPU (see _levels)
+        self.levels_cpu = -1                        # the CPU of the levels asked for last
+        self.levels_last: list[tuple[RunQueue, Entity]] = []
         self.cpu = allowed[0]
         self.state = "sleep"
         self.since = 0.0
@@ -107,6 +122,7 @@ class Thread:
         self.last_ran = -1.0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the tests watch the model through subclasses
 class QemuWorkload:
     """The simpy processes of QEMU's threads, for a host that can ``wake`` and ``sleep``
     a thread (:class:`kvmlab.cpu.linux._LinuxHost`)."""
@@ -136,7 +152,11 @@ class QemuWorkload:
         """The vCPU ``t`` sleeps on the big lock, and wakes after ``seconds`` if still busy."""
         self.sleep(t, self.env.now)
         ev = self.env.timeout(max(0.0, seconds))
-        ev.callbacks.append(lambda _e, t=t, g=t.gen: self._bql_wake(t, g))
+        token = t.gen
+
+        def wake(_event: simpy.Event) -> None:
+            self._bql_wake(t, token)
+        ev.callbacks.append(wake)
 
     def _main_loop_runs(self, main: Thread, now: float) -> None:
         """``main`` got a pCPU for a wake-up: a vCPU of its VM running on another pCPU
@@ -153,7 +173,7 @@ class QemuWorkload:
         where one runs), or a timer (None)."""
         running = [t for t in self.vcpus_of[main.vm] if t.state == "run"]
         if running and self.rng.random() < self.qemu.woken_by_vcpu:
-            return self.rng.choice(running)
+            return running[_index_below(self.rng, len(running))]
         return None
 
     def _bql_wake(self, t: Thread, token: int) -> None:
@@ -169,7 +189,7 @@ class QemuWorkload:
             return math.inf
         return self.rng.expovariate(rate)
 
-    def _vcpu_workload(self, t: Thread, vm: VmSpec) -> Iterator[simpy.Event]:
+    def _vcpu_workload(self, t: Thread, vm: VmSpec) -> Generator[simpy.Event, Any, None]:
         """Busy and idle stretches by the wall clock, as the guest's duty-cycle loop does."""
         env = self.env
         segments = [(b / 1000, i / 1000) for b, i in vm.segments_ms()]
@@ -192,7 +212,7 @@ class QemuWorkload:
                 if idle > 0:
                     yield env.timeout(idle)
 
-    def _main_loop(self, t: Thread) -> Iterator[simpy.Event]:
+    def _main_loop(self, t: Thread) -> Generator[simpy.Event, Any, None]:
         """Wakes about ``main_loop_wakes_per_s`` times a second for ``main_loop_run_us``."""
         env, q = self.env, self.qemu
         period = 1 / q.main_loop_wakes_per_s
@@ -201,4 +221,4 @@ class QemuWorkload:
             if t.state == "sleep":
                 t.work_left = q.main_loop_run_us / 1e6
                 self.wake(t, env.now, self._waker(t))
-            yield env.timeout(period * self.rng.uniform(0.5, 1.5))
+            yield env.timeout(period * (0.5 + 1.0 * self.rng.random()))   # uniform(0.5, 1.5)

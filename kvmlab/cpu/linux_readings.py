@@ -20,7 +20,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import simpy
@@ -55,7 +55,7 @@ class Readings:
             return t.run_s
         return t.run_s + max(0.0, now - max(t.since, self.host.start))
 
-    def process(self) -> Iterator[simpy.Event]:
+    def process(self) -> Generator[simpy.Event, Any, None]:
         """A simpy process that takes the readings (the last at the window's end)."""
         host = self.host
         step = (host.end - host.start) / SAMPLES
@@ -123,7 +123,7 @@ class States:
                 self.groups[group] = "vcpu" if t.kind == "vcpu" else "emulator"
                 self.groups[group.parent] = "vm"
 
-    def process(self) -> Iterator[simpy.Event]:
+    def process(self) -> Generator[simpy.Event, Any, None]:
         """A simpy process that reads the state until the window ends."""
         host, kernel = self.host, self.host.kernel
         yield host.env.timeout(host.start)

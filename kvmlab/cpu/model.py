@@ -565,8 +565,8 @@ def simulate(scenario: CpuScenario | Mapping[str, Any], *, seed: int = 0,
         ideal that libvirt's cgroups promise. ``linux`` is what a real Linux host does
         (per-CPU run queues, libvirt's nested groups, QEMU's threads waking; see
         :mod:`kvmlab.cpu.linux`). ``round-robin`` is one flat queue. ``linux`` agrees with
-        more recordings (12 of 13 against 11; the CLI's default) but costs fifty times as
-        much per vCPU slice: ``fair`` stays the default here, for the explorers' sliders.
+        more recorded sets (13 of 15 against 11; the CLI's default) but costs 4 to 8 times
+        as much (compiled; 50 from source): ``fair`` stays the default, for the sliders.
     record_timeline : bool
         Keep who ran where and when (for Gantt charts).
 

@@ -32,7 +32,7 @@ import multiprocessing as mp
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,7 @@ class HostNoise:
 
 
 def noise_bursts(env: simpy.Environment, rng: random.Random, noise: HostNoise,
-                 wake: Any) -> Iterator[simpy.Event]:
+                 wake: Any) -> Generator[simpy.Event, Any, None]:
     """A simpy process: at random moments, ``wake(burst_s)`` a task for one burst (the
     ``linux`` model's host wakes its noise task, or gives it the burst to do next)."""
     while True:

@@ -5,6 +5,7 @@ let a group weigh its full shares on the one CPU it uses."""
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from kvmlab.cpu.agreement import recorded_repetitions
 from kvmlab.cpu.eevdf import Group, Kernel, group_shares, pelt, update_tg_load
 from kvmlab.cpu.linux import QemuThreads, _LinuxHost, simulate_linux
-from kvmlab.cpu.linux_qemu import Thread
+from kvmlab.cpu.linux_qemu import Thread, _index_below
 from kvmlab.cpu.scenario import CpuScenario, load_scenario
 from kvmlab.errors import ScenarioError
 
@@ -169,3 +170,13 @@ def test_sleeping_vms_must_name_vms_of_the_scenario():
         simulate_linux(scenario, qemu=QemuThreads(sleeping_vms=("vm9",)))
     with pytest.raises(ScenarioError, match="a tuple of VM names"):
         simulate_linux(scenario, qemu=QemuThreads(sleeping_vms="vm2"))
+
+
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 5000))
+@settings(max_examples=200, deadline=None)
+def test_the_models_index_draw_is_random_choice_draw(seed, n):
+    """The model draws a waker as ``random.choice`` would, from the same stream."""
+    ours, theirs = random.Random(seed), random.Random(seed)
+    drawn = [_index_below(ours, n) for _ in range(20)]
+    assert drawn == [theirs.choice(range(n)) for _ in range(20)]
+    assert ours.random() == theirs.random()            # the streams stay in step
