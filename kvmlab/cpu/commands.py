@@ -4,7 +4,8 @@ The three verbs are every lab's (:func:`kvmlab.labcommands.add_verbs`); the CPU 
 ``--duration`` (watch the scenario for that many seconds) and, where the model runs,
 ``--scheduler`` (default :data:`COMMAND_SCHEDULER`, ``linux``). ``kvmlab cpu repro`` runs
 the starvation reproducer (:mod:`kvmlab.cpu.repro`); with several ``--layout`` or
-``--rate`` values, a sweep.
+``--rate`` values, a sweep. ``kvmlab cpu repro-pinned`` runs the pinned-pCPU experiment
+(:mod:`kvmlab.cpu.repro_pinned`).
 ``kvmlab cpu record`` runs shipped scenarios on the host several times each and
 records them (how the shipped recordings were made); ``kvmlab cpu agreement`` compares
 each scheduler with those repetitions.
@@ -31,6 +32,7 @@ from typing import Any
 from kvmlab.cpu.model import SCHEDULERS
 from kvmlab.cpu.probe import parse_cpu_list
 from kvmlab.cpu.repro import LAYOUTS, ReproParams, rate_sweep, run_repro
+from kvmlab.cpu.repro_pinned import pinned_share
 from kvmlab.cpu.scenario import CpuScenario
 from kvmlab.errors import ScenarioError
 from kvmlab.labcommands import add_verbs
@@ -132,6 +134,31 @@ def _add_repro(csub: Any) -> None:
     p.set_defaults(func=_repro)
 
 
+def _repro_pinned(args: argparse.Namespace) -> int:
+    """``kvmlab cpu repro-pinned``: one run of :func:`kvmlab.cpu.repro_pinned.pinned_share`."""
+    emulator = not args.no_emulator
+    share = pinned_share(args.sleeps, emulator=emulator, window_s=args.window)
+    print(f"VM 1's share of CPU 0: {share:.3f} (the weights promise 0.500); VM 2's processes "
+          f"slept {args.sleeps:g} times a second, "
+          f"{'with' if emulator else 'without'} emulator processes on CPU 1", file=sys.stderr)
+    print(json.dumps({"sleeps_per_s": args.sleeps, "emulator": emulator,
+                      "window_s": args.window, "vm1_share": round(share, 4)}, indent=2))
+    return 0
+
+
+def _add_repro_pinned(csub: Any) -> None:
+    p = csub.add_parser("repro-pinned", help="a pinned pCPU shared by a 1-vCPU and a 2-vCPU "
+                                             "'VM' of plain processes (root, 2 CPUs): VM 1's "
+                                             "share when VM 2's processes sleep often")
+    p.add_argument("--sleeps", type=float, default=1000.0, metavar="PER_S",
+                   help="how often each of VM 2's processes sleeps 50 us (default 1000)")
+    p.add_argument("--no-emulator", action="store_true",
+                   help="no emulator processes on CPU 1 (then VM 1 keeps its 0.5)")
+    p.add_argument("--window", type=float, default=2.0, metavar="SECONDS",
+                   help="measuring window (default 2)")
+    p.set_defaults(func=_repro_pinned)
+
+
 def _record(args: argparse.Namespace) -> int:
     """``kvmlab cpu record``: run scenarios on the host, several times each, and record."""
     from kvmlab.cpu.noise import HostNoise
@@ -216,5 +243,6 @@ def add_parser(sub: Any) -> None:
                                          "(e.g. cpu-seed-example)",
               options=_options, simulate_kwargs=_simulate_kwargs, adjust=_adjust)
     _add_repro(csub)
+    _add_repro_pinned(csub)
     _add_record(csub)
     _add_agreement(csub)

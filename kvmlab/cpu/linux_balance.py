@@ -127,12 +127,13 @@ class LoadBalancing:
     def _pull(self, cpu: Cpu, now: float) -> bool:
         """Idle balance: an idle CPU takes a waiting thread from the busiest CPU."""
         best = None
-        for src in self.cpus:
-            if src is cpu or len(src.queued) < 2:
+        most = 1                                    # the longest queue with a movable thread
+        for src in self.cpus:                       # (the first one of that length)
+            if src is cpu or len(src.queued) <= most:
                 continue
             movable = self._movable(src, cpu, now)
-            if movable and (best is None or len(src.queued) > len(best[0].queued)):
-                best = (src, movable[0])
+            if movable:
+                best, most = (src, movable[0]), len(src.queued)
         if best is None:
             return False
         src, t = best

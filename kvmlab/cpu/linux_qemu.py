@@ -38,7 +38,11 @@ __all__ = ["QemuThreads", "QemuWorkload", "Thread"]
 
 
 def _index_below(rng: random.Random, n: int) -> int:
-    """``rng.choice()``'s draw of an index below ``n`` (> 0), without its Python calls."""
+    """``rng.choice()``'s draw of an index below ``n`` (> 0), without its Python calls.
+
+    >>> _index_below(random.Random(7), 10) == random.Random(7).choice(range(10))
+    True
+    """
     k = n.bit_length()
     r: int = rng.getrandbits(k)
     while r >= n:

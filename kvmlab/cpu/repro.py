@@ -33,7 +33,6 @@ kvmlab.errors.ScenarioError: shares need cgroups: use layout 'flat' or 'nested',
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as _dt
 import errno
 import multiprocessing
@@ -62,6 +61,7 @@ from kvmlab.host.signals import (
     die_with_owner,
     signals_deferred,
     stop_signals_as_exit,
+    wake_on_time,
 )
 from kvmlab.progress import ProgressArg, progress_bar
 from kvmlab.validate import check_keys, list_of, mapping, real_number, text, whole_number
@@ -82,7 +82,6 @@ MIN_STEP_S = 0.02                                # readings at most this often (
 START_TIMEOUT_S = 60.0
 BUSY_PCPUS = 0.3                                 # other load that marks a run disturbed
 _NAME = re.compile(re.escape(PREFIX) + r"(\d+)$")
-_PR_SET_TIMERSLACK = 29
 
 
 @dataclass(frozen=True)
@@ -259,9 +258,6 @@ class ReproCgroups(Transient):
 
 
 # -- the processes -----------------------------------------------------------------------
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl      # resolved before any fork
-
-
 def _process(role: str, rate: float, cpus: tuple[int, ...], parent: int, ready: Any,
              go: Any, theirs: tuple[Any, ...]) -> None:
     """A reproducer process (forked; it takes no lock a thread of the owner may hold): a
@@ -282,7 +278,7 @@ def _process(role: str, rate: float, cpus: tuple[int, ...], parent: int, ready: 
     if role != "emulator":
         while True:
             pass
-    _PRCTL(_PR_SET_TIMERSLACK, 1, 0, 0, 0)            # wake up on time, not 50 us late
+    wake_on_time()                                    # not 50 us late
     period, clock, nap = 1.0 / rate, time.monotonic, time.sleep
     due = clock()
     while True:

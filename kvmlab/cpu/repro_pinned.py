@@ -52,11 +52,11 @@ EMULATOR_WAKES_PER_S = 480.0
 SETTLE_S = 1.5
 
 _CHILD = r"""
-import ctypes, random, sys, time
-from kvmlab.host.signals import die_with_owner
+import random, sys, time
+from kvmlab.host.signals import die_with_owner, wake_on_time
 role, rate, owner, comm = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 die_with_owner(owner)                  # SIGKILL when the owner ends, however it ends
-ctypes.CDLL(None).prctl(29, 1)         # PR_SET_TIMERSLACK: wake up on time
+wake_on_time()
 open("/proc/self/comm", "w").write(comm)   # known by name: remove_stale_cgroups
 clock = time.monotonic
 if role == "emulator":                 # QEMU's main loop: `rate` short runs a second

@@ -139,3 +139,35 @@ def test_record_refuses_bad_noise_before_it_starts_a_guest(capsys, monkeypatch):
     monkeypatch.setattr("kvmlab.cpu.twin.run_on_host", no_run)
     assert main(["cpu", "record", "cpu-seed-example", "--noise", "-3"]) == 2
     assert "bursts_per_s must be a number from 0 to 1000, not -3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sleeps", "-1"], "sleeps_per_s must be from 0 to 20000, not -1.0"),
+    (["--sleeps", "1e6"], "sleeps_per_s must be from 0 to 20000, not 1000000.0"),
+    (["--window", "0.01"], "window_s must be from 0.2 to 120 s, not 0.01"),
+])
+def test_repro_pinned_refuses_bad_input_before_it_starts_a_process(capsys, monkeypatch,
+                                                                   args, message):
+    def no_start(*_args, **_kwargs):
+        raise AssertionError("the experiment started")
+
+    monkeypatch.setattr("kvmlab.cpu.repro_pinned.ReproCgroups", no_start)
+    assert main(["cpu", "repro-pinned", *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"kvmlab: error: {message}\n"
+
+
+def test_repro_pinned_prints_the_share_as_json(capsys, monkeypatch):
+    seen = {}
+
+    def pinned_share(sleeps_per_s, *, emulator, window_s):
+        seen.update(sleeps_per_s=sleeps_per_s, emulator=emulator, window_s=window_s)
+        return 0.04321
+
+    monkeypatch.setattr("kvmlab.cpu.commands.pinned_share", pinned_share)
+    assert main(["cpu", "repro-pinned", "--sleeps", "300", "--no-emulator"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"sleeps_per_s": 300.0, "emulator": False, "window_s": 2.0,
+                               "vm1_share": 0.0432}
+    assert seen == {"sleeps_per_s": 300.0, "emulator": False, "window_s": 2.0}
+    assert "VM 1's share of CPU 0: 0.043" in err and "without emulator" in err

@@ -72,20 +72,31 @@ def test_frequent_wakes_make_vms_unequal_only_in_cgroups(controller):
     assert _ours(controller) == []
 
 
-def _start_run(controller: CpuController) -> tuple[subprocess.Popen, Path, list[int]]:
-    """A reproducer in a process of its own, once all its processes are in their cgroups."""
-    code = ("from kvmlab.cpu.repro import run_repro\n"
-            f"run_repro(layout='nested', window_s=20, settle_s=0.5, pcpus={CPUS}, "
-            f"wait_for_lock_s={LOCK_WAIT_S})\n")
+RUNS = {
+    # what runs, and how many processes it starts in its cgroups
+    "repro": ("from kvmlab.cpu.repro import run_repro\n"
+              f"run_repro(layout='nested', window_s=20, settle_s=0.5, pcpus={CPUS}, "
+              f"wait_for_lock_s={LOCK_WAIT_S})\n", 9),
+    "pinned": ("from kvmlab.cpu.repro_pinned import pinned_share\n"
+               f"pinned_share(1000, window_s=20, wait_for_lock_s={LOCK_WAIT_S})\n", 5),
+}
+
+
+def _start_run(controller: CpuController, run: str = "repro"
+               ) -> tuple[subprocess.Popen, Path, list[int]]:
+    """A reproducer (``run``, one of :data:`RUNS`) in a process of its own, once all its
+    processes are in their cgroups."""
+    code, count = RUNS[run]
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     top = controller.root / f"{PREFIX}{proc.pid}"
     deadline = time.monotonic() + LOCK_WAIT_S + 30
     kids: list[int] = []
-    while len(kids) < 9 and time.monotonic() < deadline and proc.poll() is None:
+    while len(kids) < count and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
         kids = [int(pid) for d, _, _ in os.walk(top)
                 for pid in (Path(d) / "cgroup.procs").read_text().split()] if top.exists() else []
-    assert len(kids) == 9, f"the reproducer did not start its 9 processes (exit {proc.poll()})"
+    assert len(kids) == count, (f"the {run} run did not start its {count} processes "
+                                f"(exit {proc.poll()})")
     return proc, top, kids
 
 
@@ -102,8 +113,9 @@ def _running(pids: list[int]) -> list[int]:
     return alive
 
 
-def test_sigterm_mid_window_leaves_no_cgroup_and_no_process(controller):
-    proc, top, kids = _start_run(controller)
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_sigterm_mid_window_leaves_no_cgroup_and_no_process(controller, run):
+    proc, top, kids = _start_run(controller, run)
     try:
         time.sleep(1.5)                              # into the window
         os.kill(proc.pid, signal.SIGTERM)
@@ -116,8 +128,9 @@ def test_sigterm_mid_window_leaves_no_cgroup_and_no_process(controller):
     assert _running(kids) == []
 
 
-def test_a_killed_runs_processes_die_with_it_and_its_cgroup_goes_next_time(controller):
-    proc, top, kids = _start_run(controller)
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_a_killed_runs_processes_die_with_it_and_its_cgroup_goes_next_time(controller, run):
+    proc, top, kids = _start_run(controller, run)
     os.kill(proc.pid, signal.SIGKILL)                 # no clean-up can run
     proc.wait()
     deadline = time.monotonic() + 5
