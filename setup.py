@@ -10,9 +10,7 @@ build is pure Python: the same results, some 7 times slower for the ``linux`` sc
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import runpy
 import sys
 from pathlib import Path
@@ -35,14 +33,13 @@ class OptionalBuildExt(build_ext):
             print(f"kvmlab: compiling the CPU model failed ({err}); it stays pure Python",
                   file=sys.stderr)
             for ext in self.extensions:
-                for path in (Path(self.get_ext_fullpath(ext.name)),):
-                    path.unlink(missing_ok=True)
+                Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
             MANIFEST.unlink(missing_ok=True)
 
 
 def compiled_modules() -> list:
     """The mypyc extensions of the CPU model, or none (pure Python)."""
-    if os.environ.get(NATIVE["PURE_ENV"], "") not in ("", "0"):
+    if NATIVE["pure_requested"]():
         return []
     try:
         from mypyc.build import mypycify
@@ -51,9 +48,8 @@ def compiled_modules() -> list:
               file=sys.stderr)
         return []
     sources = [str(NATIVE["source"](m).relative_to(ROOT)) for m in NATIVE["MODULES"]]
-    MANIFEST.write_text(json.dumps(
-        {m: hashlib.sha256(NATIVE["source"](m).read_bytes()).hexdigest()
-         for m in NATIVE["MODULES"]}, indent=1) + "\n")
+    MANIFEST.write_text(json.dumps({m: NATIVE["digest"](m) for m in NATIVE["MODULES"]},
+                                   indent=1) + "\n")
     return mypycify(sources, group_name="kvmlab.cpu.native", opt_level="3")
 
 

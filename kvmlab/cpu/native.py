@@ -35,11 +35,12 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["MANIFEST", "MODULES", "PURE_ENV", "digest", "state", "use_source"]
+__all__ = ["MANIFEST", "MODULES", "PURE_ENV", "digest", "pure_requested", "state",
+           "use_source"]
 
 #: The modules compiled, in the order they import each other.
 MODULES: tuple[str, ...] = (
@@ -69,12 +70,17 @@ def digest(module: str, root: Path = HERE) -> str:
 
 
 def _compiled(module: str, root: Path = HERE) -> bool:
-    stem = module.rsplit(".", 1)[1]
-    return any((root / f"{stem}{suffix}").exists()
+    return any(source(module, root).with_suffix(suffix).exists()
                for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
-def state(root: Path = HERE, environ: dict[str, str] | None = None) -> str:
+def pure_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether :data:`PURE_ENV` asks for pure Python (set, and not ``0``)."""
+    env = os.environ if environ is None else environ
+    return env.get(PURE_ENV, "") not in ("", "0")
+
+
+def state(root: Path = HERE, environ: Mapping[str, str] | None = None) -> str:
     """How the modules of :data:`MODULES` in ``root`` would run.
 
     Returns
@@ -85,8 +91,7 @@ def state(root: Path = HERE, environ: dict[str, str] | None = None) -> str:
         changed since, or the record is missing: they run from source. ``"off"``:
         :data:`PURE_ENV` is set, so they run from source.
     """
-    env = os.environ if environ is None else environ
-    if env.get(PURE_ENV, "") not in ("", "0"):
+    if pure_requested(environ):
         return "off"
     if not any(_compiled(m, root) for m in MODULES):
         return "source"
